@@ -1,0 +1,273 @@
+//! The bundle manifest (`manifest.yaml`): format version, tensor records,
+//! aliases (weight tying), the graph record and metadata.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::limits::{MAX_MANIFEST_BYTES, MAX_TENSORS};
+use crate::names::{PARAMS_GROUP, check_group_name, check_metadata_key, check_tensor_name};
+use crate::{DType, FormatError, MetaValue, Sha256Digest, canonical, tensor::byte_size, yaml};
+
+/// Name of the manifest entry.
+pub const MANIFEST_ENTRY: &str = "manifest.yaml";
+/// Name of the graph entry.
+pub const GRAPH_ENTRY: &str = "graph.yaml";
+/// Prefix of tensor entries: tensor `t` is stored at `tensors/t.npy`.
+pub const TENSOR_ENTRY_PREFIX: &str = "tensors/";
+/// Suffix of tensor entries.
+pub const TENSOR_ENTRY_SUFFIX: &str = ".npy";
+
+/// The entry name that stores tensor `name`.
+pub fn tensor_entry_name(name: &str) -> String {
+    format!("{TENSOR_ENTRY_PREFIX}{name}{TENSOR_ENTRY_SUFFIX}")
+}
+
+/// A `MAJOR.MINOR` format version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FormatVersion {
+    /// Incompatible changes.
+    pub major: u32,
+    /// Backward-compatible additions.
+    pub minor: u32,
+}
+
+impl FormatVersion {
+    /// The version this library writes and the newest it reads.
+    pub const CURRENT: FormatVersion = FormatVersion { major: 1, minor: 0 };
+}
+
+impl fmt::Display for FormatVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
+impl FromStr for FormatVersion {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("format_version `{s}` is not of the form MAJOR.MINOR (like \"1.0\")");
+        let (major, minor) = s.split_once('.').ok_or_else(bad)?;
+        let num = |p: &str| {
+            (!p.is_empty() && p.len() <= 9 && p.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| p.parse::<u32>().ok())
+                .flatten()
+        };
+        Ok(FormatVersion { major: num(major).ok_or_else(bad)?, minor: num(minor).ok_or_else(bad)? })
+    }
+}
+
+impl Serialize for FormatVersion {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for FormatVersion {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl JsonSchema for FormatVersion {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "FormatVersion".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": "^[0-9]{1,9}\\.[0-9]{1,9}$",
+            "description": "Format version MAJOR.MINOR, written as a string (\"1.0\")."
+        })
+    }
+}
+
+/// What the manifest says about one stored tensor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TensorRecord {
+    /// Element type.
+    pub dtype: DType,
+    /// Dimensions, outermost first; `[]` for a scalar.
+    pub shape: Vec<u64>,
+    /// SHA-256 of the tensor's data bytes (little-endian, C order, no header).
+    pub sha256: Sha256Digest,
+    /// The group the tensor belongs to: `params` (the model's parameters,
+    /// owned by the graph when there is one) or any other group name, such as
+    /// `optimizer` or `buffers`, for tensors that sit beside the model.
+    #[serde(default = "default_group")]
+    pub group: String,
+}
+
+fn default_group() -> String {
+    PARAMS_GROUP.to_owned()
+}
+
+impl TensorRecord {
+    /// Bytes of data the record declares, overflow-checked.
+    pub fn byte_size(&self) -> Result<u64, FormatError> {
+        byte_size(self.dtype, &self.shape)
+    }
+}
+
+/// What the manifest says about the graph entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GraphRecord {
+    /// Version of the op vocabulary the graph uses.
+    pub opset: u32,
+    /// SHA-256 of the `graph.yaml` entry's bytes.
+    pub sha256: Sha256Digest,
+    /// Semantic architecture digest: SHA-256 of the graph's canonical form,
+    /// independent of YAML formatting, key order and shorthand.
+    pub architecture_digest: Sha256Digest,
+}
+
+/// The contents of `manifest.yaml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Version of the bundle format, `"1.0"` for this library.
+    pub format_version: FormatVersion,
+    /// The layer graph, when the bundle has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graph: Option<GraphRecord>,
+    /// Every stored tensor, by name.
+    pub tensors: BTreeMap<String, TensorRecord>,
+    /// Tied weights: each key is another name for the stored tensor it maps to.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub aliases: BTreeMap<String, String>,
+    /// Free-form typed metadata.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, MetaValue>,
+}
+
+#[derive(Deserialize)]
+struct VersionProbe {
+    format_version: Option<String>,
+}
+
+impl Manifest {
+    /// An empty manifest of the current version.
+    pub fn new() -> Self {
+        Manifest {
+            format_version: FormatVersion::CURRENT,
+            graph: None,
+            tensors: BTreeMap::new(),
+            aliases: BTreeMap::new(),
+            metadata: BTreeMap::new(),
+        }
+    }
+
+    /// Parses and checks manifest bytes, applying the reader contract: a newer
+    /// major version is refused up front; a newer minor version is read, and
+    /// fields this reader does not know are reported with an upgrade hint.
+    pub fn parse(bytes: &[u8]) -> Result<Manifest, FormatError> {
+        if bytes.len() as u64 > MAX_MANIFEST_BYTES {
+            return Err(FormatError::Manifest {
+                field: "<document>".into(),
+                reason: format!("{} bytes, above the limit of {MAX_MANIFEST_BYTES} (MAX_MANIFEST_BYTES)", bytes.len()),
+            });
+        }
+        let probe: VersionProbe = yaml::from_slice(MANIFEST_ENTRY, bytes)?;
+        let raw = probe.format_version.ok_or_else(|| FormatError::Manifest {
+            field: "format_version".into(),
+            reason: "missing: every manifest starts with format_version".into(),
+        })?;
+        let version: FormatVersion =
+            raw.parse().map_err(|reason| FormatError::Manifest { field: "format_version".into(), reason })?;
+        let current = FormatVersion::CURRENT;
+        if version.major != current.major {
+            return Err(FormatError::UnsupportedVersion {
+                found: version.to_string(),
+                supported: format!("{}.x", current.major),
+                hint: if version.major > current.major {
+                    "upgrade nnbundle to read this bundle"
+                } else {
+                    "this major version was never released; the file is not a valid bundle"
+                },
+            });
+        }
+        let manifest: Manifest = yaml::from_slice(MANIFEST_ENTRY, bytes).map_err(|e| match e {
+            FormatError::Yaml { message, location, document } if version.minor > current.minor => FormatError::Yaml {
+                message: format!(
+                    "{message} (the bundle declares format {version}, this reader supports up to {current}: upgrade nnbundle)"
+                ),
+                location,
+                document,
+            },
+            other => other,
+        })?;
+        manifest.check()?;
+        Ok(manifest)
+    }
+
+    /// Checks names, shapes, sizes, aliases and metadata against the spec's rules.
+    pub fn check(&self) -> Result<(), FormatError> {
+        let count = self.tensors.len() + self.aliases.len();
+        if count > MAX_TENSORS {
+            return Err(FormatError::Manifest {
+                field: "tensors".into(),
+                reason: format!("{count} tensors and aliases, above the limit of {MAX_TENSORS} (MAX_TENSORS)"),
+            });
+        }
+        for (name, record) in &self.tensors {
+            check_tensor_name(name)?;
+            check_group_name(&record.group)?;
+            record.byte_size().map_err(|e| FormatError::Manifest {
+                field: format!("tensors.{name}.shape"),
+                reason: e.to_string(),
+            })?;
+        }
+        for (alias, target) in &self.aliases {
+            check_tensor_name(alias)?;
+            if self.tensors.contains_key(alias) {
+                return Err(FormatError::Manifest {
+                    field: format!("aliases.{alias}"),
+                    reason: "an alias must not also be a stored tensor".into(),
+                });
+            }
+            if !self.tensors.contains_key(target) {
+                return Err(FormatError::Manifest {
+                    field: format!("aliases.{alias}"),
+                    reason: format!("points to `{target}`, which is not a stored tensor"),
+                });
+            }
+        }
+        for (key, value) in &self.metadata {
+            check_metadata_key(key)?;
+            value.check(key)?;
+        }
+        Ok(())
+    }
+
+    /// The canonical YAML text the writer stores.
+    pub fn to_yaml(&self) -> Result<String, FormatError> {
+        yaml::to_string(self)
+    }
+
+    /// The bundle digest: SHA-256 of the manifest's canonical JSON form.
+    ///
+    /// The manifest lists every tensor's SHA-256 and the graph's digests, so
+    /// this one value identifies the whole bundle's content.
+    pub fn bundle_digest(&self) -> Result<Sha256Digest, FormatError> {
+        canonical::canonical_digest(self)
+    }
+
+    /// Resolves a name that is either a stored tensor or an alias of one.
+    pub fn resolve<'a>(&'a self, name: &'a str) -> Option<(&'a str, &'a TensorRecord)> {
+        let stored = self.aliases.get(name).map(String::as_str).unwrap_or(name);
+        self.tensors.get_key_value(stored).map(|(k, r)| (k.as_str(), r))
+    }
+}
+
+impl Default for Manifest {
+    fn default() -> Self {
+        Manifest::new()
+    }
+}
