@@ -1,1 +1,84 @@
-//! placeholder
+//! The nnbundle container: how a bundle's bytes are laid out and checked.
+//!
+//! A bundle is a zip archive whose entries are all stored (uncompressed):
+//!
+//! ```text
+//! manifest.yaml           format version, tensor records (dtype, shape, SHA-256, group),
+//!                         aliases, graph record, metadata
+//! graph.yaml              the layer graph (optional)
+//! tensors/<name>.npy      one numpy array per stored tensor; data 64-byte aligned
+//! ```
+//!
+//! [`BundleWriter`] writes byte-reproducible bundles, atomically when saving
+//! to a path; [`Bundle`] opens them (memory-mapped by default), checks the
+//! container without reading tensor data, and verifies each tensor's SHA-256
+//! when it is first read.
+//!
+//! ```
+//! use nnbundle_container::{Bundle, BundleWriter};
+//! use nnbundle_format::Tensor;
+//!
+//! let mut w = BundleWriter::new();
+//! w.add_tensor("x", Tensor::from_vec(vec![4], vec![0i64, 1, 2, 3]).unwrap()).unwrap();
+//! let bundle = Bundle::from_bytes(w.to_bytes().unwrap()).unwrap();
+//! assert_eq!(bundle.tensor("x").unwrap().to_vec::<i64>().unwrap(), [0, 1, 2, 3]);
+//! ```
+#![deny(missing_docs)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+pub use nnbundle_format as format;
+use nnbundle_format::Tensor;
+
+mod atomic;
+mod error;
+mod mmap;
+pub mod npy;
+mod reader;
+mod writer;
+
+pub use atomic::{TEMP_SUFFIX, write_atomically};
+pub use error::{ContainerError, Result};
+pub use reader::{Bundle, OpenOptions, TensorInfo, Verify};
+pub use writer::{BundleWriter, GraphDocument};
+
+/// The name [`save_tensor`] stores a lone tensor under.
+pub const SINGLE_TENSOR_NAME: &str = "tensor";
+
+/// Saves one tensor as a bundle (under the name [`SINGLE_TENSOR_NAME`]).
+pub fn save_tensor(path: impl AsRef<Path>, tensor: &Tensor) -> Result<()> {
+    let mut w = BundleWriter::new();
+    w.add_tensor(SINGLE_TENSOR_NAME, tensor.clone())?;
+    w.save(path).map(drop)
+}
+
+/// Loads the one tensor of a bundle, verifying its hash. Fails when the
+/// bundle holds more or fewer than one tensor.
+pub fn load_tensor(path: impl AsRef<Path>) -> Result<Tensor> {
+    let bundle = Bundle::open(path)?;
+    let infos = bundle.tensor_infos();
+    match infos.as_slice() {
+        [one] => bundle.tensor(one.name),
+        _ => Err(ContainerError::InvalidContent {
+            reason: format!("expected a bundle with one tensor, found {} (use load_tensors)", infos.len()),
+        }),
+    }
+}
+
+/// Saves named tensors (a dict of tensors, or a state dict with dotted names).
+pub fn save_tensors<'a>(
+    path: impl AsRef<Path>,
+    tensors: impl IntoIterator<Item = (&'a String, &'a Tensor)>,
+) -> Result<()> {
+    let mut w = BundleWriter::new();
+    for (name, tensor) in tensors {
+        w.add_tensor(name.clone(), tensor.clone())?;
+    }
+    w.save(path).map(drop)
+}
+
+/// Loads every tensor of a bundle by name, all hashes checked in parallel.
+pub fn load_tensors(path: impl AsRef<Path>) -> Result<BTreeMap<String, Tensor>> {
+    Bundle::open(path)?.load_all()
+}

@@ -13,8 +13,10 @@ use crate::{FormatError, Sha256Digest};
 pub fn to_canonical_json<T: Serialize>(value: &T) -> Result<Vec<u8>, FormatError> {
     // `serde_json::Value` keeps objects in a sorted map (the crate is built
     // without `preserve_order`), which gives the key order the spec requires.
-    let tree = serde_json::to_value(value)
-        .map_err(|e| FormatError::Manifest { field: "<root>".into(), reason: format!("not representable as JSON: {e}") })?;
+    let tree = serde_json::to_value(value).map_err(|e| FormatError::Manifest {
+        field: "<root>".into(),
+        reason: format!("not representable as JSON: {e}"),
+    })?;
     Ok(serde_json::to_vec(&tree).expect("a JSON value always serializes"))
 }
 

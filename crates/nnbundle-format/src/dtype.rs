@@ -7,9 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// The element type of a tensor. Every dtype is stored little-endian.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DType {
     /// IEEE 754 binary16.
@@ -110,9 +108,8 @@ impl FromStr for DType {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        DType::ALL
-            .into_iter()
-            .find(|d| d.name() == s)
-            .ok_or_else(|| format!("unknown dtype `{s}` (expected one of f16, bf16, f32, f64, i8, i16, i32, i64, u8, bool)"))
+        DType::ALL.into_iter().find(|d| d.name() == s).ok_or_else(|| {
+            format!("unknown dtype `{s}` (expected one of f16, bf16, f32, f64, i8, i16, i32, i64, u8, bool)")
+        })
     }
 }

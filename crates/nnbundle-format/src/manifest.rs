@@ -219,10 +219,9 @@ impl Manifest {
         for (name, record) in &self.tensors {
             check_tensor_name(name)?;
             check_group_name(&record.group)?;
-            record.byte_size().map_err(|e| FormatError::Manifest {
-                field: format!("tensors.{name}.shape"),
-                reason: e.to_string(),
-            })?;
+            record
+                .byte_size()
+                .map_err(|e| FormatError::Manifest { field: format!("tensors.{name}.shape"), reason: e.to_string() })?;
         }
         for (alias, target) in &self.aliases {
             check_tensor_name(alias)?;

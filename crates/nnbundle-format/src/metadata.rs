@@ -108,11 +108,7 @@ impl<'de> Visitor<'de> for MetaVisitor {
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<MetaValue, E> {
-        if v.is_finite() {
-            Ok(MetaValue::Float(v))
-        } else {
-            Err(E::custom(format!("{v} is not a finite number")))
-        }
+        if v.is_finite() { Ok(MetaValue::Float(v)) } else { Err(E::custom(format!("{v} is not a finite number"))) }
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<MetaValue, E> {

@@ -158,9 +158,9 @@ mod array {
         /// A zero-copy array view; `None` when the data is not aligned for `T`
         /// (never the case for tensors read from a bundle) or `T` is `bool`.
         pub fn array_view<T: Element>(&self) -> Result<Option<ArrayViewD<'_, T>>, FormatError> {
-            Ok(self.view::<T>()?.map(|v| {
-                ArrayViewD::from_shape(IxDyn(&self.shape), v).expect("tensor length matches its shape")
-            }))
+            Ok(self
+                .view::<T>()?
+                .map(|v| ArrayViewD::from_shape(IxDyn(&self.shape), v).expect("tensor length matches its shape")))
         }
     }
 }

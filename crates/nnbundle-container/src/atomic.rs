@@ -1,0 +1,109 @@
+//! Crash-safe file replacement.
+//!
+//! The new content is written to a temporary file in the destination's
+//! folder, flushed and fsynced, renamed over the destination, and the folder
+//! is fsynced. At every instant the destination holds either the complete old
+//! file or the complete new one. A failed write removes its temporary file; a
+//! process killed mid-write leaves one named `.<file>.<random>.nnb-tmp`,
+//! which readers and later saves ignore.
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::Path;
+
+use crate::error::{ContainerError, Result};
+
+/// Suffix of temporary files left by interrupted saves.
+pub const TEMP_SUFFIX: &str = ".nnb-tmp";
+
+/// Writes `path` atomically with the bytes `write` produces.
+///
+/// When `write` fails, the error is returned and `path` is left as it was.
+pub fn write_atomically<F>(path: &Path, write: F) -> Result<()>
+where
+    F: FnOnce(&mut BufWriter<File>) -> Result<()>,
+{
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| ContainerError::InvalidContent { reason: format!("`{}` is not a file path", path.display()) })?;
+    let temp = tempfile::Builder::new()
+        .prefix(&format!(".{}.", file_name.to_string_lossy()))
+        .suffix(TEMP_SUFFIX)
+        .tempfile_in(dir)
+        .map_err(|e| ContainerError::io("create a temporary file in", dir, e))?;
+    let (file, temp_path) = temp.into_parts();
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    write(&mut out)?;
+    let file = out.into_inner().map_err(|e| ContainerError::io("write", &*temp_path, e.into_error()))?;
+    file.sync_all().map_err(|e| ContainerError::io("sync", &*temp_path, e))?;
+    set_permissions(&file, path);
+    drop(file);
+    temp_path.persist(path).map_err(|e| ContainerError::io("rename into", path, e.error))?;
+    sync_dir(dir);
+    Ok(())
+}
+
+/// Gives the new file the old file's permissions, or the usual 0644 for a new one
+/// (temporary files are created 0600).
+#[cfg(unix)]
+fn set_permissions(file: &File, dest: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dest).map(|m| m.permissions().mode() & 0o7777).unwrap_or(0o644);
+    // Best effort: a file system without permissions keeps the default.
+    let _ = file.set_permissions(std::fs::Permissions::from_mode(mode));
+}
+
+#[cfg(not(unix))]
+fn set_permissions(_: &File, _: &Path) {}
+
+/// Makes the rename durable. Best effort: some file systems refuse to open
+/// or sync folders, and the rename itself has already happened.
+fn sync_dir(dir: &Path) {
+    #[cfg(unix)]
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    #[test]
+    fn failed_write_keeps_old_file_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.nnb");
+        std::fs::write(&path, b"old").unwrap();
+        let err = write_atomically(&path, |w| {
+            w.write_all(&[7u8; 100_000]).unwrap();
+            Err(ContainerError::InvalidContent { reason: "injected".into() })
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("injected"));
+        assert_eq!(std::fs::read(&path).unwrap(), b"old");
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, [std::ffi::OsString::from("m.nnb")]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn new_files_are_0644_and_replacements_keep_permissions() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.nnb");
+        write_atomically(&path, |w| w.write_all(b"one").map_err(|e| ContainerError::io("write", &path, e))).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o644);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        write_atomically(&path, |w| w.write_all(b"two").map_err(|e| ContainerError::io("write", &path, e))).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"two");
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+}

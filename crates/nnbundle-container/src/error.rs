@@ -1,0 +1,110 @@
+//! Errors of the container layer. Every variant names the entry or tensor at fault.
+
+use std::path::PathBuf;
+
+use nnbundle_format::{FormatError, Sha256Digest};
+
+/// What went wrong while reading or writing a bundle.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ContainerError {
+    /// A file-system operation failed.
+    #[error("{op} `{}`: {source}", path.display())]
+    Io {
+        /// What was being done (`open`, `write`, `rename`, ...).
+        op: &'static str,
+        /// The file or folder.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The bytes are not a readable zip archive.
+    #[error("not a bundle: {reason}")]
+    NotAZip {
+        /// Why the zip structure could not be read.
+        reason: String,
+    },
+    /// A zip entry that breaks the container rules.
+    #[error("entry `{entry}`: {reason}")]
+    BadEntry {
+        /// The entry name as stored (lossily decoded).
+        entry: String,
+        /// The rule it breaks.
+        reason: String,
+    },
+    /// An entry the manifest or the spec requires is absent.
+    #[error("entry `{entry}` is missing: {reason}")]
+    MissingEntry {
+        /// The expected entry name.
+        entry: String,
+        /// Why it is required.
+        reason: String,
+    },
+    /// The manifest or graph entry is invalid.
+    #[error("entry `{entry}`: {source}")]
+    Document {
+        /// `manifest.yaml` or `graph.yaml`.
+        entry: String,
+        /// What is wrong in it.
+        #[source]
+        source: FormatError,
+    },
+    /// A tensor's `.npy` entry disagrees with the manifest or is malformed.
+    #[error("tensor `{tensor}` (entry `{entry}`): {reason}")]
+    BadTensorEntry {
+        /// Tensor name.
+        tensor: String,
+        /// Its entry.
+        entry: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A tensor's data does not hash to the manifest's digest.
+    #[error("tensor `{tensor}`: SHA-256 mismatch: manifest says {expected}, data hashes to {actual}")]
+    HashMismatch {
+        /// Tensor name.
+        tensor: String,
+        /// Digest in the manifest.
+        expected: Sha256Digest,
+        /// Digest of the stored bytes.
+        actual: Sha256Digest,
+    },
+    /// Several tensors failed verification.
+    #[error("{} tensors failed verification; first: {}", .0.len(), .0[0])]
+    Verification(Vec<ContainerError>),
+    /// A tensor that the bundle does not have.
+    #[error("no tensor named `{name}` in the bundle")]
+    UnknownTensor {
+        /// The requested name.
+        name: String,
+    },
+    /// A tensor, name or value given to the writer is invalid.
+    #[error("tensor `{tensor}`: {source}")]
+    InvalidTensor {
+        /// Tensor name.
+        tensor: String,
+        /// What is wrong.
+        #[source]
+        source: FormatError,
+    },
+    /// The writer was asked for something the format cannot hold.
+    #[error("cannot write bundle: {reason}")]
+    InvalidContent {
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl ContainerError {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        ContainerError::Io { op, path: path.into(), source }
+    }
+
+    pub(crate) fn entry(entry: impl Into<String>, reason: impl Into<String>) -> Self {
+        ContainerError::BadEntry { entry: entry.into(), reason: reason.into() }
+    }
+}
+
+/// Result type of this crate.
+pub type Result<T, E = ContainerError> = std::result::Result<T, E>;

@@ -1,0 +1,479 @@
+//! Reading bundles: strict container checks, lazy hashed tensor access.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs::File;
+use std::io::{Cursor, Read};
+use std::ops::Range;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use nnbundle_format::limits::{MAX_ENTRIES, MAX_GRAPH_BYTES, MAX_MANIFEST_BYTES};
+use nnbundle_format::{
+    Buffer, ByteOwner, DType, GRAPH_ENTRY, MANIFEST_ENTRY, Manifest, Sha256Digest, TENSOR_ENTRY_PREFIX,
+    TENSOR_ENTRY_SUFFIX, Tensor, TensorRecord,
+};
+use rayon::prelude::*;
+
+use crate::error::{ContainerError, Result};
+use crate::mmap::MappedFile;
+use crate::npy;
+
+/// When tensor hashes are checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Verify {
+    /// Each tensor is hashed the first time it is read (the default).
+    #[default]
+    OnAccess,
+    /// Every tensor is hashed, in parallel, before `open` returns.
+    Eager,
+    /// Hashes are never checked: the trusted fast path for files you produced.
+    Never,
+}
+
+/// How to open a bundle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenOptions {
+    /// When to check tensor hashes.
+    pub verify: Verify,
+    /// Memory-map the file (the default) instead of reading it into memory.
+    pub mmap: bool,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions { verify: Verify::OnAccess, mmap: true }
+    }
+}
+
+/// What a bundle lists about one tensor, available without reading its data.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TensorInfo<'a> {
+    /// The tensor's name (an alias name for tied weights).
+    pub name: &'a str,
+    /// The stored tensor it resolves to (equal to `name` unless an alias).
+    pub stored_as: &'a str,
+    /// The manifest record: dtype, shape, digest, group.
+    pub record: &'a TensorRecord,
+}
+
+impl TensorInfo<'_> {
+    /// Element type.
+    pub fn dtype(&self) -> DType {
+        self.record.dtype
+    }
+
+    /// Data size in bytes.
+    pub fn nbytes(&self) -> u64 {
+        self.record.byte_size().expect("checked when the bundle was opened")
+    }
+}
+
+struct Slot {
+    entry: String,
+    data: Range<usize>,
+    verified: OnceLock<()>,
+}
+
+struct OwnedBytes(Vec<u8>);
+
+impl ByteOwner for OwnedBytes {
+    fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// An open bundle: its manifest, its graph document and lazy access to its tensors.
+///
+/// Opening checks the whole container (entries, names, sizes, the manifest,
+/// every `.npy` header against the manifest) but reads no tensor data.
+/// Tensors handed out share the bundle's bytes (zero-copy when memory-mapped).
+pub struct Bundle {
+    source: Arc<dyn ByteOwner>,
+    manifest: Manifest,
+    slots: BTreeMap<String, Slot>,
+    graph: Option<Range<usize>>,
+    verify: Verify,
+}
+
+impl std::fmt::Debug for Bundle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bundle").field("tensors", &self.slots.len()).field("verify", &self.verify).finish()
+    }
+}
+
+impl Bundle {
+    /// Opens `path`, memory-mapped, verifying each tensor's hash on first access.
+    pub fn open(path: impl AsRef<Path>) -> Result<Bundle> {
+        Bundle::open_with(path, OpenOptions::default())
+    }
+
+    /// Opens `path` with explicit options.
+    pub fn open_with(path: impl AsRef<Path>, options: OpenOptions) -> Result<Bundle> {
+        let path = path.as_ref();
+        let mut file = File::open(path).map_err(|e| ContainerError::io("open", path, e))?;
+        let len = file.metadata().map_err(|e| ContainerError::io("stat", path, e))?.len();
+        let source: Arc<dyn ByteOwner> = if options.mmap && len > 0 {
+            Arc::new(MappedFile::map(&file).map_err(|e| ContainerError::io("memory-map", path, e))?)
+        } else {
+            let mut bytes = Vec::new();
+            file.read_to_end(&mut bytes).map_err(|e| ContainerError::io("read", path, e))?;
+            Arc::new(OwnedBytes(bytes))
+        };
+        Bundle::from_owner(source, options.verify)
+    }
+
+    /// Reads a bundle held in memory.
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Bundle> {
+        Bundle::from_owner(Arc::new(OwnedBytes(bytes)), Verify::OnAccess)
+    }
+
+    /// Reads a bundle from bytes owned by `source`, with the given hash policy.
+    pub fn from_owner(source: Arc<dyn ByteOwner>, verify: Verify) -> Result<Bundle> {
+        let layout = scan_entries(source.bytes())?;
+        let bytes = source.bytes();
+        let manifest_range = layout.get(MANIFEST_ENTRY).ok_or_else(|| ContainerError::MissingEntry {
+            entry: MANIFEST_ENTRY.into(),
+            reason: "every bundle has a manifest".into(),
+        })?;
+        let manifest = Manifest::parse(&bytes[manifest_range.data.clone()])
+            .map_err(|source| ContainerError::Document { entry: MANIFEST_ENTRY.into(), source })?;
+
+        let graph = match (&manifest.graph, layout.get(GRAPH_ENTRY)) {
+            (Some(record), Some(entry)) => {
+                check_size(GRAPH_ENTRY, entry.data.len(), MAX_GRAPH_BYTES)?;
+                let actual = Sha256Digest::of(&bytes[entry.data.clone()]);
+                if actual != record.sha256 {
+                    return Err(ContainerError::entry(
+                        GRAPH_ENTRY,
+                        format!("SHA-256 mismatch: manifest says {}, entry hashes to {actual}", record.sha256),
+                    ));
+                }
+                Some(entry.data.clone())
+            }
+            (Some(_), None) => {
+                return Err(ContainerError::MissingEntry {
+                    entry: GRAPH_ENTRY.into(),
+                    reason: "the manifest has a `graph` record".into(),
+                });
+            }
+            (None, Some(_)) => {
+                return Err(ContainerError::entry(GRAPH_ENTRY, "present, but the manifest has no `graph` record"));
+            }
+            (None, None) => None,
+        };
+
+        let mut slots = BTreeMap::new();
+        for (name, record) in &manifest.tensors {
+            let entry = nnbundle_format::tensor_entry_name(name);
+            let located = layout.get(&entry).ok_or_else(|| ContainerError::MissingEntry {
+                entry: entry.clone(),
+                reason: format!("the manifest lists tensor `{name}`"),
+            })?;
+            let data = tensor_data(name, &entry, record, bytes, &located.data)?;
+            slots.insert(name.clone(), Slot { entry, data, verified: OnceLock::new() });
+        }
+        let expected = slots.len() + 1 + usize::from(graph.is_some());
+        if layout.len() != expected {
+            let stray = layout
+                .keys()
+                .find(|e| *e != MANIFEST_ENTRY && *e != GRAPH_ENTRY && !slots.values().any(|s: &Slot| &s.entry == *e))
+                .cloned()
+                .unwrap_or_default();
+            return Err(ContainerError::entry(stray, "not listed in the manifest"));
+        }
+        let bundle = Bundle { source, manifest, slots, graph, verify };
+        if verify == Verify::Eager {
+            bundle.verify_all()?;
+        }
+        Ok(bundle)
+    }
+
+    /// The manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The bundle digest (SHA-256 of the manifest's canonical form).
+    pub fn digest(&self) -> Sha256Digest {
+        self.manifest.bundle_digest().expect("a parsed manifest has a canonical form")
+    }
+
+    /// The `graph.yaml` bytes, when the bundle has a graph (already checked
+    /// against the manifest's SHA-256).
+    pub fn graph_yaml(&self) -> Option<&[u8]> {
+        self.graph.clone().map(|r| &self.source.bytes()[r])
+    }
+
+    /// Every tensor name, stored tensors and aliases, in name order.
+    pub fn tensor_infos(&self) -> Vec<TensorInfo<'_>> {
+        let stored = self.manifest.tensors.iter().map(|(n, r)| TensorInfo { name: n, stored_as: n, record: r });
+        let aliases = self.manifest.aliases.iter().map(|(a, t)| TensorInfo {
+            name: a,
+            stored_as: t,
+            record: &self.manifest.tensors[t],
+        });
+        let mut all: Vec<_> = stored.chain(aliases).collect();
+        all.sort_by(|a, b| a.name.cmp(b.name));
+        all
+    }
+
+    /// What the bundle lists about `name` (a stored tensor or an alias).
+    pub fn tensor_info<'a>(&'a self, name: &'a str) -> Option<TensorInfo<'a>> {
+        self.manifest.resolve(name).map(|(stored_as, record)| TensorInfo { name, stored_as, record })
+    }
+
+    /// Reads tensor `name` (or an alias), checking its hash according to the
+    /// open options. The tensor shares the bundle's bytes.
+    pub fn tensor(&self, name: &str) -> Result<Tensor> {
+        let (stored, slot, record) = self.slot(name)?;
+        if self.verify != Verify::Never {
+            self.verify_slot(stored, slot, record)?;
+        }
+        self.make_tensor(stored, slot, record)
+    }
+
+    /// Reads tensor `name` without checking its hash.
+    pub fn tensor_unverified(&self, name: &str) -> Result<Tensor> {
+        let (stored, slot, record) = self.slot(name)?;
+        self.make_tensor(stored, slot, record)
+    }
+
+    /// Hashes every tensor not yet verified, in parallel, and reports every mismatch.
+    pub fn verify_all(&self) -> Result<()> {
+        let mut errors: Vec<ContainerError> = self
+            .slots
+            .par_iter()
+            .filter_map(|(name, slot)| self.verify_slot(name, slot, &self.manifest.tensors[name]).err())
+            .collect();
+        match errors.len() {
+            0 => Ok(()),
+            1 => Err(errors.remove(0)),
+            _ => Err(ContainerError::Verification(errors)),
+        }
+    }
+
+    /// Every tensor and alias by name, all hashes checked (in parallel) unless
+    /// the bundle was opened with [`Verify::Never`].
+    pub fn load_all(&self) -> Result<BTreeMap<String, Tensor>> {
+        if self.verify != Verify::Never {
+            self.verify_all()?;
+        }
+        self.tensor_infos()
+            .into_iter()
+            .map(|info| Ok((info.name.to_owned(), self.tensor_unverified(info.name)?)))
+            .collect()
+    }
+
+    /// Names of tensors in `group`, in name order.
+    pub fn group(&self, group: &str) -> Vec<&str> {
+        self.manifest.tensors.iter().filter(|(_, r)| r.group == group).map(|(n, _)| n.as_str()).collect()
+    }
+
+    fn slot<'a>(&'a self, name: &'a str) -> Result<(&'a str, &'a Slot, &'a TensorRecord)> {
+        let (stored, record) =
+            self.manifest.resolve(name).ok_or_else(|| ContainerError::UnknownTensor { name: name.to_owned() })?;
+        Ok((stored, &self.slots[stored], record))
+    }
+
+    fn verify_slot(&self, name: &str, slot: &Slot, record: &TensorRecord) -> Result<()> {
+        if slot.verified.get().is_some() {
+            return Ok(());
+        }
+        let actual = Sha256Digest::of(&self.source.bytes()[slot.data.clone()]);
+        if actual != record.sha256 {
+            return Err(ContainerError::HashMismatch { tensor: name.to_owned(), expected: record.sha256, actual });
+        }
+        let _ = slot.verified.set(());
+        Ok(())
+    }
+
+    fn make_tensor(&self, name: &str, slot: &Slot, record: &TensorRecord) -> Result<Tensor> {
+        let buffer = Buffer::from_owner(self.source.clone(), slot.data.clone()).expect("range checked at open");
+        let shape = record.shape.iter().map(|&d| d as usize).collect();
+        Tensor::from_bytes(record.dtype, shape, buffer)
+            .map_err(|source| ContainerError::InvalidTensor { tensor: name.to_owned(), source })
+    }
+}
+
+fn check_size(entry: &str, len: usize, max: u64) -> Result<()> {
+    if len as u64 > max {
+        return Err(ContainerError::entry(entry, format!("{len} bytes, above the spec's limit of {max}")));
+    }
+    Ok(())
+}
+
+/// Locates the data of a tensor entry after checking its `.npy` header against the manifest.
+fn tensor_data(
+    name: &str,
+    entry: &str,
+    record: &TensorRecord,
+    bytes: &[u8],
+    range: &Range<usize>,
+) -> Result<Range<usize>> {
+    let bad = |reason: String| ContainerError::BadTensorEntry { tensor: name.into(), entry: entry.into(), reason };
+    let header = npy::decode_header(&bytes[range.clone()]).map_err(bad)?;
+    if header.descr != record.dtype.npy_descr() {
+        return Err(bad(format!(
+            ".npy descr is `{}`, but the manifest's dtype {} is stored as `{}`",
+            header.descr,
+            record.dtype,
+            record.dtype.npy_descr()
+        )));
+    }
+    if header.fortran_order {
+        return Err(bad(".npy data is in Fortran order; bundles store C order".into()));
+    }
+    if header.shape != record.shape {
+        return Err(bad(format!(".npy shape {:?} differs from the manifest's {:?}", header.shape, record.shape)));
+    }
+    let declared = record.byte_size().map_err(|e| bad(e.to_string()))?;
+    let stored = (range.len() - header.data_offset) as u64;
+    if stored != declared {
+        return Err(bad(format!("{stored} data bytes stored, dtype and shape need {declared}")));
+    }
+    Ok(range.start + header.data_offset..range.end)
+}
+
+/// One entry's place in the file.
+struct Located {
+    data: Range<usize>,
+}
+
+/// Reads the central directory and checks every entry against the container
+/// rules; returns entry name to data range.
+fn scan_entries(bytes: &[u8]) -> Result<BTreeMap<String, Located>> {
+    let mut archive =
+        zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| ContainerError::NotAZip { reason: e.to_string() })?;
+    if archive.len() > MAX_ENTRIES {
+        return Err(ContainerError::NotAZip {
+            reason: format!("{} entries, above the limit of {MAX_ENTRIES} (MAX_ENTRIES)", archive.len()),
+        });
+    }
+    if archive.offset() != 0 {
+        return Err(ContainerError::NotAZip { reason: format!("{} bytes precede the first entry", archive.offset()) });
+    }
+    if archive.has_duplicate_names() {
+        return Err(ContainerError::NotAZip { reason: "the archive has duplicate entry names".into() });
+    }
+    let cd_start = usize::try_from(archive.central_directory_start()).unwrap_or(usize::MAX);
+    let mut out = BTreeMap::new();
+    let mut spans = Vec::with_capacity(archive.len());
+    let mut seen = HashSet::new();
+    for index in 0..archive.len() {
+        let file = archive.by_index_raw(index).map_err(|e| ContainerError::NotAZip { reason: e.to_string() })?;
+        let raw_name = file.name_raw();
+        let name = String::from_utf8_lossy(raw_name).into_owned();
+        let Ok(utf8) = std::str::from_utf8(raw_name) else {
+            return Err(ContainerError::entry(name, "name is not UTF-8"));
+        };
+        check_entry_name(utf8)?;
+        if !seen.insert(utf8.to_owned()) {
+            return Err(ContainerError::entry(name, "appears twice"));
+        }
+        if file.encrypted() {
+            return Err(ContainerError::entry(name, "is encrypted"));
+        }
+        if file.is_symlink() || file.is_dir() {
+            return Err(ContainerError::entry(name, "is not a regular file"));
+        }
+        if file.compression() != zip::CompressionMethod::Stored {
+            return Err(ContainerError::entry(
+                name,
+                format!("is compressed ({}); every entry must be stored", file.compression()),
+            ));
+        }
+        if file.size() != file.compressed_size() {
+            return Err(ContainerError::entry(
+                name,
+                format!("stored entry declares {} bytes but occupies {}", file.size(), file.compressed_size()),
+            ));
+        }
+        let header_start = usize::try_from(file.header_start()).unwrap_or(usize::MAX);
+        let data = local_header(bytes, &name, raw_name, header_start, file.size(), file.crc32())?;
+        if data.end > cd_start {
+            return Err(ContainerError::entry(name, "data runs into the central directory"));
+        }
+        if name == MANIFEST_ENTRY {
+            check_size(&name, data.len(), MAX_MANIFEST_BYTES)?;
+            let crc = crc32fast::hash(&bytes[data.clone()]);
+            if crc != file.crc32() {
+                return Err(ContainerError::entry(
+                    name,
+                    format!("CRC-32 mismatch: directory says {:08x}, data gives {crc:08x}", file.crc32()),
+                ));
+            }
+        }
+        spans.push((header_start, data.end, name.clone()));
+        out.insert(name, Located { data });
+    }
+    spans.sort();
+    for pair in spans.windows(2) {
+        if pair[1].0 < pair[0].1 {
+            return Err(ContainerError::entry(pair[1].2.clone(), format!("overlaps entry `{}`", pair[0].2)));
+        }
+    }
+    Ok(out)
+}
+
+/// Entry names allowed by the spec: the manifest, the graph, and tensors.
+fn check_entry_name(name: &str) -> Result<()> {
+    if name == MANIFEST_ENTRY || name == GRAPH_ENTRY {
+        return Ok(());
+    }
+    let tensor = name.strip_prefix(TENSOR_ENTRY_PREFIX).and_then(|n| n.strip_suffix(TENSOR_ENTRY_SUFFIX));
+    match tensor {
+        Some(t) => nnbundle_format::names::check_tensor_name(t)
+            .map_err(|e| ContainerError::entry(name, format!("bad tensor entry name: {e}"))),
+        None => Err(ContainerError::entry(
+            name,
+            "unexpected entry: a bundle holds only manifest.yaml, graph.yaml and tensors/<name>.npy",
+        )),
+    }
+}
+
+fn le16(b: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([b[at], b[at + 1]])
+}
+
+fn le32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+/// Checks an entry's local header against the central directory and returns its data range.
+fn local_header(bytes: &[u8], name: &str, raw_name: &[u8], start: usize, size: u64, crc: u32) -> Result<Range<usize>> {
+    let bad = |reason: &str| ContainerError::entry(name, format!("local header {reason}"));
+    let header =
+        start.checked_add(30).and_then(|end| bytes.get(start..end)).ok_or_else(|| bad("lies outside the file"))?;
+    if le32(header, 0) != 0x0403_4b50 {
+        return Err(bad("has a wrong signature"));
+    }
+    let flags = le16(header, 6);
+    if flags & 0x0001 != 0 {
+        return Err(bad("marks the entry encrypted"));
+    }
+    if flags & 0x0008 != 0 {
+        return Err(bad("defers sizes to a data descriptor, which bundles do not use"));
+    }
+    if le16(header, 8) != 0 {
+        return Err(bad("declares a compression method"));
+    }
+    if le32(header, 14) != crc {
+        return Err(bad("CRC-32 differs from the central directory"));
+    }
+    let (local_csize, local_size) = (le32(header, 18), le32(header, 22));
+    if local_size != u32::MAX && (u64::from(local_size) != size || u64::from(local_csize) != size) {
+        return Err(bad("sizes differ from the central directory"));
+    }
+    let name_len = usize::from(le16(header, 26));
+    let extra_len = usize::from(le16(header, 28));
+    let name_start = start + 30;
+    if bytes.get(name_start..name_start + name_len) != Some(raw_name) {
+        return Err(bad("names a different entry"));
+    }
+    let data_start = name_start + name_len + extra_len;
+    let data_end = usize::try_from(size).ok().and_then(|s| data_start.checked_add(s));
+    match data_end {
+        Some(end) if end <= bytes.len() => Ok(data_start..end),
+        _ => Err(ContainerError::entry(name, format!("declares {size} bytes, past the end of the file"))),
+    }
+}

@@ -1,0 +1,178 @@
+//! Writing bundles: deterministic bytes, hashed tensors, aligned data.
+
+use std::collections::BTreeMap;
+use std::io::{Seek, Write};
+use std::path::Path;
+
+use nnbundle_format::limits::DATA_ALIGNMENT;
+use nnbundle_format::names::{PARAMS_GROUP, check_group_name, check_metadata_key, check_tensor_name};
+use nnbundle_format::{
+    GRAPH_ENTRY, GraphRecord, MANIFEST_ENTRY, Manifest, MetaValue, Sha256Digest, Tensor, TensorRecord,
+    tensor_entry_name,
+};
+use rayon::prelude::*;
+use zip::write::SimpleFileOptions;
+
+use crate::atomic::write_atomically;
+use crate::error::{ContainerError, Result};
+use crate::npy;
+
+/// A graph document ready to be stored: its YAML bytes and what the
+/// manifest records about it. The graph crate produces these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GraphDocument {
+    /// The `graph.yaml` bytes, in canonical form.
+    pub yaml: Vec<u8>,
+    /// The op-vocabulary version the graph uses.
+    pub opset: u32,
+    /// The graph's semantic architecture digest.
+    pub architecture_digest: Sha256Digest,
+}
+
+/// Collects tensors, aliases, metadata and an optional graph, then writes
+/// them as one bundle.
+///
+/// The bytes depend only on the content: entries are sorted, timestamps
+/// fixed at 1980-01-01 00:00, permissions 0644, and the YAML canonical.
+#[derive(Debug, Clone, Default)]
+pub struct BundleWriter {
+    tensors: BTreeMap<String, (Tensor, String)>,
+    aliases: BTreeMap<String, String>,
+    metadata: BTreeMap<String, MetaValue>,
+    graph: Option<GraphDocument>,
+}
+
+impl BundleWriter {
+    /// An empty bundle.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a tensor to the `params` group.
+    pub fn add_tensor(&mut self, name: impl Into<String>, tensor: Tensor) -> Result<&mut Self> {
+        self.add_tensor_to_group(PARAMS_GROUP, name, tensor)
+    }
+
+    /// Adds a tensor to `group` (`optimizer`, `buffers`, ...): tensors outside
+    /// `params` sit beside the model without being its parameters.
+    pub fn add_tensor_to_group(&mut self, group: &str, name: impl Into<String>, tensor: Tensor) -> Result<&mut Self> {
+        let name = name.into();
+        let invalid = |source| ContainerError::InvalidTensor { tensor: name.clone(), source };
+        check_tensor_name(&name).map_err(invalid)?;
+        check_group_name(group).map_err(invalid)?;
+        if self.tensors.contains_key(&name) || self.aliases.contains_key(&name) {
+            return Err(ContainerError::InvalidContent { reason: format!("tensor `{name}` is added twice") });
+        }
+        self.tensors.insert(name, (tensor, group.to_owned()));
+        Ok(self)
+    }
+
+    /// Ties `alias` to the stored tensor `target`: both names load the same data,
+    /// which is stored once.
+    pub fn add_alias(&mut self, alias: impl Into<String>, target: impl Into<String>) -> Result<&mut Self> {
+        let (alias, target) = (alias.into(), target.into());
+        check_tensor_name(&alias).map_err(|source| ContainerError::InvalidTensor { tensor: alias.clone(), source })?;
+        if self.tensors.contains_key(&alias) || self.aliases.contains_key(&alias) {
+            return Err(ContainerError::InvalidContent { reason: format!("alias `{alias}` is already a name") });
+        }
+        self.aliases.insert(alias, target);
+        Ok(self)
+    }
+
+    /// Sets a metadata value.
+    pub fn set_metadata(&mut self, key: impl Into<String>, value: impl Into<MetaValue>) -> Result<&mut Self> {
+        let (key, value) = (key.into(), value.into());
+        check_metadata_key(&key)
+            .and_then(|()| value.check(&key))
+            .map_err(|e| ContainerError::InvalidContent { reason: e.to_string() })?;
+        self.metadata.insert(key, value);
+        Ok(self)
+    }
+
+    /// Sets the graph document.
+    pub fn set_graph(&mut self, graph: GraphDocument) -> &mut Self {
+        self.graph = Some(graph);
+        self
+    }
+
+    /// The manifest this content produces, hashing every tensor (in parallel).
+    pub fn manifest(&self) -> Result<Manifest> {
+        let digests: Vec<Sha256Digest> =
+            self.tensors.par_iter().map(|(_, (t, _))| Sha256Digest::of(t.as_bytes())).collect();
+        let mut manifest = Manifest::new();
+        for ((name, (tensor, group)), sha256) in self.tensors.iter().zip(digests) {
+            let record = TensorRecord {
+                dtype: tensor.dtype(),
+                shape: tensor.shape().iter().map(|&d| d as u64).collect(),
+                sha256,
+                group: group.clone(),
+            };
+            manifest.tensors.insert(name.clone(), record);
+        }
+        manifest.aliases = self.aliases.clone();
+        manifest.metadata = self.metadata.clone();
+        manifest.graph = self.graph.as_ref().map(|g| GraphRecord {
+            opset: g.opset,
+            sha256: Sha256Digest::of(&g.yaml),
+            architecture_digest: g.architecture_digest,
+        });
+        manifest.check().map_err(|e| ContainerError::InvalidContent { reason: e.to_string() })?;
+        Ok(manifest)
+    }
+
+    /// Writes the bundle to `out` and returns its manifest.
+    pub fn write_to<W: Write + Seek>(&self, out: W) -> Result<Manifest> {
+        let manifest = self.manifest()?;
+        let yaml = manifest.to_yaml().map_err(|e| ContainerError::InvalidContent { reason: e.to_string() })?;
+        let zip_err = |entry: &str| {
+            let entry = entry.to_owned();
+            move |e: zip::result::ZipError| ContainerError::entry(entry, format!("zip writer failed: {e}"))
+        };
+        let io_err = |entry: &str| {
+            let entry = entry.to_owned();
+            move |e: std::io::Error| ContainerError::entry(entry, format!("write failed: {e}"))
+        };
+        let base = SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored)
+            .last_modified_time(zip::DateTime::default())
+            .unix_permissions(0o644);
+        let mut zip = zip::ZipWriter::new(out);
+        let mut documents = vec![(MANIFEST_ENTRY, yaml.as_bytes())];
+        if let Some(g) = &self.graph {
+            documents.push((GRAPH_ENTRY, &g.yaml));
+        }
+        for (entry, bytes) in documents {
+            zip.start_file(entry, base).map_err(zip_err(entry))?;
+            zip.write_all(bytes).map_err(io_err(entry))?;
+        }
+        for (name, (tensor, _)) in &self.tensors {
+            let entry = tensor_entry_name(name);
+            let header = npy::encode_header(tensor.dtype(), tensor.shape());
+            let size = header.len() as u64 + tensor.nbytes() as u64;
+            let options = base.with_alignment(DATA_ALIGNMENT as u16).large_file(size >= u64::from(u32::MAX));
+            zip.start_file(&entry, options).map_err(zip_err(&entry))?;
+            zip.write_all(&header).map_err(io_err(&entry))?;
+            zip.write_all(tensor.as_bytes()).map_err(io_err(&entry))?;
+        }
+        zip.finish().map_err(zip_err("<central directory>"))?;
+        Ok(manifest)
+    }
+
+    /// Writes the bundle to `path` atomically (see [`write_atomically`]) and
+    /// returns its manifest. A failure leaves any existing file untouched.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<Manifest> {
+        let mut manifest = None;
+        write_atomically(path.as_ref(), |w| {
+            manifest = Some(self.write_to(w)?);
+            Ok(())
+        })?;
+        Ok(manifest.expect("set by a successful write"))
+    }
+
+    /// The bundle as bytes in memory.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let mut cursor = std::io::Cursor::new(Vec::new());
+        self.write_to(&mut cursor)?;
+        Ok(cursor.into_inner())
+    }
+}

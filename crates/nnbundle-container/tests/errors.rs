@@ -1,0 +1,261 @@
+//! Malformed and malicious input: every case is an error that names the culprit, never a panic.
+
+mod common;
+
+use std::io::{Cursor, Seek, SeekFrom, Write};
+
+use nnbundle_container::{Bundle, BundleWriter, ContainerError, write_atomically};
+use nnbundle_format::Tensor;
+use zip::write::SimpleFileOptions;
+
+fn open(bytes: Vec<u8>) -> Result<Bundle, ContainerError> {
+    Bundle::from_bytes(bytes)
+}
+
+fn err_text(bytes: Vec<u8>) -> String {
+    open(bytes).expect_err("must be rejected").to_string()
+}
+
+/// Byte offset of `needle` in `hay`.
+fn find(hay: &[u8], needle: &[u8]) -> usize {
+    hay.windows(needle.len()).position(|w| w == needle).expect("needle present")
+}
+
+#[test]
+fn flipped_tensor_byte_is_a_hash_mismatch_naming_the_tensor() {
+    let mut bytes = common::sample_bundle();
+    // The f32 value 0.25 * 5 = 1.25 is in hidden.weight's data.
+    let at = find(&bytes, &1.25f32.to_le_bytes());
+    bytes[at] ^= 0x01;
+    let bundle = open(bytes).unwrap();
+    assert!(bundle.tensor("hidden.bias").is_ok(), "other tensors stay readable");
+    match bundle.tensor("hidden.weight").unwrap_err() {
+        ContainerError::HashMismatch { tensor, expected, actual } => {
+            assert_eq!(tensor, "hidden.weight");
+            assert_ne!(expected, actual);
+        }
+        other => panic!("wrong error: {other}"),
+    }
+    let err = bundle.verify_all().unwrap_err().to_string();
+    assert!(err.contains("tensor `hidden.weight`: SHA-256 mismatch: manifest says"), "{err}");
+    assert!(bundle.tensor_unverified("hidden.weight").is_ok(), "the trusted path skips hashing");
+}
+
+#[test]
+fn truncation_at_any_offset_is_an_error() {
+    let bytes = common::sample_bundle();
+    for len in (0..bytes.len()).step_by(7).chain([bytes.len() - 1]) {
+        let err = open(bytes[..len].to_vec());
+        assert!(err.is_err(), "truncated to {len} bytes was accepted");
+    }
+}
+
+#[test]
+fn not_a_zip() {
+    assert!(err_text(b"hello, world".to_vec()).starts_with("not a bundle:"));
+    assert!(err_text(Vec::new()).starts_with("not a bundle:"));
+}
+
+/// Builds a zip by hand with the given entries and options.
+fn zip_with(entries: &[(&str, &[u8], SimpleFileOptions)]) -> Vec<u8> {
+    let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    for (name, data, options) in entries {
+        zip.start_file(*name, *options).unwrap();
+        zip.write_all(data).unwrap();
+    }
+    zip.finish().unwrap().into_inner()
+}
+
+fn stored() -> SimpleFileOptions {
+    SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored)
+}
+
+const MANIFEST: &[u8] = b"format_version: '1.0'\ntensors: {}\n";
+
+#[test]
+fn missing_manifest() {
+    let err = err_text(zip_with(&[]));
+    assert!(err.contains("entry `manifest.yaml` is missing"), "{err}");
+}
+
+#[test]
+fn unexpected_entries_are_rejected() {
+    for name in ["../evil", "/abs", "tensors/a\\b.npy", "notes.txt", "tensors/x.bin", "tensors/sub/x.npy"] {
+        let err = err_text(zip_with(&[("manifest.yaml", MANIFEST, stored()), (name, b"x", stored())]));
+        assert!(err.contains(&format!("entry `{name}`")), "{name}: {err}");
+    }
+}
+
+#[test]
+fn stray_tensor_entry_not_in_manifest() {
+    let err = err_text(zip_with(&[("manifest.yaml", MANIFEST, stored()), ("tensors/x.npy", b"x", stored())]));
+    assert!(err.contains("entry `tensors/x.npy`: not listed in the manifest"), "{err}");
+}
+
+#[test]
+fn compressed_entries_are_rejected() {
+    // The crate is built without deflate, so set the method field by hand:
+    // any method but 0 (stored) must be refused before decompressing anything.
+    let mut bytes = zip_with(&[("manifest.yaml", MANIFEST, stored())]);
+    let cd = find(&bytes, b"PK\x01\x02");
+    bytes[cd + 10] = 8; // central directory: compression method = deflate
+    let err = err_text(bytes);
+    assert!(err.contains("entry `manifest.yaml`") && err.contains("compressed"), "{err}");
+}
+
+#[test]
+fn encrypted_flag_is_rejected() {
+    let mut bytes = zip_with(&[("manifest.yaml", MANIFEST, stored())]);
+    let cd = find(&bytes, b"PK\x01\x02");
+    bytes[cd + 8] |= 1; // general purpose flag bit 0: encrypted
+    let err = err_text(bytes);
+    assert!(err.contains("manifest.yaml") || err.contains("encrypt"), "{err}");
+}
+
+#[test]
+fn duplicate_entries_are_rejected() {
+    let mut bytes = zip_with(&[("manifest.yaml", MANIFEST, stored()), ("manifesX.yaml", MANIFEST, stored())]);
+    // Rename the second entry in both headers to make a duplicate.
+    for _ in 0..2 {
+        let at = find(&bytes, b"manifesX");
+        bytes[at + 7] = b't';
+    }
+    let err = err_text(bytes);
+    assert!(err.contains("duplicate"), "{err}");
+}
+
+#[test]
+fn symlink_entries_are_rejected() {
+    let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    zip.start_file("manifest.yaml", stored()).unwrap();
+    zip.write_all(MANIFEST).unwrap();
+    zip.add_symlink("graph.yaml", "/etc/passwd", stored()).unwrap();
+    let err = err_text(zip.finish().unwrap().into_inner());
+    assert!(err.contains("entry `graph.yaml`: is not a regular file"), "{err}");
+}
+
+#[test]
+fn local_header_must_match_central_directory() {
+    let mut bytes = common::sample_bundle();
+    // Rename the local header of manifest.yaml only.
+    let at = find(&bytes, b"manifest.yaml");
+    bytes[at] = b'M';
+    let err = err_text(bytes);
+    assert!(err.contains("entry `manifest.yaml`: local header names a different entry"), "{err}");
+}
+
+#[test]
+fn manifest_crc_is_checked() {
+    let mut bytes = common::sample_bundle();
+    let at = find(&bytes, b"epoch: 3");
+    bytes[at + 7] = b'4';
+    let err = err_text(bytes);
+    assert!(err.contains("entry `manifest.yaml`: CRC-32 mismatch"), "{err}");
+}
+
+#[test]
+fn newer_major_version_asks_for_an_upgrade() {
+    let manifest = b"format_version: '2.1'\ntensors: {}\nsomething_new: 1\n";
+    let err = err_text(zip_with(&[("manifest.yaml", manifest, stored())]));
+    assert!(err.contains("bundle format 2.1, this reader supports up to 1.x: upgrade nnbundle"), "{err}");
+}
+
+#[test]
+fn newer_minor_version_reads_but_names_unknown_fields() {
+    let ok = b"format_version: '1.7'\ntensors: {}\n";
+    assert!(open(zip_with(&[("manifest.yaml", ok, stored())])).is_ok());
+    let unknown = b"format_version: '1.7'\ntensors: {}\nsomething_new: 1\n";
+    let err = err_text(zip_with(&[("manifest.yaml", unknown, stored())]));
+    assert!(err.contains("unknown field `something_new`") && err.contains("supports up to 1.0: upgrade"), "{err}");
+}
+
+#[test]
+fn plain_scalar_version_reads_as_its_text() {
+    // YAML gives the text `1.0` either way; the version is compared as text, never as a float.
+    assert!(open(zip_with(&[("manifest.yaml", b"format_version: 1.0\ntensors: {}\n", stored())])).is_ok());
+    let err = err_text(zip_with(&[("manifest.yaml", b"format_version: 1.10.2\ntensors: {}\n", stored())]));
+    assert!(err.contains("format_version `1.10.2` is not of the form MAJOR.MINOR"), "{err}");
+}
+
+#[test]
+fn manifest_errors_name_the_field() {
+    let cases: [(&[u8], &str); 5] = [
+        (b"tensors: {}\n", "format_version"),
+        (b"format_version: [1, 0]\ntensors: {}\n", "format_version"),
+        (b"format_version: '1.0'\ntensors:\n  x: {dtype: f33, shape: [1], sha256: '00'}\n", "f33"),
+        (
+            b"format_version: '1.0'\ntensors:\n  x: {dtype: f32, shape: [4294967296, 4294967296], sha256: '0000000000000000000000000000000000000000000000000000000000000000'}\n",
+            "tensors.x.shape",
+        ),
+        (b"format_version: '1.0'\ntensors: {}\nmetadata: {a: null}\n", "null is not a metadata value"),
+    ];
+    for (manifest, want) in cases {
+        let err = err_text(zip_with(&[("manifest.yaml", manifest, stored())]));
+        assert!(err.starts_with("entry `manifest.yaml`") && err.contains(want), "{want}: {err}");
+    }
+}
+
+#[test]
+fn npy_header_must_agree_with_manifest() {
+    let good = common::sample_bundle();
+    // Change the stored shape (10, 100) to (10, 10) and pad to keep the length.
+    let mut bytes = good.clone();
+    let at = find(&bytes, b"'shape': (10, 100)");
+    bytes[at..at + 18].copy_from_slice(b"'shape': (10, 10) ");
+    let err = err_text(bytes);
+    assert!(err.contains("tensor `hidden.weight`") && err.contains("shape [10, 10] differs"), "{err}");
+    // Change the descr.
+    let mut bytes = good;
+    let at = find(&bytes, b"'<f4'");
+    bytes[at + 3] = b'8';
+    let err = err_text(bytes);
+    assert!(err.contains("descr is `<f8`"), "{err}");
+}
+
+/// A writer that fails after `budget` bytes, like a full disk.
+struct FailAfter<W> {
+    inner: W,
+    budget: usize,
+}
+
+impl<W: Write> Write for FailAfter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if buf.len() > self.budget {
+            return Err(std::io::Error::other("injected: disk full"));
+        }
+        self.budget -= buf.len();
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl<W: Seek> Seek for FailAfter<W> {
+    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
+        self.inner.seek(pos)
+    }
+}
+
+#[test]
+fn save_failing_half_way_keeps_the_previous_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ckpt.nnb");
+    let old = common::sample_bundle();
+    std::fs::write(&path, &old).unwrap();
+
+    let mut w = BundleWriter::new();
+    w.add_tensor("big", Tensor::from_vec(vec![1 << 16], vec![1.0f32; 1 << 16]).unwrap()).unwrap();
+    let err = write_atomically(&path, |out| w.write_to(FailAfter { inner: out, budget: 100_000 }).map(drop))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("injected: disk full"), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), old, "the old bundle is untouched");
+    Bundle::open(&path).unwrap().verify_all().unwrap();
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left.len(), 1, "no temporary file is left: {left:?}");
+
+    w.save(&path).unwrap();
+    assert_eq!(Bundle::open(&path).unwrap().tensor("big").unwrap().len(), 1 << 16);
+}
