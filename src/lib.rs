@@ -5,6 +5,7 @@
 //! pieces most users need; the crates behind it each do one job:
 //!
 //! - [`format`](mod@crate::format): dtypes, tensors, the manifest, limits, YAML, digests;
+//! - [`graph`](mod@crate::graph): the layer graph, its op vocabulary, validation and shape inference;
 //! - [`container`](mod@crate::container): the zip layout, reading, verifying and saving bundles.
 //!
 //! ```
@@ -19,7 +20,7 @@
 #![deny(missing_docs)]
 
 pub use nnbundle_container::{
-    self as container, Bundle, BundleWriter, ContainerError, OpenOptions, TensorInfo, Verify, load_tensor,
+    self as container, Bundle, BundleWriter, ContainerError, OpenOptions, TensorInfo, Verify, graph, load_tensor,
     load_tensors, save_tensor, save_tensors,
 };
 pub use nnbundle_format::{self as format, DType, Element, Manifest, MetaValue, Sha256Digest, Tensor, bf16, f16};

@@ -79,6 +79,12 @@ pub enum ContainerError {
         /// The requested name.
         name: String,
     },
+    /// The graph has problems (all of them are listed).
+    #[error("graph: {} problem(s):\n{report}", report.errors().count())]
+    Graph {
+        /// Every problem found.
+        report: nnbundle_graph::Report,
+    },
     /// A tensor, name or value given to the writer is invalid.
     #[error("tensor `{tensor}`: {source}")]
     InvalidTensor {

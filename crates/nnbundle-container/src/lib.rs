@@ -30,6 +30,7 @@ use std::path::Path;
 
 pub use nnbundle_format as format;
 use nnbundle_format::Tensor;
+pub use nnbundle_graph as graph;
 
 mod atomic;
 mod error;
@@ -41,7 +42,7 @@ mod writer;
 pub use atomic::{TEMP_SUFFIX, write_atomically};
 pub use error::{ContainerError, Result};
 pub use reader::{Bundle, OpenOptions, TensorInfo, Verify};
-pub use writer::{BundleWriter, GraphDocument};
+pub use writer::BundleWriter;
 
 /// The name [`save_tensor`] stores a lone tensor under.
 pub const SINGLE_TENSOR_NAME: &str = "tensor";

@@ -12,6 +12,7 @@ use nnbundle_format::{
     Buffer, ByteOwner, DType, GRAPH_ENTRY, MANIFEST_ENTRY, Manifest, Sha256Digest, TENSOR_ENTRY_PREFIX,
     TENSOR_ENTRY_SUFFIX, Tensor, TensorRecord,
 };
+use nnbundle_graph::{Analysis, Graph, WeightInfo};
 use rayon::prelude::*;
 
 use crate::error::{ContainerError, Result};
@@ -202,6 +203,41 @@ impl Bundle {
     /// against the manifest's SHA-256).
     pub fn graph_yaml(&self) -> Option<&[u8]> {
         self.graph.clone().map(|r| &self.source.bytes()[r])
+    }
+
+    /// Parses the graph and checks its architecture digest against the
+    /// manifest. `Ok(None)` for a bundle without a graph.
+    pub fn graph(&self) -> Result<Option<Graph>> {
+        let (Some(yaml), Some(record)) = (self.graph_yaml(), &self.manifest.graph) else { return Ok(None) };
+        let graph = Graph::from_yaml(yaml).map_err(|report| ContainerError::Graph { report })?;
+        let digest = graph.architecture_digest();
+        if digest != record.architecture_digest {
+            return Err(ContainerError::entry(
+                GRAPH_ENTRY,
+                format!(
+                    "architecture digest mismatch: manifest says {}, the graph gives {digest}",
+                    record.architecture_digest
+                ),
+            ));
+        }
+        Ok(Some(graph))
+    }
+
+    /// Checks the graph against the bundle's `params` tensors (dtype and shape
+    /// of each, aliases included) and infers every value's shape, collecting
+    /// every problem. `None` for a bundle without a graph.
+    pub fn analyze_graph(&self) -> Option<Analysis> {
+        let yaml = self.graph_yaml()?;
+        Some(nnbundle_graph::analyze(yaml, Some(&self.params_table())))
+    }
+
+    /// Dtype and shape of every `params` tensor and alias.
+    pub fn params_table(&self) -> BTreeMap<String, WeightInfo> {
+        self.tensor_infos()
+            .into_iter()
+            .filter(|i| i.record.group == nnbundle_format::names::PARAMS_GROUP)
+            .map(|i| (i.name.to_owned(), WeightInfo { dtype: i.record.dtype, shape: i.record.shape.clone() }))
+            .collect()
     }
 
     /// Every tensor name, stored tensors and aliases, in name order.

@@ -10,24 +10,13 @@ use nnbundle_format::{
     GRAPH_ENTRY, GraphRecord, MANIFEST_ENTRY, Manifest, MetaValue, Sha256Digest, Tensor, TensorRecord,
     tensor_entry_name,
 };
+use nnbundle_graph::{Graph, WeightInfo};
 use rayon::prelude::*;
 use zip::write::SimpleFileOptions;
 
 use crate::atomic::write_atomically;
 use crate::error::{ContainerError, Result};
 use crate::npy;
-
-/// A graph document ready to be stored: its YAML bytes and what the
-/// manifest records about it. The graph crate produces these.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GraphDocument {
-    /// The `graph.yaml` bytes, in canonical form.
-    pub yaml: Vec<u8>,
-    /// The op-vocabulary version the graph uses.
-    pub opset: u32,
-    /// The graph's semantic architecture digest.
-    pub architecture_digest: Sha256Digest,
-}
 
 /// Collects tensors, aliases, metadata and an optional graph, then writes
 /// them as one bundle.
@@ -39,7 +28,7 @@ pub struct BundleWriter {
     tensors: BTreeMap<String, (Tensor, String)>,
     aliases: BTreeMap<String, String>,
     metadata: BTreeMap<String, MetaValue>,
-    graph: Option<GraphDocument>,
+    graph: Option<Graph>,
 }
 
 impl BundleWriter {
@@ -89,10 +78,37 @@ impl BundleWriter {
         Ok(self)
     }
 
-    /// Sets the graph document.
-    pub fn set_graph(&mut self, graph: GraphDocument) -> &mut Self {
+    /// Sets the layer graph. It owns the `params` group: writing fails,
+    /// listing every problem, unless each `params` tensor is a parameter of
+    /// the graph and each required parameter is present with the dtype and
+    /// shape the graph implies.
+    pub fn set_graph(&mut self, graph: Graph) -> &mut Self {
         self.graph = Some(graph);
         self
+    }
+
+    /// The graph, if set.
+    pub fn graph(&self) -> Option<&Graph> {
+        self.graph.as_ref()
+    }
+
+    /// Dtype and shape of every `params` tensor and alias, as the graph check wants them.
+    fn params_table(&self) -> BTreeMap<String, WeightInfo> {
+        let info = |t: &Tensor| WeightInfo { dtype: t.dtype(), shape: t.shape().iter().map(|&d| d as u64).collect() };
+        let mut table: BTreeMap<String, WeightInfo> = self
+            .tensors
+            .iter()
+            .filter(|(_, (_, g))| g == PARAMS_GROUP)
+            .map(|(n, (t, _))| (n.clone(), info(t)))
+            .collect();
+        for (alias, target) in &self.aliases {
+            if let Some((t, g)) = self.tensors.get(target)
+                && g == PARAMS_GROUP
+            {
+                table.insert(alias.clone(), info(t));
+            }
+        }
+        table
     }
 
     /// The manifest this content produces, hashing every tensor (in parallel).
@@ -111,13 +127,26 @@ impl BundleWriter {
         }
         manifest.aliases = self.aliases.clone();
         manifest.metadata = self.metadata.clone();
-        manifest.graph = self.graph.as_ref().map(|g| GraphRecord {
-            opset: g.opset,
-            sha256: Sha256Digest::of(&g.yaml),
-            architecture_digest: g.architecture_digest,
-        });
+        if let Some(graph) = &self.graph {
+            let report = graph.check(Some(&self.params_table())).report;
+            if report.has_errors() {
+                return Err(ContainerError::Graph { report });
+            }
+            manifest.graph = Some(GraphRecord {
+                opset: graph.opset(),
+                sha256: Sha256Digest::of(self.graph_yaml()?.as_bytes()),
+                architecture_digest: graph.architecture_digest(),
+            });
+        }
         manifest.check().map_err(|e| ContainerError::InvalidContent { reason: e.to_string() })?;
         Ok(manifest)
+    }
+
+    fn graph_yaml(&self) -> Result<String> {
+        self.graph
+            .as_ref()
+            .map(|g| g.to_yaml().map_err(|e| ContainerError::InvalidContent { reason: e.to_string() }))
+            .unwrap_or_else(|| Ok(String::new()))
     }
 
     /// Writes the bundle to `out` and returns its manifest.
@@ -137,9 +166,10 @@ impl BundleWriter {
             .last_modified_time(zip::DateTime::default())
             .unix_permissions(0o644);
         let mut zip = zip::ZipWriter::new(out);
+        let graph_yaml = self.graph_yaml()?;
         let mut documents = vec![(MANIFEST_ENTRY, yaml.as_bytes())];
-        if let Some(g) = &self.graph {
-            documents.push((GRAPH_ENTRY, &g.yaml));
+        if self.graph.is_some() {
+            documents.push((GRAPH_ENTRY, graph_yaml.as_bytes()));
         }
         for (entry, bytes) in documents {
             zip.start_file(entry, base).map_err(zip_err(entry))?;

@@ -36,7 +36,7 @@ pub use error::FormatError;
 pub use half::{bf16, f16};
 pub use manifest::{
     FormatVersion, GRAPH_ENTRY, GraphRecord, MANIFEST_ENTRY, Manifest, TENSOR_ENTRY_PREFIX, TENSOR_ENTRY_SUFFIX,
-    TensorRecord, tensor_entry_name,
+    TensorRecord, manifest_schema, tensor_entry_name,
 };
 pub use metadata::MetaValue;
 pub use tensor::{Tensor, byte_size};

@@ -23,3 +23,7 @@ pub const MAX_NPY_HEADER_BYTES: usize = 4096;
 pub const MAX_METADATA_DEPTH: usize = 32;
 /// Alignment, in bytes, of every tensor's data within the bundle file.
 pub const DATA_ALIGNMENT: u64 = 64;
+/// Most nodes in one graph.
+pub const MAX_NODES: usize = 1 << 20;
+/// Most inputs of one node, and most graph inputs and outputs.
+pub const MAX_NODE_INPUTS: usize = 1 << 16;

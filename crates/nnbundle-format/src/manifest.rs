@@ -270,3 +270,8 @@ impl Default for Manifest {
         Manifest::new()
     }
 }
+
+/// The manifest schema (JSON Schema draft 2020-12), as published in `spec/schema/`.
+pub fn manifest_schema() -> serde_json::Value {
+    schemars::generate::SchemaSettings::draft2020_12().into_generator().into_root_schema_for::<Manifest>().to_value()
+}

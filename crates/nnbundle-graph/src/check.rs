@@ -1,0 +1,464 @@
+//! The structural checks, shape inference and the weight check, over a draft graph.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+
+use nnbundle_format::DType;
+
+use crate::attr::{AttrType, AttrValue};
+use crate::document::{Draft, DraftNode};
+use crate::graph::{Graph, Node};
+use crate::op::{OpKind, Operands, ParamDType, Role, Slot};
+use crate::report::{Code, Report};
+use crate::value::{Shape, ValueInfo};
+
+/// What a bundle holds for one weight: its dtype and shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WeightInfo {
+    /// Element type.
+    pub dtype: DType,
+    /// Shape.
+    pub shape: Vec<u64>,
+}
+
+/// The outcome of checking a graph: the graph when it has no error, every
+/// problem found, and the dtype and shape inferred for each value.
+#[derive(Debug, Clone, Default)]
+pub struct Analysis {
+    /// The checked graph, present when the report has no error.
+    pub graph: Option<Graph>,
+    /// Every problem, errors and warnings.
+    pub report: Report,
+    /// Inferred facts for each value (graph inputs and node outputs) that inference could settle.
+    pub values: BTreeMap<String, ValueInfo>,
+}
+
+impl AttrType {
+    /// True when a typed value fits this type (for graphs built in code).
+    pub fn accepts(self, v: &AttrValue) -> bool {
+        match (self, v) {
+            (AttrType::Int, AttrValue::Int(_))
+            | (AttrType::Float, AttrValue::Float(_) | AttrValue::Int(_))
+            | (AttrType::Bool, AttrValue::Bool(_))
+            | (AttrType::Ints, AttrValue::Ints(_)) => true,
+            (AttrType::Choice(c), AttrValue::Str(s)) => c.contains(&s.as_str()),
+            (AttrType::Spatial(n), AttrValue::Ints(v)) => v.len() == n,
+            (AttrType::Padding(n), AttrValue::Ints(v)) => v.len() == n,
+            (AttrType::Padding(_), AttrValue::Str(s)) => s == "valid" || s == "same",
+            _ => false,
+        }
+    }
+}
+
+/// Kahn's algorithm over `(name, inputs)` pairs: the order of the nodes that
+/// are not on or behind a cycle, and the indices of those that are.
+fn toposort<'a>(nodes: impl Iterator<Item = (&'a str, &'a [String])> + Clone) -> (Vec<usize>, Vec<usize>) {
+    let index: HashMap<&str, usize> = nodes.clone().enumerate().map(|(i, (n, _))| (n, i)).collect();
+    let count = index.len().max(nodes.clone().count());
+    let mut pending = vec![0usize; count];
+    let mut readers: Vec<Vec<usize>> = vec![Vec::new(); count];
+    for (i, (_, inputs)) in nodes.clone().enumerate() {
+        for input in inputs {
+            if let Some(&j) = index.get(input.as_str()) {
+                pending[i] += 1;
+                readers[j].push(i);
+            }
+        }
+    }
+    let mut queue: VecDeque<usize> = (0..count).filter(|&i| pending[i] == 0).collect();
+    let mut order = Vec::with_capacity(count);
+    while let Some(i) = queue.pop_front() {
+        order.push(i);
+        for &r in &readers[i] {
+            pending[r] -= 1;
+            if pending[r] == 0 {
+                queue.push_back(r);
+            }
+        }
+    }
+    let stuck = (0..count).filter(|&i| pending[i] > 0).collect();
+    (order, stuck)
+}
+
+/// Node indices in dependency order (graphs that passed the checks have no cycle).
+pub(crate) fn topological(nodes: &[Node]) -> Vec<usize> {
+    toposort(nodes.iter().map(|n| (n.name.as_str(), n.inputs.as_slice()))).0
+}
+
+/// The slots `node` fills from its inputs, and from weights, in order.
+fn slot_sources(slots: &[Slot], inputs: &[String]) -> Vec<(Slot, Option<usize>)> {
+    if let [s] = slots
+        && s.role == Role::Variadic
+    {
+        return (0..inputs.len()).map(|i| (*s, Some(i))).collect();
+    }
+    slots.iter().enumerate().map(|(i, s)| (*s, (i < inputs.len()).then_some(i))).collect()
+}
+
+/// Checks a node's attributes (names, types, required ones, values) and fills
+/// defaults; returns false when the node cannot be used further.
+fn check_node_attrs(report: &mut Report, node: &mut DraftNode, op: OpKind) -> bool {
+    let def = op.def();
+    let before = report.problems.len();
+    let name = node.name.clone();
+    let mut err = |code, path: String, msg: String| report.error(code, path, Some(&name), msg);
+    for (key, value) in &node.attrs.0 {
+        match def.attr(key) {
+            None => err(
+                Code::UnknownAttribute,
+                format!("{}.attrs.{key}", node.path),
+                format!("{op} has no attribute `{key}`"),
+            ),
+            Some(spec) if !spec.ty.accepts(value) => err(
+                Code::InvalidAttribute,
+                format!("{}.attrs.{key}", node.path),
+                format!("{op} attribute `{key}`: expected {}, found {value}", spec.ty.describe()),
+            ),
+            Some(_) => {}
+        }
+    }
+    for missing in
+        node.attrs.fill_defaults(def.attrs).into_iter().filter(|m| !node.unparsed_attrs.iter().any(|u| u == m))
+    {
+        let ty = def.attr(missing).map(|a| a.ty.describe()).unwrap_or_default();
+        err(Code::MissingAttribute, format!("{}.attrs", node.path), format!("{op} needs attribute `{missing}` ({ty})"));
+    }
+    if node.attrs_ok && report.problems.len() == before {
+        for (attr, msg) in def.rule.check_attrs(&node.attrs) {
+            report.error(
+                Code::InvalidAttribute,
+                format!("{}.attrs.{attr}", node.path),
+                Some(&node.name),
+                format!("{op} attribute `{attr}`: {msg}"),
+            );
+        }
+    }
+    node.attrs_ok && report.problems.len() == before
+}
+
+struct Checker<'a> {
+    draft: &'a Draft,
+    weights: Option<&'a BTreeMap<String, WeightInfo>>,
+    report: Report,
+    /// Nodes whose attributes, wiring and references are all good.
+    usable: Vec<bool>,
+    used_weights: BTreeSet<String>,
+    values: HashMap<String, ValueInfo>,
+}
+
+impl Checker<'_> {
+    fn err(&mut self, code: Code, path: impl Into<String>, node: &str, msg: impl Into<String>) {
+        self.report.error(code, path, Some(node), msg);
+    }
+
+    fn names(&mut self) {
+        let mut seen: HashMap<&str, String> = HashMap::new();
+        for (i, input) in self.draft.inputs.iter().enumerate() {
+            if let Some(first) = seen.insert(&input.name, format!("inputs[{i}]")) {
+                self.report.error(
+                    Code::DuplicateName,
+                    format!("inputs[{i}].name"),
+                    None,
+                    format!("`{}` is already defined at {first}", input.name),
+                );
+            }
+        }
+        for (i, node) in self.draft.nodes.iter().enumerate() {
+            if let Some(first) = seen.insert(&node.name, node.path.clone()) {
+                self.usable[i] = false;
+                self.err(
+                    Code::DuplicateName,
+                    format!("{}.name", node.path),
+                    &node.name,
+                    format!("`{}` is already defined at {first}", node.name),
+                );
+            }
+        }
+    }
+
+    fn wiring(&mut self, i: usize, node: &DraftNode, op: OpKind, defined: &BTreeSet<&str>) {
+        for (j, input) in node.inputs.iter().enumerate() {
+            if !defined.contains(input.as_str()) {
+                self.usable[i] = false;
+                let path = if node.explicit_inputs { format!("{}.inputs[{j}]", node.path) } else { node.path.clone() };
+                self.err(
+                    Code::UnknownReference,
+                    path,
+                    &node.name,
+                    format!("input `{input}` is not a graph input or a node"),
+                );
+            }
+        }
+        if !self.usable[i] {
+            return;
+        }
+        let slots = op.def().present_slots(&node.attrs);
+        let variadic = slots.iter().any(|s| s.role == Role::Variadic);
+        let min = if variadic { 1 } else { slots.iter().filter(|s| s.role == Role::Data).count() };
+        let max = if variadic { usize::MAX } else { slots.len() };
+        let n = node.inputs.len();
+        if n < min || n > max {
+            self.usable[i] = false;
+            let names: Vec<&str> = slots.iter().map(|s| s.name).collect();
+            let range = match (variadic, min == max) {
+                (true, _) => "at least 1 input".to_owned(),
+                (false, true) => format!("{min} inputs ({})", names.join(", ")),
+                (false, false) => {
+                    format!("{min} to {max} inputs ({}; parameters not given come from the weights)", names.join(", "))
+                }
+            };
+            self.err(
+                Code::InputCount,
+                format!("{}.inputs", node.path),
+                &node.name,
+                format!("{op} takes {range}, found {n}"),
+            );
+        }
+    }
+
+    fn cycles(&mut self, stuck: &[usize]) {
+        let nodes = &self.draft.nodes;
+        let index: HashMap<&str, usize> = nodes.iter().enumerate().map(|(i, n)| (n.name.as_str(), i)).collect();
+        let stuck_set: BTreeSet<usize> = stuck.iter().copied().collect();
+        let mut reported = BTreeSet::new();
+        for &start in stuck {
+            self.usable[start] = false;
+            if reported.contains(&start) {
+                continue;
+            }
+            // Walk back through stuck inputs until a node repeats: that closes a cycle.
+            let mut path = vec![start];
+            let mut cur = start;
+            let cycle = loop {
+                let next = nodes[cur]
+                    .inputs
+                    .iter()
+                    .filter_map(|n| index.get(n.as_str()).copied())
+                    .find(|j| stuck_set.contains(j));
+                let Some(next) = next else { break None };
+                if let Some(pos) = path.iter().position(|&p| p == next) {
+                    break Some(path[pos..].to_vec());
+                }
+                path.push(next);
+                cur = next;
+            };
+            if let Some(mut cycle) = cycle.filter(|c| !c.iter().any(|i| reported.contains(i))) {
+                reported.extend(cycle.iter().copied());
+                cycle.reverse();
+                let first = cycle[0];
+                let mut names: Vec<&str> = cycle.iter().map(|&i| nodes[i].name.as_str()).collect();
+                names.push(&nodes[first].name);
+                let (path, name) = (nodes[first].path.clone(), nodes[first].name.clone());
+                self.err(Code::Cycle, path, &name, format!("the graph has a cycle: {}", names.join(" -> ")));
+            }
+        }
+    }
+
+    fn reachability(&mut self) {
+        let nodes = &self.draft.nodes;
+        let index: HashMap<&str, usize> = nodes.iter().enumerate().map(|(i, n)| (n.name.as_str(), i)).collect();
+        let mut seen = vec![false; nodes.len()];
+        let mut stack: Vec<usize> = self.draft.outputs.iter().filter_map(|o| index.get(o.as_str()).copied()).collect();
+        while let Some(i) = stack.pop() {
+            if std::mem::replace(&mut seen[i], true) {
+                continue;
+            }
+            stack.extend(nodes[i].inputs.iter().filter_map(|n| index.get(n.as_str()).copied()));
+        }
+        for (i, node) in nodes.iter().enumerate() {
+            if !seen[i] {
+                self.report.warning(
+                    Code::Unreachable,
+                    node.path.clone(),
+                    Some(&node.name),
+                    "no graph output depends on this node",
+                );
+            }
+        }
+    }
+
+    /// Facts about a parameter operand, checking a stored weight against the op's requirements.
+    fn param_operand(
+        &mut self,
+        node: &DraftNode,
+        op: OpKind,
+        slot: Slot,
+        fed_by: Option<&String>,
+        input_dtype: Option<DType>,
+    ) -> Option<ValueInfo> {
+        let spec = op.def().rule.param(slot.name, &node.attrs)?;
+        let (info, what, path) = match fed_by {
+            Some(value) => (
+                self.values.get(value).cloned(),
+                format!("input `{value}` for {op} `{}`", slot.name),
+                format!("{}.inputs", node.path),
+            ),
+            None => {
+                let name = format!("{}.{}", node.name, slot.name);
+                self.used_weights.insert(name.clone());
+                let Some(weights) = self.weights else {
+                    // Without weights, what the attributes imply is all there is to know.
+                    let dtype = match spec.dtype {
+                        ParamDType::Float | ParamDType::SameAsInput => input_dtype?,
+                        ParamDType::Index | ParamDType::I64 => DType::I64,
+                    };
+                    return spec.shape.map(|s| ValueInfo::new(dtype, Shape::fixed(&s)));
+                };
+                match weights.get(&name) {
+                    None if spec.required => {
+                        let shape = spec.shape.as_ref().map(|s| format!(" of shape {s:?}")).unwrap_or_default();
+                        self.err(
+                            Code::MissingParameter,
+                            node.path.clone(),
+                            &node.name,
+                            format!("{op} needs weight `{name}`{shape}, which the bundle does not have"),
+                        );
+                        return None;
+                    }
+                    None => return None,
+                    Some(w) => (
+                        Some(ValueInfo::new(w.dtype, Shape::fixed(&w.shape))),
+                        format!("weight `{name}`"),
+                        node.path.clone(),
+                    ),
+                }
+            }
+        };
+        let info = info?;
+        if !spec.dtype.accepts(info.dtype, input_dtype) {
+            self.err(
+                Code::ParameterDType,
+                path.clone(),
+                &node.name,
+                format!("{what} is {}, {op} needs {}", info.dtype, spec.dtype.describe(input_dtype)),
+            );
+        }
+        if let Some(want) = &spec.shape
+            && !(info.shape.rank() == want.len()
+                && info.shape.0.iter().zip(want).all(|(d, &w)| d.compatible(&crate::value::Dim::Fixed(w))))
+        {
+            self.err(
+                Code::ParameterShape,
+                path,
+                &node.name,
+                format!("{what} has shape {}, the attributes imply {:?}", info.shape, want),
+            );
+        }
+        Some(info)
+    }
+
+    fn infer(&mut self, i: usize, node: &DraftNode, op: OpKind) {
+        let slots = op.def().present_slots(&node.attrs);
+        let sources = slot_sources(&slots, &node.inputs);
+        let input_dtype = node.inputs.first().and_then(|n| self.values.get(n)).map(|v| v.dtype);
+        let mut operands = Operands::default();
+        let mut complete = true;
+        for (slot, source) in sources {
+            let fed_by = source.map(|j| &node.inputs[j]);
+            match slot.role {
+                Role::Param => {
+                    let info = self.param_operand(node, op, slot, fed_by, input_dtype);
+                    operands.params.insert(slot.name, info);
+                }
+                _ => match fed_by.map(|n| self.values.get(n)) {
+                    Some(Some(v)) => operands.data.push(v.clone()),
+                    Some(None) => complete = false,
+                    None => {}
+                },
+            }
+        }
+        if !complete || !self.usable[i] {
+            return;
+        }
+        match op.def().rule.infer(&node.attrs, &operands) {
+            Ok(Some(v)) => {
+                self.values.insert(node.name.clone(), v);
+            }
+            Ok(None) => {}
+            Err(msg) => self.err(Code::Shape, node.path.clone(), &node.name, msg),
+        }
+    }
+}
+
+/// Runs every check on a draft; see [`Analysis`].
+pub(crate) fn analyze_draft(
+    mut draft: Draft,
+    mut report: Report,
+    weights: Option<&BTreeMap<String, WeightInfo>>,
+) -> Analysis {
+    let mut usable = Vec::with_capacity(draft.nodes.len());
+    for node in &mut draft.nodes {
+        usable.push(match node.op {
+            Some(op) => check_node_attrs(&mut report, node, op),
+            None => false,
+        });
+    }
+    let mut checker =
+        Checker { draft: &draft, weights, report, usable, used_weights: BTreeSet::new(), values: HashMap::new() };
+    checker.names();
+    let defined: BTreeSet<&str> =
+        draft.inputs.iter().map(|i| i.name.as_str()).chain(draft.nodes.iter().map(|n| n.name.as_str())).collect();
+    for (i, node) in draft.nodes.iter().enumerate() {
+        if let Some(op) = node.op {
+            checker.wiring(i, node, op, &defined);
+        } else {
+            checker.usable[i] = false;
+        }
+    }
+    if draft.outputs.is_empty() {
+        checker.report.error(Code::MissingField, "outputs", None, "a graph needs at least one output");
+    }
+    let mut seen_outputs = BTreeSet::new();
+    for (k, out) in draft.outputs.iter().enumerate() {
+        if !defined.contains(out.as_str()) {
+            checker.report.error(
+                Code::UnknownReference,
+                format!("outputs[{k}]"),
+                None,
+                format!("output `{out}` is not a graph input or a node"),
+            );
+        } else if !seen_outputs.insert(out) {
+            checker.report.error(
+                Code::DuplicateName,
+                format!("outputs[{k}]"),
+                None,
+                format!("output `{out}` is listed twice"),
+            );
+        }
+    }
+    let (order, stuck) = toposort(draft.nodes.iter().map(|n| (n.name.as_str(), n.inputs.as_slice())));
+    checker.cycles(&stuck);
+    checker.reachability();
+
+    for input in &draft.inputs {
+        checker.values.insert(input.name.clone(), ValueInfo::new(input.dtype, input.shape.clone()));
+    }
+    for &i in &order {
+        let node = &draft.nodes[i];
+        if let Some(op) = node.op {
+            checker.infer(i, node, op);
+        }
+    }
+    if let Some(weights) = weights {
+        for name in weights.keys().filter(|w| !checker.used_weights.contains(*w)) {
+            checker.report.error(
+                Code::UnusedWeight,
+                format!("tensors.{name}"),
+                None,
+                format!("weight `{name}` is in the `params` group but no node uses it"),
+            );
+        }
+    }
+    let Checker { report, values, .. } = checker;
+    let graph = if report.has_errors() {
+        None
+    } else {
+        // With no error every op is known; `None` here would only mean a missed report.
+        let nodes: Option<Vec<Node>> = draft
+            .nodes
+            .into_iter()
+            .map(|d| d.op.map(|op| Node { name: d.name, op, inputs: d.inputs, attrs: d.attrs }))
+            .collect();
+        nodes.map(|nodes| Graph::from_parts(draft.opset, draft.inputs, nodes, draft.outputs))
+    };
+    Analysis { graph, report, values: values.into_iter().collect() }
+}

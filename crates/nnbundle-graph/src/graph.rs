@@ -1,0 +1,217 @@
+//! The graph: named inputs, nodes from the vocabulary, named outputs.
+
+use std::collections::BTreeMap;
+
+use nnbundle_format::{DType, FormatError, Sha256Digest, canonical, yaml};
+use serde::Serialize;
+
+use crate::attr::{AttrValue, Attrs};
+use crate::check::{Analysis, WeightInfo, analyze_draft};
+use crate::document::{Draft, parse_document};
+use crate::op::{OPSET, OpKind, Role};
+use crate::report::Report;
+use crate::value::{Dim, Shape};
+
+/// A graph input: name, dtype and shape (sizes or symbols such as `batch`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GraphInput {
+    /// The value name nodes refer to.
+    pub name: String,
+    /// Element type.
+    pub dtype: DType,
+    /// Shape; symbols stand for sizes chosen at run time.
+    pub shape: Shape,
+}
+
+/// One node: an op applied to named values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    /// Unique name; also the name of its output value and the prefix of its
+    /// parameters (`hidden` owns `hidden.weight`).
+    pub name: String,
+    /// The op.
+    pub op: OpKind,
+    /// Values fed to the op's slots, in order.
+    pub inputs: Vec<String>,
+    /// Attributes, every default filled in.
+    pub attrs: Attrs,
+}
+
+/// A parameter a node reads from the weights.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parameter {
+    /// Full weight name (`hidden.weight`).
+    pub name: String,
+    /// The node that owns it.
+    pub node: String,
+    /// The slot it fills (`weight`).
+    pub slot: &'static str,
+    /// The shape the attributes imply, when they imply one.
+    pub shape: Option<Vec<u64>>,
+    /// Whether the weight must exist.
+    pub required: bool,
+}
+
+/// A layer graph. Build one by parsing YAML ([`Graph::from_yaml`]) or in
+/// code ([`Graph::new`]); either way it has passed every structural check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Graph {
+    opset: u32,
+    inputs: Vec<GraphInput>,
+    nodes: Vec<Node>,
+    outputs: Vec<String>,
+}
+
+impl Graph {
+    /// Parses and checks a graph document. Returns every problem found when
+    /// there is at least one error (warnings alone do not fail).
+    pub fn from_yaml(bytes: &[u8]) -> Result<Graph, Report> {
+        let analysis = analyze(bytes, None);
+        match analysis.graph {
+            Some(g) => Ok(g),
+            None => Err(analysis.report),
+        }
+    }
+
+    /// A graph built in code. Fills attribute defaults and runs every check
+    /// (without weights); fails with the full report on any error.
+    pub fn new(inputs: Vec<GraphInput>, mut nodes: Vec<Node>, outputs: Vec<String>) -> Result<Graph, Report> {
+        for node in &mut nodes {
+            node.attrs.fill_defaults(node.op.def().attrs);
+        }
+        let draft = Draft::from_graph(OPSET, inputs, nodes, outputs);
+        let analysis = analyze_draft(draft, Report::default(), None);
+        analysis.graph.ok_or(analysis.report)
+    }
+
+    pub(crate) fn from_parts(opset: u32, inputs: Vec<GraphInput>, nodes: Vec<Node>, outputs: Vec<String>) -> Graph {
+        Graph { opset, inputs, nodes, outputs }
+    }
+
+    /// The op-vocabulary version.
+    pub fn opset(&self) -> u32 {
+        self.opset
+    }
+
+    /// The graph inputs, in order.
+    pub fn inputs(&self) -> &[GraphInput] {
+        &self.inputs
+    }
+
+    /// The nodes, in document order.
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    /// The node named `name`.
+    pub fn node(&self, name: &str) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+
+    /// The output value names, in order.
+    pub fn outputs(&self) -> &[String] {
+        &self.outputs
+    }
+
+    /// Nodes in an order where every node comes after the nodes it reads.
+    pub fn topological_order(&self) -> Vec<&Node> {
+        crate::check::topological(&self.nodes).into_iter().map(|i| &self.nodes[i]).collect()
+    }
+
+    /// Every parameter the nodes read from the weights, in node order.
+    pub fn parameters(&self) -> Vec<Parameter> {
+        self.nodes.iter().flat_map(node_parameters).collect()
+    }
+
+    /// Checks the graph against weights (dtype and shape of every `params`
+    /// tensor by name) and infers every value's dtype and shape.
+    pub fn check(&self, weights: Option<&BTreeMap<String, WeightInfo>>) -> Analysis {
+        let draft = Draft::from_graph(self.opset, self.inputs.clone(), self.nodes.clone(), self.outputs.clone());
+        analyze_draft(draft, Report::default(), weights)
+    }
+
+    /// The canonical long-form YAML: every node with its inputs and every attribute explicit.
+    pub fn to_yaml(&self) -> Result<String, FormatError> {
+        yaml::to_string(&self.canonical(false))
+    }
+
+    /// The semantic architecture digest: SHA-256 of the canonical JSON of the
+    /// expanded graph (defaults filled, nodes sorted by name), independent of
+    /// YAML formatting, key order, node order and the sequential shorthand.
+    pub fn architecture_digest(&self) -> Sha256Digest {
+        canonical::canonical_digest(&self.canonical(true)).expect("a graph always has a canonical form")
+    }
+
+    fn canonical(&self, sort_nodes: bool) -> CanonicalGraph<'_> {
+        let mut nodes: Vec<CanonicalNode<'_>> = self
+            .nodes
+            .iter()
+            .map(|n| CanonicalNode { name: &n.name, op: n.op.name(), inputs: &n.inputs, attrs: &n.attrs.0 })
+            .collect();
+        if sort_nodes {
+            nodes.sort_by(|a, b| a.name.cmp(b.name));
+        }
+        CanonicalGraph {
+            opset: self.opset,
+            inputs: self
+                .inputs
+                .iter()
+                .map(|i| CanonicalInput { name: &i.name, dtype: i.dtype, shape: &i.shape.0 })
+                .collect(),
+            nodes,
+            outputs: &self.outputs,
+        }
+    }
+}
+
+/// The parameters of one node: present parameter slots not fed by its inputs.
+pub(crate) fn node_parameters(node: &Node) -> Vec<Parameter> {
+    let def = node.op.def();
+    let present = def.present_slots(&node.attrs);
+    present
+        .iter()
+        .enumerate()
+        .filter(|(i, s)| s.role == Role::Param && *i >= node.inputs.len())
+        .filter_map(|(_, s)| {
+            def.rule.param(s.name, &node.attrs).map(|spec| Parameter {
+                name: format!("{}.{}", node.name, s.name),
+                node: node.name.clone(),
+                slot: s.name,
+                shape: spec.shape,
+                required: spec.required,
+            })
+        })
+        .collect()
+}
+
+#[derive(Serialize)]
+struct CanonicalGraph<'a> {
+    opset: u32,
+    inputs: Vec<CanonicalInput<'a>>,
+    nodes: Vec<CanonicalNode<'a>>,
+    outputs: &'a [String],
+}
+
+#[derive(Serialize)]
+struct CanonicalInput<'a> {
+    name: &'a str,
+    dtype: DType,
+    shape: &'a [Dim],
+}
+
+#[derive(Serialize)]
+struct CanonicalNode<'a> {
+    name: &'a str,
+    op: &'static str,
+    inputs: &'a [String],
+    attrs: &'a BTreeMap<String, AttrValue>,
+}
+
+/// Parses a graph document and checks it, optionally against weights,
+/// collecting every problem. The graph is returned when there is no error.
+pub fn analyze(bytes: &[u8], weights: Option<&BTreeMap<String, WeightInfo>>) -> Analysis {
+    match parse_document(bytes) {
+        Ok((draft, report)) => analyze_draft(draft, report, weights),
+        Err(report) => Analysis { graph: None, report, values: BTreeMap::new() },
+    }
+}

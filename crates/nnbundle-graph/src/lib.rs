@@ -1,0 +1,51 @@
+//! The nnbundle layer graph: a restricted, declarative description of a
+//! model from which any reader can rebuild it with no code from its author.
+//!
+//! A graph has named inputs (dtype and shape, with symbols such as `batch`),
+//! nodes that apply an op of the closed vocabulary ([`OpKind`]) to named
+//! values, and named outputs. Nodes own their parameters by PyTorch-style
+//! names: node `hidden` of op `Linear` reads `hidden.weight` and `hidden.bias`.
+//!
+//! Parsing and checking collect every problem with its YAML path
+//! ([`Report`]); shape inference runs without weights, and against them.
+//!
+//! ```
+//! use nnbundle_graph::Graph;
+//!
+//! let yaml = br#"
+//! opset: 1
+//! inputs: [{name: x, dtype: f32, shape: [batch, 20]}]
+//! sequential:
+//!   - {name: hidden, op: Linear, attrs: {in_features: 20, out_features: 256}}
+//!   - {op: ReLU}
+//!   - {name: output, op: Linear, attrs: {in_features: 256, out_features: 10}}
+//! "#;
+//! let graph = Graph::from_yaml(yaml).unwrap();
+//! let analysis = graph.check(None);
+//! assert_eq!(analysis.values["output"].shape.to_string(), "[batch, 10]");
+//! let names: Vec<_> = graph.parameters().into_iter().map(|p| p.name).collect();
+//! assert_eq!(names, ["hidden.weight", "hidden.bias", "output.weight", "output.bias"]);
+//! ```
+#![deny(missing_docs)]
+
+mod attr;
+mod check;
+mod document;
+mod graph;
+mod op;
+mod ops;
+mod report;
+pub mod schema;
+mod value;
+
+pub use attr::{AttrDefault, AttrSpec, AttrType, AttrValue, Attrs};
+pub use check::{Analysis, WeightInfo};
+pub use document::{is_symbol, is_value_name};
+pub use graph::{Graph, GraphInput, Node, Parameter, analyze};
+pub use op::{OPSET, OpDef, OpKind, OpRule, Operands, ParamDType, ParamSpec, Role, Slot};
+pub use ops::Window;
+pub use ops::conv::{conv_padding, conv_windows};
+pub use ops::matmul::matmul_shape;
+pub use ops::pool::pool_windows;
+pub use report::{Code, Problem, Report, Severity};
+pub use value::{Dim, Shape, ValueInfo, normalize_axis};

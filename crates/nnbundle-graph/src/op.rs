@@ -1,0 +1,247 @@
+//! The op vocabulary: what each op accepts and how its output shape follows.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use nnbundle_format::DType;
+
+use crate::attr::{AttrSpec, Attrs};
+use crate::value::ValueInfo;
+
+/// The role of one operand slot of an op.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A required value.
+    Data,
+    /// A value that may be left out (only at the end of the data slots).
+    OptionalData,
+    /// One or more values (the op's only slot).
+    Variadic,
+    /// A parameter: read from the node's weight `<node>.<slot>` unless the
+    /// node's `inputs` list supplies it as a value.
+    Param,
+}
+
+/// One operand slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot {
+    /// Slot name; for parameters, the suffix of the weight name.
+    pub name: &'static str,
+    /// Its role.
+    pub role: Role,
+}
+
+/// Shorthand for op tables.
+pub const fn slot(name: &'static str, role: Role) -> Slot {
+    Slot { name, role }
+}
+
+/// The dtype a parameter must have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamDType {
+    /// The dtype of the node's first input (f32 or f64).
+    Float,
+    /// `i32` or `i64` (indices).
+    Index,
+    /// Exactly `i64`.
+    I64,
+    /// The dtype of the node's first input, whatever it is.
+    SameAsInput,
+}
+
+impl ParamDType {
+    /// True when `dtype` fits, given the node's first input dtype.
+    pub fn accepts(self, dtype: DType, input: Option<DType>) -> bool {
+        match self {
+            ParamDType::Float => dtype.is_float() && input.is_none_or(|i| i == dtype),
+            ParamDType::SameAsInput => input.is_none_or(|i| i == dtype),
+            ParamDType::Index => matches!(dtype, DType::I32 | DType::I64),
+            ParamDType::I64 => dtype == DType::I64,
+        }
+    }
+
+    /// How the rule is described in errors.
+    pub fn describe(self, input: Option<DType>) -> String {
+        match (self, input) {
+            (ParamDType::Float | ParamDType::SameAsInput, Some(d)) => format!("{d} (the input's dtype)"),
+            (ParamDType::Float, None) => "f32 or f64".into(),
+            (ParamDType::SameAsInput, None) => "the input's dtype".into(),
+            (ParamDType::Index, _) => "i32 or i64".into(),
+            (ParamDType::I64, _) => "i64".into(),
+        }
+    }
+}
+
+/// What an op requires of one of its parameters under given attributes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParamSpec {
+    /// The exact shape the attributes imply, or `None` when any shape the
+    /// op's shape rule accepts will do.
+    pub shape: Option<Vec<u64>>,
+    /// The dtype rule.
+    pub dtype: ParamDType,
+    /// Whether the weight must exist (`num_batches_tracked` need not).
+    pub required: bool,
+}
+
+impl ParamSpec {
+    /// A required float parameter of a fixed shape.
+    pub fn float(shape: Vec<u64>) -> Self {
+        ParamSpec { shape: Some(shape), dtype: ParamDType::Float, required: true }
+    }
+}
+
+/// The operands a shape rule sees: each present slot by name, in slot order.
+/// A `None` entry is an operand whose facts are unknown (a weight not given).
+#[derive(Debug, Clone, Default)]
+pub struct Operands {
+    /// Data operands, in order (variadic ones included).
+    pub data: Vec<ValueInfo>,
+    /// Parameter operands by slot name.
+    pub params: BTreeMap<&'static str, Option<ValueInfo>>,
+}
+
+impl Operands {
+    /// The first data operand.
+    pub fn input(&self) -> &ValueInfo {
+        &self.data[0]
+    }
+
+    /// A parameter operand, when present and known.
+    pub fn param(&self, name: &str) -> Option<&ValueInfo> {
+        self.params.get(name).and_then(Option::as_ref)
+    }
+}
+
+/// The behaviour of one op: attribute checks, parameters and the shape rule.
+pub trait OpRule: Sync {
+    /// Checks attribute values beyond their types; returns (attribute, message) pairs.
+    fn check_attrs(&self, _attrs: &Attrs) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
+
+    /// The requirements on parameter slot `slot`, or `None` when the slot
+    /// does not exist under these attributes (`bias: false`).
+    fn param(&self, _slot: &str, _attrs: &Attrs) -> Option<ParamSpec> {
+        None
+    }
+
+    /// The output dtype and shape, `Ok(None)` when unknown for lack of facts
+    /// about a parameter, or an error that says what does not fit.
+    fn infer(&self, attrs: &Attrs, operands: &Operands) -> Result<Option<ValueInfo>, String>;
+}
+
+/// The definition of one op.
+pub struct OpDef {
+    /// The op's name in graphs.
+    pub name: &'static str,
+    /// One line on what it computes.
+    pub summary: &'static str,
+    /// Its attributes.
+    pub attrs: &'static [AttrSpec],
+    /// Its operand slots, data first, then parameters.
+    pub slots: &'static [Slot],
+    /// Its behaviour.
+    pub rule: &'static dyn OpRule,
+}
+
+impl fmt::Debug for OpDef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpDef").field("name", &self.name).finish()
+    }
+}
+
+impl OpDef {
+    /// The attribute spec named `name`.
+    pub fn attr(&self, name: &str) -> Option<&AttrSpec> {
+        self.attrs.iter().find(|a| a.name == name)
+    }
+
+    /// The slots present under `attrs` (parameter slots that exist), in order.
+    pub fn present_slots(&self, attrs: &Attrs) -> Vec<Slot> {
+        self.slots
+            .iter()
+            .copied()
+            .filter(|s| s.role != Role::Param || self.rule.param(s.name, attrs).is_some())
+            .collect()
+    }
+}
+
+macro_rules! vocabulary {
+    ($($kind:ident => $module:ident :: $def:ident),* $(,)?) => {
+        /// Every op of the vocabulary.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[non_exhaustive]
+        pub enum OpKind { $(
+            #[doc = concat!("The `", stringify!($kind), "` op.")]
+            $kind,
+        )* }
+
+        impl OpKind {
+            /// Every op, in the spec's order.
+            pub const ALL: &'static [OpKind] = &[$(OpKind::$kind),*];
+
+            /// The op's definition.
+            pub fn def(self) -> &'static OpDef {
+                match self { $(OpKind::$kind => &crate::ops::$module::$def,)* }
+            }
+        }
+    };
+}
+
+vocabulary! {
+    Linear => linear::LINEAR,
+    Conv1d => conv::CONV1D,
+    Conv2d => conv::CONV2D,
+    MaxPool1d => pool::MAXPOOL1D,
+    MaxPool2d => pool::MAXPOOL2D,
+    AvgPool1d => pool::AVGPOOL1D,
+    AvgPool2d => pool::AVGPOOL2D,
+    AdaptiveAvgPool2d => pool::ADAPTIVEAVGPOOL2D,
+    BatchNorm1d => norm::BATCHNORM1D,
+    BatchNorm2d => norm::BATCHNORM2D,
+    LayerNorm => norm::LAYERNORM,
+    Embedding => index::EMBEDDING,
+    Gather => index::GATHER,
+    Dropout => shape::DROPOUT,
+    Flatten => shape::FLATTEN,
+    Reshape => shape::RESHAPE,
+    Permute => shape::PERMUTE,
+    Concat => shape::CONCAT,
+    Add => elementwise::ADD,
+    Sub => elementwise::SUB,
+    Mul => elementwise::MUL,
+    Div => elementwise::DIV,
+    MatMul => matmul::MATMUL,
+    ReLU => activation::RELU,
+    LeakyReLU => activation::LEAKYRELU,
+    GELU => activation::GELU,
+    SiLU => activation::SILU,
+    Sigmoid => activation::SIGMOID,
+    Tanh => activation::TANH,
+    Softmax => activation::SOFTMAX,
+    LogSoftmax => activation::LOGSOFTMAX,
+    Identity => shape::IDENTITY,
+    MultiheadAttention => attention::MULTIHEADATTENTION,
+}
+
+impl OpKind {
+    /// The op's name in graphs (`Linear`).
+    pub fn name(self) -> &'static str {
+        self.def().name
+    }
+
+    /// The op named `name` (case-sensitive).
+    pub fn from_name(name: &str) -> Option<OpKind> {
+        OpKind::ALL.iter().copied().find(|k| k.name() == name)
+    }
+}
+
+impl fmt::Display for OpKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The version of the op vocabulary this library implements.
+pub const OPSET: u32 = 1;

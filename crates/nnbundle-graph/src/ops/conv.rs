@@ -1,0 +1,143 @@
+//! `Conv1d` and `Conv2d`: cross-correlation over `[N, C, L]` or `[N, C, H, W]`.
+
+use super::{Window, require_dim, require_float, require_rank};
+use crate::attr::{AttrDefault as D, AttrType as T, Attrs, attr};
+use crate::op::{OpDef, OpRule, Operands, ParamSpec, Role, Slot, slot};
+use crate::value::{Dim, Shape, ValueInfo};
+
+macro_rules! conv_attrs {
+    ($n:expr) => {
+        &[
+            attr("in_channels", T::Int, D::Required, "channels of the input"),
+            attr("out_channels", T::Int, D::Required, "channels of the output"),
+            attr("kernel_size", T::Spatial($n), D::Required, "window size per spatial dimension"),
+            attr("stride", T::Spatial($n), D::Spatial(1), "step per spatial dimension"),
+            attr(
+                "padding",
+                T::Padding($n),
+                D::Spatial(0),
+                "zeros added on both sides, or `valid` (none) or `same` (output size = input size; stride 1 only)",
+            ),
+            attr("dilation", T::Spatial($n), D::Spatial(1), "spacing between kernel elements"),
+            attr("groups", T::Int, D::Int(1), "blocked connections; divides in_channels and out_channels"),
+            attr("bias", T::Bool, D::Bool(true), "whether the node has a bias"),
+        ]
+    };
+}
+
+const SLOTS: &[Slot] = &[slot("input", Role::Data), slot("weight", Role::Param), slot("bias", Role::Param)];
+
+pub(crate) static CONV1D: OpDef = OpDef {
+    name: "Conv1d",
+    summary: "1-D cross-correlation; input [N, in_channels, L]; weight [out_channels, in_channels/groups, k], bias [out_channels]",
+    attrs: conv_attrs!(1),
+    slots: SLOTS,
+    rule: &ConvRule { n: 1, name: "Conv1d" },
+};
+
+pub(crate) static CONV2D: OpDef = OpDef {
+    name: "Conv2d",
+    summary: "2-D cross-correlation; input [N, in_channels, H, W]; weight [out_channels, in_channels/groups, kh, kw], bias [out_channels]",
+    attrs: conv_attrs!(2),
+    slots: SLOTS,
+    rule: &ConvRule { n: 2, name: "Conv2d" },
+};
+
+struct ConvRule {
+    n: usize,
+    name: &'static str,
+}
+
+/// Padding of each spatial dimension as (begin, end), resolving `valid` and `same`.
+pub fn conv_padding(a: &Attrs, n: usize) -> Vec<(i64, i64)> {
+    match a.str("padding") {
+        "valid" => vec![(0, 0); n],
+        "same" => a
+            .ints("kernel_size")
+            .iter()
+            .zip(a.ints("dilation"))
+            .map(|(k, d)| {
+                let total = d * (k - 1);
+                (total / 2, total - total / 2)
+            })
+            .collect(),
+        _ => a.ints("padding").iter().map(|&p| (p, p)).collect(),
+    }
+}
+
+/// The windows of each spatial dimension of a convolution node.
+pub fn conv_windows(a: &Attrs, n: usize) -> Vec<Window> {
+    conv_padding(a, n)
+        .into_iter()
+        .enumerate()
+        .map(|(i, (pad_begin, pad_end))| Window {
+            kernel: a.ints("kernel_size")[i],
+            stride: a.ints("stride")[i],
+            pad_begin,
+            pad_end,
+            dilation: a.ints("dilation")[i],
+            ceil_mode: false,
+        })
+        .collect()
+}
+
+impl OpRule for ConvRule {
+    fn check_attrs(&self, a: &Attrs) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        for name in ["in_channels", "out_channels", "groups"] {
+            if a.int(name) < 1 {
+                out.push((name, format!("must be at least 1, found {}", a.int(name))));
+            }
+        }
+        for name in ["kernel_size", "stride", "dilation"] {
+            if a.ints(name).iter().any(|&v| v < 1) {
+                out.push((name, format!("every value must be at least 1, found {:?}", a.ints(name))));
+            }
+        }
+        if a.ints("padding").iter().any(|&v| v < 0) {
+            out.push(("padding", format!("must not be negative, found {:?}", a.ints("padding"))));
+        }
+        let g = a.int("groups");
+        if g >= 1 && (a.int("in_channels") % g != 0 || a.int("out_channels") % g != 0) {
+            out.push((
+                "groups",
+                format!(
+                    "{g} must divide in_channels {} and out_channels {}",
+                    a.int("in_channels"),
+                    a.int("out_channels")
+                ),
+            ));
+        }
+        if a.str("padding") == "same" && a.ints("stride").iter().any(|&s| s != 1) {
+            out.push(("padding", "`same` requires stride 1".into()));
+        }
+        out
+    }
+
+    fn param(&self, slot: &str, a: &Attrs) -> Option<ParamSpec> {
+        let out_c = a.int("out_channels") as u64;
+        match slot {
+            "weight" => {
+                let g = a.int("groups").max(1);
+                let mut shape = vec![out_c, (a.int("in_channels") / g) as u64];
+                shape.extend(a.ints("kernel_size").iter().map(|&k| k as u64));
+                Some(ParamSpec::float(shape))
+            }
+            "bias" if a.bool("bias") => Some(ParamSpec::float(vec![out_c])),
+            _ => None,
+        }
+    }
+
+    fn infer(&self, a: &Attrs, ops: &Operands) -> Result<Option<ValueInfo>, String> {
+        let x = ops.input();
+        require_float(self.name, x)?;
+        let layout = if self.n == 1 { "[N, C, L]" } else { "[N, C, H, W]" };
+        require_rank(self.name, x, &[self.n + 2], layout)?;
+        require_dim(self.name, "input channels", &x.shape.0[1], a.int("in_channels") as u64, &x.shape)?;
+        let mut dims = vec![x.shape.0[0].clone(), Dim::Fixed(a.int("out_channels") as u64)];
+        for (i, window) in conv_windows(a, self.n).iter().enumerate() {
+            dims.push(window.out_dim(self.name, &x.shape.0[2 + i])?);
+        }
+        Ok(Some(ValueInfo::new(x.dtype, Shape(dims))))
+    }
+}

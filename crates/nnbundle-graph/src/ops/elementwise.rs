@@ -1,0 +1,43 @@
+//! Binary elementwise arithmetic with numpy broadcasting: `Add`, `Sub`, `Mul`, `Div`.
+
+use super::{broadcast, require_float};
+use crate::attr::Attrs;
+use crate::op::{OpDef, OpRule, Operands, ParamDType, ParamSpec, Role, Slot, slot};
+use crate::value::ValueInfo;
+
+const SLOTS: &[Slot] = &[slot("input", Role::Data), slot("other", Role::Param)];
+
+macro_rules! binary {
+    ($static:ident, $name:literal, $summary:literal) => {
+        pub(crate) static $static: OpDef =
+            OpDef { name: $name, summary: $summary, attrs: &[], slots: SLOTS, rule: &Binary($name) };
+    };
+}
+
+binary!(ADD, "Add", "input + other, numpy broadcasting; other is a second input or the weight `<node>.other`");
+binary!(SUB, "Sub", "input - other, numpy broadcasting; other is a second input or the weight `<node>.other`");
+binary!(MUL, "Mul", "input * other, numpy broadcasting; other is a second input or the weight `<node>.other`");
+binary!(
+    DIV,
+    "Div",
+    "input / other (IEEE division), numpy broadcasting; other is a second input or the weight `<node>.other`"
+);
+
+struct Binary(&'static str);
+
+impl OpRule for Binary {
+    fn param(&self, slot: &str, _: &Attrs) -> Option<ParamSpec> {
+        (slot == "other").then_some(ParamSpec { shape: None, dtype: ParamDType::Float, required: true })
+    }
+
+    fn infer(&self, _: &Attrs, ops: &Operands) -> Result<Option<ValueInfo>, String> {
+        let a = ops.input();
+        require_float(self.0, a)?;
+        let Some(b) = ops.param("other") else { return Ok(None) };
+        if a.dtype != b.dtype {
+            return Err(format!("{} operands must have one dtype, found {} and {}", self.0, a.dtype, b.dtype));
+        }
+        let shape = broadcast(&a.shape, &b.shape).map_err(|e| format!("{}: {e}", self.0))?;
+        Ok(Some(ValueInfo::new(a.dtype, shape)))
+    }
+}

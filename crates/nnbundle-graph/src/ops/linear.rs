@@ -1,0 +1,56 @@
+//! `Linear`: `y = x W^T + b`.
+
+use super::{require_dim, require_float};
+use crate::attr::{AttrDefault as D, AttrSpec, AttrType as T, Attrs, attr};
+use crate::op::{OpDef, OpRule, Operands, ParamSpec, Role, Slot, slot};
+use crate::value::{Dim, ValueInfo};
+
+const ATTRS: &[AttrSpec] = &[
+    attr("in_features", T::Int, D::Required, "size of the input's last dimension"),
+    attr("out_features", T::Int, D::Required, "size of the output's last dimension"),
+    attr("bias", T::Bool, D::Bool(true), "whether the node has a bias"),
+];
+const SLOTS: &[Slot] = &[slot("input", Role::Data), slot("weight", Role::Param), slot("bias", Role::Param)];
+
+pub(crate) static LINEAR: OpDef = OpDef {
+    name: "Linear",
+    summary: "y = x W^T + b over the last dimension; weight [out_features, in_features], bias [out_features]",
+    attrs: ATTRS,
+    slots: SLOTS,
+    rule: &LinearRule,
+};
+
+struct LinearRule;
+
+impl OpRule for LinearRule {
+    fn check_attrs(&self, a: &Attrs) -> Vec<(&'static str, String)> {
+        ["in_features", "out_features"]
+            .into_iter()
+            .filter(|n| a.int(n) < 1)
+            .map(|n| (n, format!("must be at least 1, found {}", a.int(n))))
+            .collect()
+    }
+
+    fn param(&self, slot: &str, a: &Attrs) -> Option<ParamSpec> {
+        let (i, o) = (a.int("in_features") as u64, a.int("out_features") as u64);
+        match slot {
+            "weight" => Some(ParamSpec::float(vec![o, i])),
+            "bias" if a.bool("bias") => Some(ParamSpec::float(vec![o])),
+            _ => None,
+        }
+    }
+
+    fn infer(&self, a: &Attrs, ops: &Operands) -> Result<Option<ValueInfo>, String> {
+        let x = ops.input();
+        require_float("Linear", x)?;
+        let last = x
+            .shape
+            .0
+            .last()
+            .ok_or_else(|| "Linear expects an input of rank 1 or more, input is a scalar".to_string())?;
+        require_dim("Linear", "last dimension", last, a.int("in_features") as u64, &x.shape)?;
+        let mut shape = x.shape.clone();
+        *shape.0.last_mut().expect("rank checked") = Dim::Fixed(a.int("out_features") as u64);
+        Ok(Some(ValueInfo::new(x.dtype, shape)))
+    }
+}

@@ -1,0 +1,119 @@
+//! The op definitions, one file per family, and the shape helpers they share.
+
+pub(crate) mod activation;
+pub(crate) mod attention;
+pub mod conv;
+pub(crate) mod elementwise;
+pub(crate) mod index;
+pub(crate) mod linear;
+pub mod matmul;
+pub(crate) mod norm;
+pub mod pool;
+pub(crate) mod shape;
+
+use nnbundle_format::DType;
+
+use crate::value::{Dim, Shape, ValueInfo};
+
+/// Fails unless the value is f32 or f64.
+pub(crate) fn require_float(op: &str, v: &ValueInfo) -> Result<(), String> {
+    if matches!(v.dtype, DType::F32 | DType::F64) {
+        Ok(())
+    } else {
+        Err(format!("{op} computes in f32 or f64, input is {}", v.dtype))
+    }
+}
+
+/// Fails unless the value has one of `ranks`.
+pub(crate) fn require_rank(op: &str, v: &ValueInfo, ranks: &[usize], layout: &str) -> Result<(), String> {
+    if ranks.contains(&v.shape.rank()) {
+        Ok(())
+    } else {
+        Err(format!("{op} expects input {layout}, input has {}", v.shape))
+    }
+}
+
+/// Fails unless `dim` can equal `want`.
+pub(crate) fn require_dim(op: &str, what: &str, dim: &Dim, want: u64, shape: &Shape) -> Result<(), String> {
+    if dim.compatible(&Dim::Fixed(want)) {
+        Ok(())
+    } else {
+        Err(format!("{op} expects {what} {want}, input has {shape}"))
+    }
+}
+
+/// numpy broadcasting of two shapes.
+pub(crate) fn broadcast(a: &Shape, b: &Shape) -> Result<Shape, String> {
+    let rank = a.rank().max(b.rank());
+    let pad = |s: &Shape, i: usize| -> Dim {
+        let offset = rank - s.rank();
+        if i < offset { Dim::Fixed(1) } else { s.0[i - offset].clone() }
+    };
+    (0..rank)
+        .map(|i| match (pad(a, i), pad(b, i)) {
+            (Dim::Fixed(1), d) | (d, Dim::Fixed(1)) => Ok(d),
+            (x, y) if x.same_as(&y) => Ok(x),
+            (Dim::Fixed(x), Dim::Fixed(y)) => {
+                Err(format!("shapes {a} and {b} do not broadcast (dimension {i}: {x} vs {y})"))
+            }
+            (Dim::Fixed(_), d) | (d, Dim::Fixed(_)) => Ok(d),
+            _ => Ok(Dim::Unknown),
+        })
+        .collect::<Result<_, _>>()
+        .map(Shape)
+}
+
+/// One spatial dimension of a sliding window (convolution or pooling).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// Kernel size.
+    pub kernel: i64,
+    /// Step between windows.
+    pub stride: i64,
+    /// Padding before the first element.
+    pub pad_begin: i64,
+    /// Padding after the last element.
+    pub pad_end: i64,
+    /// Spacing between kernel taps.
+    pub dilation: i64,
+    /// Round the output length up instead of down.
+    pub ceil_mode: bool,
+}
+
+impl Window {
+    /// Extent of one window, dilation included.
+    pub fn span(&self) -> i64 {
+        self.dilation * (self.kernel - 1) + 1
+    }
+
+    /// Output length for input length `n` (PyTorch's rule):
+    /// `floor_or_ceil((n + pads - span) / stride) + 1`, where with `ceil_mode`
+    /// a last window that would start in the right padding is dropped.
+    /// `None` when the window does not fit in the padded input.
+    pub fn out_len(&self, n: i64) -> Option<i64> {
+        let room = n + self.pad_begin + self.pad_end - self.span();
+        if room < 0 || self.stride < 1 {
+            return None;
+        }
+        let mut out = if self.ceil_mode { (room + self.stride - 1) / self.stride + 1 } else { room / self.stride + 1 };
+        if self.ceil_mode && (out - 1) * self.stride >= n + self.pad_begin {
+            out -= 1;
+        }
+        Some(out)
+    }
+
+    /// The output dim for input dim `n`, or an error naming the op.
+    pub(crate) fn out_dim(&self, op: &str, n: &Dim) -> Result<Dim, String> {
+        let Dim::Fixed(n) = n else { return Ok(Dim::Unknown) };
+        let len = i64::try_from(*n).map_err(|_| format!("{op}: input dimension {n} is too large"))?;
+        self.out_len(len).map(|o| Dim::Fixed(o as u64)).ok_or_else(|| {
+            format!(
+                "{op}: window of {} (kernel {}, dilation {}) is larger than the padded input {}",
+                self.span(),
+                self.kernel,
+                self.dilation,
+                len + self.pad_begin + self.pad_end
+            )
+        })
+    }
+}

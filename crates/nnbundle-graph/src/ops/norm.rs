@@ -1,0 +1,123 @@
+//! Normalization: `BatchNorm1d`, `BatchNorm2d` (running statistics), `LayerNorm`.
+
+use super::{require_dim, require_float, require_rank};
+use crate::attr::{AttrDefault as D, AttrSpec, AttrType as T, Attrs, attr};
+use crate::op::{OpDef, OpRule, Operands, ParamDType, ParamSpec, Role, Slot, slot};
+use crate::value::{Dim, ValueInfo};
+
+const BN_ATTRS: &[AttrSpec] = &[
+    attr("num_features", T::Int, D::Required, "channels C"),
+    attr("eps", T::Float, D::Float(1e-5), "added to the variance"),
+    attr("affine", T::Bool, D::Bool(true), "whether the node has weight and bias"),
+];
+const BN_SLOTS: &[Slot] = &[
+    slot("input", Role::Data),
+    slot("weight", Role::Param),
+    slot("bias", Role::Param),
+    slot("running_mean", Role::Param),
+    slot("running_var", Role::Param),
+    slot("num_batches_tracked", Role::Param),
+];
+
+pub(crate) static BATCHNORM1D: OpDef = OpDef {
+    name: "BatchNorm1d",
+    summary: "(x - running_mean) / sqrt(running_var + eps) * weight + bias over channel dim 1 of [N, C] or [N, C, L]",
+    attrs: BN_ATTRS,
+    slots: BN_SLOTS,
+    rule: &BatchNormRule { name: "BatchNorm1d", ranks: &[2, 3], layout: "[N, C] or [N, C, L]" },
+};
+pub(crate) static BATCHNORM2D: OpDef = OpDef {
+    name: "BatchNorm2d",
+    summary: "(x - running_mean) / sqrt(running_var + eps) * weight + bias over channel dim 1 of [N, C, H, W]",
+    attrs: BN_ATTRS,
+    slots: BN_SLOTS,
+    rule: &BatchNormRule { name: "BatchNorm2d", ranks: &[4], layout: "[N, C, H, W]" },
+};
+
+struct BatchNormRule {
+    name: &'static str,
+    ranks: &'static [usize],
+    layout: &'static str,
+}
+
+impl OpRule for BatchNormRule {
+    fn check_attrs(&self, a: &Attrs) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if a.int("num_features") < 1 {
+            out.push(("num_features", format!("must be at least 1, found {}", a.int("num_features"))));
+        }
+        if a.float("eps") < 0.0 {
+            out.push(("eps", format!("must not be negative, found {}", a.float("eps"))));
+        }
+        out
+    }
+
+    fn param(&self, slot: &str, a: &Attrs) -> Option<ParamSpec> {
+        let c = a.int("num_features") as u64;
+        match slot {
+            "weight" | "bias" if a.bool("affine") => Some(ParamSpec::float(vec![c])),
+            "running_mean" | "running_var" => Some(ParamSpec::float(vec![c])),
+            "num_batches_tracked" => Some(ParamSpec { shape: Some(vec![]), dtype: ParamDType::I64, required: false }),
+            _ => None,
+        }
+    }
+
+    fn infer(&self, a: &Attrs, ops: &Operands) -> Result<Option<ValueInfo>, String> {
+        let x = ops.input();
+        require_float(self.name, x)?;
+        require_rank(self.name, x, self.ranks, self.layout)?;
+        require_dim(self.name, "channels (dimension 1)", &x.shape.0[1], a.int("num_features") as u64, &x.shape)?;
+        Ok(Some(x.clone()))
+    }
+}
+
+pub(crate) static LAYERNORM: OpDef = OpDef {
+    name: "LayerNorm",
+    summary: "normalizes over the last len(normalized_shape) dimensions (biased variance), then * weight + bias",
+    attrs: &[
+        attr("normalized_shape", T::Ints, D::Required, "the trailing dimensions normalized over"),
+        attr("eps", T::Float, D::Float(1e-5), "added to the variance"),
+        attr("elementwise_affine", T::Bool, D::Bool(true), "whether the node has weight (and bias)"),
+        attr("bias", T::Bool, D::Bool(true), "whether the node has a bias (with elementwise_affine)"),
+    ],
+    slots: &[slot("input", Role::Data), slot("weight", Role::Param), slot("bias", Role::Param)],
+    rule: &LayerNormRule,
+};
+
+struct LayerNormRule;
+
+impl OpRule for LayerNormRule {
+    fn check_attrs(&self, a: &Attrs) -> Vec<(&'static str, String)> {
+        let ns = a.ints("normalized_shape");
+        let mut out = Vec::new();
+        if ns.is_empty() || ns.iter().any(|&d| d < 1) {
+            out.push(("normalized_shape", format!("must be a non-empty list of sizes of at least 1, found {ns:?}")));
+        }
+        if a.float("eps") < 0.0 {
+            out.push(("eps", format!("must not be negative, found {}", a.float("eps"))));
+        }
+        out
+    }
+
+    fn param(&self, slot: &str, a: &Attrs) -> Option<ParamSpec> {
+        let shape: Vec<u64> = a.ints("normalized_shape").iter().map(|&d| d as u64).collect();
+        match slot {
+            "weight" if a.bool("elementwise_affine") => Some(ParamSpec::float(shape)),
+            "bias" if a.bool("elementwise_affine") && a.bool("bias") => Some(ParamSpec::float(shape)),
+            _ => None,
+        }
+    }
+
+    fn infer(&self, a: &Attrs, ops: &Operands) -> Result<Option<ValueInfo>, String> {
+        let x = ops.input();
+        require_float("LayerNorm", x)?;
+        let ns = a.ints("normalized_shape");
+        let r = x.shape.rank();
+        let fits = r >= ns.len()
+            && x.shape.0[r - ns.len()..].iter().zip(ns).all(|(d, &n)| d.compatible(&Dim::Fixed(n as u64)));
+        if !fits {
+            return Err(format!("LayerNorm expects trailing dimensions {ns:?}, input has {}", x.shape));
+        }
+        Ok(Some(x.clone()))
+    }
+}

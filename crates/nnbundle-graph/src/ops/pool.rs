@@ -1,0 +1,163 @@
+//! Pooling: `MaxPool1d/2d`, `AvgPool1d/2d`, `AdaptiveAvgPool2d`.
+
+use super::{Window, require_float, require_rank};
+use crate::attr::{AttrDefault as D, AttrType as T, Attrs, attr};
+use crate::op::{OpDef, OpRule, Operands, Role, Slot, slot};
+use crate::value::{Dim, Shape, ValueInfo};
+
+const SLOTS: &[Slot] = &[slot("input", Role::Data)];
+
+macro_rules! max_attrs {
+    ($n:expr) => {
+        &[
+            attr("kernel_size", T::Spatial($n), D::Required, "window size"),
+            attr("stride", T::Spatial($n), D::SameAs("kernel_size"), "step; defaults to kernel_size"),
+            attr(
+                "padding",
+                T::Spatial($n),
+                D::Spatial(0),
+                "implicit -infinity padding on both sides; at most half the kernel",
+            ),
+            attr("dilation", T::Spatial($n), D::Spatial(1), "spacing between window elements"),
+            attr("ceil_mode", T::Bool, D::Bool(false), "round the output size up instead of down"),
+        ]
+    };
+}
+
+macro_rules! avg_attrs {
+    ($n:expr) => {
+        &[
+            attr("kernel_size", T::Spatial($n), D::Required, "window size"),
+            attr("stride", T::Spatial($n), D::SameAs("kernel_size"), "step; defaults to kernel_size"),
+            attr(
+                "padding",
+                T::Spatial($n),
+                D::Spatial(0),
+                "implicit zero padding on both sides; at most half the kernel",
+            ),
+            attr("ceil_mode", T::Bool, D::Bool(false), "round the output size up instead of down"),
+            attr("count_include_pad", T::Bool, D::Bool(true), "count padding zeros in the divisor"),
+        ]
+    };
+}
+
+pub(crate) static MAXPOOL1D: OpDef = OpDef {
+    name: "MaxPool1d",
+    summary: "maximum over sliding windows of [N, C, L]",
+    attrs: max_attrs!(1),
+    slots: SLOTS,
+    rule: &PoolRule { n: 1, name: "MaxPool1d", dilated: true },
+};
+pub(crate) static MAXPOOL2D: OpDef = OpDef {
+    name: "MaxPool2d",
+    summary: "maximum over sliding windows of [N, C, H, W]",
+    attrs: max_attrs!(2),
+    slots: SLOTS,
+    rule: &PoolRule { n: 2, name: "MaxPool2d", dilated: true },
+};
+pub(crate) static AVGPOOL1D: OpDef = OpDef {
+    name: "AvgPool1d",
+    summary: "mean over sliding windows of [N, C, L]",
+    attrs: avg_attrs!(1),
+    slots: SLOTS,
+    rule: &PoolRule { n: 1, name: "AvgPool1d", dilated: false },
+};
+pub(crate) static AVGPOOL2D: OpDef = OpDef {
+    name: "AvgPool2d",
+    summary: "mean over sliding windows of [N, C, H, W]",
+    attrs: avg_attrs!(2),
+    slots: SLOTS,
+    rule: &PoolRule { n: 2, name: "AvgPool2d", dilated: false },
+};
+
+struct PoolRule {
+    n: usize,
+    name: &'static str,
+    dilated: bool,
+}
+
+impl PoolRule {
+    fn dilation(&self, a: &Attrs, i: usize) -> i64 {
+        if self.dilated { a.ints("dilation")[i] } else { 1 }
+    }
+}
+
+/// The windows of each spatial dimension of a pooling node (`MaxPool*`, `AvgPool*`).
+pub fn pool_windows(a: &Attrs, n: usize) -> Vec<Window> {
+    (0..n)
+        .map(|i| {
+            let p = a.ints("padding")[i];
+            Window {
+                kernel: a.ints("kernel_size")[i],
+                stride: a.ints("stride")[i],
+                pad_begin: p,
+                pad_end: p,
+                dilation: a.ints("dilation").get(i).copied().unwrap_or(1),
+                ceil_mode: a.bool("ceil_mode"),
+            }
+        })
+        .collect()
+}
+
+impl OpRule for PoolRule {
+    fn check_attrs(&self, a: &Attrs) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        let names: &[&'static str] =
+            if self.dilated { &["kernel_size", "stride", "dilation"] } else { &["kernel_size", "stride"] };
+        for &name in names {
+            if a.ints(name).iter().any(|&v| v < 1) {
+                out.push((name, format!("every value must be at least 1, found {:?}", a.ints(name))));
+            }
+        }
+        let ks = a.ints("kernel_size");
+        for (i, &p) in a.ints("padding").iter().enumerate() {
+            let effective = self.dilation(a, i) * (ks.get(i).copied().unwrap_or(1) - 1) + 1;
+            if p < 0 || p > effective / 2 {
+                out.push(("padding", format!("must be between 0 and half the window ({}), found {p}", effective / 2)));
+                break;
+            }
+        }
+        out
+    }
+
+    fn infer(&self, a: &Attrs, ops: &Operands) -> Result<Option<ValueInfo>, String> {
+        let x = ops.input();
+        require_float(self.name, x)?;
+        let layout = if self.n == 1 { "[N, C, L]" } else { "[N, C, H, W]" };
+        require_rank(self.name, x, &[self.n + 2], layout)?;
+        let mut dims = x.shape.0[..2].to_vec();
+        for (i, window) in pool_windows(a, self.n).iter().enumerate() {
+            dims.push(window.out_dim(self.name, &x.shape.0[2 + i])?);
+        }
+        Ok(Some(ValueInfo::new(x.dtype, Shape(dims))))
+    }
+}
+
+pub(crate) static ADAPTIVEAVGPOOL2D: OpDef = OpDef {
+    name: "AdaptiveAvgPool2d",
+    summary: "mean over adaptive windows so that [N, C, H, W] becomes [N, C, oh, ow]",
+    attrs: &[attr("output_size", T::Spatial(2), D::Required, "output height and width")],
+    slots: SLOTS,
+    rule: &AdaptiveRule,
+};
+
+struct AdaptiveRule;
+
+impl OpRule for AdaptiveRule {
+    fn check_attrs(&self, a: &Attrs) -> Vec<(&'static str, String)> {
+        if a.ints("output_size").iter().any(|&v| v < 1) {
+            vec![("output_size", format!("every value must be at least 1, found {:?}", a.ints("output_size")))]
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn infer(&self, a: &Attrs, ops: &Operands) -> Result<Option<ValueInfo>, String> {
+        let x = ops.input();
+        require_float("AdaptiveAvgPool2d", x)?;
+        require_rank("AdaptiveAvgPool2d", x, &[4], "[N, C, H, W]")?;
+        let mut dims = x.shape.0[..2].to_vec();
+        dims.extend(a.ints("output_size").iter().map(|&v| Dim::Fixed(v as u64)));
+        Ok(Some(ValueInfo::new(x.dtype, Shape(dims))))
+    }
+}
