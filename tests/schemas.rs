@@ -11,8 +11,11 @@ fn spec(path: &str) -> PathBuf {
 
 /// Compares a generated schema with the committed file; `NNB_UPDATE_SCHEMAS=1` rewrites it.
 fn check_committed(file: &str, schema: serde_json::Value) {
-    let path = spec(&format!("schema/{file}"));
-    let generated = serde_json::to_string_pretty(&schema).unwrap() + "\n";
+    check_generated(&format!("schema/{file}"), serde_json::to_string_pretty(&schema).unwrap() + "\n");
+}
+
+fn check_generated(file: &str, generated: String) {
+    let path = spec(file);
     if std::env::var_os("NNB_UPDATE_SCHEMAS").is_some() {
         std::fs::write(&path, &generated).unwrap();
         return;
@@ -28,6 +31,11 @@ fn check_committed(file: &str, schema: serde_json::Value) {
 #[test]
 fn graph_schema_matches_the_code() {
     check_committed("graph.schema.json", nnbundle::graph::schema::graph_schema());
+}
+
+#[test]
+fn op_reference_matches_the_registry() {
+    check_generated("OPS.md", nnbundle::graph::op_reference_markdown());
 }
 
 #[test]

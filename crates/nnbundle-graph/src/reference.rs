@@ -1,0 +1,67 @@
+//! The op reference (`spec/OPS.md`), generated from the registry so the
+//! spec's op list and the code cannot disagree.
+
+use std::fmt::Write;
+
+use crate::attr::AttrDefault;
+use crate::op::{OPSET, OpKind, ParamDType, Role};
+
+/// Markdown reference of every op: summary, operands, attributes.
+pub fn op_reference_markdown() -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "# Op reference, opset {OPSET}\n");
+    let _ = writeln!(
+        out,
+        "Generated from the op registry (`crates/nnbundle-graph`); a test fails when this file differs. \
+         Normative together with section 9 of [FORMAT.md](FORMAT.md), which states the rules every op follows and the numerics.\n"
+    );
+    let _ = writeln!(out, "| op | computes |\n|---|---|");
+    for op in OpKind::ALL {
+        let def = op.def();
+        let _ =
+            writeln!(out, "| [`{}`](#{}) | {} |", def.name, def.name.to_lowercase(), def.summary.replace('|', "\\|"));
+    }
+    for op in OpKind::ALL {
+        let def = op.def();
+        let _ = writeln!(out, "\n## {}\n\n{}\n", def.name, def.summary);
+        let _ = writeln!(out, "Operands, in order:\n");
+        for slot in def.slots {
+            let role = match slot.role {
+                Role::Data => "value, required".to_owned(),
+                Role::OptionalData => "value, optional".to_owned(),
+                Role::Variadic => "one or more values".to_owned(),
+                Role::Param => {
+                    let dtype = def.rule.param(slot.name, &Default::default()).map(|p| p.dtype);
+                    let dtype = match dtype {
+                        Some(ParamDType::Index) => ", i32 or i64",
+                        Some(ParamDType::I64) => ", i64, optional, unused at inference",
+                        _ => ", the input's float dtype",
+                    };
+                    format!("parameter: the weight `<node>.{}` unless given as a value{dtype}", slot.name)
+                }
+            };
+            let _ = writeln!(out, "- `{}`: {role}", slot.name);
+        }
+        if def.attrs.is_empty() {
+            let _ = writeln!(out, "\nAttributes: none.");
+        } else {
+            let _ = writeln!(out, "\n| attribute | type | default | meaning |\n|---|---|---|---|");
+            for a in def.attrs {
+                let default = match a.default {
+                    AttrDefault::Required => "required".to_owned(),
+                    AttrDefault::Absent => "absent".to_owned(),
+                    other => format!("`{other}`"),
+                };
+                let _ = writeln!(
+                    out,
+                    "| `{}` | {} | {} | {} |",
+                    a.name,
+                    a.ty.describe(),
+                    default,
+                    a.doc.replace('|', "\\|")
+                );
+            }
+        }
+    }
+    out
+}
