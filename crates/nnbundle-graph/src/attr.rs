@@ -265,3 +265,18 @@ impl Attrs {
         missing
     }
 }
+
+macro_rules! attr_from {
+    ($($t:ty => $v:ident),*) => {$(
+        impl From<$t> for AttrValue {
+            fn from(x: $t) -> Self { AttrValue::$v(x.into()) }
+        }
+    )*};
+}
+attr_from!(bool => Bool, i64 => Int, i32 => Int, u32 => Int, f64 => Float, f32 => Float, String => Str, &str => Str, Vec<i64> => Ints);
+
+impl<const N: usize> From<[i64; N]> for AttrValue {
+    fn from(v: [i64; N]) -> Self {
+        AttrValue::Ints(v.to_vec())
+    }
+}

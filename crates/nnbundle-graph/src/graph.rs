@@ -215,3 +215,37 @@ pub fn analyze(bytes: &[u8], weights: Option<&BTreeMap<String, WeightInfo>>) -> 
         Err(report) => Analysis { graph: None, report, values: BTreeMap::new() },
     }
 }
+
+impl Graph {
+    /// The part of the graph that computes `outputs` (node names): their
+    /// ancestors, the graph inputs those read, and `outputs` as the outputs.
+    pub fn subgraph(&self, outputs: &[&str]) -> Result<Graph, Report> {
+        let mut report = Report::default();
+        let index: BTreeMap<&str, usize> = self.nodes.iter().enumerate().map(|(i, n)| (n.name.as_str(), i)).collect();
+        for (k, o) in outputs.iter().enumerate() {
+            if !index.contains_key(o) {
+                report.error(
+                    crate::report::Code::UnknownReference,
+                    format!("outputs[{k}]"),
+                    None,
+                    format!("no node named `{o}`"),
+                );
+            }
+        }
+        if report.has_errors() {
+            return Err(report);
+        }
+        let mut keep = vec![false; self.nodes.len()];
+        let mut stack: Vec<usize> = outputs.iter().map(|o| index[o]).collect();
+        while let Some(i) = stack.pop() {
+            if !std::mem::replace(&mut keep[i], true) {
+                stack.extend(self.nodes[i].inputs.iter().filter_map(|n| index.get(n.as_str()).copied()));
+            }
+        }
+        let nodes: Vec<Node> = self.nodes.iter().zip(&keep).filter(|(_, k)| **k).map(|(n, _)| n.clone()).collect();
+        let used: std::collections::BTreeSet<&str> =
+            nodes.iter().flat_map(|n| n.inputs.iter().map(String::as_str)).collect();
+        let inputs = self.inputs.iter().filter(|i| used.contains(i.name.as_str())).cloned().collect();
+        Graph::new(inputs, nodes, outputs.iter().map(|s| s.to_string()).collect())
+    }
+}

@@ -37,6 +37,7 @@ mod ops;
 mod reference;
 mod report;
 pub mod schema;
+mod summary;
 mod value;
 
 pub use attr::{AttrDefault, AttrSpec, AttrType, AttrValue, Attrs};
@@ -50,4 +51,5 @@ pub use ops::matmul::matmul_shape;
 pub use ops::pool::pool_windows;
 pub use reference::op_reference_markdown;
 pub use report::{Code, Problem, Report, Severity};
+pub use summary::{group_digits, human_bytes};
 pub use value::{Dim, Shape, ValueInfo, normalize_axis};

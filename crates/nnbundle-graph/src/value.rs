@@ -130,3 +130,15 @@ impl fmt::Display for ValueInfo {
         write!(f, "{} {}", self.dtype, self.shape)
     }
 }
+
+impl From<u64> for Dim {
+    fn from(n: u64) -> Self {
+        Dim::Fixed(n)
+    }
+}
+
+impl From<&str> for Dim {
+    fn from(s: &str) -> Self {
+        Dim::Symbol(s.to_owned())
+    }
+}

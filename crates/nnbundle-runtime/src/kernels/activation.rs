@@ -1,0 +1,130 @@
+//! Elementwise activations and `Softmax`/`LogSoftmax`.
+
+use ndarray::Axis;
+use nnbundle_graph::{Attrs, normalize_axis};
+
+use super::{Float, Kernel, KernelResult, first_dtype, view, with_float};
+use crate::value::Arg;
+
+#[derive(Clone, Copy)]
+enum Fun {
+    Relu,
+    LeakyRelu(f64),
+    GeluErf,
+    GeluTanh,
+    Silu,
+    Sigmoid,
+    Tanh,
+}
+
+pub(crate) struct Unary(Fun);
+
+impl Unary {
+    pub(crate) fn relu() -> Self {
+        Unary(Fun::Relu)
+    }
+    pub(crate) fn leaky_relu(a: &Attrs) -> Self {
+        Unary(Fun::LeakyRelu(a.float("negative_slope")))
+    }
+    pub(crate) fn gelu(a: &Attrs) -> Self {
+        Unary(if a.str("approximate") == "tanh" { Fun::GeluTanh } else { Fun::GeluErf })
+    }
+    pub(crate) fn silu() -> Self {
+        Unary(Fun::Silu)
+    }
+    pub(crate) fn sigmoid() -> Self {
+        Unary(Fun::Sigmoid)
+    }
+    pub(crate) fn tanh() -> Self {
+        Unary(Fun::Tanh)
+    }
+}
+
+fn sigmoid<T: Float>(x: T) -> T {
+    T::one() / (T::one() + (-x).exp())
+}
+
+fn apply<T: Float>(f: Fun, x: T) -> T {
+    let half = T::from_f64(0.5);
+    match f {
+        // NaN stays NaN, as in PyTorch.
+        Fun::Relu => {
+            if x < T::zero() {
+                T::zero()
+            } else {
+                x
+            }
+        }
+        Fun::LeakyRelu(slope) => {
+            if x >= T::zero() {
+                x
+            } else {
+                x * T::from_f64(slope)
+            }
+        }
+        Fun::GeluErf => x * half * (T::one() + (x * T::from_f64(std::f64::consts::FRAC_1_SQRT_2)).erf()),
+        Fun::GeluTanh => {
+            let inner = T::from_f64((2.0 / std::f64::consts::PI).sqrt()) * (x + T::from_f64(0.044715) * x * x * x);
+            x * half * (T::one() + inner.tanh())
+        }
+        Fun::Silu => x * sigmoid(x),
+        Fun::Sigmoid => sigmoid(x),
+        Fun::Tanh => x.tanh(),
+    }
+}
+
+fn unary<T: Float>(f: Fun, args: &[Arg<'_>]) -> KernelResult {
+    Ok(T::into_value(view::<T>(args, 0)?.mapv(|x| apply(f, x))))
+}
+
+impl Kernel for Unary {
+    fn run(&self, args: &[Arg<'_>]) -> KernelResult {
+        with_float!(first_dtype(args), T => unary::<T>(self.0, args))
+    }
+}
+
+pub(crate) struct Softmax {
+    dim: i64,
+    log: bool,
+}
+
+impl Softmax {
+    pub(crate) fn new(a: &Attrs, log: bool) -> Self {
+        Softmax { dim: a.int("dim"), log }
+    }
+}
+
+/// Softmax (or log-softmax) of each lane along `axis`, in place.
+pub(crate) fn softmax_lanes<T: Float>(y: &mut ndarray::ArrayD<T>, axis: usize, log: bool) {
+    for mut lane in y.lanes_mut(Axis(axis)) {
+        let max = lane.iter().copied().fold(T::neg_infinity(), |m, v| if v > m { v } else { m });
+        if log {
+            let sum: T = lane.iter().map(|&v| (v - max).exp()).sum();
+            let lse = sum.ln();
+            lane.mapv_inplace(|v| v - max - lse);
+        } else {
+            lane.mapv_inplace(|v| (v - max).exp());
+            let sum: T = lane.iter().copied().sum();
+            lane.mapv_inplace(|v| v / sum);
+        }
+    }
+}
+
+fn softmax<T: Float>(k: &Softmax, args: &[Arg<'_>]) -> KernelResult {
+    let x = view::<T>(args, 0)?;
+    let mut y = x.to_owned();
+    if y.ndim() == 0 {
+        y = y.insert_axis(Axis(0));
+        softmax_lanes(&mut y, 0, k.log);
+        return Ok(T::into_value(y.remove_axis(Axis(0))));
+    }
+    let axis = normalize_axis(k.dim, y.ndim()).ok_or("dim out of range")?;
+    softmax_lanes(&mut y, axis, k.log);
+    Ok(T::into_value(y))
+}
+
+impl Kernel for Softmax {
+    fn run(&self, args: &[Arg<'_>]) -> KernelResult {
+        with_float!(first_dtype(args), T => softmax::<T>(self, args))
+    }
+}

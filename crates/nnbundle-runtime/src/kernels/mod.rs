@@ -1,0 +1,143 @@
+//! Kernels: the runtime's implementation of each op, built once per node at
+//! load time (attributes parsed, windows computed), run many times.
+
+mod activation;
+mod attention;
+mod conv;
+mod elementwise;
+mod index;
+mod linear;
+mod matmul;
+mod norm;
+mod pool;
+mod shape;
+
+use ndarray::{ArrayD, LinalgScalar};
+use nnbundle_format::DType;
+use nnbundle_graph::{Node, OpKind};
+
+use crate::value::{Arg, Scalar, Value};
+
+/// What a kernel returns: its output, or a message the runtime prefixes with the node.
+pub(crate) type KernelResult = Result<Value, String>;
+
+/// One op's implementation for one node.
+pub(crate) trait Kernel: Send + Sync {
+    /// Computes the output from the operands, in slot order.
+    fn run(&self, args: &[Arg<'_>]) -> KernelResult;
+}
+
+/// Float element types the kernels compute with.
+pub(crate) trait Float:
+    num_traits::Float
+    + num_traits::NumAssign
+    + ndarray::ScalarOperand
+    + LinalgScalar
+    + Scalar
+    + std::iter::Sum
+    + std::fmt::Debug
+    + Send
+    + Sync
+    + 'static
+{
+    fn from_f64(x: f64) -> Self;
+    fn erf(self) -> Self;
+    fn into_value(a: ArrayD<Self>) -> Value;
+}
+
+impl Float for f32 {
+    fn from_f64(x: f64) -> Self {
+        x as f32
+    }
+    fn erf(self) -> Self {
+        libm::erff(self)
+    }
+    fn into_value(a: ArrayD<Self>) -> Value {
+        Value::F32(a)
+    }
+}
+
+impl Float for f64 {
+    fn from_f64(x: f64) -> Self {
+        x
+    }
+    fn erf(self) -> Self {
+        libm::erf(self)
+    }
+    fn into_value(a: ArrayD<Self>) -> Value {
+        Value::F64(a)
+    }
+}
+
+/// Calls `$body` with `T` bound to the float type of `$dtype`.
+macro_rules! with_float {
+    ($dtype:expr, $T:ident => $body:expr) => {
+        match $dtype {
+            nnbundle_format::DType::F32 => {
+                type $T = f32;
+                $body
+            }
+            nnbundle_format::DType::F64 => {
+                type $T = f64;
+                $body
+            }
+            other => Err(format!("computes in f32 or f64, input is {other}")),
+        }
+    };
+}
+pub(crate) use with_float;
+
+/// A typed view of operand `i`, or an error naming it.
+pub(crate) fn view<'a, T: Scalar>(args: &[Arg<'a>], i: usize) -> Result<ndarray::ArrayViewD<'a, T>, String> {
+    let arg = args.get(i).ok_or_else(|| format!("operand {i} is missing"))?;
+    arg.view::<T>().ok_or_else(|| format!("operand {i} is {}, expected {}", arg.dtype(), T::DTYPE))
+}
+
+/// Whether the runtime implements `op`.
+pub fn supports(op: OpKind) -> bool {
+    build_kernel(&Node { name: String::new(), op, inputs: Vec::new(), attrs: Default::default() }).is_some()
+}
+
+/// The kernel for a checked node; `None` for an op this runtime does not implement.
+pub(crate) fn build_kernel(node: &Node) -> Option<Box<dyn Kernel>> {
+    let a = &node.attrs;
+    Some(match node.op {
+        OpKind::Linear => Box::new(linear::Linear::new(a)),
+        OpKind::Conv1d => Box::new(conv::Conv::new(a, 1)),
+        OpKind::Conv2d => Box::new(conv::Conv::new(a, 2)),
+        OpKind::MaxPool1d => Box::new(pool::Pool::new(a, 1, pool::Kind::Max)),
+        OpKind::MaxPool2d => Box::new(pool::Pool::new(a, 2, pool::Kind::Max)),
+        OpKind::AvgPool1d => Box::new(pool::Pool::new(a, 1, pool::Kind::Avg)),
+        OpKind::AvgPool2d => Box::new(pool::Pool::new(a, 2, pool::Kind::Avg)),
+        OpKind::AdaptiveAvgPool2d => Box::new(pool::AdaptiveAvg::new(a)),
+        OpKind::BatchNorm1d | OpKind::BatchNorm2d => Box::new(norm::BatchNorm::new(a)),
+        OpKind::LayerNorm => Box::new(norm::LayerNorm::new(a)),
+        OpKind::Embedding => Box::new(index::Embedding),
+        OpKind::Gather => Box::new(index::Gather::new(a)),
+        OpKind::Dropout | OpKind::Identity => Box::new(shape::Passthrough),
+        OpKind::Flatten => Box::new(shape::Flatten::new(a)),
+        OpKind::Reshape => Box::new(shape::Reshape::new(a)),
+        OpKind::Permute => Box::new(shape::Permute::new(a)),
+        OpKind::Concat => Box::new(shape::Concat::new(a)),
+        OpKind::Add => Box::new(elementwise::Binary(elementwise::BinaryOp::Add)),
+        OpKind::Sub => Box::new(elementwise::Binary(elementwise::BinaryOp::Sub)),
+        OpKind::Mul => Box::new(elementwise::Binary(elementwise::BinaryOp::Mul)),
+        OpKind::Div => Box::new(elementwise::Binary(elementwise::BinaryOp::Div)),
+        OpKind::MatMul => Box::new(matmul::MatMul),
+        OpKind::ReLU => Box::new(activation::Unary::relu()),
+        OpKind::LeakyReLU => Box::new(activation::Unary::leaky_relu(a)),
+        OpKind::GELU => Box::new(activation::Unary::gelu(a)),
+        OpKind::SiLU => Box::new(activation::Unary::silu()),
+        OpKind::Sigmoid => Box::new(activation::Unary::sigmoid()),
+        OpKind::Tanh => Box::new(activation::Unary::tanh()),
+        OpKind::Softmax => Box::new(activation::Softmax::new(a, false)),
+        OpKind::LogSoftmax => Box::new(activation::Softmax::new(a, true)),
+        OpKind::MultiheadAttention => Box::new(attention::MultiheadAttention::new(a)),
+        _ => return None,
+    })
+}
+
+/// The dtype of the first operand.
+pub(crate) fn first_dtype(args: &[Arg<'_>]) -> DType {
+    args.first().map_or(DType::F32, Arg::dtype)
+}

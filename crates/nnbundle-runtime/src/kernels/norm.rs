@@ -1,0 +1,95 @@
+//! `BatchNorm1d/2d` (running statistics) and `LayerNorm`.
+
+use ndarray::{ArrayD, Axis};
+use nnbundle_graph::Attrs;
+
+use super::{Float, Kernel, KernelResult, first_dtype, view, with_float};
+use crate::value::Arg;
+
+pub(crate) struct BatchNorm {
+    eps: f64,
+    affine: bool,
+}
+
+impl BatchNorm {
+    pub(crate) fn new(a: &Attrs) -> Self {
+        BatchNorm { eps: a.float("eps"), affine: a.bool("affine") }
+    }
+}
+
+fn batch_norm<T: Float>(k: &BatchNorm, args: &[Arg<'_>]) -> KernelResult {
+    let x = view::<T>(args, 0)?;
+    // Operands: input, [weight, bias,] running_mean, running_var.
+    let (weight, bias, mean, var) = if k.affine {
+        (Some(view::<T>(args, 1)?), Some(view::<T>(args, 2)?), view::<T>(args, 3)?, view::<T>(args, 4)?)
+    } else {
+        (None, None, view::<T>(args, 1)?, view::<T>(args, 2)?)
+    };
+    let eps = T::from_f64(k.eps);
+    let mut y = x.to_owned();
+    for (ch, mut lane) in y.axis_iter_mut(Axis(1)).enumerate() {
+        let inv = T::one() / (var[[ch]] + eps).sqrt();
+        let (w, b) = (weight.as_ref().map_or(T::one(), |w| w[[ch]]), bias.as_ref().map_or(T::zero(), |b| b[[ch]]));
+        let m = mean[[ch]];
+        lane.mapv_inplace(|v| (v - m) * inv * w + b);
+    }
+    Ok(T::into_value(y))
+}
+
+impl Kernel for BatchNorm {
+    fn run(&self, args: &[Arg<'_>]) -> KernelResult {
+        with_float!(first_dtype(args), T => batch_norm::<T>(self, args))
+    }
+}
+
+pub(crate) struct LayerNorm {
+    eps: f64,
+    dims: usize,
+    weight: bool,
+    bias: bool,
+}
+
+impl LayerNorm {
+    pub(crate) fn new(a: &Attrs) -> Self {
+        let affine = a.bool("elementwise_affine");
+        LayerNorm {
+            eps: a.float("eps"),
+            dims: a.ints("normalized_shape").len(),
+            weight: affine,
+            bias: affine && a.bool("bias"),
+        }
+    }
+}
+
+fn layer_norm<T: Float>(k: &LayerNorm, args: &[Arg<'_>]) -> KernelResult {
+    let x = view::<T>(args, 0)?;
+    let inner: usize = x.shape()[x.ndim() - k.dims..].iter().product();
+    let weight = if k.weight {
+        Some(view::<T>(args, 1)?.as_standard_layout().iter().copied().collect::<Vec<T>>())
+    } else {
+        None
+    };
+    let bias =
+        if k.bias { Some(view::<T>(args, 2)?.as_standard_layout().iter().copied().collect::<Vec<T>>()) } else { None };
+    let mut y: ArrayD<T> = x.as_standard_layout().into_owned();
+    let eps = T::from_f64(k.eps);
+    let n = T::from_f64(inner as f64);
+    let flat = y.as_slice_mut().ok_or("layout")?;
+    for row in flat.chunks_mut(inner.max(1)) {
+        let mean = row.iter().copied().sum::<T>() / n;
+        let var = row.iter().map(|&v| (v - mean) * (v - mean)).sum::<T>() / n;
+        let inv = T::one() / (var + eps).sqrt();
+        for (i, v) in row.iter_mut().enumerate() {
+            let w = weight.as_ref().map_or(T::one(), |w| w[i]);
+            let b = bias.as_ref().map_or(T::zero(), |b| b[i]);
+            *v = (*v - mean) * inv * w + b;
+        }
+    }
+    Ok(T::into_value(y))
+}
+
+impl Kernel for LayerNorm {
+    fn run(&self, args: &[Arg<'_>]) -> KernelResult {
+        with_float!(first_dtype(args), T => layer_norm::<T>(self, args))
+    }
+}

@@ -1,0 +1,146 @@
+//! Shape ops: copies, `Flatten`, `Reshape`, `Permute`, `Concat`.
+
+use ndarray::{ArrayD, Axis, IxDyn};
+use nnbundle_graph::{Attrs, normalize_axis};
+
+use super::{Kernel, KernelResult};
+use crate::value::{Arg, Value};
+
+/// Applies `f` to the operand's typed array, whatever its dtype.
+macro_rules! any_dtype {
+    ($arg:expr, $a:ident => $body:expr) => {
+        match $arg {
+            Arg::Value(Value::F32($a)) => Value::F32($body),
+            Arg::Value(Value::F64($a)) => Value::F64($body),
+            Arg::Value(Value::I32($a)) => Value::I32($body),
+            Arg::Value(Value::I64($a)) => Value::I64($body),
+            Arg::Value(Value::Bool($a)) => Value::Bool($body),
+            Arg::Weight(t) => {
+                let v = Value::from_tensor(t).map_err(|e| e.to_string())?;
+                match &v {
+                    Value::F32($a) => Value::F32($body),
+                    Value::F64($a) => Value::F64($body),
+                    Value::I32($a) => Value::I32($body),
+                    Value::I64($a) => Value::I64($body),
+                    Value::Bool($a) => Value::Bool($body),
+                }
+            }
+        }
+    };
+}
+
+fn reshape<T: Clone>(a: &ArrayD<T>, shape: &[usize]) -> Result<ArrayD<T>, String> {
+    a.as_standard_layout().into_owned().into_shape_with_order(IxDyn(shape)).map_err(|e| e.to_string())
+}
+
+/// `Dropout` and `Identity`.
+pub(crate) struct Passthrough;
+
+impl Kernel for Passthrough {
+    fn run(&self, args: &[Arg<'_>]) -> KernelResult {
+        Ok(any_dtype!(args[0], a => a.clone()))
+    }
+}
+
+pub(crate) struct Flatten {
+    start: i64,
+    end: i64,
+}
+
+impl Flatten {
+    pub(crate) fn new(a: &Attrs) -> Self {
+        Flatten { start: a.int("start_dim"), end: a.int("end_dim") }
+    }
+}
+
+impl Kernel for Flatten {
+    fn run(&self, args: &[Arg<'_>]) -> KernelResult {
+        let dims = args[0].shape();
+        let r = dims.len().max(1);
+        let (s, e) = (normalize_axis(self.start, r).ok_or("start_dim")?, normalize_axis(self.end, r).ok_or("end_dim")?);
+        let shape: Vec<usize> = if dims.is_empty() {
+            vec![1]
+        } else {
+            let mut v = dims[..s].to_vec();
+            v.push(dims[s..=e].iter().product());
+            v.extend_from_slice(&dims[e + 1..]);
+            v
+        };
+        Ok(any_dtype!(args[0], a => reshape(a, &shape)?))
+    }
+}
+
+pub(crate) struct Reshape {
+    shape: Vec<i64>,
+}
+
+impl Reshape {
+    pub(crate) fn new(a: &Attrs) -> Self {
+        Reshape { shape: a.ints("shape").to_vec() }
+    }
+}
+
+impl Kernel for Reshape {
+    fn run(&self, args: &[Arg<'_>]) -> KernelResult {
+        let total: usize = args[0].shape().iter().product();
+        let known: usize = self.shape.iter().filter(|&&d| d >= 0).map(|&d| d as usize).product();
+        let shape: Vec<usize> = self
+            .shape
+            .iter()
+            .map(|&d| if d == -1 { total.checked_div(known).unwrap_or(0) } else { d as usize })
+            .collect();
+        if shape.iter().product::<usize>() != total {
+            return Err(format!("cannot reshape {:?} ({total} elements) to {:?}", args[0].shape(), self.shape));
+        }
+        Ok(any_dtype!(args[0], a => reshape(a, &shape)?))
+    }
+}
+
+pub(crate) struct Permute {
+    dims: Vec<i64>,
+}
+
+impl Permute {
+    pub(crate) fn new(a: &Attrs) -> Self {
+        Permute { dims: a.ints("dims").to_vec() }
+    }
+}
+
+impl Kernel for Permute {
+    fn run(&self, args: &[Arg<'_>]) -> KernelResult {
+        let r = args[0].shape().len();
+        let axes: Vec<usize> =
+            self.dims.iter().map(|&d| normalize_axis(d, r).ok_or("dims out of range")).collect::<Result<_, _>>()?;
+        Ok(any_dtype!(args[0], a => a.view().permuted_axes(IxDyn(&axes)).as_standard_layout().into_owned()))
+    }
+}
+
+pub(crate) struct Concat {
+    dim: i64,
+}
+
+impl Concat {
+    pub(crate) fn new(a: &Attrs) -> Self {
+        Concat { dim: a.int("dim") }
+    }
+}
+
+fn concat<T: Clone + crate::value::Scalar>(args: &[Arg<'_>], axis: usize) -> Result<ArrayD<T>, String> {
+    let views: Vec<_> = (0..args.len()).map(|i| super::view::<T>(args, i)).collect::<Result<_, _>>()?;
+    ndarray::concatenate(Axis(axis), &views).map_err(|e| e.to_string())
+}
+
+impl Kernel for Concat {
+    fn run(&self, args: &[Arg<'_>]) -> KernelResult {
+        let r = args[0].shape().len();
+        let axis = normalize_axis(self.dim, r).ok_or("dim out of range")?;
+        Ok(match args[0].dtype() {
+            nnbundle_format::DType::F32 => Value::F32(concat(args, axis)?),
+            nnbundle_format::DType::F64 => Value::F64(concat(args, axis)?),
+            nnbundle_format::DType::I32 => Value::I32(concat(args, axis)?),
+            nnbundle_format::DType::I64 => Value::I64(concat(args, axis)?),
+            nnbundle_format::DType::Bool => Value::Bool(concat(args, axis)?),
+            other => return Err(format!("Concat does not run on {other}")),
+        })
+    }
+}

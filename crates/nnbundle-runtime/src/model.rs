@@ -1,0 +1,340 @@
+//! A runnable model: a checked graph, its weights, and an execution plan.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use nnbundle_container::{Bundle, BundleWriter};
+use nnbundle_format::names::PARAMS_GROUP;
+use nnbundle_format::{MetaValue, Tensor};
+use nnbundle_graph::{Dim, Graph, Role, WeightInfo};
+
+use crate::error::{Result, RuntimeError};
+use crate::kernels::{Kernel, build_kernel};
+use crate::value::{Arg, Value};
+
+/// Where a kernel operand comes from.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    /// A value slot (graph input or node output).
+    Value(usize),
+    /// A weight, by index.
+    Weight(usize),
+}
+
+struct Step {
+    node: usize,
+    kernel: Box<dyn Kernel>,
+    args: Vec<Source>,
+    out: usize,
+    /// Value slots whose last reader is this step.
+    frees: Vec<usize>,
+}
+
+/// A model rebuilt from a bundle (or built in code), ready to run.
+///
+/// Weights stay where they were loaded: a model opened from a file reads
+/// them from the memory-mapped bundle, without copying.
+pub struct Model {
+    graph: Graph,
+    weight_names: Vec<String>,
+    weights: Vec<Tensor>,
+    steps: Vec<Step>,
+    inputs: Vec<usize>,
+    outputs: Vec<usize>,
+    slots: usize,
+    metadata: BTreeMap<String, MetaValue>,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model").field("nodes", &self.graph.nodes().len()).field("weights", &self.weights.len()).finish()
+    }
+}
+
+impl Model {
+    /// Opens a bundle, verifies every hash (in parallel) and rebuilds its model.
+    pub fn load(path: impl AsRef<Path>) -> Result<Model> {
+        Model::from_bundle(&Bundle::open(path)?)
+    }
+
+    /// Rebuilds the model of an open bundle. Hashes are checked as the bundle's
+    /// open options say (by default, every weight before it is used).
+    pub fn from_bundle(bundle: &Bundle) -> Result<Model> {
+        let graph = bundle.graph()?.ok_or(RuntimeError::NoGraph)?;
+        bundle.verify_all()?;
+        let mut weights = BTreeMap::new();
+        for p in graph.parameters() {
+            if bundle.tensor_info(&p.name).is_some() {
+                weights.insert(p.name.clone(), bundle.tensor_unverified(&p.name)?);
+            }
+        }
+        let mut model = Model::new(graph, weights)?;
+        model.metadata = bundle.manifest().metadata.clone();
+        Ok(model)
+    }
+
+    /// A model from a graph and its weights by name. Checks the weights
+    /// against the graph and plans the execution.
+    pub fn new(graph: Graph, weights: BTreeMap<String, Tensor>) -> Result<Model> {
+        let table: BTreeMap<String, WeightInfo> = weights
+            .iter()
+            .map(|(n, t)| {
+                (n.clone(), WeightInfo { dtype: t.dtype(), shape: t.shape().iter().map(|&d| d as u64).collect() })
+            })
+            .collect();
+        let report = graph.check(Some(&table)).report;
+        if report.has_errors() {
+            return Err(RuntimeError::Graph { report });
+        }
+        let (weight_names, weights): (Vec<String>, Vec<Tensor>) = weights.into_iter().unzip();
+        let mut model = Model {
+            graph,
+            weight_names,
+            weights,
+            steps: Vec::new(),
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            slots: 0,
+            metadata: BTreeMap::new(),
+        };
+        model.plan()?;
+        Ok(model)
+    }
+
+    /// Orders the nodes the outputs need and resolves every operand to a slot or a weight.
+    fn plan(&mut self) -> Result<()> {
+        let graph = &self.graph;
+        let mut slot_of: HashMap<&str, usize> = HashMap::new();
+        for input in graph.inputs() {
+            let id = slot_of.len();
+            slot_of.insert(&input.name, id);
+        }
+        for node in graph.nodes() {
+            let id = slot_of.len();
+            slot_of.insert(&node.name, id);
+        }
+        let weight_of: HashMap<&str, usize> =
+            self.weight_names.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
+        // Only nodes some output depends on run.
+        let index: HashMap<&str, usize> = graph.nodes().iter().enumerate().map(|(i, n)| (n.name.as_str(), i)).collect();
+        let mut needed = vec![false; graph.nodes().len()];
+        let mut stack: Vec<usize> = graph.outputs().iter().filter_map(|o| index.get(o.as_str()).copied()).collect();
+        while let Some(i) = stack.pop() {
+            if !std::mem::replace(&mut needed[i], true) {
+                stack.extend(graph.nodes()[i].inputs.iter().filter_map(|n| index.get(n.as_str()).copied()));
+            }
+        }
+        let mut steps = Vec::new();
+        for node in graph.topological_order() {
+            let i = index[node.name.as_str()];
+            if !needed[i] {
+                continue;
+            }
+            let def = node.op.def();
+            let present = def.present_slots(&node.attrs);
+            let mut args = Vec::new();
+            let variadic = present.iter().any(|s| s.role == Role::Variadic);
+            if variadic {
+                args.extend(node.inputs.iter().map(|n| Source::Value(slot_of[n.as_str()])));
+            } else {
+                for (k, slot) in present.iter().enumerate() {
+                    match (node.inputs.get(k), slot.role) {
+                        (Some(v), _) => args.push(Source::Value(slot_of[v.as_str()])),
+                        (None, Role::Param) => {
+                            // Optional parameters (num_batches_tracked) are not operands of the kernels.
+                            let spec = def.rule.param(slot.name, &node.attrs);
+                            if spec.is_some_and(|s| s.required) {
+                                let name = format!("{}.{}", node.name, slot.name);
+                                let w = *weight_of
+                                    .get(name.as_str())
+                                    .ok_or_else(|| RuntimeError::Invalid(format!("weight `{name}` is missing")))?;
+                                args.push(Source::Weight(w));
+                            }
+                        }
+                        (None, _) => {}
+                    }
+                }
+            }
+            let kernel = build_kernel(node)
+                .ok_or_else(|| RuntimeError::Invalid(format!("this runtime has no kernel for op {}", node.op)))?;
+            steps.push(Step { node: i, kernel, args, out: slot_of[node.name.as_str()], frees: Vec::new() });
+        }
+        // Free each intermediate value after its last reader (outputs are kept).
+        let outputs: Vec<usize> = graph.outputs().iter().map(|o| slot_of[o.as_str()]).collect();
+        let mut last_reader: HashMap<usize, usize> = HashMap::new();
+        for (si, step) in steps.iter().enumerate() {
+            for a in &step.args {
+                if let Source::Value(v) = a {
+                    last_reader.insert(*v, si);
+                }
+            }
+        }
+        for (v, si) in last_reader {
+            if !outputs.contains(&v) {
+                steps[si].frees.push(v);
+            }
+        }
+        self.inputs = graph.inputs().iter().map(|i| slot_of[i.name.as_str()]).collect();
+        self.outputs = outputs;
+        self.slots = slot_of.len();
+        self.steps = steps;
+        Ok(())
+    }
+
+    /// The graph.
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    /// The bundle metadata the model was loaded with (empty when built in code).
+    pub fn metadata(&self) -> &BTreeMap<String, MetaValue> {
+        &self.metadata
+    }
+
+    /// Checks named inputs against the graph's declarations, binding symbols.
+    fn bind_inputs(&self, inputs: Vec<(String, Value)>) -> Result<Vec<Option<Value>>> {
+        let declared = self.graph.inputs();
+        let mut values: Vec<Option<Value>> = vec![None; self.slots];
+        let mut given: BTreeMap<String, Value> = BTreeMap::new();
+        for (name, v) in inputs {
+            if !declared.iter().any(|d| d.name == name) {
+                let expected = declared.iter().map(|d| d.name.as_str()).collect::<Vec<_>>().join(", ");
+                return Err(RuntimeError::UnknownInput { name, expected });
+            }
+            given.insert(name, v);
+        }
+        let mut symbols: BTreeMap<String, (usize, String)> = BTreeMap::new();
+        for (decl, &slot) in declared.iter().zip(&self.inputs) {
+            let v = given.remove(&decl.name).ok_or_else(|| RuntimeError::MissingInput {
+                name: decl.name.clone(),
+                dtype: decl.dtype,
+                shape: decl.shape.to_string(),
+            })?;
+            let bad = |why: String| RuntimeError::BadInput {
+                name: decl.name.clone(),
+                expected: format!("{} {}{why}", decl.dtype, decl.shape),
+                found: format!("{} {:?}", v.dtype(), v.shape()),
+            };
+            if v.dtype() != decl.dtype || v.shape().len() != decl.shape.rank() {
+                return Err(bad(String::new()));
+            }
+            for (dim, &size) in decl.shape.0.iter().zip(v.shape()) {
+                match dim {
+                    Dim::Fixed(n) if *n as usize != size => return Err(bad(String::new())),
+                    Dim::Symbol(s) => match symbols.get(s) {
+                        Some((bound, from)) if *bound != size => {
+                            return Err(bad(format!(" with {s} = {bound} (set by input `{from}`)")));
+                        }
+                        Some(_) => {}
+                        None => {
+                            symbols.insert(s.clone(), (size, decl.name.clone()));
+                        }
+                    },
+                    _ => {}
+                }
+            }
+            values[slot] = Some(v);
+        }
+        Ok(values)
+    }
+
+    /// Runs the model on named inputs; returns every output by name.
+    pub fn run<S: Into<String>>(
+        &self,
+        inputs: impl IntoIterator<Item = (S, Value)>,
+    ) -> Result<BTreeMap<String, Value>> {
+        let mut values = self.bind_inputs(inputs.into_iter().map(|(n, v)| (n.into(), v)).collect())?;
+        for step in &self.steps {
+            let args: Vec<Arg<'_>> = step
+                .args
+                .iter()
+                .map(|s| match *s {
+                    Source::Value(v) => Arg::Value(values[v].as_ref().expect("planned in dependency order")),
+                    Source::Weight(w) => Arg::Weight(&self.weights[w]),
+                })
+                .collect();
+            let node = &self.graph.nodes()[step.node];
+            let out = step.kernel.run(&args).map_err(|message| RuntimeError::Node {
+                node: node.name.clone(),
+                op: node.op.name(),
+                message,
+            })?;
+            drop(args);
+            values[step.out] = Some(out);
+            for &f in &step.frees {
+                values[f] = None;
+            }
+        }
+        Ok(self
+            .graph
+            .outputs()
+            .iter()
+            .zip(&self.outputs)
+            .map(|(name, &slot)| (name.clone(), values[slot].clone().expect("outputs are computed")))
+            .collect())
+    }
+
+    /// Runs a model with one input and one output: `y = net(x)`.
+    pub fn forward(&self, x: impl Into<Value>) -> Result<Value> {
+        let [input] = self.graph.inputs() else {
+            return Err(RuntimeError::Invalid(format!(
+                "forward needs a model with one input; this one has {}",
+                self.graph.inputs().len()
+            )));
+        };
+        let mut out = self.run([(input.name.clone(), x.into())])?;
+        match self.graph.outputs() {
+            [only] => Ok(out.remove(only).expect("computed")),
+            many => Err(RuntimeError::Invalid(format!(
+                "forward needs a model with one output; this one has {}",
+                many.len()
+            ))),
+        }
+    }
+
+    /// The parameters by name (tied weights appear under each name).
+    pub fn state_dict(&self) -> BTreeMap<String, Tensor> {
+        self.weight_names.iter().cloned().zip(self.weights.iter().cloned()).collect()
+    }
+
+    /// Sets a metadata value saved with the model.
+    pub fn set_metadata(&mut self, key: impl Into<String>, value: impl Into<MetaValue>) {
+        self.metadata.insert(key.into(), value.into());
+    }
+
+    /// A bundle writer holding the graph, the weights and the metadata.
+    pub fn to_writer(&self) -> Result<BundleWriter> {
+        let mut w = BundleWriter::new();
+        w.set_graph(self.graph.clone());
+        for (name, t) in self.weight_names.iter().zip(&self.weights) {
+            w.add_tensor_to_group(PARAMS_GROUP, name.clone(), t.clone())?;
+        }
+        for (k, v) in &self.metadata {
+            w.set_metadata(k.clone(), v.clone())?;
+        }
+        Ok(w)
+    }
+
+    /// Saves the model as a bundle, atomically.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        self.to_writer()?.save(path)?;
+        Ok(())
+    }
+
+    /// A readable summary: each layer with its attributes, then parameter counts and bytes.
+    pub fn summary(&self) -> String {
+        let table: BTreeMap<String, WeightInfo> = self
+            .weight_names
+            .iter()
+            .zip(&self.weights)
+            .map(|(n, t)| {
+                (n.clone(), WeightInfo { dtype: t.dtype(), shape: t.shape().iter().map(|&d| d as u64).collect() })
+            })
+            .collect();
+        self.graph.summary(Some(&table))
+    }
+
+    pub(crate) fn weights_mut(&mut self) -> impl Iterator<Item = (&String, &mut Tensor)> {
+        self.weight_names.iter().zip(self.weights.iter_mut())
+    }
+}
