@@ -23,7 +23,7 @@ fn check_generated(file: &str, generated: String) {
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         committed == generated,
-        "{} differs from the generated schema; if the change is intended, run `NNB_UPDATE_SCHEMAS=1 cargo test --test schemas` and note it in CHANGELOG.md under Format",
+        "{} differs from what the code generates; if the change is intended, run `NNB_UPDATE_SCHEMAS=1 cargo test --test schemas` and note it in CHANGELOG.md under Format",
         path.display()
     );
 }

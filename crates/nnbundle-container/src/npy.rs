@@ -184,6 +184,55 @@ impl DictParser<'_> {
     }
 }
 
+/// The dtype a `.npy` `descr` stores, for the dtypes bundles use (bf16
+/// cannot be told apart from u16 and is never returned).
+pub fn dtype_of_descr(descr: &str) -> Option<DType> {
+    let descr = match descr {
+        "<b1" | "b1" | "?" => "|b1",
+        "<i1" | "i1" => "|i1",
+        "<u1" | "u1" => "|u1",
+        other => other,
+    };
+    DType::ALL.into_iter().filter(|d| *d != DType::BF16).find(|d| d.npy_descr() == descr)
+}
+
+/// A tensor as the bytes of a `.npy` file (format 1.0, C order, little-endian).
+pub fn to_npy(tensor: &nnbundle_format::Tensor) -> Vec<u8> {
+    let mut out = encode_header(tensor.dtype(), tensor.shape());
+    out.extend_from_slice(tensor.as_bytes());
+    out
+}
+
+/// Reads a `.npy` file's bytes into a tensor, checking the header, the
+/// dtype (little-endian f16, f32, f64, i8-i64, u8, bool) and the data length.
+pub fn from_npy(bytes: &[u8]) -> Result<nnbundle_format::Tensor, String> {
+    let header = decode_header(bytes)?;
+    let dtype = dtype_of_descr(&header.descr).ok_or_else(|| {
+        format!(
+            ".npy dtype `{}` is not one a bundle stores (f16, f32, f64, i8-i64, u8, bool, little-endian)",
+            header.descr
+        )
+    })?;
+    if header.fortran_order {
+        return Err(".npy array is in Fortran order; save it with numpy.ascontiguousarray first".into());
+    }
+    let expected = nnbundle_format::byte_size(dtype, &header.shape).map_err(|e| e.to_string())?;
+    let data = &bytes[header.data_offset..];
+    if data.len() as u64 != expected {
+        return Err(format!(
+            ".npy data has {} bytes, dtype {dtype} with shape {:?} needs {expected}",
+            data.len(),
+            header.shape
+        ));
+    }
+    let shape = header
+        .shape
+        .iter()
+        .map(|&d| usize::try_from(d).map_err(|_| "dimension too large".to_string()))
+        .collect::<Result<_, _>>()?;
+    nnbundle_format::Tensor::from_bytes(dtype, shape, data.to_vec()).map_err(|e| e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,6 +260,20 @@ mod tests {
         let text = std::str::from_utf8(&h[10..]).unwrap();
         assert!(text.starts_with("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }"), "{text}");
         assert_eq!(&h[..10], b"\x93NUMPY\x01\x00\x76\x00");
+    }
+
+    #[test]
+    fn npy_round_trip_and_errors() {
+        let t = nnbundle_format::Tensor::from_vec(vec![2, 2], vec![1i16, -2, 3, -4]).unwrap();
+        assert_eq!(from_npy(&to_npy(&t)).unwrap(), t);
+        let mut bytes = to_npy(&t);
+        bytes.pop();
+        assert!(from_npy(&bytes).unwrap_err().contains("data has 7 bytes"));
+        let mut big_endian = to_npy(&nnbundle_format::Tensor::scalar(1.0f32));
+        let at = big_endian.windows(3).position(|w| w == b"<f4").unwrap();
+        big_endian[at] = b'>';
+        let big_endian = big_endian.as_slice();
+        assert!(from_npy(big_endian).unwrap_err().contains("`>f4` is not one a bundle stores"));
     }
 
     #[test]

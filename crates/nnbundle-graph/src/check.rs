@@ -4,7 +4,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use nnbundle_format::DType;
 
-use crate::attr::{AttrType, AttrValue};
 use crate::document::{Draft, DraftNode};
 use crate::graph::{Graph, Node};
 use crate::op::{OpKind, Operands, ParamDType, Role, Slot};
@@ -30,23 +29,6 @@ pub struct Analysis {
     pub report: Report,
     /// Inferred facts for each value (graph inputs and node outputs) that inference could settle.
     pub values: BTreeMap<String, ValueInfo>,
-}
-
-impl AttrType {
-    /// True when a typed value fits this type (for graphs built in code).
-    pub fn accepts(self, v: &AttrValue) -> bool {
-        match (self, v) {
-            (AttrType::Int, AttrValue::Int(_))
-            | (AttrType::Float, AttrValue::Float(_) | AttrValue::Int(_))
-            | (AttrType::Bool, AttrValue::Bool(_))
-            | (AttrType::Ints, AttrValue::Ints(_)) => true,
-            (AttrType::Choice(c), AttrValue::Str(s)) => c.contains(&s.as_str()),
-            (AttrType::Spatial(n), AttrValue::Ints(v)) => v.len() == n,
-            (AttrType::Padding(n), AttrValue::Ints(v)) => v.len() == n,
-            (AttrType::Padding(_), AttrValue::Str(s)) => s == "valid" || s == "same",
-            _ => false,
-        }
-    }
 }
 
 /// Kahn's algorithm over `(name, inputs)` pairs: the order of the nodes that
@@ -101,19 +83,20 @@ fn check_node_attrs(report: &mut Report, node: &mut DraftNode, op: OpKind) -> bo
     let before = report.problems.len();
     let name = node.name.clone();
     let mut err = |code, path: String, msg: String| report.error(code, path, Some(&name), msg);
-    for (key, value) in &node.attrs.0 {
-        match def.attr(key) {
-            None => err(
-                Code::UnknownAttribute,
-                format!("{}.attrs.{key}", node.path),
-                format!("{op} has no attribute `{key}`"),
-            ),
-            Some(spec) if !spec.ty.accepts(value) => err(
+    // Values set in code are normalized exactly as YAML values are.
+    let path = node.path.clone();
+    for (key, value) in node.attrs.0.iter_mut() {
+        let Some(spec) = def.attr(key) else {
+            err(Code::UnknownAttribute, format!("{path}.attrs.{key}"), format!("{op} has no attribute `{key}`"));
+            continue;
+        };
+        match serde_json::to_value(&*value).map_err(|e| e.to_string()).and_then(|v| spec.ty.parse(&v)) {
+            Ok(normalized) => *value = normalized,
+            Err(_) => err(
                 Code::InvalidAttribute,
-                format!("{}.attrs.{key}", node.path),
+                format!("{path}.attrs.{key}"),
                 format!("{op} attribute `{key}`: expected {}, found {value}", spec.ty.describe()),
             ),
-            Some(_) => {}
         }
     }
     for missing in
@@ -299,6 +282,7 @@ impl Checker<'_> {
                     // Without weights, what the attributes imply is all there is to know.
                     let dtype = match spec.dtype {
                         ParamDType::Float | ParamDType::SameAsInput => input_dtype?,
+                        ParamDType::AnyFloat => DType::F32,
                         ParamDType::Index | ParamDType::I64 => DType::I64,
                     };
                     return spec.shape.map(|s| ValueInfo::new(dtype, Shape::fixed(&s)));

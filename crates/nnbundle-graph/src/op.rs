@@ -47,6 +47,8 @@ pub enum ParamDType {
     I64,
     /// The dtype of the node's first input, whatever it is.
     SameAsInput,
+    /// f32 or f64, whatever the input (an `Embedding` table read by integer indices).
+    AnyFloat,
 }
 
 impl ParamDType {
@@ -55,6 +57,7 @@ impl ParamDType {
         match self {
             ParamDType::Float => dtype.is_float() && input.is_none_or(|i| i == dtype),
             ParamDType::SameAsInput => input.is_none_or(|i| i == dtype),
+            ParamDType::AnyFloat => matches!(dtype, DType::F32 | DType::F64),
             ParamDType::Index => matches!(dtype, DType::I32 | DType::I64),
             ParamDType::I64 => dtype == DType::I64,
         }
@@ -64,7 +67,7 @@ impl ParamDType {
     pub fn describe(self, input: Option<DType>) -> String {
         match (self, input) {
             (ParamDType::Float | ParamDType::SameAsInput, Some(d)) => format!("{d} (the input's dtype)"),
-            (ParamDType::Float, None) => "f32 or f64".into(),
+            (ParamDType::Float, None) | (ParamDType::AnyFloat, _) => "f32 or f64".into(),
             (ParamDType::SameAsInput, None) => "the input's dtype".into(),
             (ParamDType::Index, _) => "i32 or i64".into(),
             (ParamDType::I64, _) => "i64".into(),

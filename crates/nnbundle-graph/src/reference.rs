@@ -34,6 +34,7 @@ pub fn op_reference_markdown() -> String {
                     let dtype = def.rule.param(slot.name, &Default::default()).map(|p| p.dtype);
                     let dtype = match dtype {
                         Some(ParamDType::Index) => ", i32 or i64",
+                        Some(ParamDType::AnyFloat) => ", f32 or f64",
                         Some(ParamDType::I64) => ", i64, optional, unused at inference",
                         _ => ", the input's float dtype",
                     };

@@ -47,10 +47,8 @@ pub enum Code {
     Cycle,
     /// A node that no output depends on.
     Unreachable,
-    /// Shape inference found operands that do not fit the op.
+    /// Inference found operands whose shape or dtype does not fit the op.
     Shape,
-    /// An operand's dtype does not fit the op.
-    DType,
     /// A parameter that the weights do not provide.
     MissingParameter,
     /// A `params` weight that no node uses.
@@ -58,6 +56,7 @@ pub enum Code {
     /// A weight whose shape differs from what the attributes imply.
     ParameterShape,
     /// A weight whose dtype does not fit the op.
+    #[serde(rename = "parameter-dtype")]
     ParameterDType,
     /// A size or count above the spec's limits.
     Limit,

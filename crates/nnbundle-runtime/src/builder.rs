@@ -101,16 +101,27 @@ impl ModelBuilder {
     pub fn build(self, outputs: &[&str], seed: u64) -> Result<Model> {
         let graph = Graph::new(self.inputs, self.nodes, outputs.iter().map(|s| s.to_string()).collect())
             .map_err(|report| RuntimeError::Graph { report })?;
+        Model::initialized(graph, self.weights, seed)
+    }
+}
+
+impl Model {
+    /// A model of `graph` whose parameters are `given` where present and
+    /// otherwise initialised as PyTorch does by default, from a generator
+    /// seeded with `seed` (parameters in node order, then slot order).
+    pub fn initialized(graph: Graph, given: BTreeMap<String, Tensor>, seed: u64) -> Result<Model> {
         let values = graph.check(None).values;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let mut weights = self.weights;
+        let mut weights = given;
         for p in graph.parameters() {
             if weights.contains_key(&p.name) {
                 continue;
             }
             let node = graph.node(&p.node).expect("parameters belong to nodes");
             let dtype = node.inputs.first().and_then(|i| values.get(i)).map_or(DType::F32, |v| v.dtype);
-            weights.insert(p.name.clone(), init_parameter(node, &p, dtype, &mut rng)?);
+            if p.required {
+                weights.insert(p.name.clone(), init_parameter(node, &p, dtype, &mut rng)?);
+            }
         }
         Model::new(graph, weights)
     }

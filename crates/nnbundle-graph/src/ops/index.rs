@@ -47,7 +47,7 @@ impl OpRule for EmbeddingRule {
     fn param(&self, slot: &str, a: &Attrs) -> Option<ParamSpec> {
         (slot == "weight").then(|| ParamSpec {
             shape: Some(vec![a.int("num_embeddings") as u64, a.int("embedding_dim") as u64]),
-            dtype: ParamDType::Float,
+            dtype: ParamDType::AnyFloat,
             required: true,
         })
     }

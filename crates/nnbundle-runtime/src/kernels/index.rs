@@ -41,7 +41,7 @@ fn take<T: Clone + num_traits::Zero>(
     let mut shape = data.shape()[..axis].to_vec();
     shape.extend_from_slice(idx_shape);
     shape.extend_from_slice(&data.shape()[axis + 1..]);
-    selected.into_shape_with_order(IxDyn(&shape)).map_err(|e| e.to_string())
+    Ok(selected.to_shape(IxDyn(&shape)).map_err(|e| e.to_string())?.into_owned())
 }
 
 pub(crate) struct Embedding;

@@ -1,0 +1,272 @@
+"""Independent numpy reference for every nnbundle op (PyTorch semantics).
+
+Usage: ops_reference.py CASES_JSON
+
+Each case names an op, its attributes (defaults filled in) and its operands
+as .npy files by slot name; the runtime's output is in another .npy file.
+This script recomputes the output in float64 with numpy only and compares:
+f32 outputs with rtol 1e-4, atol 1e-5; f64 outputs with rtol 1e-9, atol 1e-12.
+Prints one line per op and a closing line 'N passed, M failed'.
+"""
+import json
+import math
+import os
+import sys
+from collections import defaultdict
+
+import numpy as np
+
+
+def window_out(n, k, s, pb, pe, d, ceil):
+    room = n + pb + pe - d * (k - 1) - 1
+    out = (-(-room // s) if ceil else room // s) + 1
+    if ceil and (out - 1) * s >= n + pb:
+        out -= 1
+    return out
+
+
+def conv_pads(attrs, n):
+    pad = attrs["padding"]
+    if pad == "valid":
+        return [(0, 0)] * n
+    if pad == "same":
+        res = []
+        for k, d in zip(attrs["kernel_size"], attrs["dilation"]):
+            total = d * (k - 1)
+            res.append((total // 2, total - total // 2))
+        return res
+    return [(p, p) for p in pad]
+
+
+def conv2d(x, w, b, stride, pads, dil, groups):
+    n, c, h, wd = x.shape
+    o, cg, kh, kw = w.shape
+    (pt, pb), (pl, pr) = pads
+    xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)))
+    ho = window_out(h, kh, stride[0], pt, pb, dil[0], False)
+    wo = window_out(wd, kw, stride[1], pl, pr, dil[1], False)
+    out = np.zeros((n, o, ho, wo))
+    og = o // groups
+    for g in range(groups):
+        xs = xp[:, g * cg:(g + 1) * cg]
+        for i in range(kh):
+            for j in range(kw):
+                y0, x0 = i * dil[0], j * dil[1]
+                patch = xs[:, :, y0:y0 + stride[0] * (ho - 1) + 1:stride[0], x0:x0 + stride[1] * (wo - 1) + 1:stride[1]]
+                out[:, g * og:(g + 1) * og] += np.einsum("nchw,oc->nohw", patch, w[g * og:(g + 1) * og, :, i, j])
+    if b is not None:
+        out += b[None, :, None, None]
+    return out
+
+
+def conv(attrs, ops, spatial):
+    x, w = ops["input"], ops["weight"]
+    b = ops.get("bias")
+    stride, dil = list(attrs["stride"]), list(attrs["dilation"])
+    pads = conv_pads(attrs, spatial)
+    if spatial == 1:
+        y = conv2d(x[:, :, None, :], w[:, :, None, :], b, [1] + stride, [(0, 0)] + pads, [1] + dil, attrs["groups"])
+        return y[:, :, 0, :]
+    return conv2d(x, w, b, stride, pads, dil, attrs["groups"])
+
+
+def pool2d(x, k, s, p, d, ceil, kind, include_pad):
+    n, c, h, w = x.shape
+    ho = window_out(h, k[0], s[0], p[0], p[0], d[0], ceil)
+    wo = window_out(w, k[1], s[1], p[1], p[1], d[1], ceil)
+    out = np.zeros((n, c, ho, wo))
+    for oy in range(ho):
+        for ox in range(wo):
+            y0, x0 = oy * s[0] - p[0], ox * s[1] - p[1]
+            if kind == "max":
+                ys = [y0 + i * d[0] for i in range(k[0]) if 0 <= y0 + i * d[0] < h]
+                xs = [x0 + j * d[1] for j in range(k[1]) if 0 <= x0 + j * d[1] < w]
+                out[:, :, oy, ox] = x[:, :, ys][:, :, :, xs].max(axis=(2, 3))
+            else:
+                # PyTorch avg_pool2d: the divisor counts padding, not a ceil-mode overflow.
+                y1, x1 = min(y0 + k[0], h + p[0]), min(x0 + k[1], w + p[1])
+                size = (y1 - y0) * (x1 - x0)
+                ya, yb, xa, xb = max(y0, 0), min(y1, h), max(x0, 0), min(x1, w)
+                total = x[:, :, ya:yb, xa:xb].sum(axis=(2, 3))
+                out[:, :, oy, ox] = total / (size if include_pad else (yb - ya) * (xb - xa))
+    return out
+
+
+def pool(attrs, ops, spatial, kind):
+    x = ops["input"]
+    k, s, p = list(attrs["kernel_size"]), list(attrs["stride"]), list(attrs["padding"])
+    d = list(attrs.get("dilation", [1] * spatial))
+    include = attrs.get("count_include_pad", True)
+    if spatial == 1:
+        return pool2d(x[:, :, None, :], [1] + k, [1] + s, [0] + p, [1] + d, attrs["ceil_mode"], kind, include)[:, :, 0, :]
+    return pool2d(x, k, s, p, d, attrs["ceil_mode"], kind, include)
+
+
+def adaptive_avg(attrs, ops):
+    x = ops["input"]
+    n, c, h, w = x.shape
+    oh, ow = attrs["output_size"]
+    out = np.zeros((n, c, oh, ow))
+    for i in range(oh):
+        for j in range(ow):
+            ya, yb = (i * h) // oh, -(-((i + 1) * h) // oh)
+            xa, xb = (j * w) // ow, -(-((j + 1) * w) // ow)
+            out[:, :, i, j] = x[:, :, ya:yb, xa:xb].mean(axis=(2, 3))
+    return out
+
+
+def batch_norm(attrs, ops):
+    x = ops["input"]
+    shape = [1, -1] + [1] * (x.ndim - 2)
+    y = (x - ops["running_mean"].reshape(shape)) / np.sqrt(ops["running_var"].reshape(shape) + attrs["eps"])
+    if attrs["affine"]:
+        y = y * ops["weight"].reshape(shape) + ops["bias"].reshape(shape)
+    return y
+
+
+def layer_norm(attrs, ops):
+    x = ops["input"]
+    axes = tuple(range(x.ndim - len(attrs["normalized_shape"]), x.ndim))
+    mean = x.mean(axis=axes, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=axes, keepdims=True)
+    y = (x - mean) / np.sqrt(var + attrs["eps"])
+    if "weight" in ops:
+        y = y * ops["weight"]
+    if "bias" in ops:
+        y = y + ops["bias"]
+    return y
+
+
+def softmax(x, axis):
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def mha(attrs, ops):
+    q, k, v = ops["query"], ops["key"], ops["value"]
+    if not attrs["batch_first"]:
+        q, k, v = (t.transpose(1, 0, 2) for t in (q, k, v))
+    e, heads = attrs["embed_dim"], attrs["num_heads"]
+    hd = e // heads
+    w, b = ops["in_proj_weight"], ops.get("in_proj_bias", np.zeros(3 * e))
+    qp, kp, vp = q @ w[:e].T + b[:e], k @ w[e:2 * e].T + b[e:2 * e], v @ w[2 * e:].T + b[2 * e:]
+    n, l, _ = q.shape
+    s = k.shape[1]
+    mask = ops.get("attn_mask")
+    if mask is not None and mask.dtype == np.bool_:
+        mask = np.where(mask, -np.inf, 0.0)
+    out = np.zeros((n, l, e))
+    for bi in range(n):
+        for h in range(heads):
+            cols = slice(h * hd, (h + 1) * hd)
+            scores = qp[bi][:, cols] @ kp[bi][:, cols].T / math.sqrt(hd)
+            if mask is not None:
+                scores = scores + (mask if mask.ndim == 2 else mask[bi * heads + h])
+            out[bi][:, cols] = softmax(scores, -1) @ vp[bi][:, cols]
+    out = out @ ops["out_proj.weight"].T + ops.get("out_proj.bias", np.zeros(e))
+    return out if attrs["batch_first"] else out.transpose(1, 0, 2)
+
+
+erf = np.vectorize(math.erf)
+
+
+def gelu(attrs, x):
+    if attrs["approximate"] == "tanh":
+        return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
+    return 0.5 * x * (1 + erf(x / math.sqrt(2)))
+
+
+def flatten(attrs, x):
+    r = max(x.ndim, 1)
+    s, e = attrs["start_dim"] % r, attrs["end_dim"] % r
+    return x.reshape(x.shape[:s] + (-1,) + x.shape[e + 1:])
+
+
+def reference(op, attrs, ops):
+    x = ops.get("input")
+    if op == "Linear":
+        y = x @ ops["weight"].T
+        return y + ops["bias"] if "bias" in ops else y
+    if op in ("Conv1d", "Conv2d"):
+        return conv(attrs, ops, int(op[4]))
+    if op in ("MaxPool1d", "MaxPool2d"):
+        return pool(attrs, ops, int(op[7]), "max")
+    if op in ("AvgPool1d", "AvgPool2d"):
+        return pool(attrs, ops, int(op[7]), "avg")
+    if op == "AdaptiveAvgPool2d":
+        return adaptive_avg(attrs, ops)
+    if op in ("BatchNorm1d", "BatchNorm2d"):
+        return batch_norm(attrs, ops)
+    if op == "LayerNorm":
+        return layer_norm(attrs, ops)
+    if op == "Embedding":
+        return ops["weight"][x]
+    if op == "Gather":
+        return np.take(x, ops["indices"], axis=attrs["axis"])
+    if op in ("Dropout", "Identity"):
+        return x
+    if op == "Flatten":
+        return flatten(attrs, x)
+    if op == "Reshape":
+        return x.reshape(attrs["shape"])
+    if op == "Permute":
+        return np.transpose(x, attrs["dims"])
+    if op == "Concat":
+        parts = [ops[k] for k in sorted((k for k in ops if k.startswith("inputs")), key=lambda k: int(k[6:]))]
+        return np.concatenate(parts, axis=attrs["dim"])
+    if op in ("Add", "Sub", "Mul", "Div"):
+        fn = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide}[op]
+        return fn(x, ops["other"])
+    if op == "MatMul":
+        return np.matmul(x, ops["other"])
+    if op == "ReLU":
+        return np.maximum(x, 0)
+    if op == "LeakyReLU":
+        return np.where(x >= 0, x, attrs["negative_slope"] * x)
+    if op == "GELU":
+        return gelu(attrs, x)
+    if op == "SiLU":
+        return x / (1 + np.exp(-x))
+    if op == "Sigmoid":
+        return 1 / (1 + np.exp(-x))
+    if op == "Tanh":
+        return np.tanh(x)
+    if op == "Softmax":
+        return softmax(x, attrs["dim"])
+    if op == "LogSoftmax":
+        m = x.max(axis=attrs["dim"], keepdims=True)
+        return x - m - np.log(np.exp(x - m).sum(axis=attrs["dim"], keepdims=True))
+    if op == "MultiheadAttention":
+        return mha(attrs, ops)
+    raise ValueError(f"no reference for op {op}")
+
+
+def main(cases_path):
+    folder = os.path.dirname(cases_path)
+    with open(cases_path, encoding="utf-8") as f:
+        cases = json.load(f)
+    per_op = defaultdict(lambda: [0, 0])
+    failures = []
+    for case in cases:
+        ops = {}
+        for slot, file in case["operands"].items():
+            a = np.load(os.path.join(folder, file))
+            ops[slot] = a.astype(np.float64) if a.dtype.kind == "f" else a
+        got = np.load(os.path.join(folder, case["output"]))
+        want = reference(case["op"], case["attrs"], ops)
+        rtol, atol = (1e-9, 1e-12) if got.dtype == np.float64 else (1e-4, 1e-5)
+        ok = got.shape == want.shape and np.allclose(got.astype(np.float64), want, rtol=rtol, atol=atol)
+        per_op[case["op"]][0 if ok else 1] += 1
+        if not ok:
+            detail = f"shape {got.shape} vs {want.shape}" if got.shape != want.shape else f"max abs diff {np.abs(got - want).max():.3g}"
+            failures.append(f"{case['name']} ({case['op']}): {detail}")
+    for op, (passed, failed) in sorted(per_op.items()):
+        print(f"{op}: {passed}/{passed + failed}")
+    for f in failures:
+        print("FAILED", f)
+    print(f"{sum(p for p, _ in per_op.values())} passed, {len(failures)} failed")
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
