@@ -1,6 +1,6 @@
 //! `Conv1d` and `Conv2d`: cross-correlation over `[N, C, L]` or `[N, C, H, W]`.
 
-use super::{Window, require_dim, require_float, require_rank};
+use super::{Window, all_at_least_one, at_least_one, require_dim, require_float, require_rank};
 use crate::attr::{AttrDefault as D, AttrType as T, Attrs, attr};
 use crate::op::{OpDef, OpRule, Operands, ParamSpec, Role, Slot, slot};
 use crate::value::{Dim, Shape, ValueInfo};
@@ -83,17 +83,8 @@ pub fn conv_windows(a: &Attrs, n: usize) -> Vec<Window> {
 
 impl OpRule for ConvRule {
     fn check_attrs(&self, a: &Attrs) -> Vec<(&'static str, String)> {
-        let mut out = Vec::new();
-        for name in ["in_channels", "out_channels", "groups"] {
-            if a.int(name) < 1 {
-                out.push((name, format!("must be at least 1, found {}", a.int(name))));
-            }
-        }
-        for name in ["kernel_size", "stride", "dilation"] {
-            if a.ints(name).iter().any(|&v| v < 1) {
-                out.push((name, format!("every value must be at least 1, found {:?}", a.ints(name))));
-            }
-        }
+        let mut out = at_least_one(a, &["in_channels", "out_channels", "groups"]);
+        out.extend(all_at_least_one(a, &["kernel_size", "stride", "dilation"]));
         if a.ints("padding").iter().any(|&v| v < 0) {
             out.push(("padding", format!("must not be negative, found {:?}", a.ints("padding"))));
         }

@@ -2,6 +2,7 @@
 
 use nnbundle_format::DType;
 
+use super::at_least_one;
 use crate::attr::{AttrDefault as D, AttrType as T, Attrs, attr};
 use crate::op::{OpDef, OpRule, Operands, ParamDType, ParamSpec, Role, slot};
 use crate::value::{Dim, Shape, ValueInfo, normalize_axis};
@@ -30,12 +31,7 @@ struct EmbeddingRule;
 
 impl OpRule for EmbeddingRule {
     fn check_attrs(&self, a: &Attrs) -> Vec<(&'static str, String)> {
-        let mut out = Vec::new();
-        for name in ["num_embeddings", "embedding_dim"] {
-            if a.int(name) < 1 {
-                out.push((name, format!("must be at least 1, found {}", a.int(name))));
-            }
-        }
+        let mut out = at_least_one(a, &["num_embeddings", "embedding_dim"]);
         if let Some(p) = a.opt_int("padding_idx")
             && (p < -a.int("num_embeddings") || p >= a.int("num_embeddings"))
         {

@@ -1,6 +1,6 @@
 //! `Linear`: `y = x W^T + b`.
 
-use super::{require_dim, require_float};
+use super::{at_least_one, require_dim, require_float};
 use crate::attr::{AttrDefault as D, AttrSpec, AttrType as T, Attrs, attr};
 use crate::op::{OpDef, OpRule, Operands, ParamSpec, Role, Slot, slot};
 use crate::value::{Dim, ValueInfo};
@@ -24,11 +24,7 @@ struct LinearRule;
 
 impl OpRule for LinearRule {
     fn check_attrs(&self, a: &Attrs) -> Vec<(&'static str, String)> {
-        ["in_features", "out_features"]
-            .into_iter()
-            .filter(|n| a.int(n) < 1)
-            .map(|n| (n, format!("must be at least 1, found {}", a.int(n))))
-            .collect()
+        at_least_one(a, &["in_features", "out_features"])
     }
 
     fn param(&self, slot: &str, a: &Attrs) -> Option<ParamSpec> {

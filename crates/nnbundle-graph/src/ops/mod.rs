@@ -13,7 +13,22 @@ pub(crate) mod shape;
 
 use nnbundle_format::DType;
 
+use crate::attr::Attrs;
 use crate::value::{Dim, Shape, ValueInfo};
+
+/// Problems for integer attributes below 1.
+pub(crate) fn at_least_one(a: &Attrs, names: &[&'static str]) -> Vec<(&'static str, String)> {
+    names.iter().filter(|n| a.int(n) < 1).map(|&n| (n, format!("must be at least 1, found {}", a.int(n)))).collect()
+}
+
+/// Problems for integer-list attributes with a value below 1.
+pub(crate) fn all_at_least_one(a: &Attrs, names: &[&'static str]) -> Vec<(&'static str, String)> {
+    names
+        .iter()
+        .filter(|n| a.ints(n).iter().any(|&v| v < 1))
+        .map(|&n| (n, format!("every value must be at least 1, found {:?}", a.ints(n))))
+        .collect()
+}
 
 /// Fails unless the value is f32 or f64.
 pub(crate) fn require_float(op: &str, v: &ValueInfo) -> Result<(), String> {

@@ -1,6 +1,6 @@
 //! Normalization: `BatchNorm1d`, `BatchNorm2d` (running statistics), `LayerNorm`.
 
-use super::{require_dim, require_float, require_rank};
+use super::{at_least_one, require_dim, require_float, require_rank};
 use crate::attr::{AttrDefault as D, AttrSpec, AttrType as T, Attrs, attr};
 use crate::op::{OpDef, OpRule, Operands, ParamDType, ParamSpec, Role, Slot, slot};
 use crate::value::{Dim, ValueInfo};
@@ -42,10 +42,7 @@ struct BatchNormRule {
 
 impl OpRule for BatchNormRule {
     fn check_attrs(&self, a: &Attrs) -> Vec<(&'static str, String)> {
-        let mut out = Vec::new();
-        if a.int("num_features") < 1 {
-            out.push(("num_features", format!("must be at least 1, found {}", a.int("num_features"))));
-        }
+        let mut out = at_least_one(a, &["num_features"]);
         if a.float("eps") < 0.0 {
             out.push(("eps", format!("must not be negative, found {}", a.float("eps"))));
         }

@@ -1,6 +1,6 @@
 //! Pooling: `MaxPool1d/2d`, `AvgPool1d/2d`, `AdaptiveAvgPool2d`.
 
-use super::{Window, require_float, require_rank};
+use super::{Window, all_at_least_one, require_float, require_rank};
 use crate::attr::{AttrDefault as D, AttrType as T, Attrs, attr};
 use crate::op::{OpDef, OpRule, Operands, Role, Slot, slot};
 use crate::value::{Dim, Shape, ValueInfo};
@@ -145,11 +145,7 @@ struct AdaptiveRule;
 
 impl OpRule for AdaptiveRule {
     fn check_attrs(&self, a: &Attrs) -> Vec<(&'static str, String)> {
-        if a.ints("output_size").iter().any(|&v| v < 1) {
-            vec![("output_size", format!("every value must be at least 1, found {:?}", a.ints("output_size")))]
-        } else {
-            Vec::new()
-        }
+        all_at_least_one(a, &["output_size"])
     }
 
     fn infer(&self, a: &Attrs, ops: &Operands) -> Result<Option<ValueInfo>, String> {
