@@ -39,6 +39,11 @@ fn op_reference_matches_the_registry() {
 }
 
 #[test]
+fn report_schema_matches_the_code() {
+    check_committed("report.schema.json", nnbundle::runtime::report_schema());
+}
+
+#[test]
 fn manifest_schema_matches_the_code() {
     check_committed("manifest.schema.json", nnbundle::format::manifest_schema());
 }

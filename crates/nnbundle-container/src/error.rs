@@ -103,6 +103,40 @@ pub enum ContainerError {
 }
 
 impl ContainerError {
+    /// A stable, kebab-case code for reports (`hash-mismatch`, `bad-entry`, ...).
+    pub fn code(&self) -> &'static str {
+        match self {
+            ContainerError::Io { .. } => "io",
+            ContainerError::NotAZip { .. } => "not-a-zip",
+            ContainerError::BadEntry { .. } => "bad-entry",
+            ContainerError::MissingEntry { .. } => "missing-entry",
+            ContainerError::Document { source: FormatError::UnsupportedVersion { .. }, .. } => "unsupported-version",
+            ContainerError::Document { .. } => "invalid-manifest",
+            ContainerError::BadTensorEntry { .. } => "bad-tensor-entry",
+            ContainerError::HashMismatch { .. } | ContainerError::Verification(_) => "hash-mismatch",
+            ContainerError::UnknownTensor { .. } => "unknown-tensor",
+            ContainerError::Graph { .. } => "invalid-graph",
+            ContainerError::InvalidTensor { .. } => "invalid-tensor",
+            ContainerError::InvalidContent { .. } => "invalid-content",
+        }
+    }
+
+    /// Where the problem is: the file, entry or tensor it names, when it names one.
+    pub fn location(&self) -> Option<String> {
+        match self {
+            ContainerError::Io { path, .. } => Some(path.display().to_string()),
+            ContainerError::BadEntry { entry, .. }
+            | ContainerError::MissingEntry { entry, .. }
+            | ContainerError::Document { entry, .. } => Some(entry.clone()),
+            ContainerError::BadTensorEntry { entry, .. } => Some(entry.clone()),
+            ContainerError::HashMismatch { tensor, .. } | ContainerError::InvalidTensor { tensor, .. } => {
+                Some(format!("tensors.{tensor}"))
+            }
+            ContainerError::UnknownTensor { name } => Some(format!("tensors.{name}")),
+            _ => None,
+        }
+    }
+
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         ContainerError::Io { op, path: path.into(), source }
     }

@@ -5,9 +5,9 @@ use std::io::{Seek, Write};
 use std::path::Path;
 
 use nnbundle_format::limits::DATA_ALIGNMENT;
-use nnbundle_format::names::{PARAMS_GROUP, check_group_name, check_metadata_key, check_tensor_name};
+use nnbundle_format::names::{PARAMS_GROUP, SAMPLES_GROUP, check_group_name, check_metadata_key, check_tensor_name};
 use nnbundle_format::{
-    GRAPH_ENTRY, GraphRecord, MANIFEST_ENTRY, Manifest, MetaValue, Sha256Digest, Tensor, TensorRecord,
+    GRAPH_ENTRY, GraphRecord, MANIFEST_ENTRY, Manifest, MetaValue, SampleRecord, Sha256Digest, Tensor, TensorRecord,
     tensor_entry_name,
 };
 use nnbundle_graph::{Graph, WeightInfo};
@@ -29,6 +29,7 @@ pub struct BundleWriter {
     aliases: BTreeMap<String, String>,
     metadata: BTreeMap<String, MetaValue>,
     graph: Option<Graph>,
+    samples: Vec<SampleRecord>,
 }
 
 impl BundleWriter {
@@ -75,6 +76,46 @@ impl BundleWriter {
             .and_then(|()| value.check(&key))
             .map_err(|e| ContainerError::InvalidContent { reason: e.to_string() })?;
         self.metadata.insert(key, value);
+        Ok(self)
+    }
+
+    /// A writer holding everything `bundle` holds (tensors shared, not copied),
+    /// to save it again with changes.
+    pub fn from_bundle(bundle: &crate::Bundle) -> Result<BundleWriter> {
+        let mut w = BundleWriter::new();
+        let manifest = bundle.manifest();
+        for (name, record) in &manifest.tensors {
+            w.add_tensor_to_group(&record.group, name.clone(), bundle.tensor(name)?)?;
+        }
+        w.aliases = manifest.aliases.clone();
+        w.metadata = manifest.metadata.clone();
+        w.samples = manifest.samples.clone();
+        w.graph = bundle.graph()?;
+        Ok(w)
+    }
+
+    /// Adds a sample: graph inputs and the outputs the model computed from
+    /// them, stored in the `samples` group, with the tolerance a re-run must meet.
+    pub fn add_sample(
+        &mut self,
+        inputs: BTreeMap<String, Tensor>,
+        outputs: BTreeMap<String, Tensor>,
+        rtol: f64,
+        atol: f64,
+    ) -> Result<&mut Self> {
+        let index = self.samples.len();
+        let mut record = SampleRecord { inputs: BTreeMap::new(), outputs: BTreeMap::new(), rtol, atol };
+        for (kind, tensors) in [("inputs", inputs), ("outputs", outputs)] {
+            for (value, tensor) in tensors {
+                let name = format!("samples.{index}.{kind}.{value}");
+                self.add_tensor_to_group(SAMPLES_GROUP, name.clone(), tensor)?;
+                match kind {
+                    "inputs" => record.inputs.insert(value, name),
+                    _ => record.outputs.insert(value, name),
+                };
+            }
+        }
+        self.samples.push(record);
         Ok(self)
     }
 
@@ -127,6 +168,7 @@ impl BundleWriter {
         }
         manifest.aliases = self.aliases.clone();
         manifest.metadata = self.metadata.clone();
+        manifest.samples = self.samples.clone();
         if let Some(graph) = &self.graph {
             let report = graph.check(Some(&self.params_table())).report;
             if report.has_errors() {

@@ -128,6 +128,22 @@ pub struct GraphRecord {
     pub architecture_digest: Sha256Digest,
 }
 
+/// A sample: inputs, the outputs the model computed from them when the
+/// bundle was made, and the tolerance a re-run must meet. The tensors are
+/// stored in the bundle (group `samples`) and named here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SampleRecord {
+    /// Graph input name to stored tensor name.
+    pub inputs: BTreeMap<String, String>,
+    /// Graph output name to stored tensor name.
+    pub outputs: BTreeMap<String, String>,
+    /// Relative tolerance: `|got - want| <= atol + rtol * |want|` elementwise.
+    pub rtol: f64,
+    /// Absolute tolerance.
+    pub atol: f64,
+}
+
 /// The contents of `manifest.yaml`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -145,6 +161,9 @@ pub struct Manifest {
     /// Free-form typed metadata.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, MetaValue>,
+    /// Sample inputs with expected outputs, for self-checking bundles.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub samples: Vec<SampleRecord>,
 }
 
 #[derive(Deserialize)]
@@ -161,6 +180,7 @@ impl Manifest {
             tensors: BTreeMap::new(),
             aliases: BTreeMap::new(),
             metadata: BTreeMap::new(),
+            samples: Vec::new(),
         }
     }
 
@@ -241,6 +261,26 @@ impl Manifest {
         for (key, value) in &self.metadata {
             check_metadata_key(key)?;
             value.check(key)?;
+        }
+        for (i, sample) in self.samples.iter().enumerate() {
+            for (kind, map) in [("inputs", &sample.inputs), ("outputs", &sample.outputs)] {
+                for (value, tensor) in map {
+                    if self.resolve(tensor).is_none() {
+                        return Err(FormatError::Manifest {
+                            field: format!("samples[{i}].{kind}.{value}"),
+                            reason: format!("names tensor `{tensor}`, which the bundle does not have"),
+                        });
+                    }
+                }
+            }
+            for (name, tol) in [("rtol", sample.rtol), ("atol", sample.atol)] {
+                if !(tol.is_finite() && tol >= 0.0) {
+                    return Err(FormatError::Manifest {
+                        field: format!("samples[{i}].{name}"),
+                        reason: format!("must be a finite number >= 0, found {tol}"),
+                    });
+                }
+            }
         }
         Ok(())
     }

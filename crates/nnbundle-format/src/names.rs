@@ -6,6 +6,9 @@ use crate::limits::MAX_NAME_BYTES;
 /// The group tensors belong to unless said otherwise: the model's parameters.
 pub const PARAMS_GROUP: &str = "params";
 
+/// The group of sample inputs and expected outputs.
+pub const SAMPLES_GROUP: &str = "samples";
+
 fn check_common(kind: &'static str, name: &str) -> Result<(), FormatError> {
     let fail = |reason| Err(FormatError::InvalidName { kind, name: name.to_owned(), reason });
     if name.is_empty() {

@@ -37,6 +37,7 @@ mod init;
 mod kernels;
 mod model;
 mod reuse;
+mod validate;
 mod value;
 
 pub use builder::{Layer, ModelBuilder, Sequential};
@@ -44,4 +45,5 @@ pub use error::{Result, RuntimeError};
 pub use kernels::supports;
 pub use model::Model;
 pub use reuse::{LoadOptions, LoadReport, Mismatch, extract};
+pub use validate::{Check, Finding, Status, ValidateOptions, ValidationReport, report_schema, validate};
 pub use value::Value;

@@ -338,3 +338,20 @@ impl Model {
         self.weight_names.iter().zip(self.weights.iter_mut())
     }
 }
+
+impl Model {
+    /// Runs the model on `inputs` and stores them with the outputs as a
+    /// sample in `writer`, to be re-run by validation within `rtol`/`atol`.
+    pub fn add_sample(
+        &self,
+        writer: &mut BundleWriter,
+        inputs: BTreeMap<String, Value>,
+        rtol: f64,
+        atol: f64,
+    ) -> Result<()> {
+        let outputs = self.run(inputs.clone())?;
+        let to_tensors = |m: BTreeMap<String, Value>| m.into_iter().map(|(k, v)| (k, v.to_tensor())).collect();
+        writer.add_sample(to_tensors(inputs), to_tensors(outputs), rtol, atol)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,197 @@
+//! The subcommands.
+
+mod diff;
+mod inspect;
+mod model;
+mod pack;
+mod validate;
+
+use std::path::PathBuf;
+
+use clap::{Subcommand, ValueEnum};
+
+use crate::Outcome;
+
+/// The subcommands of `nnb`.
+#[derive(Subcommand)]
+pub(crate) enum Command {
+    /// Pack a YAML graph and weights (.safetensors or .npz) into a bundle.
+    #[command(
+        after_help = "Example:\n  nnb pack mlp.yaml mlp.safetensors -o mlp.nnb --meta epochs=10 --meta author=ada"
+    )]
+    Pack {
+        /// The graph (long form or the sequential shorthand).
+        graph: PathBuf,
+        /// The weights: a .safetensors or .npz file whose names are the graph's parameters.
+        weights: PathBuf,
+        /// The bundle to write.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Metadata KEY=VALUE; VALUE is read as YAML (3 is an integer, 0.1 a float, [a, b] a list).
+        #[arg(long = "meta", value_name = "KEY=VALUE")]
+        meta: Vec<String>,
+        /// Store a sample input NAME=FILE.npy with the outputs the model computes from it.
+        #[arg(long = "sample", value_name = "NAME=FILE.npy")]
+        sample: Vec<String>,
+        /// Relative tolerance for the samples.
+        #[arg(long, default_value_t = 1e-5)]
+        rtol: f64,
+        /// Absolute tolerance for the samples.
+        #[arg(long, default_value_t = 1e-6)]
+        atol: f64,
+    },
+    /// Write a bundle's graph (graph.yaml) and weights (weights.safetensors) to a folder.
+    #[command(after_help = "Example:\n  nnb unpack mlp.nnb -o mlp/")]
+    Unpack {
+        /// The bundle.
+        bundle: PathBuf,
+        /// The folder to write into (created if needed).
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Show a bundle's versions, digests, metadata, layers and tensors, without reading tensor data.
+    #[command(after_help = "Example:\n  nnb inspect mlp.nnb\n  nnb inspect mlp.nnb --json")]
+    Inspect {
+        /// The bundle.
+        bundle: PathBuf,
+        /// Print JSON instead.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check everything: container, manifest, graph, weights against the graph, hashes, samples.
+    #[command(
+        after_help = "Exit codes: 0 valid, 1 invalid, 2 unreadable (I/O).\n\nExample:\n  nnb validate mlp.nnb\n  nnb validate mlp.nnb --json > report.json"
+    )]
+    Validate {
+        /// The bundle.
+        bundle: PathBuf,
+        /// Print the JSON report (its schema: `nnb schema report`).
+        #[arg(long)]
+        json: bool,
+        /// Skip the SHA-256 checks of the tensors.
+        #[arg(long)]
+        no_hash: bool,
+    },
+    /// Run a bundle's model on .npy inputs.
+    #[command(after_help = "Example:\n  nnb run mlp.nnb --input X=x.npy -o out/")]
+    Run {
+        /// The bundle.
+        bundle: PathBuf,
+        /// An input NAME=FILE.npy (repeat for each graph input).
+        #[arg(short, long = "input", value_name = "NAME=FILE.npy", required = true)]
+        input: Vec<String>,
+        /// Write each output to `DIR/<output>.npy`.
+        #[arg(short, long, value_name = "DIR")]
+        output: Option<PathBuf>,
+        /// Print JSON instead.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Compare two bundles: graph (nodes, attributes) and tensors (by digest). Exit 0 only when equal.
+    #[command(after_help = "Example:\n  nnb diff ckpt-100.nnb ckpt-200.nnb")]
+    Diff {
+        /// The first bundle.
+        a: PathBuf,
+        /// The second bundle.
+        b: PathBuf,
+        /// Print JSON instead.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the part of a bundle's graph that computes the given nodes, with only the weights it needs.
+    #[command(after_help = "Example:\n  nnb extract mlp.nnb --until relu -o first-layers.nnb")]
+    Extract {
+        /// The bundle.
+        bundle: PathBuf,
+        /// The nodes to keep as outputs (comma-separated).
+        #[arg(long, value_delimiter = ',', required = true)]
+        until: Vec<String>,
+        /// The bundle to write.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Draw a bundle's graph as SVG (no external programs), Graphviz dot or Mermaid.
+    #[command(after_help = "Example:\n  nnb render mlp.nnb -o mlp.svg\n  nnb render mlp.nnb --format mermaid")]
+    Render {
+        /// The bundle (or a graph .yaml).
+        bundle: PathBuf,
+        /// The file to write; standard output when absent.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// The format (default: from the output's extension, else svg).
+        #[arg(long, value_enum)]
+        format: Option<RenderFormat>,
+    },
+    /// Print a JSON Schema: the graph document, the manifest, or the validation report.
+    #[command(after_help = "Example:\n  nnb schema graph > graph.schema.json")]
+    Schema {
+        /// Which schema.
+        #[arg(value_enum, default_value_t = SchemaKind::Graph)]
+        kind: SchemaKind,
+    },
+    /// Manage the sample inputs and expected outputs stored in a bundle.
+    #[command(subcommand)]
+    Samples(SamplesCommand),
+}
+
+/// Subcommands of `nnb samples`.
+#[derive(Subcommand)]
+pub(crate) enum SamplesCommand {
+    /// Run the model on inputs and store them with its outputs, so `validate` re-checks them.
+    #[command(after_help = "Example:\n  nnb samples add mlp.nnb --input X=x.npy --rtol 1e-5")]
+    Add {
+        /// The bundle (rewritten atomically).
+        bundle: PathBuf,
+        /// An input NAME=FILE.npy (repeat for each graph input).
+        #[arg(short, long = "input", value_name = "NAME=FILE.npy", required = true)]
+        input: Vec<String>,
+        /// Relative tolerance.
+        #[arg(long, default_value_t = 1e-5)]
+        rtol: f64,
+        /// Absolute tolerance.
+        #[arg(long, default_value_t = 1e-6)]
+        atol: f64,
+    },
+}
+
+/// Output formats of `render`.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum RenderFormat {
+    /// Scalable vector graphics, viewable in a browser.
+    Svg,
+    /// Graphviz dot.
+    Dot,
+    /// Mermaid flowchart.
+    Mermaid,
+}
+
+/// Schemas `nnb schema` prints.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum SchemaKind {
+    /// The graph document (graph.yaml).
+    Graph,
+    /// The manifest (manifest.yaml).
+    Manifest,
+    /// The JSON report of `nnb validate --json`.
+    Report,
+}
+
+/// Runs a subcommand.
+pub(crate) fn run(command: Command) -> Outcome {
+    match command {
+        Command::Pack { graph, weights, output, meta, sample, rtol, atol } => {
+            pack::pack(&graph, &weights, &output, &meta, &sample, rtol, atol)
+        }
+        Command::Unpack { bundle, output } => pack::unpack(&bundle, &output),
+        Command::Inspect { bundle, json } => inspect::inspect(&bundle, json),
+        Command::Validate { bundle, json, no_hash } => validate::validate(&bundle, json, no_hash),
+        Command::Run { bundle, input, output, json } => model::run(&bundle, &input, output.as_deref(), json),
+        Command::Diff { a, b, json } => diff::diff(&a, &b, json),
+        Command::Extract { bundle, until, output } => model::extract(&bundle, &until, &output),
+        Command::Render { bundle, output, format } => model::render(&bundle, output.as_deref(), format),
+        Command::Schema { kind } => validate::schema(kind),
+        Command::Samples(SamplesCommand::Add { bundle, input, rtol, atol }) => {
+            model::add_samples(&bundle, &input, rtol, atol)
+        }
+    }
+}

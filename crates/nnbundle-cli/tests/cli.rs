@@ -1,0 +1,220 @@
+//! The `nnb` binary, run for real: snapshots of exit code, stdout and stderr
+//! for every command and every documented error.
+
+use std::path::Path;
+
+use assert_cmd::Command;
+use nnbundle_container::npy;
+use nnbundle_format::{DType, Tensor};
+use nnbundle_runtime::{Layer, Sequential};
+
+/// Runs `nnb` in `dir`; returns exit code, stdout and stderr with `dir` replaced by `[TMP]`.
+fn nnb(dir: &Path, args: &[&str]) -> String {
+    let out = Command::cargo_bin("nnb").unwrap().current_dir(dir).args(args).output().unwrap();
+    let text = format!(
+        "exit: {}\n--- stdout\n{}--- stderr\n{}",
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text.replace(&dir.display().to_string(), "[TMP]")
+}
+
+fn exit_code(output: &str) -> i32 {
+    output.lines().next().unwrap().trim_start_matches("exit: ").parse().unwrap()
+}
+
+/// A folder with the textbook MLP (`mlp.nnb`), its graph and weights as
+/// files people have (`mlp.yaml`, `mlp.safetensors`), and inputs.
+fn fixture() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Sequential::new("X", DType::F32, &["batch".into(), 20u64.into()])
+        .add("hidden", Layer::linear(20, 256))
+        .add("relu", Layer::relu())
+        .add("output", Layer::linear(256, 10))
+        .build(0)
+        .unwrap();
+    net.save(dir.path().join("mlp.nnb")).unwrap();
+    std::fs::write(dir.path().join("mlp.yaml"), include_bytes!("../../../spec/examples/mlp.yaml")).unwrap();
+    let weights = net.state_dict();
+    let views: Vec<_> = weights
+        .iter()
+        .map(|(n, t)| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, t.shape().to_vec(), t.as_bytes())
+                    .unwrap(),
+            )
+        })
+        .collect();
+    std::fs::write(dir.path().join("mlp.safetensors"), safetensors::serialize(views, None).unwrap()).unwrap();
+    let x: Vec<f32> = (0..40).map(|i| (i as f32 * 0.37).sin()).collect();
+    std::fs::write(dir.path().join("x.npy"), npy::to_npy(&Tensor::from_vec(vec![2, 20], x).unwrap())).unwrap();
+    std::fs::write(dir.path().join("bad.npy"), npy::to_npy(&Tensor::from_vec(vec![2, 21], vec![0f32; 42]).unwrap()))
+        .unwrap();
+    dir
+}
+
+#[test]
+fn inspect() {
+    let dir = fixture();
+    insta::assert_snapshot!(nnb(dir.path(), &["inspect", "mlp.nnb"]));
+    let json = nnb(dir.path(), &["inspect", "mlp.nnb", "--json"]);
+    assert_eq!(exit_code(&json), 0);
+    let body: serde_json::Value =
+        serde_json::from_str(json.split("--- stdout\n").nth(1).unwrap().split("--- stderr").next().unwrap()).unwrap();
+    assert_eq!(body["totals"]["tensors"], 4);
+    assert_eq!(body["tensors"][1]["name"], "hidden.weight");
+    assert_eq!(body["tensors"][1]["shape"], serde_json::json!([256, 20]));
+}
+
+#[test]
+fn validate_valid_bundle() {
+    let dir = fixture();
+    insta::assert_snapshot!(nnb(dir.path(), &["validate", "mlp.nnb"]));
+    insta::assert_snapshot!(nnb(dir.path(), &["validate", "mlp.nnb", "--json"]));
+    insta::assert_snapshot!(nnb(dir.path(), &["validate", "mlp.nnb", "--no-hash"]));
+}
+
+#[test]
+fn validate_hash_mismatch() {
+    let dir = fixture();
+    let path = dir.path().join("mlp.nnb");
+    let mut bytes = std::fs::read(&path).unwrap();
+    // Flip a byte inside hidden.weight's data: after its entry name and .npy header.
+    let at = bytes.windows(24).position(|w| w == b"tensors/hidden.weight.np").unwrap() + 400;
+    bytes[at] ^= 0x40;
+    std::fs::write(dir.path().join("flipped.nnb"), bytes).unwrap();
+    insta::assert_snapshot!(nnb(dir.path(), &["validate", "flipped.nnb"]));
+    insta::assert_snapshot!(nnb(dir.path(), &["validate", "flipped.nnb", "--json"]));
+}
+
+#[test]
+fn documented_errors() {
+    let dir = fixture();
+    std::fs::write(dir.path().join("notzip.nnb"), b"just text").unwrap();
+    insta::assert_snapshot!("missing_file", nnb(dir.path(), &["validate", "missing.nnb"]));
+    insta::assert_snapshot!("not_a_zip", nnb(dir.path(), &["validate", "notzip.nnb"]));
+    insta::assert_snapshot!("inspect_missing_file", nnb(dir.path(), &["inspect", "missing.nnb"]));
+    insta::assert_snapshot!("usage_error", nnb(dir.path(), &["inspect"]));
+}
+
+#[test]
+fn pack_and_unpack() {
+    let dir = fixture();
+    insta::assert_snapshot!(nnb(
+        dir.path(),
+        &[
+            "pack",
+            "mlp.yaml",
+            "mlp.safetensors",
+            "-o",
+            "packed.nnb",
+            "--meta",
+            "epochs=10",
+            "--meta",
+            "lr=0.1",
+            "--meta",
+            "author=ada"
+        ]
+    ));
+    // Packing the weights of mlp.nnb gives the same tensors.
+    let diff = nnb(dir.path(), &["diff", "mlp.nnb", "packed.nnb"]);
+    assert!(diff.contains("+ epochs: 10") && !diff.contains("tensors"), "{diff}");
+    insta::assert_snapshot!(nnb(dir.path(), &["unpack", "packed.nnb", "-o", "out"]));
+    assert!(dir.path().join("out/graph.yaml").exists());
+    let again = nnb(dir.path(), &["pack", "out/graph.yaml", "out/weights.safetensors", "-o", "again.nnb"]);
+    assert_eq!(exit_code(&again), 0, "{again}");
+}
+
+#[test]
+fn pack_errors_name_every_problem() {
+    let dir = fixture();
+    let yaml = std::fs::read_to_string(dir.path().join("mlp.yaml")).unwrap();
+    std::fs::write(
+        dir.path().join("wide.yaml"),
+        yaml.replace("out_features: 256", "out_features: 300").replace("in_features: 256", "in_features: 300"),
+    )
+    .unwrap();
+    insta::assert_snapshot!(
+        "pack_wrong_weights",
+        nnb(dir.path(), &["pack", "wide.yaml", "mlp.safetensors", "-o", "x.nnb"])
+    );
+    std::fs::write(dir.path().join("unknown_op.yaml"), yaml.replace("op: ReLU", "op: Swish")).unwrap();
+    insta::assert_snapshot!(
+        "pack_unknown_op",
+        nnb(dir.path(), &["pack", "unknown_op.yaml", "mlp.safetensors", "-o", "x.nnb"])
+    );
+    assert!(!dir.path().join("x.nnb").exists(), "nothing is written on error");
+}
+
+#[test]
+fn run() {
+    let dir = fixture();
+    insta::assert_snapshot!(nnb(dir.path(), &["run", "mlp.nnb", "--input", "X=x.npy", "-o", "out"]));
+    let y = npy::from_npy(&std::fs::read(dir.path().join("out/output.npy")).unwrap()).unwrap();
+    assert_eq!(y.shape(), [2, 10]);
+    insta::assert_snapshot!("run_bad_shape", nnb(dir.path(), &["run", "mlp.nnb", "--input", "X=bad.npy"]));
+    insta::assert_snapshot!("run_unknown_input", nnb(dir.path(), &["run", "mlp.nnb", "--input", "Y=x.npy"]));
+    insta::assert_snapshot!("run_missing_npy", nnb(dir.path(), &["run", "mlp.nnb", "--input", "X=nope.npy"]));
+}
+
+#[test]
+fn diff() {
+    let dir = fixture();
+    insta::assert_snapshot!("diff_equal", nnb(dir.path(), &["diff", "mlp.nnb", "mlp.nnb"]));
+    let other = Sequential::new("X", DType::F32, &["batch".into(), 20u64.into()])
+        .add("hidden", Layer::linear(20, 256))
+        .add("act", Layer::sigmoid())
+        .add("output", Layer::linear(256, 5))
+        .build(0)
+        .unwrap();
+    other.save(dir.path().join("other.nnb")).unwrap();
+    insta::assert_snapshot!("diff_different", nnb(dir.path(), &["diff", "mlp.nnb", "other.nnb"]));
+}
+
+#[test]
+fn extract_and_render() {
+    let dir = fixture();
+    insta::assert_snapshot!(nnb(dir.path(), &["extract", "mlp.nnb", "--until", "relu", "-o", "part.nnb"]));
+    assert_eq!(exit_code(&nnb(dir.path(), &["validate", "part.nnb"])), 0);
+    insta::assert_snapshot!("render_dot", nnb(dir.path(), &["render", "mlp.nnb", "--format", "dot"]));
+    insta::assert_snapshot!("render_mermaid", nnb(dir.path(), &["render", "mlp.nnb", "--format", "mermaid"]));
+    let out = nnb(dir.path(), &["render", "mlp.nnb", "-o", "mlp.svg"]);
+    assert_eq!(exit_code(&out), 0);
+    let svg = std::fs::read_to_string(dir.path().join("mlp.svg")).unwrap();
+    assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
+    for label in ["hidden", "Linear(in_features=20, out_features=256)", "[batch, 10]", "output output"] {
+        assert!(svg.contains(label), "{label} missing from the SVG");
+    }
+}
+
+#[test]
+fn samples_are_stored_and_rechecked() {
+    let dir = fixture();
+    insta::assert_snapshot!(nnb(dir.path(), &["samples", "add", "mlp.nnb", "--input", "X=x.npy"]));
+    let report = nnb(dir.path(), &["validate", "mlp.nnb"]);
+    assert!(report.contains("samples    ok  1 sample(s) reproduced"), "{report}");
+}
+
+#[test]
+fn schemas_are_the_published_ones() {
+    let dir = fixture();
+    for (kind, file) in [("graph", "graph"), ("manifest", "manifest"), ("report", "report")] {
+        let out = Command::cargo_bin("nnb").unwrap().current_dir(dir.path()).args(["schema", kind]).output().unwrap();
+        let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let path = format!("{}/../../spec/schema/{file}.schema.json", env!("CARGO_MANIFEST_DIR"));
+        let published: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        assert_eq!(printed, published, "nnb schema {kind} differs from spec/schema/{file}.schema.json");
+    }
+}
+
+#[test]
+fn every_command_has_an_example_in_its_help() {
+    let dir = fixture();
+    for cmd in ["pack", "unpack", "inspect", "validate", "run", "diff", "extract", "render", "schema"] {
+        let out = nnb(dir.path(), &[cmd, "--help"]);
+        assert!(out.contains("Example:") && exit_code(&out) == 0, "{cmd}: {out}");
+    }
+    assert!(nnb(dir.path(), &["samples", "add", "--help"]).contains("Example:"));
+}
