@@ -35,7 +35,12 @@ def conv_pads(attrs, n):
             total = d * (k - 1)
             res.append((total // 2, total - total // 2))
         return res
-    return [(p, p) for p in pad]
+    return pad_pairs(pad, n)
+
+
+def pad_pairs(pad, n):
+    """n values: both sides; 2n values: begins, then ends."""
+    return [(pad[i], pad[n + i]) for i in range(n)] if len(pad) == 2 * n else [(p, p) for p in pad]
 
 
 def conv2d(x, w, b, stride, pads, dil, groups):
@@ -70,36 +75,38 @@ def conv(attrs, ops, spatial):
     return conv2d(x, w, b, stride, pads, dil, attrs["groups"])
 
 
-def pool2d(x, k, s, p, d, ceil, kind, include_pad):
+def pool2d(x, k, s, pads, d, ceil, kind, include_pad):
     n, c, h, w = x.shape
-    ho = window_out(h, k[0], s[0], p[0], p[0], d[0], ceil)
-    wo = window_out(w, k[1], s[1], p[1], p[1], d[1], ceil)
+    (pt, pb), (pl, pr) = pads
+    ho = window_out(h, k[0], s[0], pt, pb, d[0], ceil)
+    wo = window_out(w, k[1], s[1], pl, pr, d[1], ceil)
     out = np.zeros((n, c, ho, wo))
     for oy in range(ho):
         for ox in range(wo):
-            y0, x0 = oy * s[0] - p[0], ox * s[1] - p[1]
+            y0, x0 = oy * s[0] - pt, ox * s[1] - pl
+            ys_all = [y0 + i * d[0] for i in range(k[0])]
+            xs_all = [x0 + j * d[1] for j in range(k[1])]
+            ys = [y for y in ys_all if 0 <= y < h]
+            xs = [v for v in xs_all if 0 <= v < w]
+            window = x[:, :, ys][:, :, :, xs]
             if kind == "max":
-                ys = [y0 + i * d[0] for i in range(k[0]) if 0 <= y0 + i * d[0] < h]
-                xs = [x0 + j * d[1] for j in range(k[1]) if 0 <= x0 + j * d[1] < w]
-                out[:, :, oy, ox] = x[:, :, ys][:, :, :, xs].max(axis=(2, 3))
+                out[:, :, oy, ox] = window.max(axis=(2, 3))
             else:
-                # PyTorch avg_pool2d: the divisor counts padding, not a ceil-mode overflow.
-                y1, x1 = min(y0 + k[0], h + p[0]), min(x0 + k[1], w + p[1])
-                size = (y1 - y0) * (x1 - x0)
-                ya, yb, xa, xb = max(y0, 0), min(y1, h), max(x0, 0), min(x1, w)
-                total = x[:, :, ya:yb, xa:xb].sum(axis=(2, 3))
-                out[:, :, oy, ox] = total / (size if include_pad else (yb - ya) * (xb - xa))
+                # PyTorch: the divisor counts taps in the padding, never past the end padding (ceil mode).
+                padded = sum(1 for y in ys_all if y < h + pb) * sum(1 for v in xs_all if v < w + pr)
+                out[:, :, oy, ox] = window.sum(axis=(2, 3)) / (padded if include_pad else len(ys) * len(xs))
     return out
 
 
 def pool(attrs, ops, spatial, kind):
     x = ops["input"]
-    k, s, p = list(attrs["kernel_size"]), list(attrs["stride"]), list(attrs["padding"])
-    d = list(attrs.get("dilation", [1] * spatial))
+    k, s = list(attrs["kernel_size"]), list(attrs["stride"])
+    pads = pad_pairs(attrs["padding"], spatial)
+    d = list(attrs["dilation"])
     include = attrs.get("count_include_pad", True)
     if spatial == 1:
-        return pool2d(x[:, :, None, :], [1] + k, [1] + s, [0] + p, [1] + d, attrs["ceil_mode"], kind, include)[:, :, 0, :]
-    return pool2d(x, k, s, p, d, attrs["ceil_mode"], kind, include)
+        return pool2d(x[:, :, None, :], [1] + k, [1] + s, [(0, 0)] + pads, [1] + d, attrs["ceil_mode"], kind, include)[:, :, 0, :]
+    return pool2d(x, k, s, pads, d, attrs["ceil_mode"], kind, include)
 
 
 def adaptive_avg(attrs, ops):

@@ -50,7 +50,10 @@ pub enum AttrType {
     Ints,
     /// An integer or a list of `n` integers, one per spatial dimension.
     Spatial(usize),
-    /// Like `Spatial`, or one of the strings `valid` and `same`.
+    /// Padding: an integer, `n` integers (both sides of each dimension), or
+    /// `2n` integers (the begin of each dimension, then the end of each).
+    Pads(usize),
+    /// Like `Pads`, or one of the strings `valid` and `same`.
     Padding(usize),
 }
 
@@ -64,7 +67,8 @@ impl AttrType {
             AttrType::Choice(c) => format!("one of {}", c.join(", ")),
             AttrType::Ints => "a list of integers".into(),
             AttrType::Spatial(n) => format!("an integer or a list of {n} integers"),
-            AttrType::Padding(n) => format!("an integer, a list of {n} integers, `valid` or `same`"),
+            AttrType::Pads(n) => format!("an integer or a list of {n} or {} integers", 2 * n),
+            AttrType::Padding(n) => format!("an integer, a list of {n} or {} integers, `valid` or `same`", 2 * n),
         }
     }
 
@@ -87,12 +91,40 @@ impl AttrType {
             }
             AttrType::Ints => ints(v, None).map(AttrValue::Ints),
             AttrType::Spatial(n) => ints(v, Some(n)).map(AttrValue::Ints),
+            AttrType::Pads(n) => pads(v, n),
             AttrType::Padding(n) => match v.as_str() {
                 Some(s @ ("valid" | "same")) => Some(AttrValue::Str(s.to_owned())),
-                _ => ints(v, Some(n)).map(AttrValue::Ints),
+                _ => pads(v, n),
             },
         };
         parsed.ok_or_else(|| format!("expected {}, found {}", self.describe(), describe_json(v)))
+    }
+}
+
+/// Parses padding as `n` values, or `2n` (begins, then ends) normalized to
+/// `n` when every dimension is padded equally on both sides.
+fn pads(v: &Value, n: usize) -> Option<AttrValue> {
+    if let Some(i) = v.as_i64().filter(|_| v.is_i64() || v.is_u64()) {
+        return Some(AttrValue::Ints(vec![i; n]));
+    }
+    let list: Vec<i64> =
+        v.as_array()?.iter().map(|x| x.as_i64().filter(|_| x.is_i64() || x.is_u64())).collect::<Option<_>>()?;
+    if list.len() == n {
+        Some(AttrValue::Ints(list))
+    } else if list.len() == 2 * n {
+        let (begin, end) = list.split_at(n);
+        Some(AttrValue::Ints(if begin == end { begin.to_vec() } else { list }))
+    } else {
+        None
+    }
+}
+
+/// `(begin, end)` padding of each of `n` dimensions from a normalized padding list.
+pub fn pad_pairs(list: &[i64], n: usize) -> Vec<(i64, i64)> {
+    if list.len() == 2 * n {
+        (0..n).map(|i| (list[i], list[n + i])).collect()
+    } else {
+        list.iter().map(|&p| (p, p)).collect()
     }
 }
 
@@ -245,7 +277,9 @@ impl Attrs {
                 AttrDefault::Float(x) => Some(AttrValue::Float(x)),
                 AttrDefault::Str(s) => Some(AttrValue::Str(s.to_owned())),
                 AttrDefault::Spatial(i) => match spec.ty {
-                    AttrType::Spatial(n) | AttrType::Padding(n) => Some(AttrValue::Ints(vec![i; n])),
+                    AttrType::Spatial(n) | AttrType::Padding(n) | AttrType::Pads(n) => {
+                        Some(AttrValue::Ints(vec![i; n]))
+                    }
                     _ => Some(AttrValue::Int(i)),
                 },
             };

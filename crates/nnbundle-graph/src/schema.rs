@@ -24,7 +24,8 @@ fn attr_schema(spec: &AttrSpec) -> Value {
         AttrType::Choice(c) => json!({"enum": c}),
         AttrType::Ints => json!({"oneOf": [int, list(None)]}),
         AttrType::Spatial(n) => json!({"oneOf": [int, list(Some(n))]}),
-        AttrType::Padding(n) => json!({"oneOf": [int, list(Some(n)), {"enum": ["valid", "same"]}]}),
+        AttrType::Pads(n) => json!({"oneOf": [int, list(Some(n)), list(Some(2 * n))]}),
+        AttrType::Padding(n) => json!({"oneOf": [int, list(Some(n)), list(Some(2 * n)), {"enum": ["valid", "same"]}]}),
     };
     let default = match spec.default {
         AttrDefault::Required => "required".to_owned(),

@@ -61,7 +61,7 @@ pub fn conv_padding(a: &Attrs, n: usize) -> Vec<(i64, i64)> {
                 (total / 2, total - total / 2)
             })
             .collect(),
-        _ => a.ints("padding").iter().map(|&p| (p, p)).collect(),
+        _ => crate::attr::pad_pairs(a.ints("padding"), n),
     }
 }
 
@@ -71,11 +71,11 @@ pub fn conv_windows(a: &Attrs, n: usize) -> Vec<Window> {
         .into_iter()
         .enumerate()
         .map(|(i, (pad_begin, pad_end))| Window {
-            kernel: a.ints("kernel_size")[i],
-            stride: a.ints("stride")[i],
+            kernel: super::nth(a, "kernel_size", i),
+            stride: super::nth(a, "stride", i),
             pad_begin,
             pad_end,
-            dilation: a.ints("dilation")[i],
+            dilation: super::nth(a, "dilation", i),
             ceil_mode: false,
         })
         .collect()

@@ -16,6 +16,12 @@ use nnbundle_format::DType;
 use crate::attr::Attrs;
 use crate::value::{Dim, Shape, ValueInfo};
 
+/// Value `i` of a list attribute, 1 when absent (only checked attributes reach the
+/// shape rules, so this never hides a problem; it keeps malformed input from panicking).
+pub(crate) fn nth(a: &Attrs, name: &str, i: usize) -> i64 {
+    a.ints(name).get(i).copied().unwrap_or(1)
+}
+
 /// Problems for integer attributes below 1.
 pub(crate) fn at_least_one(a: &Attrs, names: &[&'static str]) -> Vec<(&'static str, String)> {
     names.iter().filter(|n| a.int(n) < 1).map(|&n| (n, format!("must be at least 1, found {}", a.int(n)))).collect()

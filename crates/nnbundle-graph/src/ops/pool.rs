@@ -1,6 +1,6 @@
 //! Pooling: `MaxPool1d/2d`, `AvgPool1d/2d`, `AdaptiveAvgPool2d`.
 
-use super::{Window, all_at_least_one, require_float, require_rank};
+use super::{Window, all_at_least_one, nth, require_float, require_rank};
 use crate::attr::{AttrDefault as D, AttrType as T, Attrs, attr};
 use crate::op::{OpDef, OpRule, Operands, Role, Slot, slot};
 use crate::value::{Dim, Shape, ValueInfo};
@@ -14,9 +14,9 @@ macro_rules! max_attrs {
             attr("stride", T::Spatial($n), D::SameAs("kernel_size"), "step; defaults to kernel_size"),
             attr(
                 "padding",
-                T::Spatial($n),
+                T::Pads($n),
                 D::Spatial(0),
-                "implicit -infinity padding on both sides; at most half the kernel",
+                "implicit -infinity padding on both sides, or begins then ends (2n values); less than the window",
             ),
             attr("dilation", T::Spatial($n), D::Spatial(1), "spacing between window elements"),
             attr("ceil_mode", T::Bool, D::Bool(false), "round the output size up instead of down"),
@@ -31,9 +31,15 @@ macro_rules! avg_attrs {
             attr("stride", T::Spatial($n), D::SameAs("kernel_size"), "step; defaults to kernel_size"),
             attr(
                 "padding",
-                T::Spatial($n),
+                T::Pads($n),
                 D::Spatial(0),
-                "implicit zero padding on both sides; at most half the kernel",
+                "implicit zero padding on both sides, or begins then ends (2n values); less than the window",
+            ),
+            attr(
+                "dilation",
+                T::Spatial($n),
+                D::Spatial(1),
+                "spacing between window elements (an extension: PyTorch's AvgPool has none)",
             ),
             attr("ceil_mode", T::Bool, D::Bool(false), "round the output size up instead of down"),
             attr("count_include_pad", T::Bool, D::Bool(true), "count padding zeros in the divisor"),
@@ -46,74 +52,65 @@ pub(crate) static MAXPOOL1D: OpDef = OpDef {
     summary: "maximum over sliding windows of [N, C, L]",
     attrs: max_attrs!(1),
     slots: SLOTS,
-    rule: &PoolRule { n: 1, name: "MaxPool1d", dilated: true },
+    rule: &PoolRule { n: 1, name: "MaxPool1d" },
 };
 pub(crate) static MAXPOOL2D: OpDef = OpDef {
     name: "MaxPool2d",
     summary: "maximum over sliding windows of [N, C, H, W]",
     attrs: max_attrs!(2),
     slots: SLOTS,
-    rule: &PoolRule { n: 2, name: "MaxPool2d", dilated: true },
+    rule: &PoolRule { n: 2, name: "MaxPool2d" },
 };
 pub(crate) static AVGPOOL1D: OpDef = OpDef {
     name: "AvgPool1d",
     summary: "mean over sliding windows of [N, C, L]",
     attrs: avg_attrs!(1),
     slots: SLOTS,
-    rule: &PoolRule { n: 1, name: "AvgPool1d", dilated: false },
+    rule: &PoolRule { n: 1, name: "AvgPool1d" },
 };
 pub(crate) static AVGPOOL2D: OpDef = OpDef {
     name: "AvgPool2d",
     summary: "mean over sliding windows of [N, C, H, W]",
     attrs: avg_attrs!(2),
     slots: SLOTS,
-    rule: &PoolRule { n: 2, name: "AvgPool2d", dilated: false },
+    rule: &PoolRule { n: 2, name: "AvgPool2d" },
 };
 
 struct PoolRule {
     n: usize,
     name: &'static str,
-    dilated: bool,
-}
-
-impl PoolRule {
-    fn dilation(&self, a: &Attrs, i: usize) -> i64 {
-        if self.dilated { a.ints("dilation")[i] } else { 1 }
-    }
 }
 
 /// The windows of each spatial dimension of a pooling node (`MaxPool*`, `AvgPool*`).
 pub fn pool_windows(a: &Attrs, n: usize) -> Vec<Window> {
-    (0..n)
-        .map(|i| {
-            let p = a.ints("padding")[i];
-            Window {
-                kernel: a.ints("kernel_size")[i],
-                stride: a.ints("stride")[i],
-                pad_begin: p,
-                pad_end: p,
-                dilation: a.ints("dilation").get(i).copied().unwrap_or(1),
-                ceil_mode: a.bool("ceil_mode"),
-            }
+    crate::attr::pad_pairs(a.ints("padding"), n)
+        .into_iter()
+        .enumerate()
+        .map(|(i, (pad_begin, pad_end))| Window {
+            kernel: nth(a, "kernel_size", i),
+            stride: nth(a, "stride", i),
+            pad_begin,
+            pad_end,
+            dilation: nth(a, "dilation", i),
+            ceil_mode: a.bool("ceil_mode"),
         })
         .collect()
 }
 
 impl OpRule for PoolRule {
     fn check_attrs(&self, a: &Attrs) -> Vec<(&'static str, String)> {
-        let mut out = Vec::new();
-        let names: &[&'static str] =
-            if self.dilated { &["kernel_size", "stride", "dilation"] } else { &["kernel_size", "stride"] };
-        for &name in names {
-            if a.ints(name).iter().any(|&v| v < 1) {
-                out.push((name, format!("every value must be at least 1, found {:?}", a.ints(name))));
-            }
+        let mut out = all_at_least_one(a, &["kernel_size", "stride", "dilation"]);
+        if !out.is_empty() {
+            return out;
         }
-        let ks = a.ints("kernel_size");
-        for (i, &p) in a.ints("padding").iter().enumerate() {
-            let effective = self.dilation(a, i) * (ks.get(i).copied().unwrap_or(1) - 1) + 1;
-            if p < 0 || p > effective / 2 {
-                out.push(("padding", format!("must be between 0 and half the window ({}), found {p}", effective / 2)));
+        // Every window must hold at least one element of the input.
+        for w in pool_windows(a, self.n) {
+            let most = w.span() - 1;
+            if w.pad_begin < 0 || w.pad_end < 0 || w.pad_begin > most || w.pad_end > most {
+                out.push((
+                    "padding",
+                    format!("must be between 0 and the window size minus one ({most}), found {:?}", a.ints("padding")),
+                ));
                 break;
             }
         }

@@ -64,19 +64,31 @@ fn run<T: Float>(k: &Pool, args: &[Arg<'_>]) -> KernelResult {
                 best
             }
             Kind::Avg => {
-                // PyTorch: the divisor counts padding but not a ceil-mode overflow.
-                let y1 = (y0 + wh.kernel).min(h as i64 + wh.pad_end);
-                let x1 = (x0 + ww.kernel).min(w as i64 + ww.pad_end);
-                let padded = (y1 - y0) * (x1 - x0);
-                let (ya, yb) = (y0.max(0), y1.min(h as i64));
-                let (xa, xb) = (x0.max(0), x1.min(w as i64));
+                // Taps inside the padded input count toward the divisor with
+                // count_include_pad (PyTorch's rule: never a ceil-mode overflow);
+                // taps inside the input are summed.
+                let taps = |w: &Window, start: i64, n: usize| -> (Vec<usize>, i64) {
+                    let (mut inside, mut padded) = (Vec::new(), 0);
+                    for t in 0..w.kernel {
+                        let p = start + t * w.dilation;
+                        if p < n as i64 + w.pad_end {
+                            padded += 1;
+                            if p >= 0 && p < n as i64 {
+                                inside.push(p as usize);
+                            }
+                        }
+                    }
+                    (inside, padded)
+                };
+                let (ys, py_count) = taps(&wh, y0, h);
+                let (xs, px_count) = taps(&ww, x0, w);
                 let mut sum = T::zero();
-                for iy in ya..yb {
-                    for ix in xa..xb {
-                        sum += plane[[iy as usize, ix as usize]];
+                for &iy in &ys {
+                    for &ix in &xs {
+                        sum += plane[[iy, ix]];
                     }
                 }
-                let count = if k.count_include_pad { padded } else { (yb - ya) * (xb - xa) };
+                let count = if k.count_include_pad { py_count * px_count } else { (ys.len() * xs.len()) as i64 };
                 sum / T::from_f64(count.max(1) as f64)
             }
         };
