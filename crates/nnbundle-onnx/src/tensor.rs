@@ -1,0 +1,95 @@
+//! `TensorProto` to and from tensors.
+
+use nnbundle_format::{DType, Tensor, bf16, f16};
+
+use crate::proto::{TensorProto, data_type};
+
+/// The tensor a `TensorProto` holds (raw or typed fields; external data refused).
+pub(crate) fn from_proto(t: &TensorProto) -> Result<Tensor, String> {
+    if t.data_location == 1 || !t.external_data.is_empty() {
+        return Err("stored in an external data file; nnbundle imports self-contained models only (re-save the model with all tensors inside)".into());
+    }
+    let shape: Vec<usize> = t
+        .dims
+        .iter()
+        .map(|&d| usize::try_from(d).map_err(|_| format!("negative dimension {d}")))
+        .collect::<Result<_, _>>()?;
+    let n: usize = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or("element count overflows")?;
+    let dtype = dtype_of(t.data_type).ok_or_else(|| format!("ONNX data type {} has no nnbundle dtype", t.data_type))?;
+    if !t.raw_data.is_empty() || n == 0 {
+        return Tensor::from_bytes(dtype, shape, t.raw_data.clone()).map_err(|e| e.to_string());
+    }
+    let check = |len: usize| if len == n { Ok(()) } else { Err(format!("holds {len} values, its shape needs {n}")) };
+    let tensor = match dtype {
+        DType::F32 => {
+            check(t.float_data.len())?;
+            Tensor::from_vec(shape, t.float_data.clone())
+        }
+        DType::F64 => {
+            check(t.double_data.len())?;
+            Tensor::from_vec(shape, t.double_data.clone())
+        }
+        DType::I64 => {
+            check(t.int64_data.len())?;
+            Tensor::from_vec(shape, t.int64_data.clone())
+        }
+        _ => {
+            check(t.int32_data.len())?;
+            let v = &t.int32_data;
+            match dtype {
+                DType::I32 => Tensor::from_vec(shape, v.clone()),
+                DType::I16 => Tensor::from_vec(shape, v.iter().map(|&x| x as i16).collect::<Vec<_>>()),
+                DType::I8 => Tensor::from_vec(shape, v.iter().map(|&x| x as i8).collect::<Vec<_>>()),
+                DType::U8 => Tensor::from_vec(shape, v.iter().map(|&x| x as u8).collect::<Vec<_>>()),
+                DType::Bool => Tensor::from_vec(shape, v.iter().map(|&x| x != 0).collect::<Vec<_>>()),
+                DType::F16 => Tensor::from_vec(shape, v.iter().map(|&x| f16::from_bits(x as u16)).collect::<Vec<_>>()),
+                _ => Tensor::from_vec(shape, v.iter().map(|&x| bf16::from_bits(x as u16)).collect::<Vec<_>>()),
+            }
+        }
+    };
+    tensor.map_err(|e| e.to_string())
+}
+
+/// The ONNX data type of a dtype.
+pub(crate) fn onnx_type(dtype: DType) -> i32 {
+    match dtype {
+        DType::F32 => data_type::FLOAT,
+        DType::F64 => data_type::DOUBLE,
+        DType::I64 => data_type::INT64,
+        DType::I32 => data_type::INT32,
+        DType::I16 => data_type::INT16,
+        DType::I8 => data_type::INT8,
+        DType::U8 => data_type::UINT8,
+        DType::Bool => data_type::BOOL,
+        DType::F16 => data_type::FLOAT16,
+        DType::BF16 => data_type::BFLOAT16,
+    }
+}
+
+/// A `TensorProto` holding `t` as raw little-endian data.
+pub(crate) fn to_proto(name: &str, t: &Tensor) -> TensorProto {
+    TensorProto {
+        dims: t.shape().iter().map(|&d| d as i64).collect(),
+        data_type: onnx_type(t.dtype()),
+        name: name.to_owned(),
+        raw_data: t.as_bytes().to_vec(),
+        ..Default::default()
+    }
+}
+
+/// The dtype of an ONNX element type.
+pub(crate) fn dtype_of(elem_type: i32) -> Option<DType> {
+    Some(match elem_type {
+        data_type::FLOAT => DType::F32,
+        data_type::DOUBLE => DType::F64,
+        data_type::INT64 => DType::I64,
+        data_type::INT32 => DType::I32,
+        data_type::INT16 => DType::I16,
+        data_type::INT8 => DType::I8,
+        data_type::UINT8 => DType::U8,
+        data_type::BOOL => DType::Bool,
+        data_type::FLOAT16 => DType::F16,
+        data_type::BFLOAT16 => DType::BF16,
+        _ => return None,
+    })
+}
