@@ -7,7 +7,8 @@
 //! - [`format`](mod@crate::format): dtypes, tensors, the manifest, limits, YAML, digests;
 //! - [`graph`](mod@crate::graph): the layer graph, its op vocabulary, validation and shape inference;
 //! - [`container`](mod@crate::container): the zip layout, reading, verifying and saving bundles;
-//! - [`runtime`](mod@crate::runtime): rebuilding models from bundles, running them, building them in code.
+//! - [`runtime`](mod@crate::runtime): rebuilding models from bundles, running them, building them in code;
+//! - [`onnx`](mod@crate::onnx): ONNX import and export.
 //!
 //! ```
 //! use nnbundle::{Tensor, load_tensor, save_tensor};
@@ -25,6 +26,7 @@ pub use nnbundle_container::{
     load_tensors, save_tensor, save_tensors,
 };
 pub use nnbundle_format::{self as format, DType, Element, Manifest, MetaValue, Sha256Digest, Tensor, bf16, f16};
+pub use nnbundle_onnx as onnx;
 pub use nnbundle_runtime::{
     self as runtime, Layer, LoadOptions, LoadReport, Model, ModelBuilder, RuntimeError, Sequential, Value, extract,
 };

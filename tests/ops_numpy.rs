@@ -233,6 +233,12 @@ fn cases() -> Vec<Case> {
         case("flatten_negative", Flatten, attrs! {"start_dim": -2, "end_dim": -1}, &[&[2, 3, 4]]),
         case("reshape_infer", Reshape, attrs! {"shape": vec![4i64, -1]}, &[&[2, 3, 4]]),
         case("reshape", Reshape, attrs! {"shape": vec![6i64, 2, 2]}, &[&[2, 3, 4]]),
+        case(
+            "reshape_zero_copies",
+            Reshape,
+            attrs! {"shape": vec![0i64, 0, 2, -1], "zero_copies_input": true},
+            &[&[2, 3, 4]],
+        ),
         case("permute", Permute, attrs! {"dims": vec![2i64, 0, 1]}, &[&[2, 3, 4]]),
         case("permute_negative", Permute, attrs! {"dims": vec![-1i64, 0, 1]}, &[&[2, 3, 4]]),
         case("concat_dim1", Concat, attrs! {"dim": 1}, &[&[2, 3], &[2, 5]]),
@@ -327,6 +333,8 @@ fn every_op_matches_numpy() {
     let mut rng = ChaCha8Rng::seed_from_u64(2024);
     let mut manifest = Vec::new();
     let mut covered = BTreeSet::new();
+    let mut ort_checks = Vec::new();
+    let mut not_exported = Vec::new();
     for (index, case) in cases().into_iter().enumerate() {
         covered.insert(case.op);
         let mut b = ModelBuilder::new();
@@ -391,6 +399,24 @@ fn every_op_matches_numpy() {
         }
         let out_file = format!("{index}_out.npy");
         std::fs::write(dir.path().join(&out_file), npy::to_npy(&output.to_tensor())).unwrap();
+        // The same node exported to ONNX, for onnxruntime to run on the same inputs.
+        match nnbundle::onnx::export(model.graph(), &weights, &Default::default()) {
+            Ok(onnx) => {
+                let file = format!("{index}.onnx");
+                std::fs::write(dir.path().join(&file), prost::Message::encode_to_vec(&onnx)).unwrap();
+                let inputs: serde_json::Map<String, serde_json::Value> =
+                    (0..case.data.len()).map(|i| (format!("in{i}"), format!("{index}_in{i}.npy").into())).collect();
+                for (i, t) in operands.iter().enumerate() {
+                    std::fs::write(dir.path().join(format!("{index}_in{i}.npy")), npy::to_npy(t)).unwrap();
+                }
+                let (rtol, atol) = if case.dtype == DType::F64 { (1e-9, 1e-12) } else { (1e-4, 1e-5) };
+                // onnxruntime's CPU provider has no f64 Conv or Erf kernels.
+                if !["conv2d_f64_no_bias", "gelu_exact_f64"].contains(&case.name) {
+                    ort_checks.push(serde_json::json!({"name": case.name, "model": file, "inputs": inputs, "expect": {"node": out_file.clone()}, "rtol": rtol, "atol": atol}));
+                }
+            }
+            Err(e) => not_exported.push(format!("{}: {e}", case.name)),
+        }
         manifest.push(serde_json::json!({
             "name": case.name,
             "op": node.op.name(),
@@ -408,4 +434,18 @@ fn every_op_matches_numpy() {
     let out = support::run_python(&python, &[support::script("ops_reference.py").as_os_str(), cases_path.as_os_str()]);
     println!("{out}");
     assert!(out.contains(&format!("{} passed, 0 failed", manifest.len())), "{out}");
+
+    // Export: every case but the documented ones runs in onnxruntime with the same result.
+    assert_eq!(
+        not_exported,
+        [
+            "avgpool2d_dilation_ceil: node `node` (AvgPool2d): a dilated AvgPool needs ONNX opset 19; this exporter writes opset 17",
+            "adaptiveavgpool2d: node `node` (AdaptiveAvgPool2d): AdaptiveAvgPool2d with uneven windows has no ONNX counterpart",
+        ]
+    );
+    let checks_path = dir.path().join("ort_checks.json");
+    std::fs::write(&checks_path, serde_json::to_vec_pretty(&ort_checks).unwrap()).unwrap();
+    let out = support::run_python(&python, &[support::script("ort_check.py").as_os_str(), checks_path.as_os_str()]);
+    println!("onnxruntime: {out}");
+    assert!(out.contains(&format!("{} passed, 0 failed", ort_checks.len())), "{out}");
 }

@@ -215,7 +215,8 @@ def reference(op, attrs, ops):
     if op == "Flatten":
         return flatten(attrs, x)
     if op == "Reshape":
-        return x.reshape(attrs["shape"])
+        shape = [x.shape[i] if d == 0 and attrs["zero_copies_input"] else d for i, d in enumerate(attrs["shape"])]
+        return x.reshape(shape)
     if op == "Permute":
         return np.transpose(x, attrs["dims"])
     if op == "Concat":

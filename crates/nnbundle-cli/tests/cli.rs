@@ -212,9 +212,63 @@ fn schemas_are_the_published_ones() {
 #[test]
 fn every_command_has_an_example_in_its_help() {
     let dir = fixture();
-    for cmd in ["pack", "unpack", "inspect", "validate", "run", "diff", "extract", "render", "schema"] {
+    for cmd in
+        ["pack", "unpack", "inspect", "validate", "run", "diff", "extract", "render", "schema", "import", "export"]
+    {
         let out = nnb(dir.path(), &[cmd, "--help"]);
         assert!(out.contains("Example:") && exit_code(&out) == 0, "{cmd}: {out}");
     }
     assert!(nnb(dir.path(), &["samples", "add", "--help"]).contains("Example:"));
+}
+
+#[test]
+fn onnx_export_and_import() {
+    let dir = fixture();
+    insta::assert_snapshot!(nnb(dir.path(), &["export", "mlp.nnb", "--to", "onnx", "-o", "mlp.onnx"]));
+    insta::assert_snapshot!(nnb(dir.path(), &["import", "mlp.onnx", "-o", "back.nnb"]));
+    // The round trip keeps names, graph and tensors; only provenance metadata is added.
+    let diff = nnb(dir.path(), &["diff", "mlp.nnb", "back.nnb"]);
+    assert!(
+        diff.contains("+ source_format: \"onnx\"") && !diff.contains("graph\n") && !diff.contains("tensors\n"),
+        "{diff}"
+    );
+}
+
+#[test]
+fn onnx_import_lists_every_unsupported_op() {
+    use nnbundle_onnx::proto::{
+        GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TypeProto, TypeProtoTensor, ValueInfoProto,
+    };
+    let dir = fixture();
+    let value = |name: &str| ValueInfoProto {
+        name: name.into(),
+        r#type: Some(TypeProto { tensor_type: Some(TypeProtoTensor { elem_type: 1, shape: None }) }),
+        doc_string: String::new(),
+    };
+    let node = |op: &str, name: &str, input: &str, output: &str| NodeProto {
+        input: vec![input.into()],
+        output: vec![output.into()],
+        name: name.into(),
+        op_type: op.into(),
+        ..Default::default()
+    };
+    let model = ModelProto {
+        ir_version: 8,
+        opset_import: vec![OperatorSetIdProto { domain: String::new(), version: 17 }],
+        graph: Some(GraphProto {
+            node: vec![
+                node("Relu", "r", "x", "a"),
+                node("LSTM", "lstm_1", "a", "b"),
+                node("Erf", "e", "b", "c"),
+                node("LSTM", "lstm_2", "x", "d"),
+            ],
+            input: vec![value("x")],
+            output: vec![value("c"), value("d")],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    std::fs::write(dir.path().join("rnn.onnx"), prost::Message::encode_to_vec(&model)).unwrap();
+    insta::assert_snapshot!(nnb(dir.path(), &["import", "rnn.onnx", "-o", "rnn.nnb"]));
+    assert!(!dir.path().join("rnn.nnb").exists(), "never a partial bundle");
 }

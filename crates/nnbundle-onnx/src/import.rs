@@ -9,6 +9,37 @@ use crate::ImportError;
 use crate::proto::{AttributeProto, DimensionValue, GraphProto, ModelProto, NodeProto};
 use crate::tensor::{dtype_of, from_proto};
 
+/// ONNX operators the importer maps (the vocabulary's counterparts).
+pub const SUPPORTED_OPS: &[&str] = &[
+    "Add",
+    "AveragePool",
+    "BatchNormalization",
+    "Concat",
+    "Constant",
+    "Conv",
+    "Div",
+    "Dropout",
+    "Flatten",
+    "Gather",
+    "Gelu",
+    "Gemm",
+    "GlobalAveragePool",
+    "Identity",
+    "LayerNormalization",
+    "LeakyRelu",
+    "LogSoftmax",
+    "MatMul",
+    "MaxPool",
+    "Mul",
+    "Relu",
+    "Reshape",
+    "Sigmoid",
+    "Softmax",
+    "Sub",
+    "Tanh",
+    "Transpose",
+];
+
 /// ONNX default-domain opsets the importer reads.
 pub const SUPPORTED_OPSETS: std::ops::RangeInclusive<i64> = 6..=25;
 
@@ -261,12 +292,21 @@ impl Importer {
 
     fn import_node(&mut self, node: &NodeProto) -> NodeResult {
         let out = node.output.first().cloned().unwrap_or_default();
-        let hint = if node.name.is_empty() { out.clone() } else { out.clone() };
+        // Nodes are named after their output value, which other nodes refer to.
+        let hint = out.clone();
         let operands: Vec<Operand> =
             node.input.iter().filter(|i| !i.is_empty()).map(|i| self.operand(i)).collect::<Result<_, _>>()?;
         let op = node.op_type.as_str();
         let arg = |i: usize| operands.get(i).cloned().ok_or_else(|| format!("{op} needs input {i}"));
         let extra_outputs_used = node.output.iter().skip(1).any(|o| !o.is_empty());
+        // Shape ops on constants are folded into new constants.
+        if let [Operand::Const(t, _), rest @ ..] = operands.as_slice()
+            && rest.iter().all(|o| matches!(o, Operand::Const(..)))
+            && let Some(folded) = fold(node, t, rest)?
+        {
+            self.consts.insert(out, folded);
+            return Ok(());
+        }
         let result = match op {
             "Constant" => {
                 let t = attr(node, "value")
@@ -696,20 +736,39 @@ impl Importer {
         };
         let allow_zero = attr_i(node, "allowzero", 0) != 0;
         let input = self.info(&x).map(|i| i.shape);
-        let mut resolved = Vec::with_capacity(target.len());
-        for (i, &d) in target.iter().enumerate() {
-            if d == 0 && !allow_zero {
-                // 0 copies the input's dimension.
-                match input.as_ref().and_then(|s| s.0.get(i)).and_then(Dim::fixed) {
-                    Some(n) => resolved.push(n as i64),
-                    None if !target.contains(&-1) => resolved.push(-1),
-                    None => return Err("Reshape copies a dimension (0) that is not static, next to a -1".into()),
-                }
-            } else {
-                resolved.push(d);
+        // [0, .., 0, -1, tail...] keeping leading dims and a matching static tail is a Flatten,
+        // whatever the leading dims are (a symbolic batch, typically).
+        let lead = target.iter().take_while(|&&d| d == 0).count();
+        if !allow_zero
+            && lead > 0
+            && target.get(lead) == Some(&-1)
+            && let Some(shape) = &input
+        {
+            let tail = &target[lead + 1..];
+            let r = shape.rank();
+            let fits = r > lead + tail.len()
+                && tail.iter().all(|&d| d > 0)
+                && shape.0[r - tail.len()..].iter().zip(tail).all(|(dim, &t)| dim.fixed() == Some(t as u64));
+            if fits {
+                let end = (r - tail.len() - 1) as i64;
+                return self.add(
+                    hint,
+                    OpKind::Flatten,
+                    vec![("start_dim", AttrValue::Int(lead as i64)), ("end_dim", AttrValue::Int(end))],
+                    vec![x],
+                );
             }
         }
-        self.add(hint, OpKind::Reshape, vec![("shape", AttrValue::Ints(resolved))], vec![x])
+        // ONNX's 0 copies the input's size: substitute static sizes; keep the copy when a size is symbolic.
+        let copied = |i: usize| input.as_ref().and_then(|s| s.0.get(i)).and_then(Dim::fixed);
+        let needs_copy = !allow_zero && target.iter().enumerate().any(|(i, &d)| d == 0 && copied(i).is_none());
+        let resolved: Vec<i64> = target
+            .iter()
+            .enumerate()
+            .map(|(i, &d)| if d == 0 && !allow_zero && !needs_copy { copied(i).map_or(0, |n| n as i64) } else { d })
+            .collect();
+        let attrs = vec![("shape", AttrValue::Ints(resolved)), ("zero_copies_input", AttrValue::Bool(needs_copy))];
+        self.add(hint, OpKind::Reshape, attrs, vec![x])
     }
 
     /// Folds `Linear(bias=false)` followed by `Add` of a constant bias into one Linear node.
@@ -751,6 +810,65 @@ impl Importer {
             i += 1;
         }
     }
+}
+
+/// A shape op on constants, computed at import: `Ok(None)` for ops not folded.
+fn fold(node: &NodeProto, t: &Tensor, rest: &[Operand]) -> Result<Option<Tensor>, String> {
+    let shape = |v: Vec<usize>| Tensor::from_bytes(t.dtype(), v, t.as_bytes().to_vec()).map_err(|e| e.to_string());
+    Ok(Some(match node.op_type.as_str() {
+        "Identity" => t.clone(),
+        "Transpose" => {
+            let rank = t.shape().len();
+            let perm = attr_ints(node, "perm").unwrap_or_else(|| (0..rank as i64).rev().collect());
+            permute(t, &perm.iter().map(|&p| p as usize).collect::<Vec<_>>())?
+        }
+        "Reshape" => {
+            let Some(Operand::Const(target, _)) = rest.first() else { return Ok(None) };
+            let target = target.to_vec::<i64>().map_err(|e| e.to_string())?;
+            let known: i64 = target
+                .iter()
+                .enumerate()
+                .map(|(i, &d)| if d == 0 { t.shape()[i] as i64 } else { d })
+                .filter(|&d| d >= 0)
+                .product();
+            let dims = target.iter().enumerate().map(|(i, &d)| match d {
+                0 => t.shape()[i],
+                -1 => t.len() / known.max(1) as usize,
+                d => d as usize,
+            });
+            shape(dims.collect())?
+        }
+        _ => return Ok(None),
+    }))
+}
+
+/// A tensor with its axes reordered (`perm[i]` is the source axis of axis `i`).
+fn permute(t: &Tensor, perm: &[usize]) -> Result<Tensor, String> {
+    let src_shape = t.shape();
+    if perm.len() != src_shape.len() {
+        return Err(format!("perm {perm:?} does not fit shape {src_shape:?}"));
+    }
+    let size = t.dtype().size();
+    let dst_shape: Vec<usize> = perm.iter().map(|&p| src_shape[p]).collect();
+    let mut src_strides = vec![1usize; src_shape.len()];
+    for i in (0..src_shape.len().saturating_sub(1)).rev() {
+        src_strides[i] = src_strides[i + 1] * src_shape[i + 1];
+    }
+    let src = t.as_bytes();
+    let mut out = Vec::with_capacity(src.len());
+    let mut index = vec![0usize; dst_shape.len()];
+    for _ in 0..t.len() {
+        let offset: usize = index.iter().zip(perm).map(|(&i, &p)| i * src_strides[p]).sum();
+        out.extend_from_slice(&src[offset * size..(offset + 1) * size]);
+        for axis in (0..index.len()).rev() {
+            index[axis] += 1;
+            if index[axis] < dst_shape[axis] {
+                break;
+            }
+            index[axis] = 0;
+        }
+    }
+    Tensor::from_bytes(t.dtype(), dst_shape, out).map_err(|e| e.to_string())
 }
 
 fn transpose(t: &Tensor) -> Result<Tensor, String> {
@@ -853,12 +971,22 @@ fn import_graph(graph: &GraphProto, opset: i64) -> Result<Imported, ImportError>
     }
     let mut failures: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut reasons: Vec<String> = Vec::new();
+    let mut failed: BTreeSet<&str> = BTreeSet::new();
     for (i, node) in graph.node.iter().enumerate() {
-        if !(node.domain.is_empty() || node.domain == "ai.onnx") {
-            failures.entry(format!("{}:{}", node.domain, node.op_type)).or_default().push(node_label(node, i));
+        let known_domain = node.domain.is_empty() || node.domain == "ai.onnx";
+        if !known_domain || !SUPPORTED_OPS.contains(&node.op_type.as_str()) {
+            let op = if known_domain { node.op_type.clone() } else { format!("{}:{}", node.domain, node.op_type) };
+            failures.entry(op).or_default().push(node_label(node, i));
+            failed.extend(node.output.iter().map(String::as_str));
+            continue;
+        }
+        // Nodes downstream of a failure are not blamed for it.
+        if node.input.iter().any(|v| failed.contains(v.as_str())) {
+            failed.extend(node.output.iter().map(String::as_str));
             continue;
         }
         if let Err(reason) = im.import_node(node) {
+            failed.extend(node.output.iter().map(String::as_str));
             failures.entry(node.op_type.clone()).or_default().push(node_label(node, i));
             reasons.push(format!("{} ({}): {reason}", node_label(node, i), node.op_type));
         }

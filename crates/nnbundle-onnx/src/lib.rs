@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 pub use export::{EXPORT_OPSET, export};
-pub use import::{Imported, SUPPORTED_OPSETS, import_model};
+pub use import::{Imported, SUPPORTED_OPS, SUPPORTED_OPSETS, import_model};
 use prost::Message;
 
 /// Largest ONNX file read (protobuf's own limit is 2 GiB).

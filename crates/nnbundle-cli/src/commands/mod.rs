@@ -2,6 +2,7 @@
 
 mod diff;
 mod inspect;
+mod interop;
 mod model;
 mod pack;
 mod validate;
@@ -129,6 +130,27 @@ pub(crate) enum Command {
         #[arg(value_enum, default_value_t = SchemaKind::Graph)]
         kind: SchemaKind,
     },
+    /// Import an ONNX model (opsets 6 to 25) built from the vocabulary's counterparts.
+    #[command(after_help = "Example:\n  nnb import model.onnx -o model.nnb")]
+    Import {
+        /// The ONNX model (self-contained; external data files are refused).
+        model: PathBuf,
+        /// The bundle to write.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Export a bundle's model to another format (ONNX, opset 17).
+    #[command(after_help = "Example:\n  nnb export model.nnb --to onnx -o model.onnx")]
+    Export {
+        /// The bundle.
+        bundle: PathBuf,
+        /// The target format.
+        #[arg(long, value_enum, default_value_t = ExportFormat::Onnx)]
+        to: ExportFormat,
+        /// The file to write.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
     /// Manage the sample inputs and expected outputs stored in a bundle.
     #[command(subcommand)]
     Samples(SamplesCommand),
@@ -152,6 +174,13 @@ pub(crate) enum SamplesCommand {
         #[arg(long, default_value_t = 1e-6)]
         atol: f64,
     },
+}
+
+/// Formats `nnb export` writes.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ExportFormat {
+    /// ONNX, opset 17.
+    Onnx,
 }
 
 /// Output formats of `render`.
@@ -190,6 +219,8 @@ pub(crate) fn run(command: Command) -> Outcome {
         Command::Extract { bundle, until, output } => model::extract(&bundle, &until, &output),
         Command::Render { bundle, output, format } => model::render(&bundle, output.as_deref(), format),
         Command::Schema { kind } => validate::schema(kind),
+        Command::Import { model, output } => interop::import(&model, &output),
+        Command::Export { bundle, to: ExportFormat::Onnx, output } => interop::export(&bundle, &output),
         Command::Samples(SamplesCommand::Add { bundle, input, rtol, atol }) => {
             model::add_samples(&bundle, &input, rtol, atol)
         }

@@ -95,13 +95,36 @@ impl OpRule for FlattenRule {
 
 pub(crate) static RESHAPE: OpDef = OpDef {
     name: "Reshape",
-    summary: "same elements, C order, new shape; one -1 is inferred",
-    attrs: &[attr("shape", T::Ints, D::Required, "the new shape; sizes >= 0, at most one -1")],
+    summary: "same elements, C order, new shape; one -1 is inferred; with zero_copies_input a 0 copies the input's size at that position",
+    attrs: &[
+        attr("shape", T::Ints, D::Required, "the new shape; sizes >= 0, at most one -1"),
+        attr(
+            "zero_copies_input",
+            T::Bool,
+            D::Bool(false),
+            "a 0 in `shape` copies the input's size at the same position (ONNX's Reshape) instead of meaning an empty dimension",
+        ),
+    ],
     slots: &[slot("input", Role::Data)],
     rule: &ReshapeRule,
 };
 
 struct ReshapeRule;
+
+/// Fixed product and symbols of some dims; `None` when one is unknown.
+fn split(dims: &[Dim]) -> Option<(u64, Vec<&str>)> {
+    let mut fixed = 1u64;
+    let mut symbols = Vec::new();
+    for d in dims {
+        match d {
+            Dim::Fixed(n) => fixed = fixed.saturating_mul(*n),
+            Dim::Symbol(s) => symbols.push(s.as_str()),
+            Dim::Unknown => return None,
+        }
+    }
+    symbols.sort_unstable();
+    Some((fixed, symbols))
+}
 
 impl OpRule for ReshapeRule {
     fn check_attrs(&self, a: &Attrs) -> Vec<(&'static str, String)> {
@@ -117,28 +140,44 @@ impl OpRule for ReshapeRule {
     fn infer(&self, a: &Attrs, ops: &Operands) -> Result<Option<ValueInfo>, String> {
         let x = ops.input();
         let target = a.ints("shape");
-        let known: u64 = target.iter().filter(|&&d| d >= 0).map(|&d| d as u64).product();
-        let whole = product(&x.shape.0);
-        let wild = target.iter().position(|&d| d == -1);
-        let resolved = match (&whole, wild) {
-            (Dim::Fixed(n), None) if *n != known => {
-                return Err(format!("Reshape to {target:?} needs {known} elements, input {} has {n}", x.shape));
-            }
-            (Dim::Fixed(n), Some(_)) if known == 0 || n % known != 0 => {
-                return Err(format!("Reshape cannot fit input {} ({n} elements) into {target:?}", x.shape));
-            }
-            (Dim::Fixed(n), Some(_)) => Dim::Fixed(n / known),
-            // [batch, 3, 4] -> [-1, 12]: the symbol survives when the known parts agree.
-            _ => {
-                let in_known: u64 = x.shape.0.iter().filter_map(Dim::fixed).product();
-                let symbols: Vec<&Dim> = x.shape.0.iter().filter(|d| d.fixed().is_none()).collect();
-                match symbols.as_slice() {
-                    [Dim::Symbol(s)] if in_known == known => Dim::Symbol(s.clone()),
-                    _ => Dim::Unknown,
+        let copies = a.bool("zero_copies_input");
+        let mut given = Vec::with_capacity(target.len());
+        for (i, &d) in target.iter().enumerate() {
+            given.push(match d {
+                -1 => None,
+                0 if copies => Some(x.shape.0.get(i).cloned().ok_or_else(|| {
+                    format!("Reshape copies dimension {i} of input {}, which has no such dimension", x.shape)
+                })?),
+                d => Some(Dim::Fixed(d as u64)),
+            });
+        }
+        let known: Vec<Dim> = given.iter().flatten().cloned().collect();
+        let mismatch = || format!("Reshape cannot fit input {} into {target:?}", x.shape);
+        let resolved = match (split(&x.shape.0), split(&known)) {
+            (Some((in_fixed, in_syms)), Some((out_fixed, out_syms))) => {
+                // Symbols of the target must come from the input; what is left of the input fills the -1.
+                let mut left = in_syms.clone();
+                let mut matched = true;
+                for s in &out_syms {
+                    match left.iter().position(|l| l == s) {
+                        Some(p) => {
+                            left.remove(p);
+                        }
+                        None => matched = false,
+                    }
+                }
+                let has_wild = given.iter().any(Option::is_none);
+                match (matched, has_wild, left.as_slice()) {
+                    (true, false, []) if in_fixed != out_fixed => return Err(mismatch()),
+                    (true, true, []) if out_fixed == 0 || in_fixed % out_fixed != 0 => return Err(mismatch()),
+                    (true, true, []) => Some(Dim::Fixed(in_fixed / out_fixed)),
+                    (true, true, [s]) if in_fixed == out_fixed => Some(Dim::Symbol((*s).to_owned())),
+                    _ => Some(Dim::Unknown),
                 }
             }
+            _ => Some(Dim::Unknown),
         };
-        let dims = target.iter().map(|&d| if d == -1 { resolved.clone() } else { Dim::Fixed(d as u64) }).collect();
+        let dims = given.into_iter().map(|d| d.or_else(|| resolved.clone()).unwrap_or(Dim::Unknown)).collect();
         Ok(Some(ValueInfo::new(x.dtype, Shape(dims))))
     }
 }

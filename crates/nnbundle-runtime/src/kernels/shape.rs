@@ -72,23 +72,35 @@ impl Kernel for Flatten {
 
 pub(crate) struct Reshape {
     shape: Vec<i64>,
+    zero_copies_input: bool,
 }
 
 impl Reshape {
     pub(crate) fn new(a: &Attrs) -> Self {
-        Reshape { shape: a.ints("shape").to_vec() }
+        Reshape { shape: a.ints("shape").to_vec(), zero_copies_input: a.bool("zero_copies_input") }
     }
 }
 
 impl Kernel for Reshape {
     fn run(&self, args: &[Arg<'_>]) -> KernelResult {
-        let total: usize = args[0].shape().iter().product();
-        let known: usize = self.shape.iter().filter(|&&d| d >= 0).map(|&d| d as usize).product();
-        let shape: Vec<usize> = self
+        let input = args[0].shape();
+        let total: usize = input.iter().product();
+        // Sizes, with copied dims resolved and the -1 still open.
+        let sizes: Vec<Option<usize>> = self
             .shape
             .iter()
-            .map(|&d| if d == -1 { total.checked_div(known).unwrap_or(0) } else { d as usize })
-            .collect();
+            .enumerate()
+            .map(|(i, &d)| match d {
+                -1 => Ok(None),
+                0 if self.zero_copies_input => {
+                    input.get(i).copied().map(Some).ok_or(format!("cannot copy dimension {i} of {input:?}"))
+                }
+                d => Ok(Some(d as usize)),
+            })
+            .collect::<Result<_, String>>()?;
+        let known: usize = sizes.iter().flatten().product();
+        let shape: Vec<usize> =
+            sizes.iter().map(|d| d.unwrap_or_else(|| total.checked_div(known).unwrap_or(0))).collect();
         if shape.iter().product::<usize>() != total {
             return Err(format!("cannot reshape {:?} ({total} elements) to {:?}", args[0].shape(), self.shape));
         }

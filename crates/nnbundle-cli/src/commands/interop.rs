@@ -1,0 +1,54 @@
+//! `import` and `export`: ONNX in and out.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, anyhow};
+use nnbundle_container::{Bundle, ContainerError, write_atomically};
+use prost::Message;
+
+use crate::Outcome;
+use crate::output::{GOOD, spinner};
+
+pub(crate) fn import(model: &Path, output: &Path) -> Outcome {
+    let bar = spinner("importing");
+    let imported = nnbundle_onnx::import_file(model).map_err(|e| match e {
+        nnbundle_onnx::ImportError::Io { path, source } => anyhow!(source).context(format!("read `{path}`")),
+        other => anyhow!(other).context(format!("`{}`", model.display())),
+    })?;
+    let manifest =
+        imported.to_writer()?.save(output).with_context(|| format!("cannot write `{}`", output.display()))?;
+    bar.finish_and_clear();
+    anstream::println!(
+        "{GOOD}imported{GOOD:#} {} ({} nodes, {} tensors, ONNX opset {})",
+        output.display(),
+        imported.graph.nodes().len(),
+        manifest.tensors.len(),
+        imported.opset
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn export(bundle_path: &Path, output: &Path) -> Outcome {
+    let bundle = Bundle::open(bundle_path)?;
+    let graph = bundle.graph()?.ok_or_else(|| anyhow!("`{}` has no graph to export", bundle_path.display()))?;
+    let mut weights = BTreeMap::new();
+    for name in bundle.manifest().tensors.keys() {
+        weights.insert(name.clone(), bundle.tensor(name)?);
+    }
+    let model = nnbundle_onnx::export(&graph, &weights, &bundle.manifest().aliases)
+        .map_err(|e| anyhow!("cannot export to ONNX: {e}"))?;
+    let bytes = model.encode_to_vec();
+    write_atomically(output, |w| {
+        std::io::Write::write_all(w, &bytes).map_err(|e| ContainerError::InvalidContent { reason: e.to_string() })
+    })
+    .with_context(|| format!("cannot write `{}`", output.display()))?;
+    anstream::println!(
+        "{GOOD}exported{GOOD:#} {} (ONNX opset {}, {} nodes)",
+        output.display(),
+        nnbundle_onnx::EXPORT_OPSET,
+        model.graph.map_or(0, |g| g.node.len())
+    );
+    Ok(ExitCode::SUCCESS)
+}
