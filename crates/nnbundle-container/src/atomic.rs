@@ -4,8 +4,9 @@
 //! folder, flushed and fsynced, renamed over the destination, and the folder
 //! is fsynced. At every instant the destination holds either the complete old
 //! file or the complete new one. A failed write removes its temporary file; a
-//! process killed mid-write leaves one named `.<file>.<random>.nnb-tmp`,
-//! which readers and later saves ignore.
+//! process killed mid-write leaves one named `.<file>.<pid>.<random>.nnb-tmp`,
+//! which readers ignore and the next save to the same path removes once the
+//! process that wrote it is gone (on Linux, where `/proc` tells).
 
 use std::fs::File;
 use std::io::BufWriter;
@@ -30,8 +31,9 @@ where
     let file_name = path
         .file_name()
         .ok_or_else(|| ContainerError::InvalidContent { reason: format!("`{}` is not a file path", path.display()) })?;
+    remove_stale_temps(dir, &file_name.to_string_lossy());
     let temp = tempfile::Builder::new()
-        .prefix(&format!(".{}.", file_name.to_string_lossy()))
+        .prefix(&format!(".{}.{}.", file_name.to_string_lossy(), std::process::id()))
         .suffix(TEMP_SUFFIX)
         .tempfile_in(dir)
         .map_err(|e| ContainerError::io("create a temporary file in", dir, e))?;
@@ -45,6 +47,25 @@ where
     temp_path.persist(path).map_err(|e| ContainerError::io("rename into", path, e.error))?;
     sync_dir(dir);
     Ok(())
+}
+
+/// Removes temporary files of earlier saves to `dir/file` whose process has exited.
+fn remove_stale_temps(dir: &Path, file: &str) {
+    let proc_root = Path::new("/proc");
+    if !proc_root.join("self").exists() {
+        return; // Without /proc there is no safe way to tell; leftovers are ignored.
+    }
+    let prefix = format!(".{file}.");
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let Some(rest) = name.strip_prefix(&prefix).and_then(|r| r.strip_suffix(TEMP_SUFFIX)) else { continue };
+        let Some(pid) = rest.split('.').next().and_then(|p| p.parse::<u32>().ok()) else { continue };
+        if pid != std::process::id() && !proc_root.join(pid.to_string()).exists() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Gives the new file the old file's permissions, or the usual 0644 for a new one

@@ -259,3 +259,54 @@ fn save_failing_half_way_keeps_the_previous_bundle() {
     w.save(&path).unwrap();
     assert_eq!(Bundle::open(&path).unwrap().tensor("big").unwrap().len(), 1 << 16);
 }
+
+/// Offset of the end-of-central-directory record.
+fn eocd(bytes: &[u8]) -> usize {
+    bytes.windows(4).rposition(|w| w == b"PK\x05\x06").unwrap()
+}
+
+#[test]
+fn entry_count_claims_are_not_trusted() {
+    // The EOCD claims 65535 entries; the central directory holds 4. No huge allocation, an error.
+    let mut bytes = common::sample_bundle();
+    let at = eocd(&bytes);
+    bytes[at + 8..at + 12].copy_from_slice(&[0xff, 0xff, 0xff, 0xff]);
+    assert!(err_text(bytes).starts_with("not a bundle:"));
+}
+
+#[test]
+fn offsets_outside_the_file_are_errors() {
+    let mut bytes = common::sample_bundle();
+    let cd = find(&bytes, b"PK\x01\x02");
+    // Local header offset of the first entry, far past the end.
+    bytes[cd + 42..cd + 46].copy_from_slice(&0x7fff_0000u32.to_le_bytes());
+    let err = err_text(bytes);
+    assert!(err.contains("outside the file") || err.starts_with("not a bundle"), "{err}");
+    // Central directory offset past the end.
+    let mut bytes = common::sample_bundle();
+    let at = eocd(&bytes);
+    bytes[at + 16..at + 20].copy_from_slice(&0x7fff_0000u32.to_le_bytes());
+    assert!(err_text(bytes).starts_with("not a bundle:"));
+}
+
+#[test]
+fn declared_size_must_equal_stored_size() {
+    let mut bytes = common::sample_bundle();
+    let cd = find(&bytes, b"PK\x01\x02");
+    // Uncompressed size of the first entry (the manifest) + 1, compressed size unchanged.
+    let size = u32::from_le_bytes(bytes[cd + 24..cd + 28].try_into().unwrap());
+    bytes[cd + 24..cd + 28].copy_from_slice(&(size + 1).to_le_bytes());
+    let err = err_text(bytes);
+    assert!(err.contains("entry `manifest.yaml`") && err.contains("declares"), "{err}");
+}
+
+#[test]
+fn sizes_past_the_end_of_the_file_are_errors() {
+    let mut bytes = common::sample_bundle();
+    let cd = find(&bytes, b"PK\x01\x02");
+    for field in [20, 24] {
+        bytes[cd + field..cd + field + 4].copy_from_slice(&0x7fff_fff0u32.to_le_bytes());
+    }
+    let err = err_text(bytes);
+    assert!(err.contains("manifest.yaml"), "{err}");
+}

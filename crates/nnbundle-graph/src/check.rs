@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use nnbundle_format::DType;
 
+use crate::attr::Attrs;
 use crate::document::{Draft, DraftNode};
 use crate::graph::{Graph, Node};
 use crate::op::{OpKind, Operands, ParamDType, Role, Slot};
@@ -423,6 +424,17 @@ pub(crate) fn analyze_draft(
         }
     }
     if let Some(weights) = weights {
+        // Nodes that inference skipped (on a cycle, after an error) still own their parameters.
+        for (i, node) in draft.nodes.iter().enumerate() {
+            if let (Some(op), true) = (node.op, checker.usable[i] || node.attrs_ok) {
+                let present = op.def().present_slots(&node.attrs);
+                for (k, slot) in present.iter().enumerate() {
+                    if slot.role == Role::Param && k >= node.inputs.len() {
+                        checker.used_weights.insert(format!("{}.{}", node.name, slot.name));
+                    }
+                }
+            }
+        }
         for name in weights.keys().filter(|w| !checker.used_weights.contains(*w)) {
             checker.report.error(
                 Code::UnusedWeight,
@@ -445,4 +457,24 @@ pub(crate) fn analyze_draft(
         nodes.map(|nodes| Graph::from_parts(draft.opset, draft.inputs, nodes, draft.outputs))
     };
     Analysis { graph, report, values: values.into_iter().collect() }
+}
+
+/// Normalizes `attrs` for `op` exactly as graph checking does (types,
+/// defaults) and checks their rules; returns the first problem found.
+/// Importers call this before handing attributes to a shape rule.
+pub fn prepare_attrs(op: OpKind, attrs: &mut Attrs) -> Result<(), String> {
+    let mut node = DraftNode {
+        name: String::new(),
+        op: Some(op),
+        inputs: Vec::new(),
+        attrs: std::mem::take(attrs),
+        path: "attrs".into(),
+        explicit_inputs: true,
+        attrs_ok: true,
+        unparsed_attrs: Vec::new(),
+    };
+    let mut report = Report::default();
+    let ok = check_node_attrs(&mut report, &mut node, op);
+    *attrs = node.attrs;
+    if ok { Ok(()) } else { Err(report.problems.first().map(|p| p.message.clone()).unwrap_or_default()) }
 }

@@ -41,7 +41,7 @@ mod summary;
 mod value;
 
 pub use attr::{AttrDefault, AttrSpec, AttrType, AttrValue, Attrs};
-pub use check::{Analysis, WeightInfo};
+pub use check::{Analysis, WeightInfo, prepare_attrs};
 pub use document::{is_symbol, is_value_name};
 pub use graph::{Graph, GraphInput, Node, Parameter, analyze};
 pub use op::{OPSET, OpDef, OpKind, OpRule, Operands, ParamDType, ParamSpec, Role, Slot};

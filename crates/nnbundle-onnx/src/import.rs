@@ -182,7 +182,7 @@ impl Importer {
         for (k, v) in attrs {
             a.set(k, v);
         }
-        a.fill_defaults(op.def().attrs);
+        nnbundle_graph::prepare_attrs(op, &mut a)?;
         let name = self.fresh(hint);
         let slots = op.def().present_slots(&a);
         let mut inputs = Vec::new();
@@ -238,8 +238,11 @@ impl Importer {
             }
         }
         let operands_facts = Operands { data: data_infos, params };
-        // The shape rules expect every data operand; skip inference when one is unknown.
-        if let (true, Ok(Some(info))) = (complete, op.def().rule.infer(&a, &operands_facts)) {
+        // The shape rules expect every data operand: only ask when all are known.
+        if complete
+            && operands_facts.data.len() >= slots.iter().filter(|s| s.role == Role::Data).count().max(1)
+            && let Ok(Some(info)) = op.def().rule.infer(&a, &operands_facts)
+        {
             self.infos.insert(name.clone(), info);
         }
         self.nodes.push(Node { name: name.clone(), op, inputs, attrs: a });
@@ -265,6 +268,16 @@ impl Importer {
         dilations: &[i64],
     ) -> Result<Vec<i64>, String> {
         let n = kernel.len();
+        if strides.len() != n || dilations.len() != n {
+            return Err(format!(
+                "kernel_shape {kernel:?}, strides {strides:?} and dilations {dilations:?} must have one value per spatial dimension"
+            ));
+        }
+        if kernel.iter().chain(strides).chain(dilations).any(|&v| !(1..=1 << 20).contains(&v)) {
+            return Err(format!(
+                "kernel_shape {kernel:?}, strides {strides:?} and dilations {dilations:?} must be between 1 and 2^20"
+            ));
+        }
         match attr_s(node, "auto_pad", "NOTSET").as_str() {
             "NOTSET" => Ok(attr_ints(node, "pads").unwrap_or_else(|| vec![0; 2 * n])),
             "VALID" => Ok(vec![0; 2 * n]),
@@ -272,12 +285,19 @@ impl Importer {
                 let shape = self
                     .static_shape(x)
                     .ok_or("auto_pad SAME_* needs the input's spatial size, which is not static here")?;
+                if shape.len() != n + 2 {
+                    return Err(format!("input of shape {shape:?} does not have {n} spatial dimensions"));
+                }
                 let mut begins = Vec::new();
                 let mut ends = Vec::new();
                 for i in 0..n {
                     let size = shape[2 + i];
-                    let out = (size + strides[i] - 1) / strides[i];
-                    let total = ((out - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1 - size).max(0);
+                    let out = size.saturating_add(strides[i] - 1) / strides[i];
+                    let total = (out - 1)
+                        .saturating_mul(strides[i])
+                        .saturating_add((kernel[i] - 1) * dilations[i] + 1)
+                        .saturating_sub(size)
+                        .max(0);
                     let small = total / 2;
                     let (b, e) = if mode == "SAME_UPPER" { (small, total - small) } else { (total - small, small) };
                     begins.push(b);
@@ -413,6 +433,9 @@ impl Importer {
         // Before opset 13 the input is flattened to 2-D at `axis` and normalized over the second part.
         let axis = attr_i(node, "axis", 1);
         let axis = if axis < 0 { axis + rank } else { axis };
+        if !(0..rank).contains(&axis) {
+            return Err(format!("axis {axis} is out of range for rank {rank}"));
+        }
         if axis == rank - 1 {
             return self.add(hint, kind, vec![("dim", AttrValue::Int(-1))], vec![x]);
         }
@@ -502,7 +525,9 @@ impl Importer {
             return Err("Gemm with broadcast=0 (opset < 7) is not supported".into());
         }
         // The common case: a constant weight, no transposed A, alpha 1: Linear.
-        if let (Operand::Value(_), Operand::Const(w, _), false, 1.0) = (&a, &b, ta, alpha) {
+        if let (Operand::Value(_), Operand::Const(w, _), false, 1.0) = (&a, &b, ta, alpha)
+            && w.shape().len() == 2
+        {
             let weight = if tb { w.clone() } else { transpose(w)? };
             let (n, k) = (weight.shape()[0], weight.shape()[1]);
             let bias = match &c {
@@ -600,7 +625,12 @@ impl Importer {
         let pads = self.pads(node, &x, &kernel, &strides, &dilations)?;
         let kind = if spatial == 1 { OpKind::Conv1d } else { OpKind::Conv2d };
         let attrs = vec![
-            ("in_channels", AttrValue::Int(wshape[1] * group)),
+            (
+                "in_channels",
+                AttrValue::Int(
+                    wshape[1].checked_mul(group).filter(|_| group >= 1).ok_or("group must be at least 1 and small")?,
+                ),
+            ),
             ("out_channels", AttrValue::Int(wshape[0])),
             ("kernel_size", AttrValue::Ints(kernel)),
             ("stride", AttrValue::Ints(strides)),
@@ -659,7 +689,7 @@ impl Importer {
             _ => return Err("BatchNormalization is supported on [N, C], [N, C, L] and [N, C, H, W] inputs".into()),
         };
         let c = self
-            .static_shape(&ops[1])
+            .static_shape(ops.get(1).ok_or("BatchNormalization needs a scale")?)
             .and_then(|s| s.first().copied())
             .ok_or("BatchNormalization needs the scale's shape")?;
         let attrs = vec![
@@ -676,6 +706,9 @@ impl Importer {
         let rank = self.rank(&x).ok_or("LayerNormalization needs its input's rank")? as i64;
         let axis = attr_i(node, "axis", -1);
         let axis = if axis < 0 { axis + rank } else { axis };
+        if !(0..rank).contains(&axis) {
+            return Err(format!("axis {axis} is out of range for rank {rank}"));
+        }
         let normalized = (rank - axis) as usize;
         if scale_shape.len() != normalized {
             return Err(format!(
@@ -693,6 +726,9 @@ impl Importer {
     fn flatten(&mut self, hint: &str, x: Operand, axis: i64) -> Result<String, String> {
         let rank = self.rank(&x).ok_or("Flatten needs its input's rank")? as i64;
         let axis = if axis < 0 { axis + rank } else { axis };
+        if !(0..=rank).contains(&axis) {
+            return Err(format!("axis {axis} is out of range for rank {rank}"));
+        }
         let reshape = |s: &mut Self, shape: Vec<i64>| {
             s.add(hint, OpKind::Reshape, vec![("shape", AttrValue::Ints(shape))], vec![x.clone()])
         };
@@ -825,18 +861,23 @@ fn fold(node: &NodeProto, t: &Tensor, rest: &[Operand]) -> Result<Option<Tensor>
         "Reshape" => {
             let Some(Operand::Const(target, _)) = rest.first() else { return Ok(None) };
             let target = target.to_vec::<i64>().map_err(|e| e.to_string())?;
-            let known: i64 = target
-                .iter()
-                .enumerate()
-                .map(|(i, &d)| if d == 0 { t.shape()[i] as i64 } else { d })
-                .filter(|&d| d >= 0)
-                .product();
-            let dims = target.iter().enumerate().map(|(i, &d)| match d {
-                0 => t.shape()[i],
-                -1 => t.len() / known.max(1) as usize,
-                d => d as usize,
-            });
-            shape(dims.collect())?
+            let copy = |i: usize| t.shape().get(i).copied().ok_or("Reshape copies a dimension the input does not have");
+            let mut known: usize = 1;
+            let mut dims = Vec::with_capacity(target.len());
+            for (i, &d) in target.iter().enumerate() {
+                let size = match d {
+                    0 => Some(copy(i)?),
+                    -1 => None,
+                    d if d > 0 => Some(usize::try_from(d).map_err(|_| "Reshape size too large")?),
+                    d => return Err(format!("Reshape size {d} is not allowed")),
+                };
+                if let Some(s) = size {
+                    known = known.checked_mul(s).ok_or("Reshape sizes overflow")?;
+                }
+                dims.push(size);
+            }
+            let fill = t.len().checked_div(known).unwrap_or(0);
+            shape(dims.into_iter().map(|d| d.unwrap_or(fill)).collect())?
         }
         _ => return Ok(None),
     }))
@@ -845,8 +886,10 @@ fn fold(node: &NodeProto, t: &Tensor, rest: &[Operand]) -> Result<Option<Tensor>
 /// A tensor with its axes reordered (`perm[i]` is the source axis of axis `i`).
 fn permute(t: &Tensor, perm: &[usize]) -> Result<Tensor, String> {
     let src_shape = t.shape();
-    if perm.len() != src_shape.len() {
-        return Err(format!("perm {perm:?} does not fit shape {src_shape:?}"));
+    let mut sorted = perm.to_vec();
+    sorted.sort_unstable();
+    if sorted != (0..src_shape.len()).collect::<Vec<_>>() {
+        return Err(format!("perm {perm:?} is not a permutation of the axes of shape {src_shape:?}"));
     }
     let size = t.dtype().size();
     let dst_shape: Vec<usize> = perm.iter().map(|&p| src_shape[p]).collect();

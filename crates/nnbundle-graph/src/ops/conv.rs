@@ -126,8 +126,8 @@ impl OpRule for ConvRule {
         require_rank(self.name, x, &[self.n + 2], layout)?;
         require_dim(self.name, "input channels", &x.shape.0[1], a.int("in_channels") as u64, &x.shape)?;
         let mut dims = vec![x.shape.0[0].clone(), Dim::Fixed(a.int("out_channels") as u64)];
-        for (i, window) in conv_windows(a, self.n).iter().enumerate() {
-            dims.push(window.out_dim(self.name, &x.shape.0[2 + i])?);
+        for (window, dim) in conv_windows(a, self.n).iter().zip(&x.shape.0[2..]) {
+            dims.push(window.out_dim(self.name, dim)?);
         }
         Ok(Some(ValueInfo::new(x.dtype, Shape(dims))))
     }

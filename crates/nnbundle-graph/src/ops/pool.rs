@@ -123,8 +123,8 @@ impl OpRule for PoolRule {
         let layout = if self.n == 1 { "[N, C, L]" } else { "[N, C, H, W]" };
         require_rank(self.name, x, &[self.n + 2], layout)?;
         let mut dims = x.shape.0[..2].to_vec();
-        for (i, window) in pool_windows(a, self.n).iter().enumerate() {
-            dims.push(window.out_dim(self.name, &x.shape.0[2 + i])?);
+        for (window, dim) in pool_windows(a, self.n).iter().zip(&x.shape.0[2..]) {
+            dims.push(window.out_dim(self.name, dim)?);
         }
         Ok(Some(ValueInfo::new(x.dtype, Shape(dims))))
     }

@@ -1,0 +1,357 @@
+//! `spec/conformance/`: bundles other implementations can test against, one
+//! per rule, with the verdict and error code a reader must give
+//! (`cases.json`). This test regenerates them (they must match the committed
+//! bytes; `NNB_UPDATE_CONFORMANCE=1` rewrites them) and runs validation on
+//! each committed file.
+
+use std::collections::BTreeMap;
+use std::io::{Cursor, Write};
+use std::path::PathBuf;
+
+use nnbundle::container::npy;
+use nnbundle::graph::Graph;
+use nnbundle::{BundleWriter, Model, Sha256Digest, Tensor, Value};
+use zip::write::SimpleFileOptions;
+
+fn dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("spec/conformance")
+}
+
+fn stored() -> SimpleFileOptions {
+    SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .last_modified_time(zip::DateTime::default())
+        .unix_permissions(0o644)
+}
+
+/// A zip of the given entries, written as a bundle writer would.
+fn zip_of(entries: &[(&str, Vec<u8>)]) -> Vec<u8> {
+    let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    for (name, data) in entries {
+        zip.start_file(*name, stored().with_alignment(64)).unwrap();
+        zip.write_all(data).unwrap();
+    }
+    zip.finish().unwrap().into_inner()
+}
+
+fn mlp_graph() -> Graph {
+    Graph::from_yaml(include_bytes!("../spec/examples/mlp.yaml")).unwrap()
+}
+
+fn mlp_model() -> Model {
+    Model::initialized(mlp_graph(), BTreeMap::new(), 7).unwrap()
+}
+
+/// A bundle with a graph document and tensors, its manifest written by hand (no checks).
+fn raw_bundle(graph_yaml: &str, tensors: &[(&str, Tensor)]) -> Vec<u8> {
+    let digest = |b: &[u8]| Sha256Digest::of(b).to_hex();
+    let mut manifest = String::from("format_version: '1.0'\n");
+    manifest.push_str(&format!(
+        "graph:\n  opset: 1\n  sha256: {}\n  architecture_digest: {}\n",
+        digest(graph_yaml.as_bytes()),
+        digest(b"not checked before the graph parses")
+    ));
+    manifest.push_str("tensors:\n");
+    for (name, t) in tensors {
+        manifest.push_str(&format!(
+            "  {name}:\n    dtype: {}\n    shape: {:?}\n    sha256: {}\n    group: params\n",
+            t.dtype(),
+            t.shape(),
+            digest(t.as_bytes())
+        ));
+    }
+    let mut entries = vec![
+        ("manifest.yaml".to_string(), manifest.into_bytes()),
+        ("graph.yaml".to_string(), graph_yaml.as_bytes().to_vec()),
+    ];
+    for (name, t) in tensors {
+        entries.push((format!("tensors/{name}.npy"), npy::to_npy(t)));
+    }
+    let refs: Vec<(&str, Vec<u8>)> = entries.iter().map(|(n, d)| (n.as_str(), d.clone())).collect();
+    zip_of(&refs)
+}
+
+/// Replaces every occurrence of `from` (local header and central directory alike).
+fn patch(mut bytes: Vec<u8>, from: &[u8], to: &[u8]) -> Vec<u8> {
+    assert_eq!(from.len(), to.len());
+    let mut found = false;
+    while let Some(at) = bytes.windows(from.len()).position(|w| w == from) {
+        bytes[at..at + from.len()].copy_from_slice(to);
+        found = true;
+    }
+    assert!(found, "pattern present");
+    bytes
+}
+
+/// Every case: file name, bytes, expected verdict (`valid` or an error code), and the rule.
+fn cases() -> Vec<(&'static str, Vec<u8>, &'static str, &'static str)> {
+    let manifest_only = |m: &str| zip_of(&[("manifest.yaml", m.as_bytes().to_vec())]);
+    let empty = "format_version: '1.0'\ntensors: {}\n";
+    let model = mlp_model();
+    let valid_mlp = model.to_writer().unwrap().to_bytes().unwrap();
+    let mut with_sample = model.to_writer().unwrap();
+    let x = Value::F32(ndarray::ArrayD::from_shape_fn(ndarray::IxDyn(&[2, 20]), |i| (i[0] * 20 + i[1]) as f32 / 40.0));
+    model.add_sample(&mut with_sample, BTreeMap::from([("X".to_string(), x.clone())]), 1e-5, 1e-6).unwrap();
+    let valid_sample = with_sample.to_bytes().unwrap();
+    let mut tensors = BundleWriter::new();
+    tensors.add_tensor("x", Tensor::from_vec(vec![4], vec![0i64, 1, 2, 3]).unwrap()).unwrap();
+    tensors.add_tensor("y", Tensor::from_vec(vec![2, 2], vec![0.5f32; 4]).unwrap()).unwrap();
+    tensors.add_tensor("flag", Tensor::scalar(true)).unwrap();
+    tensors.add_alias("x_again", "x").unwrap();
+    tensors.set_metadata("step", 1000i64).unwrap();
+    let valid_tensors = tensors.to_bytes().unwrap();
+    let zeros = |shape: &[usize]| Tensor::from_vec(shape.to_vec(), vec![0f32; shape.iter().product()]).unwrap();
+    let mlp_weights = |skip: &str, bad: Option<(&'static str, Tensor)>| -> Vec<(&'static str, Tensor)> {
+        let mut w: Vec<(&'static str, Tensor)> = [
+            ("hidden.weight", zeros(&[256, 20])),
+            ("hidden.bias", zeros(&[256])),
+            ("output.weight", zeros(&[10, 256])),
+            ("output.bias", zeros(&[10])),
+        ]
+        .into_iter()
+        .filter(|(n, _)| *n != skip)
+        .collect();
+        if let Some((n, t)) = bad {
+            w.retain(|(m, _)| *m != n);
+            w.push((n, t));
+        }
+        w
+    };
+    let mlp_yaml = mlp_graph().to_yaml().unwrap();
+    // A sample whose stored output is off by 0.01 everywhere.
+    let mut wrong = model.to_writer().unwrap();
+    let y = model.run(BTreeMap::from([("X".to_string(), x.clone())])).unwrap().remove("output").unwrap();
+    let off = Tensor::from_vec(
+        y.shape().to_vec(),
+        y.to_tensor().to_vec::<f32>().unwrap().iter().map(|v| v + 0.01).collect::<Vec<_>>(),
+    )
+    .unwrap();
+    wrong
+        .add_sample(
+            BTreeMap::from([("X".to_string(), x.to_tensor())]),
+            BTreeMap::from([("output".to_string(), off)]),
+            1e-5,
+            1e-6,
+        )
+        .unwrap();
+    let sample_mismatch = wrong.to_bytes().unwrap();
+
+    vec![
+        (
+            "valid_tensors_only.nnb",
+            valid_tensors.clone(),
+            "valid",
+            "tensors of several dtypes, an alias and metadata, no graph",
+        ),
+        ("valid_mlp.nnb", valid_mlp.clone(), "valid", "the textbook MLP: graph and weights"),
+        (
+            "valid_mlp_with_sample.nnb",
+            valid_sample.clone(),
+            "valid",
+            "the MLP with a stored sample that re-runs within tolerance",
+        ),
+        ("not_a_zip.nnb", b"this is not a zip archive".to_vec(), "not-a-zip", "a bundle is a zip archive"),
+        (
+            "truncated.nnb",
+            valid_mlp[..valid_mlp.len() / 2].to_vec(),
+            "not-a-zip",
+            "the central directory must be present",
+        ),
+        (
+            "missing_manifest.nnb",
+            zip_of(&[("graph.yaml", b"opset: 1\n".to_vec())]),
+            "missing-entry",
+            "manifest.yaml is required",
+        ),
+        (
+            "unexpected_entry.nnb",
+            zip_of(&[("manifest.yaml", empty.into()), ("notes.txt", b"hi".to_vec())]),
+            "bad-entry",
+            "only manifest.yaml, graph.yaml and tensors/<name>.npy",
+        ),
+        (
+            "path_traversal.nnb",
+            zip_of(&[("manifest.yaml", empty.into()), ("../evil.npy", b"x".to_vec())]),
+            "bad-entry",
+            "no `..` in entry names",
+        ),
+        (
+            "absolute_path.nnb",
+            zip_of(&[("manifest.yaml", empty.into()), ("/etc/evil", b"x".to_vec())]),
+            "bad-entry",
+            "no absolute entry names",
+        ),
+        (
+            "backslash.nnb",
+            zip_of(&[("manifest.yaml", empty.into()), ("tensors\\x.npy", b"x".to_vec())]),
+            "bad-entry",
+            "no backslashes in entry names",
+        ),
+        (
+            "duplicate_entry.nnb",
+            patch(
+                zip_of(&[("manifest.yaml", empty.into()), ("manifesX.yaml", empty.into())]),
+                b"manifesX",
+                b"manifest",
+            ),
+            "not-a-zip",
+            "no duplicate entry names",
+        ),
+        (
+            "compressed_entry.nnb",
+            {
+                let b = manifest_only(empty);
+                let cd = b.windows(4).position(|w| w == b"PK\x01\x02").unwrap();
+                let mut b = b;
+                b[cd + 10] = 8;
+                b
+            },
+            "bad-entry",
+            "every entry is stored (no compression, so no zip bombs)",
+        ),
+        (
+            "encrypted_entry.nnb",
+            {
+                let b = manifest_only(empty);
+                let cd = b.windows(4).position(|w| w == b"PK\x01\x02").unwrap();
+                let mut b = b;
+                b[cd + 8] |= 1;
+                b
+            },
+            "bad-entry",
+            "no encrypted entries",
+        ),
+        (
+            "manifest_crc.nnb",
+            patch(valid_tensors.clone(), b"step: 1000", b"step: 9000"),
+            "bad-entry",
+            "the manifest's CRC-32 is checked",
+        ),
+        (
+            "hash_mismatch.nnb",
+            patch(valid_tensors.clone(), &[0, 0, 0, 63, 0, 0, 0, 63], &[0, 0, 0, 63, 0, 0, 0, 64]),
+            "hash-mismatch",
+            "each tensor's SHA-256 is verified",
+        ),
+        (
+            "npy_shape_mismatch.nnb",
+            patch(valid_tensors.clone(), b"'shape': (2, 2)", b"'shape': (4, 1)"),
+            "bad-tensor-entry",
+            "the .npy header agrees with the manifest",
+        ),
+        (
+            "newer_major_version.nnb",
+            manifest_only("format_version: '2.0'\ntensors: {}\n"),
+            "unsupported-version",
+            "a newer major version is refused with an upgrade hint",
+        ),
+        (
+            "unknown_manifest_field.nnb",
+            manifest_only("format_version: '1.0'\ntensors: {}\nexecute: rm -rf /\n"),
+            "invalid-manifest",
+            "unknown manifest fields are errors",
+        ),
+        (
+            "shape_overflow.nnb",
+            manifest_only(
+                "format_version: '1.0'\ntensors:\n  x: {dtype: f32, shape: [4294967296, 4294967296], sha256: '0000000000000000000000000000000000000000000000000000000000000000'}\n",
+            ),
+            "invalid-manifest",
+            "element counts are overflow-checked",
+        ),
+        (
+            "rank_too_high.nnb",
+            manifest_only(
+                "format_version: '1.0'\ntensors:\n  x: {dtype: f32, shape: [1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1], sha256: '0000000000000000000000000000000000000000000000000000000000000000'}\n",
+            ),
+            "invalid-manifest",
+            "rank is at most MAX_RANK",
+        ),
+        (
+            "alias_to_missing.nnb",
+            manifest_only("format_version: '1.0'\ntensors: {}\naliases: {a: b}\n"),
+            "invalid-manifest",
+            "an alias names a stored tensor",
+        ),
+        (
+            "duplicate_yaml_key.nnb",
+            manifest_only("format_version: '1.0'\ntensors: {}\ntensors: {}\n"),
+            "invalid-manifest",
+            "no duplicate YAML keys",
+        ),
+        (
+            "yaml_alias_bomb.nnb",
+            manifest_only(
+                "format_version: '1.0'\ntensors: {}\nmetadata:\n  a: &a [x,x,x,x,x,x,x,x,x,x]\n  b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\n  c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\n  d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\n  e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d]\n  f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e,*e]\n  g: [*f,*f,*f,*f,*f,*f,*f,*f,*f,*f]\n",
+            ),
+            "invalid-manifest",
+            "YAML alias expansion is bounded",
+        ),
+        (
+            "graph_unknown_op.nnb",
+            raw_bundle(&mlp_yaml.replace("op: ReLU", "op: PythonCall"), &mlp_weights("", None)),
+            "unknown-op",
+            "ops come from the closed vocabulary",
+        ),
+        (
+            "graph_cycle.nnb",
+            raw_bundle(&mlp_yaml.replace("- X\n", "- output\n"), &mlp_weights("", None)),
+            "cycle",
+            "the graph is acyclic",
+        ),
+        (
+            "weight_shape_mismatch.nnb",
+            raw_bundle(&mlp_yaml, &mlp_weights("", Some(("hidden.weight", zeros(&[256, 21]))))),
+            "parameter-shape",
+            "weights have the shapes the attributes imply",
+        ),
+        (
+            "missing_parameter.nnb",
+            raw_bundle(&mlp_yaml, &mlp_weights("output.bias", None)),
+            "missing-parameter",
+            "every parameter is present",
+        ),
+        (
+            "unused_weight.nnb",
+            raw_bundle(&mlp_yaml, &[mlp_weights("", None), vec![("stray", zeros(&[3]))]].concat()),
+            "unused-weight",
+            "the graph owns the params group",
+        ),
+        ("sample_mismatch.nnb", sample_mismatch, "sample-mismatch", "stored samples re-run within their tolerance"),
+    ]
+}
+
+#[test]
+fn conformance_bundles_are_committed_and_give_their_verdicts() {
+    let update = std::env::var_os("NNB_UPDATE_CONFORMANCE").is_some();
+    let mut listing = Vec::new();
+    for (file, bytes, verdict, rule) in cases() {
+        let path = dir().join(file);
+        if update {
+            std::fs::write(&path, &bytes).unwrap();
+        } else {
+            let committed = std::fs::read(&path).unwrap_or_default();
+            assert!(
+                committed == bytes,
+                "{file} differs from what the generator makes; run NNB_UPDATE_CONFORMANCE=1 cargo test --test conformance_bundles"
+            );
+        }
+        let report = nnbundle::runtime::validate(&path, Default::default());
+        match verdict {
+            "valid" => assert!(report.valid, "{file}: {:?}", report.problems),
+            code => assert!(
+                !report.valid && report.problems.iter().any(|p| p.code == code),
+                "{file}: expected error `{code}`, got {:?}",
+                report.problems.iter().map(|p| format!("{}: {}", p.code, p.message)).collect::<Vec<_>>()
+            ),
+        }
+        listing.push(serde_json::json!({"file": file, "verdict": verdict, "rule": rule}));
+    }
+    let json = serde_json::to_string_pretty(&listing).unwrap() + "\n";
+    let cases_path = dir().join("cases.json");
+    if update {
+        std::fs::write(&cases_path, &json).unwrap();
+    } else {
+        assert_eq!(std::fs::read_to_string(&cases_path).unwrap_or_default(), json, "cases.json is stale");
+    }
+}
