@@ -371,6 +371,7 @@ fn tensor_data(
 }
 
 /// One entry's place in the file.
+#[derive(Debug)]
 struct Located {
     data: Range<usize>,
 }
@@ -378,11 +379,15 @@ struct Located {
 /// Reads the central directory and checks every entry against the container
 /// rules; returns entry name to data range.
 fn scan_entries(bytes: &[u8]) -> Result<BTreeMap<String, Located>> {
+    scan_entries_limited(bytes, MAX_ENTRIES)
+}
+
+fn scan_entries_limited(bytes: &[u8], max_entries: usize) -> Result<BTreeMap<String, Located>> {
     let mut archive =
         zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| ContainerError::NotAZip { reason: e.to_string() })?;
-    if archive.len() > MAX_ENTRIES {
+    if archive.len() > max_entries {
         return Err(ContainerError::NotAZip {
-            reason: format!("{} entries, above the limit of {MAX_ENTRIES} (MAX_ENTRIES)", archive.len()),
+            reason: format!("{} entries, above the limit of {max_entries} (MAX_ENTRIES)", archive.len()),
         });
     }
     if archive.offset() != 0 {
@@ -511,5 +516,23 @@ fn local_header(bytes: &[u8], name: &str, raw_name: &[u8], start: usize, size: u
     match data_end {
         Some(end) if end <= bytes.len() => Ok(data_start..end),
         _ => Err(ContainerError::entry(name, format!("declares {size} bytes, past the end of the file"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_count_limit() {
+        // MAX_ENTRIES is 2^20 + 2; a bundle that large is impractical here, so
+        // the same check runs with a limit of 2 on a bundle of 3 entries.
+        let mut w = crate::BundleWriter::new();
+        w.add_tensor("a", nnbundle_format::Tensor::scalar(1u8)).unwrap();
+        w.add_tensor("b", nnbundle_format::Tensor::scalar(2u8)).unwrap();
+        let bytes = w.to_bytes().unwrap();
+        let err = scan_entries_limited(&bytes, 2).unwrap_err().to_string();
+        assert_eq!(err, "not a bundle: 3 entries, above the limit of 2 (MAX_ENTRIES)");
+        assert!(scan_entries_limited(&bytes, 3).is_ok());
     }
 }

@@ -310,3 +310,28 @@ fn sizes_past_the_end_of_the_file_are_errors() {
     let err = err_text(bytes);
     assert!(err.contains("manifest.yaml"), "{err}");
 }
+
+#[test]
+fn overflowing_zip64_fields_are_errors() {
+    // A ZIP64 end record claiming 2^64-1 entries and a central directory at 2^64-6,
+    // with the classic end record pointing to it: no huge allocation, no panic.
+    let bytes = common::sample_bundle();
+    let at = eocd(&bytes);
+    let mut out = bytes[..at].to_vec();
+    let zip64_eocd = out.len() as u64;
+    out.extend_from_slice(b"PK\x06\x06");
+    out.extend_from_slice(&44u64.to_le_bytes());
+    out.extend_from_slice(&[45, 3, 45, 0]);
+    out.extend_from_slice(&[0; 8]);
+    out.extend_from_slice(&u64::MAX.to_le_bytes());
+    out.extend_from_slice(&u64::MAX.to_le_bytes());
+    out.extend_from_slice(&u64::MAX.to_le_bytes());
+    out.extend_from_slice(&(u64::MAX - 5).to_le_bytes());
+    out.extend_from_slice(b"PK\x06\x07");
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&zip64_eocd.to_le_bytes());
+    out.extend_from_slice(&1u32.to_le_bytes());
+    out.extend_from_slice(b"PK\x05\x06");
+    out.extend_from_slice(&[0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0]);
+    assert!(err_text(out).starts_with("not a bundle:"));
+}
