@@ -95,20 +95,21 @@ impl ValidationReport {
     }
 }
 
+/// A graph problem as a report finding.
+fn graph_finding(p: &nnbundle_graph::Problem) -> Finding {
+    Finding {
+        severity: if p.severity == Severity::Error { "error" } else { "warning" },
+        code: p.code.as_str(),
+        location: p.path.clone(),
+        node: p.node.clone(),
+        message: p.message.clone(),
+    }
+}
+
 fn container_finding(e: &ContainerError) -> Vec<Finding> {
     match e {
         ContainerError::Verification(all) => all.iter().flat_map(container_finding).collect(),
-        ContainerError::Graph { report } => report
-            .problems
-            .iter()
-            .map(|p| Finding {
-                severity: if p.severity == Severity::Error { "error" } else { "warning" },
-                code: p.code.as_str(),
-                location: p.path.clone(),
-                node: p.node.clone(),
-                message: p.message.clone(),
-            })
-            .collect(),
+        ContainerError::Graph { report } => report.problems.iter().map(graph_finding).collect(),
         other => vec![Finding {
             severity: "error",
             code: other.code().to_owned(),
@@ -186,17 +187,8 @@ pub fn validate(path: &Path, options: ValidateOptions) -> ValidationReport {
         Some(analysis) => {
             let (weights, graph): (Vec<_>, Vec<_>) =
                 analysis.report.problems.iter().partition(|p| is_weight_code(p.code));
-            let to_findings = |ps: Vec<&nnbundle_graph::Problem>| -> Vec<Finding> {
-                ps.into_iter()
-                    .map(|p| Finding {
-                        severity: if p.severity == Severity::Error { "error" } else { "warning" },
-                        code: p.code.as_str(),
-                        location: p.path.clone(),
-                        node: p.node.clone(),
-                        message: p.message.clone(),
-                    })
-                    .collect()
-            };
+            let to_findings =
+                |ps: Vec<&nnbundle_graph::Problem>| -> Vec<Finding> { ps.into_iter().map(graph_finding).collect() };
             let mut graph_findings = to_findings(graph);
             let weight_findings = to_findings(weights);
             if let Some(g) = &analysis.graph {
