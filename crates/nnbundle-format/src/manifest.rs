@@ -194,7 +194,13 @@ impl Manifest {
                 reason: format!("{} bytes, above the limit of {MAX_MANIFEST_BYTES} (MAX_MANIFEST_BYTES)", bytes.len()),
             });
         }
-        let probe: VersionProbe = yaml::from_slice(MANIFEST_ENTRY, bytes)?;
+        let text = std::str::from_utf8(bytes).map_err(|e| FormatError::Yaml {
+            document: MANIFEST_ENTRY.to_owned(),
+            message: format!("not valid UTF-8: {e}"),
+            location: None,
+        })?;
+        let document = yaml::Document::parse(MANIFEST_ENTRY, text)?;
+        let probe: VersionProbe = document.decode()?;
         let raw = probe.format_version.ok_or_else(|| FormatError::Manifest {
             field: "format_version".into(),
             reason: "missing: every manifest starts with format_version".into(),
@@ -213,7 +219,7 @@ impl Manifest {
                 },
             });
         }
-        let manifest: Manifest = yaml::from_slice(MANIFEST_ENTRY, bytes).map_err(|e| match e {
+        let manifest: Manifest = document.decode().map_err(|e| match e {
             FormatError::Yaml { message, location, document } if version.minor > current.minor => FormatError::Yaml {
                 message: format!(
                     "{message} (the bundle declares format {version}, this reader supports up to {current}: upgrade nnbundle)"

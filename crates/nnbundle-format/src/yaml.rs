@@ -24,11 +24,34 @@ pub fn from_slice<T: DeserializeOwned>(document: &str, bytes: &[u8]) -> Result<T
 
 /// Parses `text` as the YAML document named `document` (used in errors).
 pub fn from_str<T: DeserializeOwned>(document: &str, text: &str) -> Result<T, FormatError> {
-    // Typed deserialization into maps keeps the last of duplicate keys without
-    // a word; the untyped parse refuses them. Run it first (documents are small
-    // and bounded by the spec's limits), then parse again with typed paths.
-    serde_yaml::from_str::<serde_yaml::Value>(text).map_err(|e| yaml_error(document, e))?;
-    serde_yaml::from_str(text).map_err(|e| yaml_error(document, e))
+    Document::parse(document, text)?.decode()
+}
+
+/// A YAML document parsed once and checked for duplicate keys, from which
+/// typed values are decoded.
+pub struct Document<'a> {
+    name: &'a str,
+    text: &'a str,
+    value: serde_yaml::Value,
+}
+
+impl<'a> Document<'a> {
+    /// Parses `text` (the document named `name` in errors). Typed
+    /// deserialization into maps would keep the last of duplicate keys without a
+    /// word; this untyped parse refuses them.
+    pub fn parse(name: &'a str, text: &'a str) -> Result<Self, FormatError> {
+        let value = serde_yaml::from_str::<serde_yaml::Value>(text).map_err(|e| yaml_error(name, e))?;
+        Ok(Document { name, text, value })
+    }
+
+    /// Decodes a typed value. On failure the text is parsed again, typed, so
+    /// the error carries the field path and line of the problem.
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<T, FormatError> {
+        match serde_yaml::from_value(self.value.clone()) {
+            Ok(v) => Ok(v),
+            Err(_) => serde_yaml::from_str(self.text).map_err(|e| yaml_error(self.name, e)),
+        }
+    }
 }
 
 fn yaml_error(document: &str, e: serde_yaml::Error) -> FormatError {
