@@ -1,0 +1,87 @@
+//! ONNX inputs the importer refuses, each with a message that says why.
+
+use nnbundle_onnx::proto::{
+    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto, TensorProto,
+    TypeProto, TypeProtoTensor, ValueInfoProto, attribute_type,
+};
+use prost::Message;
+
+fn value(name: &str) -> ValueInfoProto {
+    ValueInfoProto {
+        name: name.into(),
+        r#type: Some(TypeProto { tensor_type: Some(TypeProtoTensor { elem_type: 1, shape: None }) }),
+        doc_string: String::new(),
+    }
+}
+
+fn model(opset: i64, nodes: Vec<NodeProto>, initializer: Vec<TensorProto>) -> Vec<u8> {
+    ModelProto {
+        ir_version: 8,
+        opset_import: vec![OperatorSetIdProto { domain: String::new(), version: opset }],
+        graph: Some(GraphProto {
+            node: nodes,
+            initializer,
+            input: vec![value("x")],
+            output: vec![value("y")],
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+    .encode_to_vec()
+}
+
+fn node(op: &str, inputs: &[&str], attribute: Vec<AttributeProto>) -> NodeProto {
+    NodeProto {
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: vec!["y".into()],
+        name: "n".into(),
+        op_type: op.into(),
+        attribute,
+        ..Default::default()
+    }
+}
+
+fn int(name: &str, i: i64) -> AttributeProto {
+    AttributeProto { name: name.into(), r#type: attribute_type::INT, i, ..Default::default() }
+}
+
+fn err(bytes: &[u8]) -> String {
+    nnbundle_onnx::import(bytes).unwrap_err().to_string()
+}
+
+#[test]
+fn external_data_is_refused_clearly() {
+    let w = TensorProto {
+        dims: vec![1],
+        data_type: 1,
+        name: "w".into(),
+        data_location: 1,
+        external_data: vec![StringStringEntryProto { key: "location".into(), value: "../../etc/passwd".into() }],
+        ..Default::default()
+    };
+    let e = err(&model(17, vec![node("Add", &["x", "w"], vec![])], vec![w]));
+    assert!(e.contains("tensor `w`") && e.contains("external data file"), "{e}");
+}
+
+#[test]
+fn legacy_broadcast_axis_is_refused() {
+    let e = err(&model(6, vec![node("Add", &["x", "x"], vec![int("broadcast", 1), int("axis", 1)])], vec![]));
+    assert!(e.contains("legacy `axis` broadcast attribute"), "{e}");
+}
+
+#[test]
+fn opsets_outside_the_range_are_refused() {
+    let e = err(&model(5, vec![node("Relu", &["x"], vec![])], vec![]));
+    assert!(e.contains("ONNX opset 5: the importer reads opsets 6 to 25"), "{e}");
+}
+
+#[test]
+fn training_mode_dropout_is_refused() {
+    let e = err(&model(6, vec![node("Dropout", &["x"], vec![int("is_test", 0)])], vec![]));
+    assert!(e.contains("training-mode dropout"), "{e}");
+}
+
+#[test]
+fn garbage_is_not_a_model() {
+    assert!(err(b"\xff\xff\xff\xff").starts_with("not an ONNX model"));
+}
