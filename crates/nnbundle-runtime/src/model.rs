@@ -270,7 +270,7 @@ impl Model {
             .outputs()
             .iter()
             .zip(&self.outputs)
-            .map(|(name, &slot)| (name.clone(), values[slot].clone().expect("outputs are computed")))
+            .map(|(name, &slot)| (name.clone(), values[slot].take().expect("outputs are computed, each listed once")))
             .collect())
     }
 
