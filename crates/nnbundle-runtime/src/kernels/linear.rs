@@ -16,6 +16,9 @@ impl Linear {
     }
 }
 
+/// Up to this many rows, `affine` uses matrix-vector products.
+const SMALL_BATCH: usize = 4;
+
 /// `x [.., in] · wᵀ (+ b)` for a weight `w [out, in]`.
 pub(crate) fn affine<T: Float>(
     x: ndarray::ArrayViewD<'_, T>,
@@ -26,7 +29,17 @@ pub(crate) fn affine<T: Float>(
     let rows = x.len() / in_f.max(1);
     let x2 = x.as_standard_layout();
     let x2 = x2.view().into_shape_with_order((rows, in_f)).map_err(|e| e.to_string())?;
-    let mut y = x2.dot(&w.t());
+    // Few rows: one matrix-vector product per row reads W once, in its stored
+    // row-major order, instead of GEMM repacking all of W on every call.
+    let mut y = if rows <= SMALL_BATCH && w.is_standard_layout() {
+        let mut y = ndarray::Array2::<T>::zeros((rows, w.nrows()));
+        for (mut out, x) in y.outer_iter_mut().zip(x2.outer_iter()) {
+            ndarray::linalg::general_mat_vec_mul(T::one(), &w, &x, T::zero(), &mut out);
+        }
+        y
+    } else {
+        x2.dot(&w.t())
+    };
     if let Some(b) = b {
         y += &b;
     }
