@@ -312,7 +312,7 @@ impl Exporter<'_> {
     /// The transpose of matrix `w`: a transposed initializer when `w` is one, else a Transpose node.
     fn transposed(&mut self, node: &str, w: &str) -> String {
         if let Some(t) = self.inits.iter().find(|t| t.name == w).and_then(|p| crate::tensor::from_proto(p).ok())
-            && let Ok(tt) = transpose_tensor(&t)
+            && let Ok(tt) = crate::tensor::transpose(&t)
         {
             let name = format!("{w}.T");
             return self.constant(&name, &tt);
@@ -411,7 +411,7 @@ impl Exporter<'_> {
             let v = get(slot)?;
             let v = to_nle(self, v, slot);
             let w = rows(&w_in, i, e as usize)?;
-            let wt = transpose_tensor(&w)?;
+            let wt = crate::tensor::transpose(&w)?;
             let wname = self.temp(&out, &format!("{slot}_weight_t"));
             let wname = self.constant(&wname, &wt);
             let p = self.temp(&out, &format!("{slot}_projected"));
@@ -494,20 +494,6 @@ impl Exporter<'_> {
         }
         Ok(())
     }
-}
-
-fn transpose_tensor(t: &Tensor) -> Result<Tensor, String> {
-    let [r, c] = t.shape() else { return Err("expected a matrix".into()) };
-    let size = t.dtype().size();
-    let src = t.as_bytes();
-    let mut out = vec![0u8; src.len()];
-    for i in 0..*r {
-        for j in 0..*c {
-            out[(j * r + i) * size..(j * r + i + 1) * size]
-                .copy_from_slice(&src[(i * c + j) * size..(i * c + j + 1) * size]);
-        }
-    }
-    Tensor::from_bytes(t.dtype(), vec![*c, *r], out).map_err(|e| e.to_string())
 }
 
 /// An ONNX model (opset 17) computing what `graph` computes with `weights`

@@ -7,7 +7,7 @@ use nnbundle_graph::{AttrValue, Attrs, Dim, Graph, GraphInput, Node, OpKind, Ope
 
 use crate::ImportError;
 use crate::proto::{AttributeProto, DimensionValue, GraphProto, ModelProto, NodeProto};
-use crate::tensor::{dtype_of, from_proto};
+use crate::tensor::{dtype_of, from_proto, transpose};
 
 /// ONNX operators the importer maps (the vocabulary's counterparts).
 pub const SUPPORTED_OPS: &[&str] = &[
@@ -912,20 +912,6 @@ fn permute(t: &Tensor, perm: &[usize]) -> Result<Tensor, String> {
         }
     }
     Tensor::from_bytes(t.dtype(), dst_shape, out).map_err(|e| e.to_string())
-}
-
-fn transpose(t: &Tensor) -> Result<Tensor, String> {
-    let [r, c] = t.shape() else { return Err(format!("expected a matrix, found shape {:?}", t.shape())) };
-    let size = t.dtype().size();
-    let src = t.as_bytes();
-    let mut out = vec![0u8; src.len()];
-    for i in 0..*r {
-        for j in 0..*c {
-            let (from, to) = ((i * c + j) * size, (j * r + i) * size);
-            out[to..to + size].copy_from_slice(&src[from..from + size]);
-        }
-    }
-    Tensor::from_bytes(t.dtype(), vec![*c, *r], out).map_err(|e| e.to_string())
 }
 
 fn scale(t: &Tensor, by: f32) -> Result<Tensor, String> {

@@ -93,3 +93,18 @@ pub(crate) fn dtype_of(elem_type: i32) -> Option<DType> {
         _ => return None,
     })
 }
+
+/// The transpose of a matrix, element bytes moved as they are.
+pub(crate) fn transpose(t: &Tensor) -> Result<Tensor, String> {
+    let [r, c] = t.shape() else { return Err(format!("expected a matrix, found shape {:?}", t.shape())) };
+    let size = t.dtype().size();
+    let src = t.as_bytes();
+    let mut out = vec![0u8; src.len()];
+    for i in 0..*r {
+        for j in 0..*c {
+            let (from, to) = ((i * c + j) * size, (j * r + i) * size);
+            out[to..to + size].copy_from_slice(&src[from..from + size]);
+        }
+    }
+    Tensor::from_bytes(t.dtype(), vec![*c, *r], out).map_err(|e| e.to_string())
+}
