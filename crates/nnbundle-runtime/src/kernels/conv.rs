@@ -1,7 +1,9 @@
-//! `Conv1d`/`Conv2d`: im2col then one matrix product per batch element and group.
+//! `Conv1d`/`Conv2d`: im2col (row copies, skipped for pointwise convolutions)
+//! then one matrix product per batch element and group, written in place.
 //! A 1-D convolution runs as a 2-D one of height 1.
 
-use ndarray::{Array2, Array4, ArrayD, ArrayView4, Axis, IxDyn, s};
+use ndarray::linalg::general_mat_mul;
+use ndarray::{ArrayD, ArrayView2, ArrayView4, ArrayViewMut2, Axis, IxDyn};
 use nnbundle_graph::{Attrs, Window, conv_windows};
 
 use super::{Float, Kernel, KernelResult, first_dtype, view, with_float};
@@ -43,6 +45,54 @@ impl Conv {
     }
 }
 
+/// The output positions `lo..hi` of one axis whose tap `t` reads inside an
+/// input of length `n` (the others read padding).
+pub(crate) fn inside_range(w: &Window, t: usize, n: usize, out: usize) -> (usize, usize) {
+    // Position p reads input index p * stride + offset.
+    let offset = t as i64 * w.dilation - w.pad_begin;
+    let first = |bound: i64| -> usize {
+        // The smallest p with p * stride + offset >= bound.
+        let need = bound - offset;
+        if need <= 0 { 0 } else { (need as usize).div_ceil(w.stride as usize) }
+    };
+    let lo = first(0).min(out);
+    let hi = first(n as i64).min(out).max(lo);
+    (lo, hi)
+}
+
+/// im2col for one kernel tap `(i, j)` of one input plane `[h, w]`: row
+/// `[oh * ow]` receives the input value each output position reads, or zero.
+fn gather_tap<T: Float>(
+    plane: &[T],
+    (h, w): (usize, usize),
+    k: &Conv,
+    (i, j): (usize, usize),
+    ow: usize,
+    row: &mut [T],
+) {
+    let [wh, ww] = k.windows;
+    let (lo, hi) = inside_range(&ww, j, w, ow);
+    let offset = j as i64 * ww.dilation - ww.pad_begin;
+    for (py, out) in row.chunks_exact_mut(ow).enumerate() {
+        let iy = py as i64 * wh.stride + i as i64 * wh.dilation - wh.pad_begin;
+        if iy < 0 || iy >= h as i64 {
+            out.fill(T::zero());
+            continue;
+        }
+        let src = &plane[iy as usize * w..][..w];
+        out[..lo].fill(T::zero());
+        out[hi..].fill(T::zero());
+        let start = (lo as i64 * ww.stride + offset) as usize;
+        if ww.stride == 1 {
+            out[lo..hi].copy_from_slice(&src[start..start + (hi - lo)]);
+        } else {
+            for (o, &v) in out[lo..hi].iter_mut().zip(src[start..].iter().step_by(ww.stride as usize)) {
+                *o = v;
+            }
+        }
+    }
+}
+
 fn run<T: Float>(k: &Conv, args: &[Arg<'_>]) -> KernelResult {
     let x = as_4d(view::<T>(args, 0)?, k.spatial)?;
     let w = as_4d(view::<T>(args, 1)?, k.spatial)?;
@@ -57,41 +107,40 @@ fn run<T: Float>(k: &Conv, args: &[Arg<'_>]) -> KernelResult {
     if cg * g != c {
         return Err(format!("weight expects {} input channels, input has {c}", cg * g));
     }
-    let mut y = Array4::<T>::zeros((n, o, oh, ow));
-    let mut cols = Array2::<T>::zeros((cg * kh * kw, oh * ow));
-    for bi in 0..n {
-        for gi in 0..g {
-            // im2col: row (ci, i, j) holds the input tap for every output position.
-            for ci in 0..cg {
-                let plane = x.slice(s![bi, gi * cg + ci, .., ..]);
-                for i in 0..kh {
-                    for j in 0..kw {
-                        let mut row = cols.row_mut((ci * kh + i) * kw + j);
-                        for (p, out) in row.iter_mut().enumerate() {
-                            let (py, px) = (p / ow, p % ow);
-                            let iy = (py as i64) * wh.stride - wh.pad_begin + (i as i64) * wh.dilation;
-                            let ix = (px as i64) * ww.stride - ww.pad_begin + (j as i64) * ww.dilation;
-                            *out = if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < wd {
-                                plane[[iy as usize, ix as usize]]
-                            } else {
-                                T::zero()
-                            };
-                        }
-                    }
+    let x = x.as_standard_layout();
+    let x = x.as_slice().expect("standard layout");
+    let w = w.as_standard_layout();
+    let w = w.as_slice().expect("standard layout");
+    let bias: Vec<T> = match &b {
+        Some(b) => b.iter().copied().collect(),
+        None => vec![T::zero(); o],
+    };
+    let (plane, taps, positions) = (h * wd, cg * kh * kw, oh * ow);
+    // A pointwise convolution reads its input as the column matrix itself.
+    let pointwise = kh == 1 && kw == 1 && [wh, ww].iter().all(|a| a.stride == 1 && a.pad_begin == 0 && a.pad_end == 0);
+    let mut cols = if pointwise { Vec::new() } else { vec![T::zero(); taps * positions] };
+    let mut y = vec![T::zero(); n * o * positions];
+    for (bi, image) in y.chunks_exact_mut((o * positions).max(1)).enumerate() {
+        for (gi, dst) in image.chunks_exact_mut((og * positions).max(1)).enumerate() {
+            let input = &x[(bi * c + gi * cg) * plane..][..cg * plane];
+            let cols = if pointwise {
+                ArrayView2::from_shape((cg, plane), input)
+            } else {
+                for (row, tap) in cols.chunks_exact_mut(positions).zip(0..taps) {
+                    let (ci, i, j) = (tap / (kh * kw), tap / kw % kh, tap % kw);
+                    gather_tap(&input[ci * plane..][..plane], (h, wd), k, (i, j), ow, row);
                 }
+                ArrayView2::from_shape((taps, positions), &cols[..])
             }
-            let wg = w.slice(s![gi * og..(gi + 1) * og, .., .., ..]);
-            let wg = wg.as_standard_layout();
-            let wg = wg.view().into_shape_with_order((og, cg * kh * kw)).map_err(|e| e.to_string())?;
-            let out = wg.dot(&cols);
-            let mut dst = y.slice_mut(s![bi, gi * og..(gi + 1) * og, .., ..]);
-            for (oc, row) in out.outer_iter().enumerate() {
-                let bias = b.as_ref().map_or(T::zero(), |b| b[[gi * og + oc]]);
-                let mut plane = dst.index_axis_mut(Axis(0), oc);
-                for (d, &v) in plane.iter_mut().zip(row.iter()) {
-                    *d = v + bias;
-                }
+            .map_err(|e| e.to_string())?;
+            // The bias seeds the output, which the product then accumulates into.
+            for (row, &bv) in dst.chunks_exact_mut(positions).zip(&bias[gi * og..]) {
+                row.fill(bv);
             }
+            let wg =
+                ArrayView2::from_shape((og, taps), &w[gi * og * taps..][..og * taps]).map_err(|e| e.to_string())?;
+            let mut out = ArrayViewMut2::from_shape((og, positions), dst).map_err(|e| e.to_string())?;
+            general_mat_mul(T::one(), &wg, &cols, T::one(), &mut out);
         }
     }
     let mut shape = vec![n, o];
@@ -99,7 +148,7 @@ fn run<T: Float>(k: &Conv, args: &[Arg<'_>]) -> KernelResult {
         shape.push(oh);
     }
     shape.push(ow);
-    let y: ArrayD<T> = y.into_dyn().into_shape_with_order(IxDyn(&shape)).map_err(|e| e.to_string())?;
+    let y = ArrayD::from_shape_vec(IxDyn(&shape), y).map_err(|e| e.to_string())?;
     Ok(T::into_value(y))
 }
 

@@ -31,70 +31,55 @@ fn out_shape(n: usize, c: usize, oh: usize, ow: usize, spatial: usize) -> Vec<us
     if spatial == 2 { vec![n, c, oh, ow] } else { vec![n, c, ow] }
 }
 
+/// For each output position of one axis: the input indices its window reads
+/// inside the input, and how many of its taps lie inside the padded input
+/// (PyTorch's divisor with `count_include_pad`: never a ceil-mode overflow).
+fn axis_taps(w: &Window, n: usize, out: usize) -> Vec<(Vec<usize>, i64)> {
+    (0..out)
+        .map(|p| {
+            let start = p as i64 * w.stride - w.pad_begin;
+            let (mut inside, mut padded) = (Vec::new(), 0);
+            for t in 0..w.kernel {
+                let i = start + t * w.dilation;
+                if i < n as i64 + w.pad_end {
+                    padded += 1;
+                    if i >= 0 && i < n as i64 {
+                        inside.push(i as usize);
+                    }
+                }
+            }
+            (inside, padded)
+        })
+        .collect()
+}
+
 fn run<T: Float>(k: &Pool, args: &[Arg<'_>]) -> KernelResult {
     let x = as_4d(view::<T>(args, 0)?, k.spatial)?;
     let (n, c, h, w) = x.dim();
     let [wh, ww] = k.windows;
     let oh = wh.out_len(h as i64).ok_or("the window does not fit the padded input")? as usize;
     let ow = ww.out_len(w as i64).ok_or("the window does not fit the padded input")? as usize;
-    let mut y = Array4::<T>::zeros((n, c, oh, ow));
-    for ((bi, ci, py, px), out) in y.indexed_iter_mut() {
-        let plane = x.slice(s![bi, ci, .., ..]);
-        let y0 = py as i64 * wh.stride - wh.pad_begin;
-        let x0 = px as i64 * ww.stride - ww.pad_begin;
-        *out = match k.kind {
-            Kind::Max => {
-                let mut best = T::neg_infinity();
-                for i in 0..wh.kernel {
-                    let iy = y0 + i * wh.dilation;
-                    if iy < 0 || iy >= h as i64 {
-                        continue;
+    let (rows, cols) = (axis_taps(&wh, h, oh), axis_taps(&ww, w, ow));
+    let x = x.as_standard_layout();
+    let x = x.as_slice().expect("standard layout");
+    let mut y = vec![T::zero(); n * c * oh * ow];
+    for (plane, out) in x.chunks_exact((h * w).max(1)).zip(y.chunks_exact_mut((oh * ow).max(1))) {
+        for ((ys, py_count), out) in rows.iter().zip(out.chunks_exact_mut(ow.max(1))) {
+            for ((xs, px_count), out) in cols.iter().zip(out.iter_mut()) {
+                let taps = ys.iter().flat_map(|&iy| xs.iter().map(move |&ix| plane[iy * w + ix]));
+                *out = match k.kind {
+                    // NaN propagates, as in PyTorch.
+                    Kind::Max => taps.fold(T::neg_infinity(), |best, v| if v > best || v.is_nan() { v } else { best }),
+                    Kind::Avg => {
+                        let count =
+                            if k.count_include_pad { py_count * px_count } else { (ys.len() * xs.len()) as i64 };
+                        taps.fold(T::zero(), |s, v| s + v) / T::from_f64(count.max(1) as f64)
                     }
-                    for j in 0..ww.kernel {
-                        let ix = x0 + j * ww.dilation;
-                        if ix >= 0 && ix < w as i64 {
-                            let v = plane[[iy as usize, ix as usize]];
-                            // NaN propagates, as in PyTorch.
-                            if v > best || v.is_nan() {
-                                best = v;
-                            }
-                        }
-                    }
-                }
-                best
-            }
-            Kind::Avg => {
-                // Taps inside the padded input count toward the divisor with
-                // count_include_pad (PyTorch's rule: never a ceil-mode overflow);
-                // taps inside the input are summed.
-                let taps = |w: &Window, start: i64, n: usize| -> (Vec<usize>, i64) {
-                    let (mut inside, mut padded) = (Vec::new(), 0);
-                    for t in 0..w.kernel {
-                        let p = start + t * w.dilation;
-                        if p < n as i64 + w.pad_end {
-                            padded += 1;
-                            if p >= 0 && p < n as i64 {
-                                inside.push(p as usize);
-                            }
-                        }
-                    }
-                    (inside, padded)
                 };
-                let (ys, py_count) = taps(&wh, y0, h);
-                let (xs, px_count) = taps(&ww, x0, w);
-                let mut sum = T::zero();
-                for &iy in &ys {
-                    for &ix in &xs {
-                        sum += plane[[iy, ix]];
-                    }
-                }
-                let count = if k.count_include_pad { py_count * px_count } else { (ys.len() * xs.len()) as i64 };
-                sum / T::from_f64(count.max(1) as f64)
             }
-        };
+        }
     }
-    let y: ArrayD<T> =
-        y.into_dyn().into_shape_with_order(IxDyn(&out_shape(n, c, oh, ow, k.spatial))).map_err(|e| e.to_string())?;
+    let y = ArrayD::from_shape_vec(IxDyn(&out_shape(n, c, oh, ow, k.spatial)), y).map_err(|e| e.to_string())?;
     Ok(T::into_value(y))
 }
 
