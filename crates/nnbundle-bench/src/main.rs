@@ -4,13 +4,15 @@
 //!
 //! Operations:
 //! - `save MODEL PATH`: build the tensors of `MODEL` (`uniform`: 256 x 1024x1024
-//!   f32; `mix`: 12 x 4096x4096 + 60 x 1024x1024 + 1000 vectors; `small`: 64 MiB)
+//!   f32; `mix`: 12 x 4096x4096 + 60 x 1024x1024 + 1000 vectors; `small`: 64 MiB;
+//!   `tiny`: 256 x 32x32, 1 MiB: as many tensors as `uniform`, 1/1024 of the bytes)
 //!   and save them as a bundle (hashing included);
 //! - `load PATH`: open, verify every SHA-256, view every tensor as an ndarray;
 //! - `open1 PATH NAME`: trusted open and one tensor view (no hashing);
 //! - `lazy1 PATH NAME`: open and read one tensor, its hash checked;
 //! - `sha BYTES`: SHA-256 of BYTES in memory on every core (the floor for `load`);
-//! - `infer MODEL.onnx BATCH SECONDS`: import, then median latency of runs.
+//! - `infer MODEL.onnx BATCH SECONDS [IN.npy OUT.npy]`: import, then median
+//!   latency of runs on IN (default: a ramp), writing the output to OUT.
 
 use std::time::Instant;
 
@@ -24,6 +26,7 @@ fn tensors(model: &str) -> Vec<(String, Vec<usize>)> {
     let mut t = Vec::new();
     match model {
         "uniform" => (0..256).for_each(|i| t.push((format!("layer{i}.weight"), vec![1024, 1024]))),
+        "tiny" => (0..256).for_each(|i| t.push((format!("layer{i}.weight"), vec![32, 32]))),
         "small" => (0..16).for_each(|i| t.push((format!("layer{i}.weight"), vec![1024, 1024]))),
         _ => {
             (0..12).for_each(|i| t.push((format!("big{i}.weight"), vec![4096, 4096])));
@@ -84,13 +87,25 @@ fn main() {
                 weights.insert(a.clone(), imported.weights[t].clone());
             }
             let model = nnbundle_runtime::Model::new(imported.graph.clone(), weights).unwrap();
-            let input = &model.graph().inputs()[0];
-            let batch: usize = arg(2).parse().unwrap();
-            let shape: Vec<usize> = input.shape.0.iter().map(|d| d.fixed().map_or(batch, |v| v as usize)).collect();
-            let n: usize = shape.iter().product();
-            let x =
-                ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&shape), (0..n).map(|i| (i % 7) as f32 * 0.1).collect())
-                    .unwrap();
+            let x = match args.get(4) {
+                Some(path) => {
+                    let t = nnbundle_container::npy::from_npy(&std::fs::read(path).unwrap()).unwrap();
+                    nnbundle_runtime::Value::from_tensor(&t).unwrap()
+                }
+                None => {
+                    let input = &model.graph().inputs()[0];
+                    let batch: usize = arg(2).parse().unwrap();
+                    let shape: Vec<usize> =
+                        input.shape.0.iter().map(|d| d.fixed().map_or(batch, |v| v as usize)).collect();
+                    let n: usize = shape.iter().product();
+                    let ramp = (0..n).map(|i| (i % 7) as f32 * 0.1).collect();
+                    ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&shape), ramp).unwrap().into()
+                }
+            };
+            if let Some(path) = args.get(5) {
+                let y = model.forward(x.clone()).unwrap();
+                std::fs::write(path, nnbundle_container::npy::to_npy(&y.to_tensor())).unwrap();
+            }
             let budget: f64 = arg(3).parse().unwrap_or(2.0);
             let mut times = Vec::new();
             let start = Instant::now();

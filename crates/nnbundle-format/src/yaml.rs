@@ -47,7 +47,7 @@ impl<'a> Document<'a> {
     /// Decodes a typed value. On failure the text is parsed again, typed, so
     /// the error carries the field path and line of the problem.
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T, FormatError> {
-        match serde_yaml::from_value(self.value.clone()) {
+        match T::deserialize(&self.value) {
             Ok(v) => Ok(v),
             Err(_) => serde_yaml::from_str(self.text).map_err(|e| yaml_error(self.name, e)),
         }
