@@ -2,7 +2,6 @@
 //! then one matrix product per batch element and group, written in place.
 //! A 1-D convolution runs as a 2-D one of height 1.
 
-use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayD, ArrayView2, ArrayView4, ArrayViewMut2, Axis, IxDyn};
 use nnbundle_graph::{Attrs, Window, conv_windows};
 
@@ -140,7 +139,7 @@ fn run<T: Float>(k: &Conv, args: &[Arg<'_>]) -> KernelResult {
             let wg =
                 ArrayView2::from_shape((og, taps), &w[gi * og * taps..][..og * taps]).map_err(|e| e.to_string())?;
             let mut out = ArrayViewMut2::from_shape((og, positions), dst).map_err(|e| e.to_string())?;
-            general_mat_mul(T::one(), &wg, &cols, T::one(), &mut out);
+            T::matmul_into(wg, cols, &mut out, true);
         }
     }
     let mut shape = vec![n, o];

@@ -5,6 +5,7 @@ mod activation;
 mod attention;
 mod conv;
 mod elementwise;
+mod gemm;
 mod index;
 mod linear;
 mod matmul;
@@ -12,7 +13,7 @@ mod norm;
 mod pool;
 mod shape;
 
-use ndarray::{ArrayD, LinalgScalar};
+use ndarray::{ArrayD, ArrayView2, ArrayViewMut2, LinalgScalar};
 use nnbundle_format::DType;
 use nnbundle_graph::{Node, OpKind};
 
@@ -43,6 +44,9 @@ pub(crate) trait Float:
     fn from_f64(x: f64) -> Self;
     fn erf(self) -> Self;
     fn into_value(a: ArrayD<Self>) -> Value;
+    /// `C (+)= A · B` with this type's fastest product: with `accumulate`,
+    /// adds to what `c` holds; otherwise overwrites it.
+    fn matmul_into(a: ArrayView2<'_, Self>, b: ArrayView2<'_, Self>, c: &mut ArrayViewMut2<'_, Self>, accumulate: bool);
 }
 
 impl Float for f32 {
@@ -55,6 +59,9 @@ impl Float for f32 {
     fn into_value(a: ArrayD<Self>) -> Value {
         Value::F32(a)
     }
+    fn matmul_into(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, c: &mut ArrayViewMut2<'_, f32>, accumulate: bool) {
+        gemm::gemm(&gemm::PackedA::pack(a), b, c, accumulate);
+    }
 }
 
 impl Float for f64 {
@@ -66,6 +73,9 @@ impl Float for f64 {
     }
     fn into_value(a: ArrayD<Self>) -> Value {
         Value::F64(a)
+    }
+    fn matmul_into(a: ArrayView2<'_, f64>, b: ArrayView2<'_, f64>, c: &mut ArrayViewMut2<'_, f64>, accumulate: bool) {
+        ndarray::linalg::general_mat_mul(1.0, &a, &b, if accumulate { 1.0 } else { 0.0 }, c);
     }
 }
 
