@@ -102,7 +102,7 @@ impl Model {
     }
 
     /// Orders the nodes the outputs need and resolves every operand to a slot or a weight.
-    fn plan(&mut self) -> Result<()> {
+    pub(crate) fn plan(&mut self) -> Result<()> {
         let graph = &self.graph;
         let mut slot_of: HashMap<&str, usize> = HashMap::new();
         for input in graph.inputs() {

@@ -119,6 +119,8 @@ impl Model {
                 *current = t.clone();
             }
         }
+        // Kernels keep weights prepared on first use (packed for GEMM): new ones forget them.
+        self.plan()?;
         Ok(report)
     }
 

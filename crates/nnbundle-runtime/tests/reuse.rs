@@ -75,3 +75,22 @@ fn extract_keeps_only_what_the_outputs_need() {
     let err = extract(&bundle, &["nope"]).unwrap_err().to_string();
     assert!(err.contains("no node named `nope`"), "{err}");
 }
+
+/// A model run (which packs its weights for GEMM at this batch size) and then
+/// given new weights computes with the new ones, as a model built with them does.
+#[test]
+fn loaded_weights_replace_prepared_ones() {
+    let wide = |seed| {
+        Sequential::new("X", DType::F32, &["batch".into(), 96u64.into()])
+            .add("hidden", Layer::linear(96, 80))
+            .build(seed)
+            .unwrap()
+    };
+    let x = ndarray::Array2::from_shape_fn((16, 96), |(i, j)| ((i * 7 + j) % 11) as f32 - 5.0).into_dyn();
+    let (mut target, source) = (wide(1), wide(2));
+    let before = target.forward(x.clone()).unwrap();
+    target.load_state_dict(&source.state_dict(), &LoadOptions { strict: true, ..Default::default() }).unwrap();
+    let after = target.forward(x.clone()).unwrap();
+    assert_ne!(after, before);
+    assert_eq!(after, source.forward(x).unwrap());
+}

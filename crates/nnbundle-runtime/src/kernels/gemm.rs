@@ -64,6 +64,19 @@ fn pack_b(b: &ArrayView2<'_, f32>, j0: usize, width: usize, out: &mut Vec<f32>) 
                     dst.copy_from_slice(&src[..NR]);
                 }
             }
+            // Column-major (the transpose of a row-major matrix, such as the
+            // activations of a linear layer): each column is contiguous.
+            _ if b.t().as_slice().is_some() => {
+                let columns = b.t().to_slice().expect("checked contiguous");
+                if cols < NR {
+                    panel.fill(0.0);
+                }
+                for (j, column) in columns[start * k..].chunks_exact(k).take(cols).enumerate() {
+                    for (kk, &v) in column.iter().enumerate() {
+                        panel[kk * NR + j] = v;
+                    }
+                }
+            }
             _ => {
                 for (kk, dst) in panel.chunks_exact_mut(NR).enumerate() {
                     dst[cols..].fill(0.0);
@@ -74,25 +87,49 @@ fn pack_b(b: &ArrayView2<'_, f32>, j0: usize, width: usize, out: &mut Vec<f32>) 
     }
 }
 
-/// Adds the first `rows x cols` of `tile` to `c` at `(i0, j0)`.
-fn add_tile(
-    c: &mut ArrayViewMut2<'_, f32>,
-    tile: &[[f32; NR]; MR],
-    (i0, j0): (usize, usize),
-    (rows, cols): (usize, usize),
-) {
-    for (i, tile_row) in tile.iter().enumerate().take(rows) {
-        let mut row = c.row_mut(i0 + i);
-        match row.as_slice_mut() {
-            Some(row) if cols == NR => {
-                let row: &mut [f32; NR] = (&mut row[j0..j0 + NR]).try_into().expect("NR-wide row");
-                for (d, &v) in row.iter_mut().zip(tile_row) {
-                    *d += v;
+/// The output matrix, by memory layout.
+enum Out<'a, 'b> {
+    /// Row-major, rows `ld` apart.
+    Rows(&'a mut [f32], usize),
+    /// Column-major (a transposed row-major matrix), columns `ld` apart.
+    Cols(&'a mut [f32], usize),
+    /// Any other strides.
+    Strided(&'a mut ArrayViewMut2<'b, f32>),
+}
+
+impl Out<'_, '_> {
+    /// Adds the first `rows x cols` of `tile` at `(i0, j0)`.
+    fn add(&mut self, tile: &[[f32; NR]; MR], (i0, j0): (usize, usize), (rows, cols): (usize, usize)) {
+        match self {
+            Out::Rows(c, ld) if cols == NR => {
+                for (i, tile_row) in tile.iter().enumerate().take(rows) {
+                    let start = (i0 + i) * *ld + j0;
+                    let row: &mut [f32; NR] = (&mut c[start..start + NR]).try_into().expect("NR-wide row");
+                    row.iter_mut().zip(tile_row).for_each(|(d, &v)| *d += v);
+                }
+            }
+            Out::Cols(c, ld) if rows == MR => {
+                let mut columns = [[0f32; MR]; NR];
+                for (i, tile_row) in tile.iter().enumerate() {
+                    for (column, &v) in columns.iter_mut().zip(tile_row) {
+                        column[i] = v;
+                    }
+                }
+                for (j, column) in columns.iter().enumerate().take(cols) {
+                    let start = (j0 + j) * *ld + i0;
+                    let dst: &mut [f32; MR] = (&mut c[start..start + MR]).try_into().expect("MR-tall column");
+                    dst.iter_mut().zip(column).for_each(|(d, &v)| *d += v);
                 }
             }
             _ => {
-                for (j, &v) in tile_row.iter().enumerate().take(cols) {
-                    row[j0 + j] += v;
+                for (i, tile_row) in tile.iter().enumerate().take(rows) {
+                    for (j, &v) in tile_row.iter().enumerate().take(cols) {
+                        match self {
+                            Out::Rows(c, ld) => c[(i0 + i) * *ld + j0 + j] += v,
+                            Out::Cols(c, ld) => c[(j0 + j) * *ld + i0 + i] += v,
+                            Out::Strided(c) => c[[i0 + i, j0 + j]] += v,
+                        }
+                    }
                 }
             }
         }
@@ -111,6 +148,14 @@ pub(crate) fn gemm(a: &PackedA, b: ArrayView2<'_, f32>, c: &mut ArrayViewMut2<'_
     if a.m == 0 || n == 0 || k == 0 {
         return;
     }
+    let (m, ld_rows) = (a.m, n);
+    let mut out = if c.is_standard_layout() {
+        Out::Rows(c.as_slice_mut().expect("standard layout"), ld_rows)
+    } else if c.t().is_standard_layout() {
+        Out::Cols(c.view_mut().reversed_axes().into_slice().expect("standard layout"), m)
+    } else {
+        Out::Strided(c)
+    };
     let block = (B_BLOCK_FLOATS / k.max(1) / NR * NR).max(NR);
     let mut packed_b = Vec::new();
     for j0 in (0..n).step_by(block) {
@@ -120,7 +165,7 @@ pub(crate) fn gemm(a: &PackedA, b: ArrayView2<'_, f32>, c: &mut ArrayViewMut2<'_
             let rows = MR.min(a.m - p * MR);
             for (q, panel_b) in packed_b.chunks_exact(NR * k).enumerate() {
                 let cols = NR.min(width - q * NR);
-                add_tile(c, &micro_kernel(panel_a, panel_b), (p * MR, j0 + q * NR), (rows, cols));
+                out.add(&micro_kernel(panel_a, panel_b), (p * MR, j0 + q * NR), (rows, cols));
             }
         }
     }
@@ -167,6 +212,13 @@ mod tests {
             for ((i, j), &e) in expected.indexed_iter() {
                 assert!((f64::from(c[[i, j]]) - e).abs() <= 1e-4 * (1.0 + e.abs()), "{m}x{k}x{n} at {i},{j}");
             }
+            // Column-major and strided outputs give the same values.
+            let mut col_major = Array2::from_shape_fn((n, m), |(j, i)| value(i, j, 3));
+            gemm(&PackedA::pack(a.view()), b, &mut col_major.view_mut().reversed_axes(), true);
+            assert_eq!(col_major.t(), c, "{m}x{k}x{n} column-major");
+            let mut wide = Array2::from_shape_fn((m, 2 * n), |(i, j)| value(i, j / 2, 3));
+            gemm(&PackedA::pack(a.view()), b, &mut wide.slice_mut(ndarray::s![.., ..;2]), true);
+            assert_eq!(wide.slice(ndarray::s![.., ..;2]), c, "{m}x{k}x{n} strided");
             let mut fresh = Array2::from_elem((m, n), f32::NAN);
             gemm(&PackedA::pack(a.view()), b, &mut fresh.view_mut(), false);
             for ((i, j), &e) in expected.indexed_iter() {

@@ -1,23 +1,34 @@
 //! `Linear`: `y = x Wᵀ + b`.
 
-use ndarray::{ArrayD, Ix1, Ix2, IxDyn};
+use std::sync::OnceLock;
+
+use ndarray::{Array2, ArrayD, Ix1, Ix2, IxDyn};
+use nnbundle_format::DType;
 use nnbundle_graph::Attrs;
 
+use super::gemm::{PackedA, gemm};
 use super::{Float, Kernel, KernelResult, first_dtype, view, with_float};
-use crate::value::Arg;
+use crate::value::{Arg, Value};
 
 pub(crate) struct Linear {
     bias: bool,
+    /// The f32 weight packed for GEMM on the first batch that needs it (a
+    /// model's weights only change through a re-plan, which builds new kernels).
+    packed: OnceLock<PackedA>,
 }
 
 impl Linear {
     pub(crate) fn new(a: &Attrs) -> Self {
-        Linear { bias: a.bool("bias") }
+        Linear { bias: a.bool("bias"), packed: OnceLock::new() }
     }
 }
 
 /// Up to this many rows, `affine` uses matrix-vector products.
 const SMALL_BATCH: usize = 4;
+
+/// Below this many input features a tile's inner loop is too short to repay
+/// packing: measured on the textbook MLP (20 inputs), matrixmultiply wins.
+const MIN_PACKED_INPUTS: usize = 64;
 
 /// `x [.., in] · wᵀ (+ b)` for a weight `w [out, in]`.
 pub(crate) fn affine<T: Float>(
@@ -56,8 +67,42 @@ fn run<T: Float>(k: &Linear, args: &[Arg<'_>]) -> KernelResult {
     affine(x, w, b).map(T::into_value)
 }
 
+/// f32 above [`SMALL_BATCH`] rows and [`MIN_PACKED_INPUTS`] inputs: `yᵀ = W · xᵀ` over the packed weight,
+/// written into `y` seeded with the bias.
+fn run_f32(k: &Linear, args: &[Arg<'_>]) -> KernelResult {
+    let x = view::<f32>(args, 0)?;
+    let w = view::<f32>(args, 1)?.into_dimensionality::<Ix2>().map_err(|e| e.to_string())?;
+    let in_f = *x.shape().last().ok_or("input is a scalar")?;
+    let rows = x.len() / in_f.max(1);
+    if rows <= SMALL_BATCH || in_f < MIN_PACKED_INPUTS || in_f != w.ncols() {
+        return run::<f32>(k, args);
+    }
+    let fresh;
+    let packed = match args.get(1) {
+        Some(Arg::Weight(_)) => k.packed.get_or_init(|| PackedA::pack(w.view())),
+        _ => {
+            fresh = PackedA::pack(w.view());
+            &fresh
+        }
+    };
+    let x2 = x.as_standard_layout();
+    let x2 = x2.view().into_shape_with_order((rows, in_f)).map_err(|e| e.to_string())?;
+    let mut y = Array2::<f32>::zeros((rows, w.nrows()));
+    if k.bias {
+        let b = view::<f32>(args, 2)?.into_dimensionality::<Ix1>().map_err(|e| e.to_string())?;
+        y.rows_mut().into_iter().for_each(|mut row| row.assign(&b));
+    }
+    gemm(packed, x2.t(), &mut y.view_mut().reversed_axes(), true);
+    let mut shape = x.shape().to_vec();
+    *shape.last_mut().expect("rank >= 1") = w.nrows();
+    Ok(Value::F32(y.into_shape_with_order(IxDyn(&shape)).map_err(|e| e.to_string())?))
+}
+
 impl Kernel for Linear {
     fn run(&self, args: &[Arg<'_>]) -> KernelResult {
-        with_float!(first_dtype(args), T => run::<T>(self, args))
+        match first_dtype(args) {
+            DType::F32 => run_f32(self, args),
+            other => with_float!(other, T => run::<T>(self, args)),
+        }
     }
 }
