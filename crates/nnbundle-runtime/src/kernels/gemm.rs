@@ -189,10 +189,48 @@ fn micro_kernel(a: &[f32], b: &[f32]) -> [[f32; NR]; MR] {
     acc
 }
 
+/// `y[i] = W[i] · x` for a row-major `w [y.len(), x.len()]`: one pass over
+/// `W` in stored order, 16 lanes per row (batch-1 inference is bound by
+/// reading the weights, which the baseline SSE2 build reads at half speed).
+#[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma", "aarch64+neon"))]
+pub(crate) fn matvec(w: &[f32], x: &[f32], y: &mut [f32]) {
+    const LANES: usize = 16;
+    let k = x.len();
+    if k == 0 {
+        y.fill(0.0);
+        return;
+    }
+    let whole = k / LANES * LANES;
+    for (out, row) in y.iter_mut().zip(w.chunks_exact(k)) {
+        let mut acc = [0f32; LANES];
+        for (a, b) in row[..whole].chunks_exact(LANES).zip(x[..whole].chunks_exact(LANES)) {
+            for ((s, &a), &b) in acc.iter_mut().zip(a).zip(b) {
+                *s += a * b;
+            }
+        }
+        let tail: f32 = row[whole..].iter().zip(&x[whole..]).map(|(a, b)| a * b).sum();
+        *out = acc.iter().sum::<f32>() + tail;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use ndarray::Array2;
+
+    #[test]
+    fn matvec_matches_a_naive_product() {
+        for (n, k) in [(1, 1), (3, 15), (5, 16), (7, 33), (2, 300), (4, 0)] {
+            let w: Vec<f32> = (0..n * k).map(|i| ((i * 13 % 17) as f32 - 8.0) / 4.0).collect();
+            let x: Vec<f32> = (0..k).map(|i| ((i * 7 % 11) as f32 - 5.0) / 2.0).collect();
+            let mut y = vec![f32::NAN; n];
+            matvec(&w, &x, &mut y);
+            for (i, &v) in y.iter().enumerate() {
+                let e: f64 = (0..k).map(|t| f64::from(w[i * k + t]) * f64::from(x[t])).sum();
+                assert!((f64::from(v) - e).abs() <= 1e-4 * (1.0 + e.abs()), "{n}x{k} row {i}");
+            }
+        }
+    }
 
     /// Products of every small shape around the tile sizes, against a plain
     /// triple loop in f64, with strided and transposed operands.

@@ -6,7 +6,7 @@ use ndarray::{Array2, ArrayD, Ix1, Ix2, IxDyn};
 use nnbundle_format::DType;
 use nnbundle_graph::Attrs;
 
-use super::gemm::{PackedA, gemm};
+use super::gemm::{PackedA, gemm, matvec};
 use super::{Float, Kernel, KernelResult, first_dtype, view, with_float};
 use crate::value::{Arg, Value};
 
@@ -74,7 +74,22 @@ fn run_f32(k: &Linear, args: &[Arg<'_>]) -> KernelResult {
     let w = view::<f32>(args, 1)?.into_dimensionality::<Ix2>().map_err(|e| e.to_string())?;
     let in_f = *x.shape().last().ok_or("input is a scalar")?;
     let rows = x.len() / in_f.max(1);
-    if rows <= SMALL_BATCH || in_f < MIN_PACKED_INPUTS || in_f != w.ncols() {
+    if in_f != w.ncols() {
+        return run::<f32>(k, args);
+    }
+    if rows <= SMALL_BATCH {
+        let (Some(ws), x2) = (w.as_slice(), x.as_standard_layout()) else {
+            return run::<f32>(k, args);
+        };
+        let mut y = Array2::<f32>::zeros((rows, w.nrows()));
+        for (out, x) in y.rows_mut().into_iter().zip(x2.as_slice().expect("standard layout").chunks_exact(in_f.max(1)))
+        {
+            let out = out.into_slice().expect("standard layout");
+            matvec(ws, x, out);
+        }
+        return finish(k, args, &x, y);
+    }
+    if in_f < MIN_PACKED_INPUTS {
         return run::<f32>(k, args);
     }
     let fresh;
@@ -88,13 +103,18 @@ fn run_f32(k: &Linear, args: &[Arg<'_>]) -> KernelResult {
     let x2 = x.as_standard_layout();
     let x2 = x2.view().into_shape_with_order((rows, in_f)).map_err(|e| e.to_string())?;
     let mut y = Array2::<f32>::zeros((rows, w.nrows()));
+    gemm(packed, x2.t(), &mut y.view_mut().reversed_axes(), false);
+    finish(k, args, &x, y)
+}
+
+/// Adds the bias to `y [rows, out]` and gives it the input's leading shape.
+fn finish(k: &Linear, args: &[Arg<'_>], x: &ndarray::ArrayViewD<'_, f32>, mut y: Array2<f32>) -> KernelResult {
     if k.bias {
         let b = view::<f32>(args, 2)?.into_dimensionality::<Ix1>().map_err(|e| e.to_string())?;
-        y.rows_mut().into_iter().for_each(|mut row| row.assign(&b));
+        y += &b;
     }
-    gemm(packed, x2.t(), &mut y.view_mut().reversed_axes(), true);
     let mut shape = x.shape().to_vec();
-    *shape.last_mut().expect("rank >= 1") = w.nrows();
+    *shape.last_mut().expect("rank >= 1") = y.ncols();
     Ok(Value::F32(y.into_shape_with_order(IxDyn(&shape)).map_err(|e| e.to_string())?))
 }
 
