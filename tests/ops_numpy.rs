@@ -70,6 +70,27 @@ fn cases() -> Vec<Case> {
         case("linear", Linear, attrs! {"in_features": 5, "out_features": 4}, &[&[3, 5]]),
         case("linear_3d_no_bias", Linear, attrs! {"in_features": 5, "out_features": 4, "bias": false}, &[&[2, 3, 5]]),
         case("linear_f64", Linear, attrs! {"in_features": 6, "out_features": 3}, &[&[2, 6]]).f64(),
+        // Shapes that take the runtime's matrix-vector and packed-GEMM paths.
+        case("linear_matvec", Linear, attrs! {"in_features": 70, "out_features": 5}, &[&[3, 70]]),
+        case("linear_packed", Linear, attrs! {"in_features": 70, "out_features": 13}, &[&[2, 5, 70]]),
+        case(
+            "conv2d_long_rows",
+            Conv2d,
+            attrs! {"in_channels": 3, "out_channels": 7, "kernel_size": 3, "padding": 1},
+            &[&[2, 3, 5, 37]],
+        ),
+        case(
+            "conv1d_long",
+            Conv1d,
+            attrs! {"in_channels": 2, "out_channels": 3, "kernel_size": 5, "padding": 2},
+            &[&[1, 2, 40]],
+        ),
+        case(
+            "conv2d_pointwise",
+            Conv2d,
+            attrs! {"in_channels": 5, "out_channels": 4, "kernel_size": 1},
+            &[&[2, 5, 6, 7]],
+        ),
         case("conv1d", Conv1d, attrs! {"in_channels": 3, "out_channels": 4, "kernel_size": 3}, &[&[2, 3, 10]]),
         case(
             "conv1d_stride_pad_dilation",

@@ -1,10 +1,12 @@
-//! `Conv1d`/`Conv2d`: im2col (row copies, skipped for pointwise convolutions)
-//! then one matrix product per batch element and group, written in place.
+//! `Conv1d`/`Conv2d`: one matrix product per batch element and group between
+//! the weights and the input's im2col matrix, written in place over the bias.
+//! In f32 the im2col matrix is never stored: the GEMM packs it panel by panel.
 //! A 1-D convolution runs as a 2-D one of height 1.
 
-use ndarray::{ArrayD, ArrayView2, ArrayView4, ArrayViewMut2, Axis, IxDyn};
+use ndarray::{Array2, ArrayD, ArrayView2, ArrayView4, ArrayViewMut2, Axis, IxDyn};
 use nnbundle_graph::{Attrs, Window, conv_windows};
 
+use super::gemm::{NR, PanelSource};
 use super::{Float, Kernel, KernelResult, first_dtype, view, with_float};
 use crate::value::Arg;
 
@@ -46,7 +48,7 @@ impl Conv {
 
 /// The output positions `lo..hi` of one axis whose tap `t` reads inside an
 /// input of length `n` (the others read padding).
-pub(crate) fn inside_range(w: &Window, t: usize, n: usize, out: usize) -> (usize, usize) {
+fn inside_range(w: &Window, t: usize, n: usize, out: usize) -> (usize, usize) {
     // Position p reads input index p * stride + offset.
     let offset = t as i64 * w.dilation - w.pad_begin;
     let first = |bound: i64| -> usize {
@@ -59,34 +61,129 @@ pub(crate) fn inside_range(w: &Window, t: usize, n: usize, out: usize) -> (usize
     (lo, hi)
 }
 
-/// im2col for one kernel tap `(i, j)` of one input plane `[h, w]`: row
-/// `[oh * ow]` receives the input value each output position reads, or zero.
-fn gather_tap<T: Float>(
-    plane: &[T],
-    (h, w): (usize, usize),
-    k: &Conv,
-    (i, j): (usize, usize),
-    ow: usize,
-    row: &mut [T],
-) {
-    let [wh, ww] = k.windows;
-    let (lo, hi) = inside_range(&ww, j, w, ow);
-    let offset = j as i64 * ww.dilation - ww.pad_begin;
-    for (py, out) in row.chunks_exact_mut(ow).enumerate() {
-        let iy = py as i64 * wh.stride + i as i64 * wh.dilation - wh.pad_begin;
-        if iy < 0 || iy >= h as i64 {
-            out.fill(T::zero());
-            continue;
+/// The im2col matrix of one image and group, never stored whole: row
+/// `(ci, i, j)` (channel, kernel row, kernel column), column `(py, px)`
+/// (output position) holds the input value that tap reads, zero in the padding.
+pub(crate) struct Im2Col<'a, T> {
+    /// `channels` planes of `h x w`.
+    input: &'a [T],
+    channels: usize,
+    plane: (usize, usize),
+    kernel: (usize, usize),
+    windows: [Window; 2],
+    out: (usize, usize),
+    /// A 1x1 kernel with unit strides and no padding: the rows are the planes.
+    pointwise: bool,
+}
+
+impl<T: Float> Im2Col<'_, T> {
+    /// `(rows, columns)`.
+    pub(crate) fn dim(&self) -> (usize, usize) {
+        (self.channels * self.kernel.0 * self.kernel.1, self.out.0 * self.out.1)
+    }
+
+    fn plane(&self, ci: usize) -> &[T] {
+        let (h, w) = self.plane;
+        &self.input[ci * h * w..][..h * w]
+    }
+
+    /// The matrix, stored (for products that take a plain matrix).
+    pub(crate) fn materialize(&self) -> Array2<T> {
+        let (rows, positions) = self.dim();
+        let mut cols = Array2::<T>::zeros((rows, positions));
+        let (kh, kw) = self.kernel;
+        for (tap, row) in cols.outer_iter_mut().enumerate() {
+            let (ci, i, j) = (tap / (kh * kw), tap / kw % kh, tap % kw);
+            self.gather_row(ci, (i, j), row.into_slice().expect("standard layout"));
         }
-        let src = &plane[iy as usize * w..][..w];
-        out[..lo].fill(T::zero());
-        out[hi..].fill(T::zero());
-        let start = (lo as i64 * ww.stride + offset) as usize;
-        if ww.stride == 1 {
-            out[lo..hi].copy_from_slice(&src[start..start + (hi - lo)]);
-        } else {
-            for (o, &v) in out[lo..hi].iter_mut().zip(src[start..].iter().step_by(ww.stride as usize)) {
-                *o = v;
+        cols
+    }
+
+    /// Row `(ci, i, j)` of the matrix, by row copies.
+    fn gather_row(&self, ci: usize, (i, j): (usize, usize), row: &mut [T]) {
+        let plane = self.plane(ci);
+        if self.pointwise {
+            row.copy_from_slice(plane);
+            return;
+        }
+        let ((h, w), ow, [wh, ww]) = (self.plane, self.out.1, self.windows);
+        let (lo, hi) = inside_range(&ww, j, w, ow);
+        let offset = j as i64 * ww.dilation - ww.pad_begin;
+        for (py, out) in row.chunks_exact_mut(ow.max(1)).enumerate() {
+            let iy = py as i64 * wh.stride + i as i64 * wh.dilation - wh.pad_begin;
+            if iy < 0 || iy >= h as i64 {
+                out.fill(T::zero());
+                continue;
+            }
+            let src = &plane[iy as usize * w..][..w];
+            out[..lo].fill(T::zero());
+            out[hi..].fill(T::zero());
+            let start = (lo as i64 * ww.stride + offset) as usize;
+            if ww.stride == 1 {
+                out[lo..hi].copy_from_slice(&src[start..start + (hi - lo)]);
+            } else {
+                for (o, &v) in out[lo..hi].iter_mut().zip(src[start..].iter().step_by(ww.stride as usize)) {
+                    *o = v;
+                }
+            }
+        }
+    }
+}
+
+impl PanelSource for Im2Col<'_, f32> {
+    fn dim(&self) -> (usize, usize) {
+        Im2Col::dim(self)
+    }
+
+    fn pack_panel(&self, start: usize, cols: usize, panel: &mut [f32]) {
+        let ((h, w), (kh, kw), ow, [wh, ww]) = (self.plane, self.kernel, self.out.1, self.windows);
+        let mut rows = panel.chunks_exact_mut(NR);
+        if self.pointwise {
+            for (ci, dst) in (0..self.channels).zip(rows) {
+                dst[..cols].copy_from_slice(&self.plane(ci)[start..start + cols]);
+                dst[cols..].fill(0.0);
+            }
+            return;
+        }
+        // Output coordinates of the panel's columns.
+        let (mut py, mut px) = ([0i64; NR], [0i64; NR]);
+        for q in 0..cols {
+            py[q] = ((start + q) / ow) as i64;
+            px[q] = ((start + q) % ow) as i64;
+        }
+        // A full panel along one output row with unit stride reads NR
+        // consecutive inputs per tap.
+        let one_row = cols == NR && py[0] == py[NR - 1] && ww.stride == 1;
+        let (h, w) = (h as i64, w as i64);
+        for ci in 0..self.channels {
+            let plane = self.plane(ci);
+            for i in 0..kh {
+                let dy = i as i64 * wh.dilation - wh.pad_begin;
+                for j in 0..kw {
+                    let dst = rows.next().expect("one panel row per tap");
+                    let dx = j as i64 * ww.dilation - ww.pad_begin;
+                    if one_row {
+                        let (iy, ix0) = (py[0] * wh.stride + dy, px[0] + dx);
+                        if iy < 0 || iy >= h {
+                            dst.fill(0.0);
+                        } else if ix0 >= 0 && ix0 + NR as i64 <= w {
+                            let src = &plane[(iy * w + ix0) as usize..][..NR];
+                            let dst: &mut [f32; NR] = dst.try_into().expect("NR-wide row");
+                            dst.copy_from_slice(src);
+                        } else {
+                            for (q, d) in dst.iter_mut().enumerate() {
+                                let ix = ix0 + q as i64;
+                                *d = if ix >= 0 && ix < w { plane[(iy * w + ix) as usize] } else { 0.0 };
+                            }
+                        }
+                        continue;
+                    }
+                    for (q, d) in dst.iter_mut().enumerate() {
+                        let (iy, ix) = (py[q] * wh.stride + dy, px[q] * ww.stride + dx);
+                        let inside = q < cols && iy >= 0 && iy < h && ix >= 0 && ix < w;
+                        *d = if inside { plane[(iy * w + ix) as usize] } else { 0.0 };
+                    }
+                }
             }
         }
     }
@@ -115,23 +212,19 @@ fn run<T: Float>(k: &Conv, args: &[Arg<'_>]) -> KernelResult {
         None => vec![T::zero(); o],
     };
     let (plane, taps, positions) = (h * wd, cg * kh * kw, oh * ow);
-    // A pointwise convolution reads its input as the column matrix itself.
     let pointwise = kh == 1 && kw == 1 && [wh, ww].iter().all(|a| a.stride == 1 && a.pad_begin == 0 && a.pad_end == 0);
-    let mut cols = if pointwise { Vec::new() } else { vec![T::zero(); taps * positions] };
     let mut y = vec![T::zero(); n * o * positions];
     for (bi, image) in y.chunks_exact_mut((o * positions).max(1)).enumerate() {
         for (gi, dst) in image.chunks_exact_mut((og * positions).max(1)).enumerate() {
-            let input = &x[(bi * c + gi * cg) * plane..][..cg * plane];
-            let cols = if pointwise {
-                ArrayView2::from_shape((cg, plane), input)
-            } else {
-                for (row, tap) in cols.chunks_exact_mut(positions).zip(0..taps) {
-                    let (ci, i, j) = (tap / (kh * kw), tap / kw % kh, tap % kw);
-                    gather_tap(&input[ci * plane..][..plane], (h, wd), k, (i, j), ow, row);
-                }
-                ArrayView2::from_shape((taps, positions), &cols[..])
-            }
-            .map_err(|e| e.to_string())?;
+            let cols = Im2Col {
+                input: &x[(bi * c + gi * cg) * plane..][..cg * plane],
+                channels: cg,
+                plane: (h, wd),
+                kernel: (kh, kw),
+                windows: k.windows,
+                out: (oh, ow),
+                pointwise,
+            };
             // The bias seeds the output, which the product then accumulates into.
             for (row, &bv) in dst.chunks_exact_mut(positions).zip(&bias[gi * og..]) {
                 row.fill(bv);
@@ -139,7 +232,7 @@ fn run<T: Float>(k: &Conv, args: &[Arg<'_>]) -> KernelResult {
             let wg =
                 ArrayView2::from_shape((og, taps), &w[gi * og * taps..][..og * taps]).map_err(|e| e.to_string())?;
             let mut out = ArrayViewMut2::from_shape((og, positions), dst).map_err(|e| e.to_string())?;
-            T::matmul_into(wg, cols, &mut out, true);
+            T::conv_product(wg, &cols, &mut out);
         }
     }
     let mut shape = vec![n, o];

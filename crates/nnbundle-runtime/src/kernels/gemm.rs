@@ -14,7 +14,7 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 /// Rows of a micro-tile.
 const MR: usize = 6;
 /// Columns of a micro-tile.
-const NR: usize = 16;
+pub(crate) const NR: usize = 16;
 /// Packed `B` block size in floats: kept within the per-core L2 cache while
 /// every panel of `A` passes over it.
 const B_BLOCK_FLOATS: usize = 1 << 18;
@@ -45,20 +45,27 @@ impl PackedA {
     }
 }
 
-/// Packs columns `j0..j0 + width` of `b [k, n]` in panels of [`NR`] columns:
-/// panel `q` holds `B[kk][j0 + q * NR + j]` at `kk * NR + j`, zero past `n`.
-fn pack_b(b: &ArrayView2<'_, f32>, j0: usize, width: usize, out: &mut Vec<f32>) {
-    let k = b.nrows();
-    let panels = width.div_ceil(NR);
-    // Every float is written below except the padding of a last partial panel.
-    out.resize(panels * NR * k, 0.0);
-    for (q, panel) in out.chunks_exact_mut((NR * k).max(1)).enumerate().take(panels) {
-        let cols = NR.min(width - q * NR);
-        let start = j0 + q * NR;
-        match b.as_slice() {
+/// A right operand `B [k, n]` that packs itself, one panel of [`NR`]
+/// columns at a time: a matrix, or the implicit im2col matrix of a convolution.
+pub(crate) trait PanelSource {
+    /// `(k, n)`.
+    fn dim(&self) -> (usize, usize);
+    /// Writes columns `start..start + cols` (`cols <= NR`) into `panel`:
+    /// `B[kk][start + j]` at `kk * NR + j`, zero for `j >= cols`.
+    fn pack_panel(&self, start: usize, cols: usize, panel: &mut [f32]);
+}
+
+impl PanelSource for ArrayView2<'_, f32> {
+    fn dim(&self) -> (usize, usize) {
+        ArrayView2::dim(self)
+    }
+
+    fn pack_panel(&self, start: usize, cols: usize, panel: &mut [f32]) {
+        let k = self.nrows();
+        match self.as_slice() {
             // Row-major: each NR-wide piece is one fixed-size copy.
             Some(rows) if cols == NR => {
-                let n = b.ncols();
+                let n = self.ncols();
                 for (dst, src) in panel.chunks_exact_mut(NR).zip(rows[start..].chunks(n)) {
                     let dst: &mut [f32; NR] = dst.try_into().expect("NR-wide chunk");
                     dst.copy_from_slice(&src[..NR]);
@@ -66,8 +73,8 @@ fn pack_b(b: &ArrayView2<'_, f32>, j0: usize, width: usize, out: &mut Vec<f32>) 
             }
             // Column-major (the transpose of a row-major matrix, such as the
             // activations of a linear layer): each column is contiguous.
-            _ if b.t().as_slice().is_some() => {
-                let columns = b.t().to_slice().expect("checked contiguous");
+            _ if self.t().as_slice().is_some() => {
+                let columns = self.t().to_slice().expect("checked contiguous");
                 if cols < NR {
                     panel.fill(0.0);
                 }
@@ -80,7 +87,7 @@ fn pack_b(b: &ArrayView2<'_, f32>, j0: usize, width: usize, out: &mut Vec<f32>) 
             _ => {
                 for (kk, dst) in panel.chunks_exact_mut(NR).enumerate() {
                     dst[cols..].fill(0.0);
-                    dst[..cols].iter_mut().zip(b.row(kk).iter().skip(start)).for_each(|(d, &v)| *d = v);
+                    dst[..cols].iter_mut().zip(self.row(kk).iter().skip(start)).for_each(|(d, &v)| *d = v);
                 }
             }
         }
@@ -138,7 +145,7 @@ impl Out<'_, '_> {
 
 /// `C (+)= A · B` for `c [m, n]` (any strides): with `accumulate`, adds to
 /// what `c` holds (a bias seeded there, for instance); otherwise overwrites.
-pub(crate) fn gemm(a: &PackedA, b: ArrayView2<'_, f32>, c: &mut ArrayViewMut2<'_, f32>, accumulate: bool) {
+pub(crate) fn gemm(a: &PackedA, b: &impl PanelSource, c: &mut ArrayViewMut2<'_, f32>, accumulate: bool) {
     let (k, n) = b.dim();
     assert_eq!(k, a.k, "inner dimensions of the product");
     assert_eq!(c.dim(), (a.m, n), "output shape of the product");
@@ -160,7 +167,10 @@ pub(crate) fn gemm(a: &PackedA, b: ArrayView2<'_, f32>, c: &mut ArrayViewMut2<'_
     let mut packed_b = Vec::new();
     for j0 in (0..n).step_by(block) {
         let width = block.min(n - j0);
-        pack_b(&b, j0, width, &mut packed_b);
+        packed_b.resize(width.div_ceil(NR) * NR * k, 0.0);
+        for (q, panel) in packed_b.chunks_exact_mut(NR * k).enumerate() {
+            b.pack_panel(j0 + q * NR, NR.min(width - q * NR), panel);
+        }
         for (p, panel_a) in a.data.chunks_exact(MR * k).enumerate() {
             let rows = MR.min(a.m - p * MR);
             for (q, panel_b) in packed_b.chunks_exact(NR * k).enumerate() {
@@ -246,19 +256,19 @@ mod tests {
                 let dot: f64 = (0..k).map(|t| f64::from(a[[i, t]]) * f64::from(b[[t, j]])).sum();
                 dot + f64::from(c[[i, j]])
             });
-            gemm(&PackedA::pack(a.view()), b, &mut c.view_mut(), true);
+            gemm(&PackedA::pack(a.view()), &b, &mut c.view_mut(), true);
             for ((i, j), &e) in expected.indexed_iter() {
                 assert!((f64::from(c[[i, j]]) - e).abs() <= 1e-4 * (1.0 + e.abs()), "{m}x{k}x{n} at {i},{j}");
             }
             // Column-major and strided outputs give the same values.
             let mut col_major = Array2::from_shape_fn((n, m), |(j, i)| value(i, j, 3));
-            gemm(&PackedA::pack(a.view()), b, &mut col_major.view_mut().reversed_axes(), true);
+            gemm(&PackedA::pack(a.view()), &b, &mut col_major.view_mut().reversed_axes(), true);
             assert_eq!(col_major.t(), c, "{m}x{k}x{n} column-major");
             let mut wide = Array2::from_shape_fn((m, 2 * n), |(i, j)| value(i, j / 2, 3));
-            gemm(&PackedA::pack(a.view()), b, &mut wide.slice_mut(ndarray::s![.., ..;2]), true);
+            gemm(&PackedA::pack(a.view()), &b, &mut wide.slice_mut(ndarray::s![.., ..;2]), true);
             assert_eq!(wide.slice(ndarray::s![.., ..;2]), c, "{m}x{k}x{n} strided");
             let mut fresh = Array2::from_elem((m, n), f32::NAN);
-            gemm(&PackedA::pack(a.view()), b, &mut fresh.view_mut(), false);
+            gemm(&PackedA::pack(a.view()), &b, &mut fresh.view_mut(), false);
             for ((i, j), &e) in expected.indexed_iter() {
                 let e = e - f64::from(value(i, j, 3));
                 assert!((f64::from(fresh[[i, j]]) - e).abs() <= 1e-4 * (1.0 + e.abs()), "{m}x{k}x{n} at {i},{j}");

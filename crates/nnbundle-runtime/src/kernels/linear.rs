@@ -103,7 +103,7 @@ fn run_f32(k: &Linear, args: &[Arg<'_>]) -> KernelResult {
     let x2 = x.as_standard_layout();
     let x2 = x2.view().into_shape_with_order((rows, in_f)).map_err(|e| e.to_string())?;
     let mut y = Array2::<f32>::zeros((rows, w.nrows()));
-    gemm(packed, x2.t(), &mut y.view_mut().reversed_axes(), false);
+    gemm(packed, &x2.t(), &mut y.view_mut().reversed_axes(), false);
     finish(k, args, &x, y)
 }
 

@@ -44,9 +44,9 @@ pub(crate) trait Float:
     fn from_f64(x: f64) -> Self;
     fn erf(self) -> Self;
     fn into_value(a: ArrayD<Self>) -> Value;
-    /// `C (+)= A · B` with this type's fastest product: with `accumulate`,
-    /// adds to what `c` holds; otherwise overwrites it.
-    fn matmul_into(a: ArrayView2<'_, Self>, b: ArrayView2<'_, Self>, c: &mut ArrayViewMut2<'_, Self>, accumulate: bool);
+    /// `out += w · cols` for one group's weights `w [og, taps]` and one
+    /// image's im2col matrix, with this type's fastest product.
+    fn conv_product(w: ArrayView2<'_, Self>, cols: &conv::Im2Col<'_, Self>, out: &mut ArrayViewMut2<'_, Self>);
 }
 
 impl Float for f32 {
@@ -59,8 +59,8 @@ impl Float for f32 {
     fn into_value(a: ArrayD<Self>) -> Value {
         Value::F32(a)
     }
-    fn matmul_into(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, c: &mut ArrayViewMut2<'_, f32>, accumulate: bool) {
-        gemm::gemm(&gemm::PackedA::pack(a), b, c, accumulate);
+    fn conv_product(w: ArrayView2<'_, f32>, cols: &conv::Im2Col<'_, f32>, out: &mut ArrayViewMut2<'_, f32>) {
+        gemm::gemm(&gemm::PackedA::pack(w), cols, out, true);
     }
 }
 
@@ -74,8 +74,8 @@ impl Float for f64 {
     fn into_value(a: ArrayD<Self>) -> Value {
         Value::F64(a)
     }
-    fn matmul_into(a: ArrayView2<'_, f64>, b: ArrayView2<'_, f64>, c: &mut ArrayViewMut2<'_, f64>, accumulate: bool) {
-        ndarray::linalg::general_mat_mul(1.0, &a, &b, if accumulate { 1.0 } else { 0.0 }, c);
+    fn conv_product(w: ArrayView2<'_, f64>, cols: &conv::Im2Col<'_, f64>, out: &mut ArrayViewMut2<'_, f64>) {
+        ndarray::linalg::general_mat_mul(1.0, &w, &cols.materialize(), 1.0, out);
     }
 }
 
