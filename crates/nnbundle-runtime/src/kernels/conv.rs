@@ -171,10 +171,12 @@ impl PanelSource for Im2Col<'_, f32> {
                             let dst: &mut [f32; NR] = dst.try_into().expect("NR-wide row");
                             dst.copy_from_slice(src);
                         } else {
-                            for (q, d) in dst.iter_mut().enumerate() {
-                                let ix = ix0 + q as i64;
-                                *d = if ix >= 0 && ix < w { plane[(iy * w + ix) as usize] } else { 0.0 };
-                            }
+                            // Crosses the left or right padding: zeros around one copy.
+                            let lo = (-ix0).clamp(0, NR as i64) as usize;
+                            let hi = (w - ix0).clamp(lo as i64, NR as i64) as usize;
+                            dst.fill(0.0);
+                            let from = (iy * w + ix0 + lo as i64) as usize;
+                            dst[lo..hi].copy_from_slice(&plane[from..from + (hi - lo)]);
                         }
                         continue;
                     }
