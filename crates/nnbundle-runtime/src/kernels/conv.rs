@@ -145,16 +145,22 @@ impl PanelSource for Im2Col<'_, f32> {
             }
             return;
         }
-        // Output coordinates of the panel's columns.
-        let (mut py, mut px) = ([0i64; NR], [0i64; NR]);
-        for q in 0..cols {
-            py[q] = ((start + q) / ow) as i64;
-            px[q] = ((start + q) % ow) as i64;
+        // The panel's columns as runs along output rows: (first column, end, py, px of the first).
+        let mut runs = [(0usize, 0usize, 0i64, 0i64); NR];
+        let mut count = 0;
+        let mut q = 0;
+        while q < cols {
+            let (py, px) = ((start + q) / ow, (start + q) % ow);
+            let len = (ow - px).min(cols - q);
+            runs[count] = (q, q + len, py as i64, px as i64);
+            count += 1;
+            q += len;
         }
-        // A full panel along one output row with unit stride reads NR
-        // consecutive inputs per tap.
-        let one_row = cols == NR && py[0] == py[NR - 1] && ww.stride == 1;
-        let (h, w) = (h as i64, w as i64);
+        let runs = &runs[..count];
+        let (h, w, sx) = (h as i64, w as i64, ww.stride);
+        // A full panel along one output row with unit stride: per tap, NR
+        // consecutive inputs (or a copy between zeros at the borders).
+        let one_row = count == 1 && cols == NR && sx == 1;
         for ci in 0..self.channels {
             let plane = self.plane(ci);
             for i in 0..kh {
@@ -163,7 +169,7 @@ impl PanelSource for Im2Col<'_, f32> {
                     let dst = rows.next().expect("one panel row per tap");
                     let dx = j as i64 * ww.dilation - ww.pad_begin;
                     if one_row {
-                        let (iy, ix0) = (py[0] * wh.stride + dy, px[0] + dx);
+                        let (iy, ix0) = (runs[0].2 * wh.stride + dy, runs[0].3 + dx);
                         if iy < 0 || iy >= h {
                             dst.fill(0.0);
                         } else if ix0 >= 0 && ix0 + NR as i64 <= w {
@@ -171,7 +177,6 @@ impl PanelSource for Im2Col<'_, f32> {
                             let dst: &mut [f32; NR] = dst.try_into().expect("NR-wide row");
                             dst.copy_from_slice(src);
                         } else {
-                            // Crosses the left or right padding: zeros around one copy.
                             let lo = (-ix0).clamp(0, NR as i64) as usize;
                             let hi = (w - ix0).clamp(lo as i64, NR as i64) as usize;
                             dst.fill(0.0);
@@ -180,10 +185,41 @@ impl PanelSource for Im2Col<'_, f32> {
                         }
                         continue;
                     }
-                    for (q, d) in dst.iter_mut().enumerate() {
-                        let (iy, ix) = (py[q] * wh.stride + dy, px[q] * ww.stride + dx);
-                        let inside = q < cols && iy >= 0 && iy < h && ix >= 0 && ix < w;
-                        *d = if inside { plane[(iy * w + ix) as usize] } else { 0.0 };
+                    if cols < NR || runs.len() > 1 {
+                        dst.fill(0.0);
+                    }
+                    for &(q0, q1, py, px) in runs {
+                        let iy = py * wh.stride + dy;
+                        if iy < 0 || iy >= h {
+                            dst[q0..q1].fill(0.0);
+                            continue;
+                        }
+                        let row = &plane[(iy * w) as usize..][..w as usize];
+                        // Column q reads input x = ix0 + (q - q0) * sx; keep those inside [0, w).
+                        let ix0 = px * sx + dx;
+                        let len = (q1 - q0) as i64;
+                        let (lo, hi) = if sx == 1 {
+                            let lo = (-ix0).clamp(0, len);
+                            (lo, (w - ix0).clamp(lo, len))
+                        } else {
+                            let lo = if ix0 >= 0 { 0 } else { (-ix0 + sx - 1) / sx }.min(len);
+                            (lo, if w - ix0 <= 0 { 0 } else { (w - ix0 + sx - 1) / sx }.clamp(lo, len))
+                        };
+                        let (lo, hi) = (lo as usize, hi as usize);
+                        let first = (ix0 + lo as i64 * sx) as usize;
+                        if count == 1 && cols == NR {
+                            dst[..q0 + lo].fill(0.0);
+                            dst[q0 + hi..].fill(0.0);
+                        }
+                        if sx == 1 {
+                            dst[q0 + lo..q0 + hi].copy_from_slice(&row[first..first + (hi - lo)]);
+                        } else {
+                            for (d, &v) in
+                                dst[q0 + lo..q0 + hi].iter_mut().zip(row[first..].iter().step_by(sx as usize))
+                            {
+                                *d = v;
+                            }
+                        }
                     }
                 }
             }
