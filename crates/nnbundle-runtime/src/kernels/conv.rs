@@ -5,6 +5,7 @@
 
 use ndarray::{Array2, ArrayD, ArrayView2, ArrayView4, ArrayViewMut2, Axis, IxDyn};
 use nnbundle_graph::{Attrs, Window, conv_windows};
+use rayon::prelude::*;
 
 use super::gemm::{NR, PanelSource};
 use super::{Float, Kernel, KernelResult, first_dtype, view, with_float};
@@ -252,7 +253,7 @@ fn run<T: Float>(k: &Conv, args: &[Arg<'_>]) -> KernelResult {
     let (plane, taps, positions) = (h * wd, cg * kh * kw, oh * ow);
     let pointwise = kh == 1 && kw == 1 && [wh, ww].iter().all(|a| a.stride == 1 && a.pad_begin == 0 && a.pad_end == 0);
     let mut y = vec![T::zero(); n * o * positions];
-    for (bi, image) in y.chunks_exact_mut((o * positions).max(1)).enumerate() {
+    let convolve = |(bi, image): (usize, &mut [T])| -> Result<(), String> {
         for (gi, dst) in image.chunks_exact_mut((og * positions).max(1)).enumerate() {
             let cols = Im2Col {
                 input: &x[(bi * c + gi * cg) * plane..][..cg * plane],
@@ -272,6 +273,14 @@ fn run<T: Float>(k: &Conv, args: &[Arg<'_>]) -> KernelResult {
             let mut out = ArrayViewMut2::from_shape((og, positions), dst).map_err(|e| e.to_string())?;
             T::conv_product(wg, &cols, &mut out);
         }
+        Ok(())
+    };
+    // Images are independent: threads take whole images.
+    let image_len = (o * positions).max(1);
+    if n > 1 && rayon::current_num_threads() > 1 {
+        y.par_chunks_exact_mut(image_len).enumerate().try_for_each(convolve)?;
+    } else {
+        y.chunks_exact_mut(image_len).enumerate().try_for_each(convolve)?;
     }
     let mut shape = vec![n, o];
     if k.spatial == 2 {

@@ -10,11 +10,14 @@
 use multiversion::multiversion;
 use multiversion::target::target_cfg_f;
 use ndarray::{ArrayView2, ArrayViewMut2};
+use rayon::prelude::*;
 
 /// Rows of a micro-tile.
 const MR: usize = 6;
 /// Columns of a micro-tile.
 pub(crate) const NR: usize = 16;
+/// Products of at least this many multiply-adds split across threads.
+const PARALLEL_WORK: usize = 1 << 20;
 /// Packed `B` block size in floats: kept within the per-core L2 cache while
 /// every panel of `A` passes over it.
 const B_BLOCK_FLOATS: usize = 1 << 18;
@@ -47,7 +50,7 @@ impl PackedA {
 
 /// A right operand `B [k, n]` that packs itself, one panel of [`NR`]
 /// columns at a time: a matrix, or the implicit im2col matrix of a convolution.
-pub(crate) trait PanelSource {
+pub(crate) trait PanelSource: Sync {
     /// `(k, n)`.
     fn dim(&self) -> (usize, usize);
     /// Writes columns `start..start + cols` (`cols <= NR`) into `panel`:
@@ -155,27 +158,62 @@ pub(crate) fn gemm(a: &PackedA, b: &impl PanelSource, c: &mut ArrayViewMut2<'_, 
     if a.m == 0 || n == 0 || k == 0 {
         return;
     }
-    let (m, ld_rows) = (a.m, n);
+    let parallel = a.m * n * k >= PARALLEL_WORK && rayon::current_num_threads() > 1;
     let mut out = if c.is_standard_layout() {
-        Out::Rows(c.as_slice_mut().expect("standard layout"), ld_rows)
+        Out::Rows(c.as_slice_mut().expect("standard layout"), n)
     } else if c.t().is_standard_layout() {
-        Out::Cols(c.view_mut().reversed_axes().into_slice().expect("standard layout"), m)
+        Out::Cols(c.view_mut().reversed_axes().into_slice().expect("standard layout"), a.m)
     } else {
         Out::Strided(c)
     };
-    let block = (B_BLOCK_FLOATS / k.max(1) / NR * NR).max(NR);
+    let block = (B_BLOCK_FLOATS / k / NR * NR).max(NR);
     let mut packed_b = Vec::new();
     for j0 in (0..n).step_by(block) {
         let width = block.min(n - j0);
         packed_b.resize(width.div_ceil(NR) * NR * k, 0.0);
-        for (q, panel) in packed_b.chunks_exact_mut(NR * k).enumerate() {
-            b.pack_panel(j0 + q * NR, NR.min(width - q * NR), panel);
+        let pack = |(q, panel): (usize, &mut [f32])| b.pack_panel(j0 + q * NR, NR.min(width - q * NR), panel);
+        if parallel {
+            packed_b.par_chunks_exact_mut(NR * k).enumerate().for_each(pack);
+        } else {
+            packed_b.chunks_exact_mut(NR * k).enumerate().for_each(pack);
         }
-        for (p, panel_a) in a.data.chunks_exact(MR * k).enumerate() {
-            let rows = MR.min(a.m - p * MR);
-            for (q, panel_b) in packed_b.chunks_exact(NR * k).enumerate() {
-                let cols = NR.min(width - q * NR);
-                out.add(&micro_kernel(panel_a, panel_b), (p * MR, j0 + q * NR), (rows, cols));
+        let panels_b = || packed_b.chunks_exact(NR * k).enumerate();
+        let panels_a = || a.data.chunks_exact(MR * k).enumerate();
+        match &mut out {
+            // Threads split the output: bands of MR rows (one panel of A each)
+            // in row-major C, or NR columns (one panel of B each) in column-major C.
+            Out::Rows(c, ld) if parallel => {
+                let ld = *ld;
+                a.data.par_chunks_exact(MR * k).zip(c.par_chunks_mut(MR * ld)).enumerate().for_each(
+                    |(p, (panel_a, band))| {
+                        let mut band = Out::Rows(band, ld);
+                        for (q, panel_b) in panels_b() {
+                            let size = (MR.min(a.m - p * MR), NR.min(width - q * NR));
+                            band.add(&micro_kernel(panel_a, panel_b), (0, j0 + q * NR), size);
+                        }
+                    },
+                );
+            }
+            Out::Cols(c, ld) if parallel => {
+                let ld = *ld;
+                let columns = &mut c[j0 * ld..(j0 + width) * ld];
+                packed_b.par_chunks_exact(NR * k).zip(columns.par_chunks_mut(NR * ld)).enumerate().for_each(
+                    |(q, (panel_b, strip))| {
+                        let mut strip = Out::Cols(strip, ld);
+                        for (p, panel_a) in panels_a() {
+                            let size = (MR.min(a.m - p * MR), NR.min(width - q * NR));
+                            strip.add(&micro_kernel(panel_a, panel_b), (p * MR, 0), size);
+                        }
+                    },
+                );
+            }
+            out => {
+                for (p, panel_a) in panels_a() {
+                    for (q, panel_b) in panels_b() {
+                        let size = (MR.min(a.m - p * MR), NR.min(width - q * NR));
+                        out.add(&micro_kernel(panel_a, panel_b), (p * MR, j0 + q * NR), size);
+                    }
+                }
             }
         }
     }
@@ -202,8 +240,20 @@ fn micro_kernel(a: &[f32], b: &[f32]) -> [[f32; NR]; MR] {
 /// `y[i] = W[i] · x` for a row-major `w [y.len(), x.len()]`: one pass over
 /// `W` in stored order, 16 lanes per row (batch-1 inference is bound by
 /// reading the weights, which the baseline SSE2 build reads at half speed).
-#[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma", "aarch64+neon"))]
 pub(crate) fn matvec(w: &[f32], x: &[f32], y: &mut [f32]) {
+    /// Rows of `W` per task when threads split a large product.
+    const ROWS_PER_TASK: usize = 64;
+    if w.len() >= PARALLEL_WORK && rayon::current_num_threads() > 1 && !x.is_empty() {
+        y.par_chunks_mut(ROWS_PER_TASK)
+            .zip(w.par_chunks(ROWS_PER_TASK * x.len()))
+            .for_each(|(y, w)| matvec_rows(w, x, y));
+    } else {
+        matvec_rows(w, x, y);
+    }
+}
+
+#[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma", "aarch64+neon"))]
+fn matvec_rows(w: &[f32], x: &[f32], y: &mut [f32]) {
     const LANES: usize = 16;
     let k = x.len();
     if k == 0 {
@@ -230,7 +280,13 @@ mod tests {
 
     #[test]
     fn matvec_matches_a_naive_product() {
-        for (n, k) in [(1, 1), (3, 15), (5, 16), (7, 33), (2, 300), (4, 0)] {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        pool.install(check_matvec);
+    }
+
+    fn check_matvec() {
+        const { assert!(300 * 3500 >= PARALLEL_WORK, "the last shape splits across threads") };
+        for (n, k) in [(1, 1), (3, 15), (5, 16), (7, 33), (2, 300), (4, 0), (300, 3500)] {
             let w: Vec<f32> = (0..n * k).map(|i| ((i * 13 % 17) as f32 - 8.0) / 4.0).collect();
             let x: Vec<f32> = (0..k).map(|i| ((i * 7 % 11) as f32 - 5.0) / 2.0).collect();
             let mut y = vec![f32::NAN; n];
@@ -246,8 +302,17 @@ mod tests {
     /// triple loop in f64, with strided and transposed operands.
     #[test]
     fn matches_a_naive_product() {
+        // Three threads, so the largest shape (above PARALLEL_WORK) splits.
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        pool.install(check_shapes);
+    }
+
+    fn check_shapes() {
         let value = |i: usize, j: usize, s: usize| (((i * 31 + j * 17 + s) % 23) as f32 - 11.0) / 8.0;
-        for (m, k, n) in [(1, 1, 1), (5, 3, 15), (6, 16, 16), (7, 17, 33), (13, 40, 1), (2, 300, 70), (0, 4, 4)] {
+        let shapes =
+            [(1, 1, 1), (5, 3, 15), (6, 16, 16), (7, 17, 33), (13, 40, 1), (2, 300, 70), (0, 4, 4), (70, 300, 90)];
+        const { assert!(70 * 300 * 90 >= PARALLEL_WORK) };
+        for (m, k, n) in shapes {
             let a = Array2::from_shape_fn((m, k), |(i, j)| value(i, j, 1));
             let b_t = Array2::from_shape_fn((n, k), |(i, j)| value(i, j, 2));
             let b = b_t.t();
