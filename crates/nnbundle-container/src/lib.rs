@@ -83,3 +83,11 @@ pub fn save_tensors<'a>(
 pub fn load_tensors(path: impl AsRef<Path>) -> Result<BTreeMap<String, Tensor>> {
     Bundle::open(path)?.load_all()
 }
+
+/// `items` sorted by descending `size`: hashed in parallel one task each in
+/// this order, the largest start first and the small ones fill the gaps, so
+/// no thread is left hashing a big tensor alone at the end.
+fn largest_first<T>(mut items: Vec<T>, size: impl Fn(&T) -> usize) -> Vec<T> {
+    items.sort_by_key(|item| std::cmp::Reverse(size(item)));
+    items
+}

@@ -154,10 +154,15 @@ impl BundleWriter {
 
     /// The manifest this content produces, hashing every tensor (in parallel).
     pub fn manifest(&self) -> Result<Manifest> {
-        let digests: Vec<Sha256Digest> =
-            self.tensors.par_iter().map(|(_, (t, _))| Sha256Digest::of(t.as_bytes())).collect();
+        let digests: BTreeMap<&str, Sha256Digest> =
+            crate::largest_first(self.tensors.iter().collect(), |(_, (t, _))| t.nbytes())
+                .into_par_iter()
+                .with_max_len(1)
+                .map(|(name, (t, _))| (name.as_str(), Sha256Digest::of(t.as_bytes())))
+                .collect();
         let mut manifest = Manifest::new();
-        for ((name, (tensor, group)), sha256) in self.tensors.iter().zip(digests) {
+        for (name, (tensor, group)) in &self.tensors {
+            let sha256 = digests[name.as_str()];
             let record = TensorRecord {
                 dtype: tensor.dtype(),
                 shape: tensor.shape().iter().map(|&d| d as u64).collect(),
