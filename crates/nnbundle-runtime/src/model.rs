@@ -9,7 +9,7 @@ use nnbundle_format::{MetaValue, Tensor};
 use nnbundle_graph::{Dim, Graph, Role, WeightInfo};
 
 use crate::error::{Result, RuntimeError};
-use crate::kernels::{Kernel, build_kernel};
+use crate::kernels::{Kernel, Scratch, build_kernel};
 use crate::value::{Arg, Value};
 
 /// Where a kernel operand comes from.
@@ -43,6 +43,8 @@ pub struct Model {
     outputs: Vec<usize>,
     slots: usize,
     metadata: BTreeMap<String, MetaValue>,
+    /// Buffers of freed intermediates, reused by later steps and runs.
+    scratch: Scratch,
 }
 
 impl std::fmt::Debug for Model {
@@ -96,6 +98,7 @@ impl Model {
             outputs: Vec::new(),
             slots: 0,
             metadata: BTreeMap::new(),
+            scratch: Scratch::default(),
         };
         model.plan()?;
         Ok(model)
@@ -254,7 +257,7 @@ impl Model {
                 })
                 .collect();
             let node = &self.graph.nodes()[step.node];
-            let out = step.kernel.run(&args).map_err(|message| RuntimeError::Node {
+            let out = step.kernel.run(&args, &self.scratch).map_err(|message| RuntimeError::Node {
                 node: node.name.clone(),
                 op: node.op.name(),
                 message,
@@ -262,7 +265,9 @@ impl Model {
             drop(args);
             values[step.out] = Some(out);
             for &f in &step.frees {
-                values[f] = None;
+                if let Some(v) = values[f].take() {
+                    self.scratch.recycle(v);
+                }
             }
         }
         Ok(self

@@ -3,6 +3,7 @@
 use ndarray::Axis;
 use nnbundle_graph::{Attrs, normalize_axis};
 
+use super::Scratch;
 use super::{Float, Kernel, KernelResult, first_dtype, view, with_float};
 use crate::value::Arg;
 
@@ -73,13 +74,17 @@ fn apply<T: Float>(f: Fun, x: T) -> T {
     }
 }
 
-fn unary<T: Float>(f: Fun, args: &[Arg<'_>]) -> KernelResult {
-    Ok(T::into_value(view::<T>(args, 0)?.mapv(|x| apply(f, x))))
+fn unary<T: Float>(f: Fun, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult {
+    let x = view::<T>(args, 0)?;
+    let x = x.as_standard_layout();
+    let mut y = T::zeros_in(scratch, x.len());
+    y.iter_mut().zip(x.as_slice().expect("standard layout")).for_each(|(y, &x)| *y = apply(f, x));
+    Ok(T::into_value(ndarray::ArrayD::from_shape_vec(x.raw_dim(), y).map_err(|e| e.to_string())?))
 }
 
 impl Kernel for Unary {
-    fn run(&self, args: &[Arg<'_>]) -> KernelResult {
-        with_float!(first_dtype(args), T => unary::<T>(self.0, args))
+    fn run(&self, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult {
+        with_float!(first_dtype(args), T => unary::<T>(self.0, args, scratch))
     }
 }
 
@@ -124,7 +129,7 @@ fn softmax<T: Float>(k: &Softmax, args: &[Arg<'_>]) -> KernelResult {
 }
 
 impl Kernel for Softmax {
-    fn run(&self, args: &[Arg<'_>]) -> KernelResult {
+    fn run(&self, args: &[Arg<'_>], _: &Scratch) -> KernelResult {
         with_float!(first_dtype(args), T => softmax::<T>(self, args))
     }
 }

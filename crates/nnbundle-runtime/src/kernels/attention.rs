@@ -4,6 +4,7 @@ use ndarray::{Array2, Array3, ArrayView2, Axis, Ix1, Ix2, Ix3, s};
 use nnbundle_format::DType;
 use nnbundle_graph::Attrs;
 
+use super::Scratch;
 use super::activation::softmax_lanes;
 use super::linear::affine;
 use super::{Float, Kernel, KernelResult, first_dtype, view, with_float};
@@ -95,7 +96,7 @@ fn run<T: Float>(k: &MultiheadAttention, args: &[Arg<'_>]) -> KernelResult {
 }
 
 impl Kernel for MultiheadAttention {
-    fn run(&self, args: &[Arg<'_>]) -> KernelResult {
+    fn run(&self, args: &[Arg<'_>], _: &Scratch) -> KernelResult {
         with_float!(first_dtype(args), T => run::<T>(self, args))
     }
 }

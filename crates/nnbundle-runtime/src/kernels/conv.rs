@@ -7,6 +7,7 @@ use ndarray::{Array2, ArrayD, ArrayView2, ArrayView4, ArrayViewMut2, Axis, IxDyn
 use nnbundle_graph::{Attrs, Window, conv_windows};
 use rayon::prelude::*;
 
+use super::Scratch;
 use super::gemm::{NR, PanelSource};
 use super::{Float, Kernel, KernelResult, first_dtype, view, with_float};
 use crate::value::Arg;
@@ -228,7 +229,7 @@ impl PanelSource for Im2Col<'_, f32> {
     }
 }
 
-fn run<T: Float>(k: &Conv, args: &[Arg<'_>]) -> KernelResult {
+fn run<T: Float>(k: &Conv, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult {
     let x = as_4d(view::<T>(args, 0)?, k.spatial)?;
     let w = as_4d(view::<T>(args, 1)?, k.spatial)?;
     let b = if k.bias { Some(view::<T>(args, 2)?) } else { None };
@@ -252,7 +253,7 @@ fn run<T: Float>(k: &Conv, args: &[Arg<'_>]) -> KernelResult {
     };
     let (plane, taps, positions) = (h * wd, cg * kh * kw, oh * ow);
     let pointwise = kh == 1 && kw == 1 && [wh, ww].iter().all(|a| a.stride == 1 && a.pad_begin == 0 && a.pad_end == 0);
-    let mut y = vec![T::zero(); n * o * positions];
+    let mut y = T::zeros_in(scratch, n * o * positions);
     let convolve = |(bi, image): (usize, &mut [T])| -> Result<(), String> {
         for (gi, dst) in image.chunks_exact_mut((og * positions).max(1)).enumerate() {
             let cols = Im2Col {
@@ -292,7 +293,7 @@ fn run<T: Float>(k: &Conv, args: &[Arg<'_>]) -> KernelResult {
 }
 
 impl Kernel for Conv {
-    fn run(&self, args: &[Arg<'_>]) -> KernelResult {
-        with_float!(first_dtype(args), T => run::<T>(self, args))
+    fn run(&self, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult {
+        with_float!(first_dtype(args), T => run::<T>(self, args, scratch))
     }
 }

@@ -4,6 +4,7 @@ use ndarray::{ArrayD, Axis, IxDyn};
 use nnbundle_format::DType;
 use nnbundle_graph::Attrs;
 
+use super::Scratch;
 use super::{Float, Kernel, KernelResult, view, with_float};
 use crate::value::{Arg, Value};
 
@@ -47,7 +48,7 @@ fn take<T: Clone + num_traits::Zero>(
 pub(crate) struct Embedding;
 
 impl Kernel for Embedding {
-    fn run(&self, args: &[Arg<'_>]) -> KernelResult {
+    fn run(&self, args: &[Arg<'_>], _: &Scratch) -> KernelResult {
         let (idx, shape) = indices(args, 0)?;
         with_float!(args[1].dtype(), T => take(view::<T>(args, 1)?, 0, &idx, &shape, false).map(T::into_value))
     }
@@ -73,7 +74,7 @@ fn gather_typed<T: crate::value::Scalar + num_traits::Zero>(
 }
 
 impl Kernel for Gather {
-    fn run(&self, args: &[Arg<'_>]) -> KernelResult {
+    fn run(&self, args: &[Arg<'_>], _: &Scratch) -> KernelResult {
         let (idx, shape) = indices(args, 1)?;
         let rank = args[0].shape().len();
         let axis = nnbundle_graph::normalize_axis(self.axis, rank).ok_or("axis out of range")?;

@@ -6,6 +6,7 @@ use ndarray::{Array2, ArrayD, Ix1, Ix2, IxDyn};
 use nnbundle_format::DType;
 use nnbundle_graph::Attrs;
 
+use super::Scratch;
 use super::gemm::{PackedA, gemm, matvec};
 use super::{Float, Kernel, KernelResult, first_dtype, view, with_float};
 use crate::value::{Arg, Value};
@@ -69,7 +70,7 @@ fn run<T: Float>(k: &Linear, args: &[Arg<'_>]) -> KernelResult {
 
 /// f32 above [`SMALL_BATCH`] rows and [`MIN_PACKED_INPUTS`] inputs: `yᵀ = W · xᵀ` over the packed weight,
 /// written into `y` seeded with the bias.
-fn run_f32(k: &Linear, args: &[Arg<'_>]) -> KernelResult {
+fn run_f32(k: &Linear, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult {
     let x = view::<f32>(args, 0)?;
     let w = view::<f32>(args, 1)?.into_dimensionality::<Ix2>().map_err(|e| e.to_string())?;
     let in_f = *x.shape().last().ok_or("input is a scalar")?;
@@ -81,7 +82,8 @@ fn run_f32(k: &Linear, args: &[Arg<'_>]) -> KernelResult {
         let (Some(ws), x2) = (w.as_slice(), x.as_standard_layout()) else {
             return run::<f32>(k, args);
         };
-        let mut y = Array2::<f32>::zeros((rows, w.nrows()));
+        let mut y =
+            Array2::from_shape_vec((rows, w.nrows()), scratch.zeros(rows * w.nrows())).map_err(|e| e.to_string())?;
         for (out, x) in y.rows_mut().into_iter().zip(x2.as_slice().expect("standard layout").chunks_exact(in_f.max(1)))
         {
             let out = out.into_slice().expect("standard layout");
@@ -102,8 +104,10 @@ fn run_f32(k: &Linear, args: &[Arg<'_>]) -> KernelResult {
     };
     let x2 = x.as_standard_layout();
     let x2 = x2.view().into_shape_with_order((rows, in_f)).map_err(|e| e.to_string())?;
-    let mut y = Array2::<f32>::zeros((rows, w.nrows()));
-    gemm(packed, &x2.t(), &mut y.view_mut().reversed_axes(), false);
+    let mut y =
+        Array2::from_shape_vec((rows, w.nrows()), scratch.zeros(rows * w.nrows())).map_err(|e| e.to_string())?;
+    // y starts as zeros, so the product can accumulate into it.
+    gemm(packed, &x2.t(), &mut y.view_mut().reversed_axes(), true);
     finish(k, args, &x, y)
 }
 
@@ -119,9 +123,9 @@ fn finish(k: &Linear, args: &[Arg<'_>], x: &ndarray::ArrayViewD<'_, f32>, mut y:
 }
 
 impl Kernel for Linear {
-    fn run(&self, args: &[Arg<'_>]) -> KernelResult {
+    fn run(&self, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult {
         match first_dtype(args) {
-            DType::F32 => run_f32(self, args),
+            DType::F32 => run_f32(self, args, scratch),
             other => with_float!(other, T => run::<T>(self, args)),
         }
     }

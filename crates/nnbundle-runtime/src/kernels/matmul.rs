@@ -2,6 +2,7 @@
 
 use ndarray::{Array3, ArrayD, Axis, IxDyn};
 
+use super::Scratch;
 use super::{Float, Kernel, KernelResult, first_dtype, view, with_float};
 use crate::value::Arg;
 
@@ -58,7 +59,7 @@ fn run<T: Float>(args: &[Arg<'_>]) -> KernelResult {
 }
 
 impl Kernel for MatMul {
-    fn run(&self, args: &[Arg<'_>]) -> KernelResult {
+    fn run(&self, args: &[Arg<'_>], _: &Scratch) -> KernelResult {
         with_float!(first_dtype(args), T => run::<T>(args))
     }
 }

@@ -11,11 +11,14 @@ mod linear;
 mod matmul;
 mod norm;
 mod pool;
+mod scratch;
 mod shape;
 
 use ndarray::{ArrayD, ArrayView2, ArrayViewMut2, LinalgScalar};
 use nnbundle_format::DType;
 use nnbundle_graph::{Node, OpKind};
+
+pub(crate) use scratch::Scratch;
 
 use crate::value::{Arg, Scalar, Value};
 
@@ -24,8 +27,9 @@ pub(crate) type KernelResult = Result<Value, String>;
 
 /// One op's implementation for one node.
 pub(crate) trait Kernel: Send + Sync {
-    /// Computes the output from the operands, in slot order.
-    fn run(&self, args: &[Arg<'_>]) -> KernelResult;
+    /// Computes the output from the operands, in slot order, taking large
+    /// f32 outputs from `scratch`.
+    fn run(&self, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult;
 }
 
 /// Float element types the kernels compute with.
@@ -44,6 +48,8 @@ pub(crate) trait Float:
     fn from_f64(x: f64) -> Self;
     fn erf(self) -> Self;
     fn into_value(a: ArrayD<Self>) -> Value;
+    /// A buffer of `len` zeros, recycled from `scratch` where this type is pooled.
+    fn zeros_in(scratch: &Scratch, len: usize) -> Vec<Self>;
     /// `out += w · cols` for one group's weights `w [og, taps]` and one
     /// image's im2col matrix, with this type's fastest product.
     fn conv_product(w: ArrayView2<'_, Self>, cols: &conv::Im2Col<'_, Self>, out: &mut ArrayViewMut2<'_, Self>);
@@ -59,6 +65,9 @@ impl Float for f32 {
     fn into_value(a: ArrayD<Self>) -> Value {
         Value::F32(a)
     }
+    fn zeros_in(scratch: &Scratch, len: usize) -> Vec<f32> {
+        scratch.zeros(len)
+    }
     fn conv_product(w: ArrayView2<'_, f32>, cols: &conv::Im2Col<'_, f32>, out: &mut ArrayViewMut2<'_, f32>) {
         gemm::gemm(&gemm::PackedA::pack(w), cols, out, true);
     }
@@ -73,6 +82,9 @@ impl Float for f64 {
     }
     fn into_value(a: ArrayD<Self>) -> Value {
         Value::F64(a)
+    }
+    fn zeros_in(_: &Scratch, len: usize) -> Vec<f64> {
+        vec![0.0; len]
     }
     fn conv_product(w: ArrayView2<'_, f64>, cols: &conv::Im2Col<'_, f64>, out: &mut ArrayViewMut2<'_, f64>) {
         ndarray::linalg::general_mat_mul(1.0, &w, &cols.materialize(), 1.0, out);

@@ -3,6 +3,7 @@
 use ndarray::{ArrayD, Axis};
 use nnbundle_graph::Attrs;
 
+use super::Scratch;
 use super::{Float, Kernel, KernelResult, first_dtype, view, with_float};
 use crate::value::Arg;
 
@@ -37,7 +38,7 @@ fn batch_norm<T: Float>(k: &BatchNorm, args: &[Arg<'_>]) -> KernelResult {
 }
 
 impl Kernel for BatchNorm {
-    fn run(&self, args: &[Arg<'_>]) -> KernelResult {
+    fn run(&self, args: &[Arg<'_>], _: &Scratch) -> KernelResult {
         with_float!(first_dtype(args), T => batch_norm::<T>(self, args))
     }
 }
@@ -89,7 +90,7 @@ fn layer_norm<T: Float>(k: &LayerNorm, args: &[Arg<'_>]) -> KernelResult {
 }
 
 impl Kernel for LayerNorm {
-    fn run(&self, args: &[Arg<'_>]) -> KernelResult {
+    fn run(&self, args: &[Arg<'_>], _: &Scratch) -> KernelResult {
         with_float!(first_dtype(args), T => layer_norm::<T>(self, args))
     }
 }

@@ -3,6 +3,7 @@
 use ndarray::{Array4, ArrayD, IxDyn, s};
 use nnbundle_graph::{Attrs, Window, pool_windows};
 
+use super::Scratch;
 use super::conv::{as_4d, hw};
 use super::{Float, Kernel, KernelResult, first_dtype, view, with_float};
 use crate::value::Arg;
@@ -53,7 +54,7 @@ fn axis_taps(w: &Window, n: usize, out: usize) -> Vec<(Vec<usize>, i64)> {
         .collect()
 }
 
-fn run<T: Float>(k: &Pool, args: &[Arg<'_>]) -> KernelResult {
+fn run<T: Float>(k: &Pool, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult {
     let x = as_4d(view::<T>(args, 0)?, k.spatial)?;
     let (n, c, h, w) = x.dim();
     let [wh, ww] = k.windows;
@@ -62,7 +63,7 @@ fn run<T: Float>(k: &Pool, args: &[Arg<'_>]) -> KernelResult {
     let (rows, cols) = (axis_taps(&wh, h, oh), axis_taps(&ww, w, ow));
     let x = x.as_standard_layout();
     let x = x.as_slice().expect("standard layout");
-    let mut y = vec![T::zero(); n * c * oh * ow];
+    let mut y = T::zeros_in(scratch, n * c * oh * ow);
     for (plane, out) in x.chunks_exact((h * w).max(1)).zip(y.chunks_exact_mut((oh * ow).max(1))) {
         for ((ys, py_count), out) in rows.iter().zip(out.chunks_exact_mut(ow.max(1))) {
             for ((xs, px_count), out) in cols.iter().zip(out.iter_mut()) {
@@ -84,8 +85,8 @@ fn run<T: Float>(k: &Pool, args: &[Arg<'_>]) -> KernelResult {
 }
 
 impl Kernel for Pool {
-    fn run(&self, args: &[Arg<'_>]) -> KernelResult {
-        with_float!(first_dtype(args), T => run::<T>(self, args))
+    fn run(&self, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult {
+        with_float!(first_dtype(args), T => run::<T>(self, args, scratch))
     }
 }
 
@@ -116,7 +117,7 @@ fn adaptive<T: Float>(k: &AdaptiveAvg, args: &[Arg<'_>]) -> KernelResult {
 }
 
 impl Kernel for AdaptiveAvg {
-    fn run(&self, args: &[Arg<'_>]) -> KernelResult {
+    fn run(&self, args: &[Arg<'_>], _: &Scratch) -> KernelResult {
         with_float!(first_dtype(args), T => adaptive::<T>(self, args))
     }
 }

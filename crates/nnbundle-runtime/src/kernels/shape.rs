@@ -3,6 +3,7 @@
 use ndarray::{ArrayD, Axis, IxDyn};
 use nnbundle_graph::{Attrs, normalize_axis};
 
+use super::Scratch;
 use super::{Kernel, KernelResult};
 use crate::value::{Arg, Value};
 
@@ -37,7 +38,7 @@ fn reshape<T: Clone>(a: &ArrayD<T>, shape: &[usize]) -> Result<ArrayD<T>, String
 pub(crate) struct Passthrough;
 
 impl Kernel for Passthrough {
-    fn run(&self, args: &[Arg<'_>]) -> KernelResult {
+    fn run(&self, args: &[Arg<'_>], _: &Scratch) -> KernelResult {
         Ok(any_dtype!(args[0], a => a.clone()))
     }
 }
@@ -54,7 +55,7 @@ impl Flatten {
 }
 
 impl Kernel for Flatten {
-    fn run(&self, args: &[Arg<'_>]) -> KernelResult {
+    fn run(&self, args: &[Arg<'_>], _: &Scratch) -> KernelResult {
         let dims = args[0].shape();
         let r = dims.len().max(1);
         let (s, e) = (normalize_axis(self.start, r).ok_or("start_dim")?, normalize_axis(self.end, r).ok_or("end_dim")?);
@@ -82,7 +83,7 @@ impl Reshape {
 }
 
 impl Kernel for Reshape {
-    fn run(&self, args: &[Arg<'_>]) -> KernelResult {
+    fn run(&self, args: &[Arg<'_>], _: &Scratch) -> KernelResult {
         let input = args[0].shape();
         let total: usize = input.iter().product();
         // Sizes, with copied dims resolved and the -1 still open.
@@ -119,7 +120,7 @@ impl Permute {
 }
 
 impl Kernel for Permute {
-    fn run(&self, args: &[Arg<'_>]) -> KernelResult {
+    fn run(&self, args: &[Arg<'_>], _: &Scratch) -> KernelResult {
         let r = args[0].shape().len();
         let axes: Vec<usize> =
             self.dims.iter().map(|&d| normalize_axis(d, r).ok_or("dims out of range")).collect::<Result<_, _>>()?;
@@ -143,7 +144,7 @@ fn concat<T: Clone + crate::value::Scalar>(args: &[Arg<'_>], axis: usize) -> Res
 }
 
 impl Kernel for Concat {
-    fn run(&self, args: &[Arg<'_>]) -> KernelResult {
+    fn run(&self, args: &[Arg<'_>], _: &Scratch) -> KernelResult {
         let r = args[0].shape().len();
         let axis = normalize_axis(self.dim, r).ok_or("dim out of range")?;
         Ok(match args[0].dtype() {

@@ -1,0 +1,75 @@
+//! Recycled output buffers.
+//!
+//! A model run in a loop allocates the same intermediate sizes every time;
+//! freshly allocated large buffers cost page faults (the allocator hands the
+//! memory back to the system between runs). The model returns f32 buffers it
+//! frees here and kernels take their outputs from here, so after the first
+//! run a model stops allocating its big intermediates.
+
+use std::sync::{Mutex, PoisonError};
+
+use crate::value::Value;
+
+/// Buffers kept at most; the smallest goes when a larger one comes back.
+const KEEP: usize = 16;
+
+/// A model's free f32 buffers.
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    free: Mutex<Vec<Vec<f32>>>,
+}
+
+impl Scratch {
+    /// A buffer of `len` zeros: the smallest free one that fits, or a new one.
+    pub(crate) fn zeros(&self, len: usize) -> Vec<f32> {
+        let reused = {
+            let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
+            let fit = free.iter().enumerate().filter(|(_, v)| v.capacity() >= len).min_by_key(|(_, v)| v.capacity());
+            fit.map(|(i, _)| i).map(|i| free.swap_remove(i))
+        };
+        match reused {
+            Some(mut v) => {
+                v.clear();
+                v.resize(len, 0.0);
+                v
+            }
+            None => vec![0.0; len],
+        }
+    }
+
+    /// Keeps the buffer of an f32 value no longer needed.
+    pub(crate) fn recycle(&self, value: Value) {
+        let Value::F32(a) = value else { return };
+        let (v, offset) = a.into_raw_vec_and_offset();
+        if offset.unwrap_or(0) != 0 || v.capacity() == 0 {
+            return;
+        }
+        let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
+        if free.len() < KEEP {
+            free.push(v);
+        } else if let Some(smallest) = free.iter_mut().min_by_key(|v| v.capacity())
+            && smallest.capacity() < v.capacity()
+        {
+            *smallest = v;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reuses_the_smallest_buffer_that_fits_and_zeroes_it() {
+        let scratch = Scratch::default();
+        scratch.recycle(Value::F32(ndarray::ArrayD::from_elem(ndarray::IxDyn(&[100]), 7.0)));
+        scratch.recycle(Value::F32(ndarray::ArrayD::from_elem(ndarray::IxDyn(&[10]), 7.0)));
+        let v = scratch.zeros(8);
+        assert!(v.capacity() >= 10 && v.capacity() < 100, "best fit");
+        assert_eq!(v, vec![0.0; 8]);
+        let w = scratch.zeros(50);
+        assert!(w.capacity() >= 100);
+        assert_eq!(w, vec![0.0; 50]);
+        assert_eq!(scratch.zeros(3).len(), 3, "nothing left: a new buffer");
+    }
+}
