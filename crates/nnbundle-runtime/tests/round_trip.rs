@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use ndarray::{ArrayD, IxDyn};
 use nnbundle_format::DType;
 use nnbundle_graph::{Dim, Graph};
-use nnbundle_runtime::{Model, Value};
+use nnbundle_runtime::{Layer, Model, Sequential, Value};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -129,4 +129,19 @@ fn seeded_initialisation_is_reproducible_and_follows_pytorch_bounds() {
     assert!(w.iter().any(|v| v.abs() > 0.9 * bound), "values spread over the range");
     let mean = w.iter().sum::<f32>() / w.len() as f32;
     assert!(mean.abs() < 0.02, "mean {mean}");
+}
+
+/// Max pooling propagates NaN as PyTorch does: a window holding a NaN gives
+/// NaN, the others their maximum (hand-computed).
+#[test]
+fn max_pool_propagates_nan() {
+    let model = Sequential::new("x", DType::F32, &[1u64.into(), 1u64.into(), 2u64.into(), 4u64.into()])
+        .add("pool", Layer::new(nnbundle_graph::OpKind::MaxPool2d).attr("kernel_size", 2i64))
+        .build(0)
+        .unwrap();
+    let x = ndarray::arr2(&[[1.0f32, f32::NAN, -3.0, 5.0], [2.0, 0.5, -4.0, -1.0]]).into_shape_with_order((1, 1, 2, 4));
+    let Value::F32(y) = model.forward(x.unwrap().into_dyn()).unwrap() else { panic!("f32 output") };
+    let y: Vec<f32> = y.iter().copied().collect();
+    assert!(y[0].is_nan(), "{y:?}");
+    assert_eq!(y[1], 5.0);
 }

@@ -32,26 +32,67 @@ fn out_shape(n: usize, c: usize, oh: usize, ow: usize, spatial: usize) -> Vec<us
     if spatial == 2 { vec![n, c, oh, ow] } else { vec![n, c, ow] }
 }
 
-/// For each output position of one axis: the input indices its window reads
-/// inside the input, and how many of its taps lie inside the padded input
-/// (PyTorch's divisor with `count_include_pad`: never a ceil-mode overflow).
-fn axis_taps(w: &Window, n: usize, out: usize) -> Vec<(Vec<usize>, i64)> {
+/// The taps of one window along one axis: the input indices it reads inside
+/// the input, `first`, `first + step`, ... (`count` of them), and how many of
+/// its taps lie inside the padded input (PyTorch's divisor with
+/// `count_include_pad`: never a ceil-mode overflow).
+#[derive(Clone, Copy)]
+struct Taps {
+    first: usize,
+    count: usize,
+    padded: i64,
+}
+
+/// The taps of every output position of one axis.
+fn axis_taps(w: &Window, n: usize, out: usize) -> Vec<Taps> {
     (0..out)
         .map(|p| {
             let start = p as i64 * w.stride - w.pad_begin;
-            let (mut inside, mut padded) = (Vec::new(), 0);
+            let mut taps = Taps { first: 0, count: 0, padded: 0 };
             for t in 0..w.kernel {
                 let i = start + t * w.dilation;
                 if i < n as i64 + w.pad_end {
-                    padded += 1;
+                    taps.padded += 1;
                     if i >= 0 && i < n as i64 {
-                        inside.push(i as usize);
+                        if taps.count == 0 {
+                            taps.first = i as usize;
+                        }
+                        taps.count += 1;
                     }
                 }
             }
-            (inside, padded)
+            taps
         })
         .collect()
+}
+
+/// Folds `f` over every window of one `[h, w]` plane into `out` (`[oh, ow]`),
+/// then `finish(acc, rows, cols)` gives the output.
+#[allow(clippy::too_many_arguments)]
+fn pool_plane<T: Float, A: Copy>(
+    plane: &[T],
+    w: usize,
+    (rows, cols): (&[Taps], &[Taps]),
+    (dy, dx): (usize, usize),
+    init: A,
+    f: impl Fn(A, T) -> A,
+    finish: impl Fn(A, &Taps, &Taps) -> T,
+    out: &mut [T],
+) {
+    for (ry, out) in rows.iter().zip(out.chunks_exact_mut(cols.len().max(1))) {
+        for (rx, out) in cols.iter().zip(out.iter_mut()) {
+            let mut acc = init;
+            for r in 0..ry.count {
+                let row = &plane[(ry.first + r * dy) * w..][..w];
+                if dx == 1 {
+                    acc = row[rx.first..rx.first + rx.count].iter().fold(acc, |a, &v| f(a, v));
+                } else {
+                    acc = row[rx.first..].iter().step_by(dx).take(rx.count).fold(acc, |a, &v| f(a, v));
+                }
+            }
+            *out = finish(acc, ry, rx);
+        }
+    }
 }
 
 fn run<T: Float>(k: &Pool, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult {
@@ -60,23 +101,27 @@ fn run<T: Float>(k: &Pool, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult 
     let [wh, ww] = k.windows;
     let oh = wh.out_len(h as i64).ok_or("the window does not fit the padded input")? as usize;
     let ow = ww.out_len(w as i64).ok_or("the window does not fit the padded input")? as usize;
-    let (rows, cols) = (axis_taps(&wh, h, oh), axis_taps(&ww, w, ow));
+    let taps = (axis_taps(&wh, h, oh), axis_taps(&ww, w, ow));
+    let taps = (taps.0.as_slice(), taps.1.as_slice());
+    let steps = (wh.dilation as usize, ww.dilation as usize);
     let x = x.as_standard_layout();
     let x = x.as_slice().expect("standard layout");
     let mut y = T::zeros_in(scratch, n * c * oh * ow);
     for (plane, out) in x.chunks_exact((h * w).max(1)).zip(y.chunks_exact_mut((oh * ow).max(1))) {
-        for ((ys, py_count), out) in rows.iter().zip(out.chunks_exact_mut(ow.max(1))) {
-            for ((xs, px_count), out) in cols.iter().zip(out.iter_mut()) {
-                let taps = ys.iter().flat_map(|&iy| xs.iter().map(move |&ix| plane[iy * w + ix]));
-                *out = match k.kind {
-                    // NaN propagates, as in PyTorch.
-                    Kind::Max => taps.fold(T::neg_infinity(), |best, v| if v > best || v.is_nan() { v } else { best }),
-                    Kind::Avg => {
-                        let count =
-                            if k.count_include_pad { py_count * px_count } else { (ys.len() * xs.len()) as i64 };
-                        taps.fold(T::zero(), |s, v| s + v) / T::from_f64(count.max(1) as f64)
-                    }
+        match k.kind {
+            // NaN propagates, as in PyTorch.
+            Kind::Max => {
+                // Branch-free: the maximum ignoring NaN, and whether a NaN was seen.
+                let max = |(best, nan): (T, bool), v: T| (best.max(v), nan | v.is_nan());
+                let finish = |(best, nan): (T, bool), _: &Taps, _: &Taps| if nan { T::nan() } else { best };
+                pool_plane(plane, w, taps, steps, (T::neg_infinity(), false), max, finish, out);
+            }
+            Kind::Avg => {
+                let mean = |sum: T, ry: &Taps, rx: &Taps| {
+                    let count = if k.count_include_pad { ry.padded * rx.padded } else { (ry.count * rx.count) as i64 };
+                    sum / T::from_f64(count.max(1) as f64)
                 };
+                pool_plane(plane, w, taps, steps, T::zero(), |s, v| s + v, mean, out);
             }
         }
     }
