@@ -3,10 +3,10 @@
 //! runs the peers' scripts in the same run and prints ratios.
 //!
 //! Operations:
-//! - `save MODEL PATH`: build the tensors of `MODEL` (`uniform`: 256 x 1024x1024
+//! - `save MODEL PATH [unsynced]`: build the tensors of `MODEL` (`uniform`: 256 x 1024x1024
 //!   f32; `mix`: 12 x 4096x4096 + 60 x 1024x1024 + 1000 vectors; `small`: 64 MiB;
 //!   `tiny`: 256 x 32x32, 1 MiB: as many tensors as `uniform`, 1/1024 of the bytes)
-//!   and save them as a bundle (hashing included);
+//!   and save them as a bundle (hashing included; fsynced unless `unsynced`);
 //! - `load PATH`: open, verify every SHA-256, view every tensor as an ndarray;
 //! - `open1 PATH NAME`: trusted open and one tensor view (no hashing);
 //! - `lazy1 PATH NAME`: open and read one tensor, its hash checked;
@@ -52,7 +52,11 @@ fn main() {
                 w.add_tensor(name, Tensor::from_vec(shape, values).unwrap()).unwrap();
             }
             let t0 = Instant::now();
-            w.save(arg(2)).unwrap();
+            let durability = match args.get(3).map(String::as_str) {
+                Some("unsynced") => nnbundle_container::Durability::Unsynced,
+                _ => nnbundle_container::Durability::Synced,
+            };
+            w.save_with(arg(2), durability).unwrap();
             json!({"op": "save", "seconds": t0.elapsed().as_secs_f64(), "bytes": bytes})
         }
         "load" => {

@@ -39,7 +39,7 @@ pub mod npy;
 mod reader;
 mod writer;
 
-pub use atomic::{TEMP_SUFFIX, write_atomically};
+pub use atomic::{Durability, TEMP_SUFFIX, write_atomically, write_atomically_with};
 pub use error::{ContainerError, Result};
 pub use reader::{Bundle, OpenOptions, TensorInfo, Verify};
 pub use writer::BundleWriter;

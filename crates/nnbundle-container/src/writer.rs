@@ -14,7 +14,7 @@ use nnbundle_graph::{Graph, WeightInfo};
 use rayon::prelude::*;
 use zip::write::SimpleFileOptions;
 
-use crate::atomic::write_atomically;
+use crate::atomic::{Durability, write_atomically_with};
 use crate::error::{ContainerError, Result};
 use crate::npy;
 
@@ -235,11 +235,17 @@ impl BundleWriter {
         Ok(manifest)
     }
 
-    /// Writes the bundle to `path` atomically (see [`write_atomically`]) and
-    /// returns its manifest. A failure leaves any existing file untouched.
+    /// Writes the bundle to `path` atomically and synced (see
+    /// [`write_atomically`]) and returns its manifest. A failure leaves any
+    /// existing file untouched.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<Manifest> {
+        self.save_with(path, Durability::Synced)
+    }
+
+    /// [`BundleWriter::save`] with the given durability.
+    pub fn save_with(&self, path: impl AsRef<Path>, durability: Durability) -> Result<Manifest> {
         let mut manifest = None;
-        write_atomically(path.as_ref(), |w| {
+        write_atomically_with(path.as_ref(), durability, |w| {
             manifest = Some(self.write_to(w)?);
             Ok(())
         })?;

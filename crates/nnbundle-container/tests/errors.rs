@@ -4,7 +4,7 @@ mod common;
 
 use std::io::{Cursor, Seek, SeekFrom, Write};
 
-use nnbundle_container::{Bundle, BundleWriter, ContainerError, write_atomically};
+use nnbundle_container::{Bundle, BundleWriter, ContainerError, Durability, write_atomically, write_atomically_with};
 use nnbundle_format::Tensor;
 use zip::write::SimpleFileOptions;
 
@@ -258,6 +258,19 @@ fn save_failing_half_way_keeps_the_previous_bundle() {
 
     w.save(&path).unwrap();
     assert_eq!(Bundle::open(&path).unwrap().tensor("big").unwrap().len(), 1 << 16);
+
+    // Unsynced saves write the same bytes, just without waiting for the device,
+    // and fail the same way.
+    let err = write_atomically_with(&path, Durability::Unsynced, |out| {
+        w.write_to(FailAfter { inner: out, budget: 100_000 }).map(drop)
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("injected: disk full"), "{err}");
+    let synced = std::fs::read(&path).unwrap();
+    let other = dir.path().join("unsynced.nnb");
+    w.save_with(&other, Durability::Unsynced).unwrap();
+    assert_eq!(std::fs::read(&other).unwrap(), synced);
 }
 
 /// Offset of the end-of-central-directory record.
