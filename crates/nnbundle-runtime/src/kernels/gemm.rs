@@ -77,13 +77,21 @@ impl PanelSource for ArrayView2<'_, f32> {
             // Column-major (the transpose of a row-major matrix, such as the
             // activations of a linear layer): each column is contiguous.
             _ if self.t().as_slice().is_some() => {
-                let columns = self.t().to_slice().expect("checked contiguous");
-                if cols < NR {
+                let columns = &self.t().to_slice().expect("checked contiguous")[start * k..];
+                if cols == NR {
+                    // Sixteen sequential reads per row of the panel, one sequential write.
+                    let columns: [&[f32]; NR] = std::array::from_fn(|j| &columns[j * k..(j + 1) * k]);
+                    for (kk, dst) in panel.chunks_exact_mut(NR).enumerate() {
+                        for (d, column) in dst.iter_mut().zip(&columns) {
+                            *d = column[kk];
+                        }
+                    }
+                } else {
                     panel.fill(0.0);
-                }
-                for (j, column) in columns[start * k..].chunks_exact(k).take(cols).enumerate() {
-                    for (kk, &v) in column.iter().enumerate() {
-                        panel[kk * NR + j] = v;
+                    for (j, column) in columns.chunks_exact(k).take(cols).enumerate() {
+                        for (kk, &v) in column.iter().enumerate() {
+                            panel[kk * NR + j] = v;
+                        }
                     }
                 }
             }

@@ -115,7 +115,12 @@ fn run_f32(k: &Linear, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult {
 fn finish(k: &Linear, args: &[Arg<'_>], x: &ndarray::ArrayViewD<'_, f32>, mut y: Array2<f32>) -> KernelResult {
     if k.bias {
         let b = view::<f32>(args, 2)?.into_dimensionality::<Ix1>().map_err(|e| e.to_string())?;
-        y += &b;
+        let b = b.as_standard_layout();
+        let b = b.as_slice().expect("standard layout");
+        let y = y.as_slice_mut().expect("built in standard layout");
+        for row in y.chunks_exact_mut(b.len().max(1)) {
+            row.iter_mut().zip(b).for_each(|(y, &b)| *y += b);
+        }
     }
     let mut shape = x.shape().to_vec();
     *shape.last_mut().expect("rank >= 1") = y.ncols();
