@@ -140,8 +140,26 @@ fn max_pool_propagates_nan() {
         .build(0)
         .unwrap();
     let x = ndarray::arr2(&[[1.0f32, f32::NAN, -3.0, 5.0], [2.0, 0.5, -4.0, -1.0]]).into_shape_with_order((1, 1, 2, 4));
-    let Value::F32(y) = model.forward(x.unwrap().into_dyn()).unwrap() else { panic!("f32 output") };
+    let x = x.unwrap().into_dyn();
+    let Value::F32(y) = model.forward(x.clone()).unwrap() else { panic!("f32 output") };
     let y: Vec<f32> = y.iter().copied().collect();
     assert!(y[0].is_nan(), "{y:?}");
     assert_eq!(y[1], 5.0);
+    // The general path (3x3 windows, stride 1, padding 1): every window
+    // reaching column 1 is NaN; the last column's windows hold 5 at most.
+    let model = Sequential::new("x", DType::F32, &[1u64.into(), 1u64.into(), 2u64.into(), 4u64.into()])
+        .add(
+            "pool",
+            Layer::new(nnbundle_graph::OpKind::MaxPool2d)
+                .attr("kernel_size", 3i64)
+                .attr("stride", 1i64)
+                .attr("padding", 1i64),
+        )
+        .build(0)
+        .unwrap();
+    let Value::F32(y) = model.forward(x).unwrap() else { panic!("f32 output") };
+    for row in y.rows() {
+        let row: Vec<f32> = row.to_vec();
+        assert!(row[..3].iter().all(|v| v.is_nan()) && row[3] == 5.0, "{row:?}");
+    }
 }
