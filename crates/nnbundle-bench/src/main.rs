@@ -11,8 +11,8 @@
 //! - `open1 PATH NAME`: trusted open and one tensor view (no hashing);
 //! - `lazy1 PATH NAME`: open and read one tensor, its hash checked;
 //! - `sha BYTES`: SHA-256 of BYTES in memory on every core (the floor for `load`);
-//! - `infer MODEL.onnx BATCH SECONDS [IN.npy OUT.npy]`: import, then median
-//!   latency of runs on IN (default: a ramp), writing the output to OUT.
+//! - `infer MODEL.onnx BATCH SECONDS [IN.npy [OUT.npy]]`: import, then median
+//!   latency of runs on IN (default: pseudo-random values), writing the output to OUT.
 
 use std::time::Instant;
 
@@ -102,8 +102,17 @@ fn main() {
                     let shape: Vec<usize> =
                         input.shape.0.iter().map(|d| d.fixed().map_or(batch, |v| v as usize)).collect();
                     let n: usize = shape.iter().product();
-                    let ramp = (0..n).map(|i| (i % 7) as f32 * 0.1).collect();
-                    ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&shape), ramp).unwrap().into()
+                    // Pseudo-random values in [-1, 1): a ramp would make every
+                    // data-dependent branch predictable and flatter the timings.
+                    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+                    let noise = (0..n)
+                        .map(|_| {
+                            state =
+                                state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                            (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+                        })
+                        .collect();
+                    ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&shape), noise).unwrap().into()
                 }
             };
             if let Some(path) = args.get(5) {
