@@ -236,7 +236,7 @@ impl BundleWriter {
     }
 
     /// Writes the bundle to `path` atomically and synced (see
-    /// [`write_atomically`]) and returns its manifest. A failure leaves any
+    /// [`write_atomically`](crate::write_atomically)) and returns its manifest. A failure leaves any
     /// existing file untouched.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<Manifest> {
         self.save_with(path, Durability::Synced)
