@@ -115,6 +115,24 @@ sequential: [{name: embed, op: Embedding, attrs: {num_embeddings: 5, embedding_d
     assert_eq!(err, "node `embed` (Embedding): index 5 is out of range [0, 5)");
 }
 
+/// Shapes only known at run time that do not broadcast are an error naming
+/// the node and both shapes, not a panic.
+#[test]
+fn arithmetic_on_shapes_that_do_not_broadcast_is_an_error() {
+    let yaml = br#"
+opset: 1
+inputs: [{name: a, dtype: f32, shape: [n]}, {name: b, dtype: f32, shape: [m]}]
+nodes: [{name: sum, op: Add, inputs: [a, b]}]
+outputs: [sum]
+"#;
+    let model = Model::initialized(Graph::from_yaml(yaml).unwrap(), BTreeMap::new(), 0).unwrap();
+    let value = |n: usize| Value::F32(ArrayD::zeros(IxDyn(&[n])));
+    let err = model.run([("a", value(2)), ("b", value(3))]).unwrap_err().to_string();
+    assert_eq!(err, "node `sum` (Add): shapes [2] and [3] do not broadcast");
+    let ok = model.run([("a", value(2)), ("b", value(1))]).unwrap();
+    assert_eq!(ok["sum"].shape(), [2]);
+}
+
 #[test]
 fn seeded_initialisation_is_reproducible_and_follows_pytorch_bounds() {
     let a = Model::initialized(example("mlp"), BTreeMap::new(), 9).unwrap().state_dict();

@@ -1,7 +1,9 @@
 //! `Add`, `Sub`, `Mul`, `Div` with numpy broadcasting.
 
+use ndarray::{ArrayD, ArrayViewMut, Dimension, IxDyn, Zip};
+
 use super::Scratch;
-use super::{Float, Kernel, KernelResult, first_dtype, view, with_float};
+use super::{Float, Kernel, KernelResult, broadcast_shapes, first_dtype, view, with_float};
 use crate::value::Arg;
 
 #[derive(Clone, Copy)]
@@ -16,27 +18,25 @@ pub(crate) struct Binary(pub(crate) BinaryOp);
 
 fn run<T: Float>(op: BinaryOp, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult {
     let (a, b) = (view::<T>(args, 0)?, view::<T>(args, 1)?);
-    if a.shape() == b.shape() {
-        let f = |x: T, y: T| match op {
-            BinaryOp::Add => x + y,
-            BinaryOp::Sub => x - y,
-            BinaryOp::Mul => x * y,
-            BinaryOp::Div => x / y,
-        };
-        let (a, b) = (a.as_standard_layout(), b.as_standard_layout());
-        let (xs, ys) = (a.as_slice().expect("standard layout"), b.as_slice().expect("standard layout"));
-        let mut out = T::zeros_in(scratch, a.len());
-        out.iter_mut().zip(xs.iter().zip(ys)).for_each(|(o, (&x, &y))| *o = f(x, y));
-        let y = ndarray::ArrayD::from_shape_vec(a.raw_dim(), out).map_err(|e| e.to_string())?;
-        return Ok(T::into_value(y));
-    }
-    let y = match op {
-        BinaryOp::Add => &a + &b,
-        BinaryOp::Sub => &a - &b,
-        BinaryOp::Mul => &a * &b,
-        BinaryOp::Div => &a / &b,
+    let f = |x: T, y: T| match op {
+        BinaryOp::Add => x + y,
+        BinaryOp::Sub => x - y,
+        BinaryOp::Mul => x * y,
+        BinaryOp::Div => x / y,
     };
-    Ok(T::into_value(y))
+    let shape = IxDyn(&broadcast_shapes(a.shape(), b.shape(), "shapes")?);
+    let (a, b) =
+        (a.broadcast(shape.clone()).expect("shapes broadcast"), b.broadcast(shape.clone()).expect("shapes broadcast"));
+    let mut out = T::zeros_in(scratch, shape.size());
+    match (a.as_slice(), b.as_slice()) {
+        // Equal shapes in C order, the common case: straight slices.
+        (Some(xs), Some(ys)) => out.iter_mut().zip(xs.iter().zip(ys)).for_each(|(o, (&x, &y))| *o = f(x, y)),
+        _ => {
+            let view = ArrayViewMut::from_shape(shape.clone(), &mut out).map_err(|e| e.to_string())?;
+            Zip::from(view).and(&a).and(&b).for_each(|o, &x, &y| *o = f(x, y));
+        }
+    }
+    Ok(T::into_value(ArrayD::from_shape_vec(shape, out).map_err(|e| e.to_string())?))
 }
 
 impl Kernel for Binary {

@@ -3,27 +3,10 @@
 use ndarray::{Array3, ArrayD, Axis, IxDyn};
 
 use super::Scratch;
-use super::{Float, Kernel, KernelResult, first_dtype, view, with_float};
+use super::{Float, Kernel, KernelResult, broadcast_shapes, first_dtype, view, with_float};
 use crate::value::Arg;
 
 pub(crate) struct MatMul;
-
-/// numpy broadcasting of two batch shapes.
-fn broadcast_shapes(a: &[usize], b: &[usize]) -> Result<Vec<usize>, String> {
-    let r = a.len().max(b.len());
-    (0..r)
-        .map(|i| {
-            let x = if i + a.len() >= r { a[i + a.len() - r] } else { 1 };
-            let y = if i + b.len() >= r { b[i + b.len() - r] } else { 1 };
-            match (x, y) {
-                (x, y) if x == y => Ok(x),
-                (1, y) => Ok(y),
-                (x, 1) => Ok(x),
-                _ => Err(format!("batch dimensions {a:?} and {b:?} do not broadcast")),
-            }
-        })
-        .collect()
-}
 
 fn run<T: Float>(args: &[Arg<'_>]) -> KernelResult {
     let (a, b) = (view::<T>(args, 0)?, view::<T>(args, 1)?);
@@ -36,7 +19,7 @@ fn run<T: Float>(args: &[Arg<'_>]) -> KernelResult {
     if k != k2 {
         return Err(format!("inner dimensions differ: {k} vs {k2}"));
     }
-    let batch = broadcast_shapes(&a.shape()[..ra - 2], &b.shape()[..rb - 2])?;
+    let batch = broadcast_shapes(&a.shape()[..ra - 2], &b.shape()[..rb - 2], "batch dimensions")?;
     let count: usize = batch.iter().product();
     let full = |rest: [usize; 2]| -> Vec<usize> { batch.iter().copied().chain(rest).collect() };
     let a3 = a.broadcast(IxDyn(&full([m, k]))).ok_or("left operand does not broadcast")?;

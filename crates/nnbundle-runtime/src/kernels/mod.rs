@@ -159,6 +159,23 @@ pub(crate) fn build_kernel(node: &Node) -> Option<Box<dyn Kernel>> {
     })
 }
 
+/// numpy broadcasting of two shapes; `what` names them in the error.
+pub(crate) fn broadcast_shapes(a: &[usize], b: &[usize], what: &str) -> Result<Vec<usize>, String> {
+    let r = a.len().max(b.len());
+    (0..r)
+        .map(|i| {
+            let x = if i + a.len() >= r { a[i + a.len() - r] } else { 1 };
+            let y = if i + b.len() >= r { b[i + b.len() - r] } else { 1 };
+            match (x, y) {
+                (x, y) if x == y => Ok(x),
+                (1, y) => Ok(y),
+                (x, 1) => Ok(x),
+                _ => Err(format!("{what} {a:?} and {b:?} do not broadcast")),
+            }
+        })
+        .collect()
+}
+
 /// The dtype of the first operand.
 pub(crate) fn first_dtype(args: &[Arg<'_>]) -> DType {
     args.first().map_or(DType::F32, Arg::dtype)
