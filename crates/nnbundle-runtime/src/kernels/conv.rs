@@ -253,6 +253,11 @@ fn run<T: Float>(k: &Conv, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult 
     };
     let (plane, taps, positions) = (h * wd, cg * kh * kw, oh * ow);
     let pointwise = kh == 1 && kw == 1 && [wh, ww].iter().all(|a| a.stride == 1 && a.pad_begin == 0 && a.pad_end == 0);
+    // Each group's weights are prepared (packed) once, not once per image.
+    let weights = (0..g)
+        .map(|gi| ArrayView2::from_shape((og, taps), &w[gi * og * taps..][..og * taps]).map(T::conv_weights))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
     let mut y = T::zeros_in(scratch, n * o * positions);
     let convolve = |(bi, image): (usize, &mut [T])| -> Result<(), String> {
         for (gi, dst) in image.chunks_exact_mut((og * positions).max(1)).enumerate() {
@@ -269,10 +274,8 @@ fn run<T: Float>(k: &Conv, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult 
             for (row, &bv) in dst.chunks_exact_mut(positions).zip(&bias[gi * og..]) {
                 row.fill(bv);
             }
-            let wg =
-                ArrayView2::from_shape((og, taps), &w[gi * og * taps..][..og * taps]).map_err(|e| e.to_string())?;
             let mut out = ArrayViewMut2::from_shape((og, positions), dst).map_err(|e| e.to_string())?;
-            T::conv_product(wg, &cols, &mut out);
+            T::conv_product(&weights[gi], &cols, &mut out);
         }
         Ok(())
     };

@@ -50,9 +50,16 @@ pub(crate) trait Float:
     fn into_value(a: ArrayD<Self>) -> Value;
     /// A buffer of `len` zeros, recycled from `scratch` where this type is pooled.
     fn zeros_in(scratch: &Scratch, len: usize) -> Vec<Self>;
-    /// `out += w · cols` for one group's weights `w [og, taps]` and one
-    /// image's im2col matrix, with this type's fastest product.
-    fn conv_product(w: ArrayView2<'_, Self>, cols: &conv::Im2Col<'_, Self>, out: &mut ArrayViewMut2<'_, Self>);
+    /// One group's convolution weights `[og, taps]`, prepared once per run
+    /// for [`Float::conv_product`] (packed for the GEMM in f32).
+    type ConvWeights<'a>: Sync
+    where
+        Self: 'a;
+    /// Prepares one group's weights.
+    fn conv_weights(w: ArrayView2<'_, Self>) -> Self::ConvWeights<'_>;
+    /// `out += w · cols` for one group's prepared weights and one image's
+    /// im2col matrix, with this type's fastest product.
+    fn conv_product(w: &Self::ConvWeights<'_>, cols: &conv::Im2Col<'_, Self>, out: &mut ArrayViewMut2<'_, Self>);
 }
 
 impl Float for f32 {
@@ -68,8 +75,12 @@ impl Float for f32 {
     fn zeros_in(scratch: &Scratch, len: usize) -> Vec<f32> {
         scratch.zeros(len)
     }
-    fn conv_product(w: ArrayView2<'_, f32>, cols: &conv::Im2Col<'_, f32>, out: &mut ArrayViewMut2<'_, f32>) {
-        gemm::gemm(&gemm::PackedA::pack(w), cols, out, true);
+    type ConvWeights<'a> = gemm::PackedA;
+    fn conv_weights(w: ArrayView2<'_, f32>) -> gemm::PackedA {
+        gemm::PackedA::pack(w)
+    }
+    fn conv_product(w: &gemm::PackedA, cols: &conv::Im2Col<'_, f32>, out: &mut ArrayViewMut2<'_, f32>) {
+        gemm::gemm(w, cols, out, true);
     }
 }
 
@@ -86,8 +97,12 @@ impl Float for f64 {
     fn zeros_in(_: &Scratch, len: usize) -> Vec<f64> {
         vec![0.0; len]
     }
-    fn conv_product(w: ArrayView2<'_, f64>, cols: &conv::Im2Col<'_, f64>, out: &mut ArrayViewMut2<'_, f64>) {
-        ndarray::linalg::general_mat_mul(1.0, &w, &cols.materialize(), 1.0, out);
+    type ConvWeights<'a> = ArrayView2<'a, f64>;
+    fn conv_weights(w: ArrayView2<'_, f64>) -> ArrayView2<'_, f64> {
+        w
+    }
+    fn conv_product(w: &ArrayView2<'_, f64>, cols: &conv::Im2Col<'_, f64>, out: &mut ArrayViewMut2<'_, f64>) {
+        ndarray::linalg::general_mat_mul(1.0, w, &cols.materialize(), 1.0, out);
     }
 }
 
