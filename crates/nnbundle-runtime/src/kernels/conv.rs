@@ -48,19 +48,19 @@ impl Conv {
     }
 }
 
-/// The output positions `lo..hi` of one axis whose tap `t` reads inside an
-/// input of length `n` (the others read padding).
-fn inside_range(w: &Window, t: usize, n: usize, out: usize) -> (usize, usize) {
-    // Position p reads input index p * stride + offset.
-    let offset = t as i64 * w.dilation - w.pad_begin;
-    let first = |bound: i64| -> usize {
-        // The smallest p with p * stride + offset >= bound.
-        let need = bound - offset;
-        if need <= 0 { 0 } else { (need as usize).div_ceil(w.stride as usize) }
+/// Of `count` output positions reading input indices `first`, `first +
+/// stride`, ..., the range `lo..hi` that reads inside an input of length `n`
+/// (the others read padding).
+fn inside_span(first: i64, stride: i64, count: usize, n: i64) -> (usize, usize) {
+    let len = count as i64;
+    let (lo, hi) = if stride == 1 {
+        let lo = (-first).clamp(0, len);
+        (lo, (n - first).clamp(lo, len))
+    } else {
+        let lo = if first >= 0 { 0 } else { (-first + stride - 1) / stride }.min(len);
+        (lo, if n <= first { 0 } else { (n - first + stride - 1) / stride }.clamp(lo, len))
     };
-    let lo = first(0).min(out);
-    let hi = first(n as i64).min(out).max(lo);
-    (lo, hi)
+    (lo as usize, hi as usize)
 }
 
 /// The im2col matrix of one image and group, never stored whole: row
@@ -109,8 +109,8 @@ impl<T: Float> Im2Col<'_, T> {
             return;
         }
         let ((h, w), ow, [wh, ww]) = (self.plane, self.out.1, self.windows);
-        let (lo, hi) = inside_range(&ww, j, w, ow);
         let offset = j as i64 * ww.dilation - ww.pad_begin;
+        let (lo, hi) = inside_span(offset, ww.stride, ow, w as i64);
         for (py, out) in row.chunks_exact_mut(ow.max(1)).enumerate() {
             let iy = py as i64 * wh.stride + i as i64 * wh.dilation - wh.pad_begin;
             if iy < 0 || iy >= h as i64 {
@@ -179,8 +179,7 @@ impl PanelSource for Im2Col<'_, f32> {
                             let dst: &mut [f32; NR] = dst.try_into().expect("NR-wide row");
                             dst.copy_from_slice(src);
                         } else {
-                            let lo = (-ix0).clamp(0, NR as i64) as usize;
-                            let hi = (w - ix0).clamp(lo as i64, NR as i64) as usize;
+                            let (lo, hi) = inside_span(ix0, 1, NR, w);
                             dst.fill(0.0);
                             let from = (iy * w + ix0 + lo as i64) as usize;
                             dst[lo..hi].copy_from_slice(&plane[from..from + (hi - lo)]);
@@ -199,15 +198,7 @@ impl PanelSource for Im2Col<'_, f32> {
                         let row = &plane[(iy * w) as usize..][..w as usize];
                         // Column q reads input x = ix0 + (q - q0) * sx; keep those inside [0, w).
                         let ix0 = px * sx + dx;
-                        let len = (q1 - q0) as i64;
-                        let (lo, hi) = if sx == 1 {
-                            let lo = (-ix0).clamp(0, len);
-                            (lo, (w - ix0).clamp(lo, len))
-                        } else {
-                            let lo = if ix0 >= 0 { 0 } else { (-ix0 + sx - 1) / sx }.min(len);
-                            (lo, if w - ix0 <= 0 { 0 } else { (w - ix0 + sx - 1) / sx }.clamp(lo, len))
-                        };
-                        let (lo, hi) = (lo as usize, hi as usize);
+                        let (lo, hi) = inside_span(ix0, sx, q1 - q0, w);
                         let first = (ix0 + lo as i64 * sx) as usize;
                         if count == 1 && cols == NR {
                             dst[..q0 + lo].fill(0.0);
