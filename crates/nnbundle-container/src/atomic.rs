@@ -1,11 +1,12 @@
 //! Crash-safe file replacement.
 //!
 //! The new content is written to a temporary file in the destination's
-//! folder, flushed (and, by default, fsynced), renamed over the destination,
-//! and the folder is fsynced. At every instant the destination holds either
-//! the complete old file or the complete new one. A failed write removes its temporary file; a
-//! process killed mid-write leaves one named `.<file>.<pid>.<random>.nnb-tmp`,
-//! which readers ignore and the next save to the same path removes once the
+//! folder, flushed, and renamed over the destination; by default (see
+//! [`Durability`]) the file is fsynced before the rename and the folder after
+//! it. At every instant the destination holds either the complete old file or
+//! the complete new one. A failed write removes its temporary file; a process
+//! killed mid-write leaves one named `.<file>.<pid>.<random>.nnb-tmp`, which
+//! readers ignore and the next save to the same path removes once the
 //! process that wrote it is gone (on Linux, where `/proc` tells).
 
 use std::fs::File;

@@ -84,10 +84,14 @@ pub fn load_tensors(path: impl AsRef<Path>) -> Result<BTreeMap<String, Tensor>> 
     Bundle::open(path)?.load_all()
 }
 
-/// `items` sorted by descending `size`: hashed in parallel one task each in
-/// this order, the largest start first and the small ones fill the gaps, so
-/// no thread is left hashing a big tensor alone at the end.
-fn largest_first<T>(mut items: Vec<T>, size: impl Fn(&T) -> usize) -> Vec<T> {
+/// `items` as a parallel iterator for hashing: one task each, by descending
+/// `size`, so the largest start first and the small ones fill the gaps and no
+/// thread is left hashing a big tensor alone at the end.
+fn largest_first<T: Send>(
+    mut items: Vec<T>,
+    size: impl Fn(&T) -> usize,
+) -> impl rayon::iter::IndexedParallelIterator<Item = T> {
+    use rayon::prelude::*;
     items.sort_by_key(|item| std::cmp::Reverse(size(item)));
-    items
+    items.into_par_iter().with_max_len(1)
 }

@@ -277,8 +277,6 @@ impl Bundle {
     /// Hashes every tensor not yet verified, in parallel, and reports every mismatch.
     pub fn verify_all(&self) -> Result<()> {
         let mut errors: Vec<ContainerError> = crate::largest_first(self.slots.iter().collect(), |(_, s)| s.data.len())
-            .into_par_iter()
-            .with_max_len(1)
             .filter_map(|(name, slot)| self.verify_slot(name, slot, &self.manifest.tensors[name]).err())
             .collect();
         errors.sort_by_cached_key(ToString::to_string);

@@ -156,8 +156,6 @@ impl BundleWriter {
     pub fn manifest(&self) -> Result<Manifest> {
         let digests: BTreeMap<&str, Sha256Digest> =
             crate::largest_first(self.tensors.iter().collect(), |(_, (t, _))| t.nbytes())
-                .into_par_iter()
-                .with_max_len(1)
                 .map(|(name, (t, _))| (name.as_str(), Sha256Digest::of(t.as_bytes())))
                 .collect();
         let mut manifest = Manifest::new();
