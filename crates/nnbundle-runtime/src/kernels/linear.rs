@@ -68,8 +68,9 @@ fn run<T: Float>(k: &Linear, args: &[Arg<'_>]) -> KernelResult {
     affine(x, w, b).map(T::into_value)
 }
 
-/// f32 above [`SMALL_BATCH`] rows and [`MIN_PACKED_INPUTS`] inputs: `yᵀ = W · xᵀ` over the packed weight,
-/// written into `y` seeded with the bias.
+/// f32: matrix-vector products up to [`SMALL_BATCH`] rows; above it, with
+/// [`MIN_PACKED_INPUTS`] inputs or more, `yᵀ = W · xᵀ` over the packed weight;
+/// otherwise the generic path. The bias is added by [`finish`].
 fn run_f32(k: &Linear, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult {
     let x = view::<f32>(args, 0)?;
     let w = view::<f32>(args, 1)?.into_dimensionality::<Ix2>().map_err(|e| e.to_string())?;
@@ -82,8 +83,7 @@ fn run_f32(k: &Linear, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult {
         let (Some(ws), x2) = (w.as_slice(), x.as_standard_layout()) else {
             return run::<f32>(k, args);
         };
-        let mut y =
-            Array2::from_shape_vec((rows, w.nrows()), scratch.zeros(rows * w.nrows())).map_err(|e| e.to_string())?;
+        let mut y = zeros(scratch, rows, w.nrows())?;
         for (out, x) in y.rows_mut().into_iter().zip(x2.as_slice().expect("standard layout").chunks_exact(in_f.max(1)))
         {
             let out = out.into_slice().expect("standard layout");
@@ -104,11 +104,15 @@ fn run_f32(k: &Linear, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult {
     };
     let x2 = x.as_standard_layout();
     let x2 = x2.view().into_shape_with_order((rows, in_f)).map_err(|e| e.to_string())?;
-    let mut y =
-        Array2::from_shape_vec((rows, w.nrows()), scratch.zeros(rows * w.nrows())).map_err(|e| e.to_string())?;
+    let mut y = zeros(scratch, rows, w.nrows())?;
     // y starts as zeros, so the product can accumulate into it.
     gemm(packed, &x2.t(), &mut y.view_mut().reversed_axes(), true);
     finish(k, args, &x, y)
+}
+
+/// A `[rows, out]` output of zeros from `scratch`.
+fn zeros(scratch: &Scratch, rows: usize, out: usize) -> Result<Array2<f32>, String> {
+    Array2::from_shape_vec((rows, out), scratch.zeros(rows * out)).map_err(|e| e.to_string())
 }
 
 /// Adds the bias to `y [rows, out]` and gives it the input's leading shape.
