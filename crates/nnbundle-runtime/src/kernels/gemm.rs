@@ -3,27 +3,40 @@
 //! `C (+)= A · B` where `A` (weights, constant for a model's life) is packed
 //! once into panels of [`MR`] rows, `B` is packed per call into panels of
 //! [`NR`] columns, and a register-blocked `MR x NR` micro-kernel computes each
-//! tile. The micro-kernel is plain Rust compiled once per instruction set
-//! (AVX-512, AVX2+FMA, NEON, baseline) and chosen at run time, so one binary
-//! runs everywhere at the speed of the machine it runs on.
+//! tile. On AVX-512 the micro-kernel is written with intrinsics (24 vector
+//! accumulators, see [`avx512`]); elsewhere it is plain Rust compiled per
+//! instruction set (AVX2+FMA, NEON, baseline) and chosen at run time, so one
+//! binary runs everywhere at the speed of the machine it runs on. Both round
+//! the same way (one fused multiply-add per term, in `k` order), so they agree
+//! bit for bit where FMA exists.
 
 use multiversion::multiversion;
 use multiversion::target::target_cfg_f;
 use ndarray::{ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+
 /// Rows of a micro-tile.
-const MR: usize = 6;
+const MR: usize = 12;
+/// Rows of the short panel that ends a left operand whose row count leaves at
+/// most this many over (a 6-channel convolution is not padded to 12).
+const HALF_MR: usize = MR / 2;
 /// Columns of a micro-tile.
-pub(crate) const NR: usize = 16;
+pub(crate) const NR: usize = 32;
 /// Products of at least this many multiply-adds split across threads.
 const PARALLEL_WORK: usize = 1 << 20;
 /// Packed `B` block size in floats: kept within the per-core L2 cache while
 /// every panel of `A` passes over it.
 const B_BLOCK_FLOATS: usize = 1 << 18;
 
-/// A left operand `A [m, k]` packed in panels of [`MR`] rows: panel `p` holds
-/// `A[p * MR + i][kk]` at `kk * MR + i`; rows past `m` are zero.
+/// One micro-tile of the product, row-major.
+type Tile = [[f32; NR]; MR];
+
+/// A left operand `A [m, k]` packed in panels of [`MR`] rows (the last one
+/// [`HALF_MR`] rows when no more are left): a panel of `h` rows starting at
+/// row `r` holds `A[r + i][kk]` at `kk * h + i`; rows past `m` are zero.
 #[derive(Debug, Clone)]
 pub(crate) struct PackedA {
     m: usize,
@@ -35,16 +48,27 @@ impl PackedA {
     /// Packs `a`, any layout.
     pub(crate) fn pack(a: ArrayView2<'_, f32>) -> PackedA {
         let (m, k) = a.dim();
-        let panels = m.div_ceil(MR);
-        let mut data = vec![0.0; panels * MR * k];
-        for (p, panel) in data.chunks_exact_mut((MR * k).max(1)).enumerate().take(panels) {
-            for i in 0..MR.min(m - p * MR) {
+        let last = match m % MR {
+            0 => 0,
+            left if left <= HALF_MR => HALF_MR,
+            _ => MR,
+        };
+        let mut data = vec![0.0; (m / MR * MR + last) * k];
+        for (p, panel) in data.chunks_mut((MR * k).max(1)).enumerate() {
+            let height = panel.len() / k.max(1);
+            for i in 0..height.min(m - p * MR) {
                 for (kk, &v) in a.row(p * MR + i).iter().enumerate() {
-                    panel[kk * MR + i] = v;
+                    panel[kk * height + i] = v;
                 }
             }
         }
         PackedA { m, k, data }
+    }
+
+    /// The panels in row order: full ones of [`MR`] rows, then a last one
+    /// that may be [`HALF_MR`] rows (its height is its length over `k`).
+    fn panels(&self) -> std::slice::Chunks<'_, f32> {
+        self.data.chunks(MR * self.k)
     }
 }
 
@@ -117,7 +141,7 @@ enum Out<'a, 'b> {
 
 impl Out<'_, '_> {
     /// Adds the first `rows x cols` of `tile` at `(i0, j0)`.
-    fn add(&mut self, tile: &[[f32; NR]; MR], (i0, j0): (usize, usize), (rows, cols): (usize, usize)) {
+    fn add(&mut self, tile: &Tile, (i0, j0): (usize, usize), (rows, cols): (usize, usize)) {
         match self {
             Out::Rows(c, ld) if cols == NR => {
                 for (i, tile_row) in tile.iter().enumerate().take(rows) {
@@ -126,17 +150,11 @@ impl Out<'_, '_> {
                     row.iter_mut().zip(tile_row).for_each(|(d, &v)| *d += v);
                 }
             }
-            Out::Cols(c, ld) if rows == MR => {
-                let mut columns = [[0f32; MR]; NR];
-                for (i, tile_row) in tile.iter().enumerate() {
-                    for (column, &v) in columns.iter_mut().zip(tile_row) {
-                        column[i] = v;
-                    }
-                }
-                for (j, column) in columns.iter().enumerate().take(cols) {
+            Out::Cols(c, ld) => {
+                for j in 0..cols {
                     let start = (j0 + j) * *ld + i0;
-                    let dst: &mut [f32; MR] = (&mut c[start..start + MR]).try_into().expect("MR-tall column");
-                    dst.iter_mut().zip(column).for_each(|(d, &v)| *d += v);
+                    let column = &mut c[start..start + rows];
+                    column.iter_mut().zip(tile).for_each(|(d, tile_row)| *d += tile_row[j]);
                 }
             }
             _ => {
@@ -186,18 +204,19 @@ pub(crate) fn gemm(a: &PackedA, b: &impl PanelSource, c: &mut ArrayViewMut2<'_, 
             packed_b.chunks_exact_mut(NR * k).enumerate().for_each(pack);
         }
         let panels_b = || packed_b.chunks_exact(NR * k).enumerate();
-        let panels_a = || a.data.chunks_exact(MR * k).enumerate();
+        let mut tile = [[0.0; NR]; MR];
         match &mut out {
             // Threads split the output: bands of MR rows (one panel of A each)
             // in row-major C, or NR columns (one panel of B each) in column-major C.
             Out::Rows(c, ld) if parallel => {
                 let ld = *ld;
-                a.data.par_chunks_exact(MR * k).zip(c.par_chunks_mut(MR * ld)).enumerate().for_each(
+                a.data.par_chunks(MR * k).zip(c.par_chunks_mut(MR * ld)).enumerate().for_each(
                     |(p, (panel_a, band))| {
                         let mut band = Out::Rows(band, ld);
+                        let mut tile = [[0.0; NR]; MR];
                         for (q, panel_b) in panels_b() {
-                            let size = (MR.min(a.m - p * MR), NR.min(width - q * NR));
-                            band.add(&micro_kernel(panel_a, panel_b), (0, j0 + q * NR), size);
+                            micro_kernel(panel_a, panel_b, &mut tile);
+                            band.add(&tile, (0, j0 + q * NR), (MR.min(a.m - p * MR), NR.min(width - q * NR)));
                         }
                     },
                 );
@@ -208,18 +227,19 @@ pub(crate) fn gemm(a: &PackedA, b: &impl PanelSource, c: &mut ArrayViewMut2<'_, 
                 packed_b.par_chunks_exact(NR * k).zip(columns.par_chunks_mut(NR * ld)).enumerate().for_each(
                     |(q, (panel_b, strip))| {
                         let mut strip = Out::Cols(strip, ld);
-                        for (p, panel_a) in panels_a() {
-                            let size = (MR.min(a.m - p * MR), NR.min(width - q * NR));
-                            strip.add(&micro_kernel(panel_a, panel_b), (p * MR, 0), size);
+                        let mut tile = [[0.0; NR]; MR];
+                        for (p, panel_a) in a.panels().enumerate() {
+                            micro_kernel(panel_a, panel_b, &mut tile);
+                            strip.add(&tile, (p * MR, 0), (MR.min(a.m - p * MR), NR.min(width - q * NR)));
                         }
                     },
                 );
             }
             out => {
-                for (p, panel_a) in panels_a() {
+                for (p, panel_a) in a.panels().enumerate() {
                     for (q, panel_b) in panels_b() {
-                        let size = (MR.min(a.m - p * MR), NR.min(width - q * NR));
-                        out.add(&micro_kernel(panel_a, panel_b), (p * MR, j0 + q * NR), size);
+                        micro_kernel(panel_a, panel_b, &mut tile);
+                        out.add(&tile, (p * MR, j0 + q * NR), (MR.min(a.m - p * MR), NR.min(width - q * NR)));
                     }
                 }
             }
@@ -227,22 +247,45 @@ pub(crate) fn gemm(a: &PackedA, b: &impl PanelSource, c: &mut ArrayViewMut2<'_, 
     }
 }
 
-/// One `MR x NR` tile: the product of a packed panel of `A` and one of `B`.
-#[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma", "aarch64+neon"))]
-fn micro_kernel(a: &[f32], b: &[f32]) -> [[f32; NR]; MR] {
+/// One tile: the product of a packed panel of `A` (of [`MR`] or [`HALF_MR`]
+/// rows, as its length over `b`'s says) and one of `B`, into the first rows
+/// of `tile`.
+fn micro_kernel(a: &[f32], b: &[f32], tile: &mut Tile) {
+    #[cfg(target_arch = "x86_64")]
+    if avx512::available() {
+        return avx512::micro_kernel(a, b, tile);
+    }
+    portable_micro_kernel(a, b, tile);
+}
+
+/// [`micro_kernel`] in plain Rust, as `6 x 16` sub-tiles: twelve 256-bit
+/// accumulators fit AVX2's sixteen registers (larger tiles spill, or fall
+/// out of the auto-vectorizer).
+#[multiversion(targets("x86_64+avx2+fma", "aarch64+neon"))]
+fn portable_micro_kernel(a: &[f32], b: &[f32], tile: &mut Tile) {
+    const ROWS: usize = 6;
+    const COLS: usize = 16;
     // Fused multiply-add where the instruction set has it (a software fma
     // would be far slower than a multiply and an add).
     let fused = target_cfg_f!(any(target_feature = "fma", target_arch = "aarch64"));
-    let mut acc = [[0f32; NR]; MR];
-    for (av, bv) in a.chunks_exact(MR).zip(b.chunks_exact(NR)) {
-        let bv: &[f32; NR] = bv.try_into().expect("NR-wide chunk");
-        for (row, &ai) in acc.iter_mut().zip(av) {
-            for (c, &bj) in row.iter_mut().zip(bv) {
-                *c = if fused { ai.mul_add(bj, *c) } else { ai * bj + *c };
+    let height = a.len() / (b.len() / NR).max(1);
+    for r0 in (0..height).step_by(ROWS) {
+        for c0 in (0..NR).step_by(COLS) {
+            let mut acc = [[0f32; COLS]; ROWS];
+            for (av, bv) in a.chunks_exact(height).zip(b.chunks_exact(NR)) {
+                let av: &[f32; ROWS] = av[r0..r0 + ROWS].try_into().expect("ROWS-tall chunk");
+                let bv: &[f32; COLS] = bv[c0..c0 + COLS].try_into().expect("COLS-wide chunk");
+                for (row, &ai) in acc.iter_mut().zip(av) {
+                    for (c, &bj) in row.iter_mut().zip(bv) {
+                        *c = if fused { ai.mul_add(bj, *c) } else { ai * bj + *c };
+                    }
+                }
+            }
+            for (dst, src) in tile[r0..r0 + ROWS].iter_mut().zip(&acc) {
+                dst[c0..c0 + COLS].copy_from_slice(src);
             }
         }
     }
-    acc
 }
 
 /// `y[i] = W[i] · x` for a row-major `w [y.len(), x.len()]`: one pass over
@@ -330,6 +373,33 @@ mod tests {
         }
     }
 
+    /// The AVX-512 and the portable micro-kernels round the same way (one
+    /// fused multiply-add per term), so their tiles agree bit for bit.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn micro_kernels_agree_bit_for_bit() {
+        if !avx512::available() || !std::is_x86_feature_detected!("fma") {
+            eprintln!("skipped: this CPU lacks AVX-512F or FMA");
+            return;
+        }
+        let k = 37;
+        let b: Vec<f32> = (0..NR * k).map(|i| ((i * 29 % 31) as f32 - 15.0) / 7.0).collect();
+        for height in [MR, HALF_MR] {
+            let a: Vec<f32> = (0..height * k).map(|i| ((i * 11 % 13) as f32 - 6.0) / 3.0).collect();
+            let (mut fast, mut portable) = ([[f32::NAN; NR]; MR], [[f32::NAN; NR]; MR]);
+            avx512::micro_kernel(&a, &b, &mut fast);
+            portable_micro_kernel(&a, &b, &mut portable);
+            assert_eq!(fast[..height], portable[..height], "{height} rows");
+            // And both equal the plain sum of fused terms.
+            for (i, row) in fast[..height].iter().enumerate() {
+                for (j, &v) in row.iter().enumerate() {
+                    let e = (0..k).fold(0f32, |acc, t| a[t * height + i].mul_add(b[t * NR + j], acc));
+                    assert_eq!(v.to_bits(), e.to_bits(), "{height} rows, at {i},{j}");
+                }
+            }
+        }
+    }
+
     /// Products of every small shape around the tile sizes, against a plain
     /// triple loop in f64, with strided and transposed operands.
     #[test]
@@ -341,8 +411,21 @@ mod tests {
 
     fn check_shapes() {
         let value = |i: usize, j: usize, s: usize| (((i * 31 + j * 17 + s) % 23) as f32 - 11.0) / 8.0;
-        let shapes =
-            [(1, 1, 1), (5, 3, 15), (6, 16, 16), (7, 17, 33), (13, 40, 1), (2, 300, 70), (0, 4, 4), (70, 300, 90)];
+        // Row counts around the panel heights (a last panel of 6 or of 12
+        // rows), column counts around the panel width.
+        let shapes = [
+            (1, 1, 1),
+            (5, 3, 15),
+            (6, 16, 32),
+            (7, 17, 33),
+            (12, 9, 31),
+            (13, 40, 1),
+            (18, 5, 64),
+            (19, 8, 65),
+            (2, 300, 70),
+            (0, 4, 4),
+            (70, 300, 90),
+        ];
         const { assert!(70 * 300 * 90 >= PARALLEL_WORK) };
         for (m, k, n) in shapes {
             let a = Array2::from_shape_fn((m, k), |(i, j)| value(i, j, 1));
