@@ -1,7 +1,9 @@
 //! `Conv1d`/`Conv2d`: one matrix product per batch element and group between
 //! the weights and the input's im2col matrix, written in place over the bias.
-//! In f32 the im2col matrix is never stored: the GEMM packs it panel by panel.
-//! A 1-D convolution runs as a 2-D one of height 1.
+//! In f32 the im2col matrix is never stored: with unit strides the GEMM reads
+//! its rows in place from a zero-padded copy of the input ([`Padded`]);
+//! otherwise it packs the matrix panel by panel. A 1-D convolution runs as a
+//! 2-D one of height 1.
 
 use ndarray::{Array2, ArrayD, ArrayView2, ArrayView4, ArrayViewMut2, Axis, IxDyn};
 use nnbundle_graph::{Attrs, Window, conv_windows};
@@ -76,9 +78,72 @@ pub(crate) struct Im2Col<'a, T> {
     out: (usize, usize),
     /// A 1x1 kernel with unit strides and no padding: the rows are the planes.
     pointwise: bool,
+    /// The same input zero-padded, where the product can read it in place.
+    pub(crate) padded: Option<Padded<'a, T>>,
+}
+
+/// A unit-stride convolution's input (one image and group), zero-padded:
+/// planes of `pitch`-wide rows, so that tap `t`'s im2col row, with `pitch`
+/// columns per output row instead of the output width, is the contiguous
+/// run from `offsets[t]` (the extra columns read past the row, and are
+/// dropped). `data` runs on past the last plane as far as those reads go.
+pub(crate) struct Padded<'a, T> {
+    pub(crate) data: &'a [T],
+    pub(crate) offsets: &'a [usize],
+    pub(crate) pitch: usize,
+}
+
+/// The zero-padded copy of a whole batch, with each tap's offset into an
+/// image's group of padded planes.
+struct PaddedInput<T> {
+    data: Vec<T>,
+    offsets: Vec<usize>,
+    /// Padded `(height, width)`.
+    plane: (usize, usize),
+}
+
+impl<T> PaddedInput<T> {
+    /// The planes from channel `channel` (counted over the whole batch) on.
+    fn at_channel(&self, channel: usize) -> Padded<'_, T> {
+        let (ph, pw) = self.plane;
+        Padded { data: &self.data[channel * ph * pw..], offsets: &self.offsets, pitch: pw }
+    }
+}
+
+/// The zero-padded copy of `x [n, c, h, w]` a unit-stride convolution reads
+/// in place (taps over groups of `cg` channels); `None` when the strides are
+/// not 1 or a padding is negative.
+fn pad_input<T: Float>(
+    x: &[T],
+    (n, c, h, w): (usize, usize, usize, usize),
+    (cg, kh, kw): (usize, usize, usize),
+    [wh, ww]: [Window; 2],
+    scratch: &Scratch,
+) -> Option<PaddedInput<T>> {
+    let pads = [wh.pad_begin, wh.pad_end, ww.pad_begin, ww.pad_end].map(usize::try_from);
+    let [Ok(top), Ok(bottom), Ok(left), Ok(right)] = pads else { return None };
+    let (Ok(dy), Ok(dx)) = (usize::try_from(wh.dilation), usize::try_from(ww.dilation)) else { return None };
+    if wh.stride != 1 || ww.stride != 1 {
+        return None;
+    }
+    let (ph, pw) = (h + top + bottom, w + left + right);
+    // Reads run past the last plane by up to one row's extra taps and one panel.
+    let mut padded = T::zeros_in(scratch, n * c * ph * pw + (kw - 1) * dx + NR);
+    for (plane, dst) in x.chunks_exact((h * w).max(1)).zip(padded.chunks_exact_mut(ph * pw)) {
+        for (row, dst) in plane.chunks_exact(w.max(1)).zip(dst[top * pw..].chunks_exact_mut(pw)) {
+            dst[left..left + w].copy_from_slice(row);
+        }
+    }
+    let offsets = (0..cg * kh * kw).map(|t| t / (kh * kw) * ph * pw + t / kw % kh * dy * pw + t % kw * dx).collect();
+    Some(PaddedInput { data: padded, offsets, plane: (ph, pw) })
 }
 
 impl<T: Float> Im2Col<'_, T> {
+    /// The output's `(height, width)`.
+    pub(crate) fn out_dim(&self) -> (usize, usize) {
+        self.out
+    }
+
     /// `(rows, columns)`.
     pub(crate) fn dim(&self) -> (usize, usize) {
         (self.channels * self.kernel.0 * self.kernel.1, self.out.0 * self.out.1)
@@ -249,6 +314,7 @@ fn run<T: Float>(k: &Conv, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult 
         .map(|gi| ArrayView2::from_shape((og, taps), &w[gi * og * taps..][..og * taps]).map(T::conv_weights))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| e.to_string())?;
+    let padded = if T::READS_IN_PLACE { pad_input(x, (n, c, h, wd), (cg, kh, kw), k.windows, scratch) } else { None };
     let mut y = T::zeros_in(scratch, n * o * positions);
     let convolve = |(bi, image): (usize, &mut [T])| -> Result<(), String> {
         for (gi, dst) in image.chunks_exact_mut((og * positions).max(1)).enumerate() {
@@ -260,6 +326,7 @@ fn run<T: Float>(k: &Conv, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult 
                 windows: k.windows,
                 out: (oh, ow),
                 pointwise,
+                padded: padded.as_ref().map(|p| p.at_channel(bi * c + gi * cg)),
             };
             // The bias seeds the output, which the product then accumulates into.
             for (row, &bv) in dst.chunks_exact_mut(positions).zip(&bias[gi * og..]) {
@@ -276,6 +343,9 @@ fn run<T: Float>(k: &Conv, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult 
         y.par_chunks_exact_mut(image_len).enumerate().try_for_each(convolve)?;
     } else {
         y.chunks_exact_mut(image_len).enumerate().try_for_each(convolve)?;
+    }
+    if let Some(padded) = padded {
+        T::recycle_in(scratch, padded.data);
     }
     let mut shape = vec![n, o];
     if k.spatial == 2 {

@@ -215,7 +215,7 @@ pub(crate) fn gemm(a: &PackedA, b: &impl PanelSource, c: &mut ArrayViewMut2<'_, 
                         let mut band = Out::Rows(band, ld);
                         let mut tile = [[0.0; NR]; MR];
                         for (q, panel_b) in panels_b() {
-                            micro_kernel(panel_a, panel_b, &mut tile);
+                            micro_kernel(panel_a, PanelB::Packed(panel_b), &mut tile);
                             band.add(&tile, (0, j0 + q * NR), (MR.min(a.m - p * MR), NR.min(width - q * NR)));
                         }
                     },
@@ -229,7 +229,7 @@ pub(crate) fn gemm(a: &PackedA, b: &impl PanelSource, c: &mut ArrayViewMut2<'_, 
                         let mut strip = Out::Cols(strip, ld);
                         let mut tile = [[0.0; NR]; MR];
                         for (p, panel_a) in a.panels().enumerate() {
-                            micro_kernel(panel_a, panel_b, &mut tile);
+                            micro_kernel(panel_a, PanelB::Packed(panel_b), &mut tile);
                             strip.add(&tile, (p * MR, 0), (MR.min(a.m - p * MR), NR.min(width - q * NR)));
                         }
                     },
@@ -238,7 +238,7 @@ pub(crate) fn gemm(a: &PackedA, b: &impl PanelSource, c: &mut ArrayViewMut2<'_, 
             out => {
                 for (p, panel_a) in a.panels().enumerate() {
                     for (q, panel_b) in panels_b() {
-                        micro_kernel(panel_a, panel_b, &mut tile);
+                        micro_kernel(panel_a, PanelB::Packed(panel_b), &mut tile);
                         out.add(&tile, (p * MR, j0 + q * NR), (MR.min(a.m - p * MR), NR.min(width - q * NR)));
                     }
                 }
@@ -247,32 +247,133 @@ pub(crate) fn gemm(a: &PackedA, b: &impl PanelSource, c: &mut ArrayViewMut2<'_, 
     }
 }
 
+/// A right operand read in place, not packed: row `kk` of `B` is the run of
+/// `src` from `offsets[kk]`. A stride-1 convolution over a zero-padded input
+/// is one: each row of its im2col matrix is a run of the padded input if the
+/// columns span whole padded rows. So `B`'s columns come in `rows` rows of
+/// `pitch`, of which the first `width` are output positions; the others are
+/// computed and dropped.
+pub(crate) struct Windows<'a> {
+    pub(crate) src: &'a [f32],
+    pub(crate) offsets: &'a [usize],
+    pub(crate) rows: usize,
+    pub(crate) pitch: usize,
+    pub(crate) width: usize,
+}
+
+impl Windows<'_> {
+    /// Columns of `B`, dropped ones included.
+    fn columns(&self) -> usize {
+        self.rows * self.pitch
+    }
+
+    /// Adds the first `rows` rows of `tile`, columns `q0..q0 + NR` of `B`,
+    /// to their output positions in `band` (rows `positions` apart).
+    fn scatter(&self, tile: &Tile, rows: usize, q0: usize, band: &mut [f32], positions: usize) {
+        let end = (q0 + NR).min(self.columns());
+        let mut q = q0;
+        while q < end {
+            let (y, x) = (q / self.pitch, q % self.pitch);
+            let run = (self.pitch - x).min(end - q);
+            let kept = run.min(self.width.saturating_sub(x));
+            let (at, j) = (y * self.width + x, q - q0);
+            for (out, tile_row) in band.chunks_mut(positions).zip(&tile[..rows]) {
+                out[at..at + kept].iter_mut().zip(&tile_row[j..j + kept]).for_each(|(d, &v)| *d += v);
+            }
+            q += run;
+        }
+    }
+}
+
+/// `C += A · B` for `B` read in place, `c` row-major `[m, rows * width]`.
+///
+/// # Panics
+/// If `src` ends before the last panel of any row of `B` (a reader past the
+/// last output position reads up to `NR - 1` floats further).
+pub(crate) fn gemm_windows(a: &PackedA, b: &Windows<'_>, c: &mut [f32]) {
+    let k = b.offsets.len();
+    let positions = b.rows * b.width;
+    assert_eq!(k, a.k, "inner dimensions of the product");
+    assert_eq!(c.len(), a.m * positions, "output shape of the product");
+    let n = b.columns();
+    if a.m == 0 || positions == 0 || k == 0 {
+        return;
+    }
+    let reach = b.offsets.iter().max().map_or(0, |&last| last + n.next_multiple_of(NR));
+    assert!(reach <= b.src.len(), "in-place operand: {reach} floats read, {} present", b.src.len());
+    // One band of output rows per panel of A; threads take bands.
+    let band = |(p, (panel_a, band)): (usize, (&[f32], &mut [f32]))| {
+        let rows = MR.min(a.m - p * MR);
+        let mut tile = [[0.0; NR]; MR];
+        for q0 in (0..n).step_by(NR) {
+            micro_kernel(panel_a, PanelB::Shifted { src: b.src, offsets: b.offsets, q0 }, &mut tile);
+            b.scatter(&tile, rows, q0, band, positions);
+        }
+    };
+    if a.m * n * k >= PARALLEL_WORK && rayon::current_num_threads() > 1 {
+        a.data.par_chunks(MR * k).zip(c.par_chunks_mut(MR * positions)).enumerate().for_each(band);
+    } else {
+        a.panels().zip(c.chunks_mut(MR * positions)).enumerate().for_each(band);
+    }
+}
+
+/// Where a micro-kernel reads row `kk` (of [`NR`] floats) of its panel of `B`.
+#[derive(Clone, Copy)]
+enum PanelB<'a> {
+    /// A packed panel: at `kk * NR`.
+    Packed(&'a [f32]),
+    /// In place (see [`Windows`]): at `offsets[kk] + q0` of the source.
+    Shifted { src: &'a [f32], offsets: &'a [usize], q0: usize },
+}
+
 /// One tile: the product of a packed panel of `A` (of [`MR`] or [`HALF_MR`]
-/// rows, as its length over `b`'s says) and one of `B`, into the first rows
+/// rows, as its length over `k` says) and one of `B`, into the first rows
 /// of `tile`.
-fn micro_kernel(a: &[f32], b: &[f32], tile: &mut Tile) {
+fn micro_kernel(a: &[f32], b: PanelB<'_>, tile: &mut Tile) {
+    // One kernel per way of finding B's rows, so each is compiled straight.
+    match b {
+        PanelB::Packed(b) => {
+            let rows = b.chunks_exact(NR).map(|row| row.try_into().expect("NR-wide row"));
+            tile_of(a, b.len() / NR, rows, tile);
+        }
+        PanelB::Shifted { src, offsets, q0 } => {
+            let rows = offsets.iter().map(move |&at| src[at + q0..][..NR].try_into().expect("NR-wide row"));
+            tile_of(a, offsets.len(), rows, tile);
+        }
+    }
+}
+
+/// [`micro_kernel`] over the `k` rows of `B` that `b_rows` yields, on the
+/// fastest kernel this CPU runs.
+#[inline(always)]
+fn tile_of<'b>(a: &[f32], k: usize, b_rows: impl Iterator<Item = &'b [f32; NR]> + Clone, tile: &mut Tile) {
     #[cfg(target_arch = "x86_64")]
     if avx512::available() {
-        return avx512::micro_kernel(a, b, tile);
+        return avx512::micro_kernel(a, k, b_rows, tile);
     }
-    portable_micro_kernel(a, b, tile);
+    portable_micro_kernel(a, k, b_rows, tile);
 }
 
 /// [`micro_kernel`] in plain Rust, as `6 x 16` sub-tiles: twelve 256-bit
 /// accumulators fit AVX2's sixteen registers (larger tiles spill, or fall
 /// out of the auto-vectorizer).
 #[multiversion(targets("x86_64+avx2+fma", "aarch64+neon"))]
-fn portable_micro_kernel(a: &[f32], b: &[f32], tile: &mut Tile) {
+fn portable_micro_kernel<'b>(
+    a: &[f32],
+    k: usize,
+    b_rows: impl Iterator<Item = &'b [f32; NR]> + Clone,
+    tile: &mut Tile,
+) {
     const ROWS: usize = 6;
     const COLS: usize = 16;
     // Fused multiply-add where the instruction set has it (a software fma
     // would be far slower than a multiply and an add).
     let fused = target_cfg_f!(any(target_feature = "fma", target_arch = "aarch64"));
-    let height = a.len() / (b.len() / NR).max(1);
+    let height = a.len() / k.max(1);
     for r0 in (0..height).step_by(ROWS) {
         for c0 in (0..NR).step_by(COLS) {
             let mut acc = [[0f32; COLS]; ROWS];
-            for (av, bv) in a.chunks_exact(height).zip(b.chunks_exact(NR)) {
+            for (av, bv) in a.chunks_exact(height).zip(b_rows.clone()) {
                 let av: &[f32; ROWS] = av[r0..r0 + ROWS].try_into().expect("ROWS-tall chunk");
                 let bv: &[f32; COLS] = bv[c0..c0 + COLS].try_into().expect("COLS-wide chunk");
                 for (row, &ai) in acc.iter_mut().zip(av) {
@@ -387,8 +488,9 @@ mod tests {
         for height in [MR, HALF_MR] {
             let a: Vec<f32> = (0..height * k).map(|i| ((i * 11 % 13) as f32 - 6.0) / 3.0).collect();
             let (mut fast, mut portable) = ([[f32::NAN; NR]; MR], [[f32::NAN; NR]; MR]);
-            avx512::micro_kernel(&a, &b, &mut fast);
-            portable_micro_kernel(&a, &b, &mut portable);
+            let rows = || b.chunks_exact(NR).map(|row| <&[f32; NR]>::try_from(row).unwrap());
+            avx512::micro_kernel(&a, k, rows(), &mut fast);
+            portable_micro_kernel(&a, k, rows(), &mut portable);
             assert_eq!(fast[..height], portable[..height], "{height} rows");
             // And both equal the plain sum of fused terms.
             for (i, row) in fast[..height].iter().enumerate() {
@@ -398,6 +500,38 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// An in-place operand gives the product of the im2col matrix it stands
+    /// for: a 1-D convolution of `len` positions with `taps` taps over one
+    /// channel, whose rows are `pitch` apart in the padded source.
+    #[test]
+    fn windows_match_a_naive_convolution() {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        pool.install(|| {
+            // (output rows, output width, extra columns per row, taps, output channels)
+            for (rows, width, extra, taps, m) in
+                [(1, 1, 0, 1, 1), (3, 10, 4, 5, 16), (2, 33, 2, 3, 7), (40, 32, 2, 13, 64)]
+            {
+                let pitch = width + extra;
+                const { assert!(64 * 40 * 34 * 13 >= PARALLEL_WORK, "the last shape splits across threads") };
+                let src: Vec<f32> = (0..rows * pitch + taps + NR).map(|i| ((i * 7 % 19) as f32 - 9.0) / 4.0).collect();
+                let offsets: Vec<usize> = (0..taps).collect();
+                let w = Array2::from_shape_fn((m, taps), |(i, t)| ((i * 5 + t * 3) % 11) as f32 - 5.0);
+                let mut c = vec![1.0; m * rows * width];
+                let b = Windows { src: &src, offsets: &offsets, rows, pitch, width };
+                gemm_windows(&PackedA::pack(w.view()), &b, &mut c);
+                for (at, &v) in c.iter().enumerate() {
+                    let (i, y, x) = (at / (rows * width), at / width % rows, at % width);
+                    let e: f64 =
+                        1.0 + (0..taps).map(|t| f64::from(w[[i, t]]) * f64::from(src[y * pitch + x + t])).sum::<f64>();
+                    assert!(
+                        (f64::from(v) - e).abs() <= 1e-4 * (1.0 + e.abs()),
+                        "{rows}x{width}+{extra} at {i},{y},{x}"
+                    );
+                }
+            }
+        });
     }
 
     /// Products of every small shape around the tile sizes, against a plain

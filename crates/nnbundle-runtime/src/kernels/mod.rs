@@ -50,6 +50,11 @@ pub(crate) trait Float:
     fn into_value(a: ArrayD<Self>) -> Value;
     /// A buffer of `len` zeros, recycled from `scratch` where this type is pooled.
     fn zeros_in(scratch: &Scratch, len: usize) -> Vec<Self>;
+    /// Gives a buffer no longer needed back to `scratch` where this type is pooled.
+    fn recycle_in(scratch: &Scratch, buffer: Vec<Self>);
+    /// Whether [`Float::conv_product`] reads a unit-stride convolution's
+    /// input in place from a zero-padded copy ([`conv::Padded`]).
+    const READS_IN_PLACE: bool;
     /// One group's convolution weights `[og, taps]`, prepared once per run
     /// for [`Float::conv_product`] (packed for the GEMM in f32).
     type ConvWeights<'a>: Sync
@@ -75,12 +80,23 @@ impl Float for f32 {
     fn zeros_in(scratch: &Scratch, len: usize) -> Vec<f32> {
         scratch.zeros(len)
     }
+    fn recycle_in(scratch: &Scratch, buffer: Vec<f32>) {
+        scratch.keep(buffer);
+    }
+    const READS_IN_PLACE: bool = true;
     type ConvWeights<'a> = gemm::PackedA;
     fn conv_weights(w: ArrayView2<'_, f32>) -> gemm::PackedA {
         gemm::PackedA::pack(w)
     }
     fn conv_product(w: &gemm::PackedA, cols: &conv::Im2Col<'_, f32>, out: &mut ArrayViewMut2<'_, f32>) {
-        gemm::gemm(w, cols, out, true);
+        match (&cols.padded, out.as_slice_mut()) {
+            (Some(padded), Some(out)) => {
+                let (rows, width) = cols.out_dim();
+                let b = gemm::Windows { src: padded.data, offsets: padded.offsets, rows, pitch: padded.pitch, width };
+                gemm::gemm_windows(w, &b, out);
+            }
+            _ => gemm::gemm(w, cols, out, true),
+        }
     }
 }
 
@@ -97,6 +113,8 @@ impl Float for f64 {
     fn zeros_in(_: &Scratch, len: usize) -> Vec<f64> {
         vec![0.0; len]
     }
+    fn recycle_in(_: &Scratch, _: Vec<f64>) {}
+    const READS_IN_PLACE: bool = false;
     type ConvWeights<'a> = ArrayView2<'a, f64>;
     fn conv_weights(w: ArrayView2<'_, f64>) -> ArrayView2<'_, f64> {
         w

@@ -41,7 +41,14 @@ impl Scratch {
     pub(crate) fn recycle(&self, value: Value) {
         let Value::F32(a) = value else { return };
         let (v, offset) = a.into_raw_vec_and_offset();
-        if offset.unwrap_or(0) != 0 || v.capacity() == 0 {
+        if offset.unwrap_or(0) == 0 {
+            self.keep(v);
+        }
+    }
+
+    /// Keeps a buffer no longer needed.
+    pub(crate) fn keep(&self, v: Vec<f32>) {
+        if v.capacity() == 0 {
             return;
         }
         let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);

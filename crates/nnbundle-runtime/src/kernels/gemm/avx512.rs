@@ -26,30 +26,28 @@ pub(super) fn available() -> bool {
     std::is_x86_feature_detected!("avx512f")
 }
 
-/// The tile of a packed panel of `A` (of [`MR`] or [`HALF_MR`] rows) and one
-/// of `B`, into the first rows of `tile`.
+/// The tile of a packed panel of `A` (of [`MR`] or [`HALF_MR`] rows) and `k`
+/// rows of `B` (as `b_rows` yields them), into the first rows of `tile`.
 ///
 /// # Panics
-/// If the CPU lacks AVX-512F, or the panel lengths disagree on `k`.
-pub(super) fn micro_kernel(a: &[f32], b: &[f32], tile: &mut Tile) {
+/// If the CPU lacks AVX-512F, or `a` is not a panel of `k` terms.
+pub(super) fn micro_kernel<'b>(a: &[f32], k: usize, b_rows: impl Iterator<Item = &'b [f32; NR]>, tile: &mut Tile) {
     assert!(available(), "AVX-512F micro-kernel on a CPU without it");
-    let k = b.len() / NR;
     // SAFETY: AVX-512F is present (asserted above).
     unsafe {
         if a.len() == MR * k {
-            rows::<MR>(a, b, tile);
+            rows::<MR>(a, b_rows, tile);
         } else {
             assert_eq!(a.len(), HALF_MR * k, "panel of A for {k} terms");
-            rows::<HALF_MR>(a, b, tile);
+            rows::<HALF_MR>(a, b_rows, tile);
         }
     }
 }
 
 #[target_feature(enable = "avx512f")]
-fn rows<const H: usize>(a: &[f32], b: &[f32], tile: &mut Tile) {
+fn rows<'b, const H: usize>(a: &[f32], b_rows: impl Iterator<Item = &'b [f32; NR]>, tile: &mut Tile) {
     let mut acc = [[_mm512_setzero_ps(); 2]; H];
-    for (av, bv) in a.chunks_exact(H).zip(b.chunks_exact(NR)) {
-        let bv: &[f32; NR] = bv.try_into().expect("NR-wide chunk");
+    for (av, bv) in a.chunks_exact(H).zip(b_rows) {
         // SAFETY: `bv` holds `2 * LANES` floats: the two loads read within it.
         let (b0, b1): (__m512, __m512) =
             unsafe { (_mm512_loadu_ps(bv.as_ptr()), _mm512_loadu_ps(bv[LANES..].as_ptr())) };
