@@ -76,17 +76,21 @@ fn extract_keeps_only_what_the_outputs_need() {
     assert!(err.contains("no node named `nope`"), "{err}");
 }
 
-/// A model run (which packs its weights for GEMM at this batch size) and then
-/// given new weights computes with the new ones, as a model built with them does.
+/// A model run (which packs its weights for GEMM on first use) and then given
+/// new weights computes with the new ones, as a model built with them does.
 #[test]
 fn loaded_weights_replace_prepared_ones() {
     let wide = |seed| {
-        Sequential::new("X", DType::F32, &["batch".into(), 96u64.into()])
-            .add("hidden", Layer::linear(96, 80))
+        Sequential::new("X", DType::F32, &["batch".into(), 2u64.into(), 8u64.into(), 6u64.into()])
+            .add("conv", Layer::conv2d(2, 16, 3))
+            .add("flat", Layer::flatten())
+            .add("hidden", Layer::linear(16 * 6 * 4, 80))
             .build(seed)
             .unwrap()
     };
-    let x = ndarray::Array2::from_shape_fn((16, 96), |(i, j)| ((i * 7 + j) % 11) as f32 - 5.0).into_dyn();
+    let x =
+        ndarray::Array4::from_shape_fn((16, 2, 8, 6), |(i, c, y, x)| ((i * 7 + c * 3 + y * 5 + x) % 11) as f32 - 5.0)
+            .into_dyn();
     let (mut target, source) = (wide(1), wide(2));
     let before = target.forward(x.clone()).unwrap();
     target.load_state_dict(&source.state_dict(), &LoadOptions { strict: true, ..Default::default() }).unwrap();

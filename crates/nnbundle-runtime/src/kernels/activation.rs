@@ -77,7 +77,7 @@ fn apply<T: Float>(f: Fun, x: T) -> T {
 fn unary<T: Float>(f: Fun, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult {
     let x = view::<T>(args, 0)?;
     let x = x.as_standard_layout();
-    let mut y = T::zeros_in(scratch, x.len());
+    let mut y = T::buffer_in(scratch, x.len());
     let pairs = y.iter_mut().zip(x.as_slice().expect("standard layout"));
     // ReLU gets its own loop: a select the compiler vectorizes, where a
     // per-element dispatch left a branch that random data mispredicts.

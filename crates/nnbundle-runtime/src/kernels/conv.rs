@@ -5,12 +5,14 @@
 //! otherwise it packs the matrix panel by panel. A 1-D convolution runs as a
 //! 2-D one of height 1.
 
+use std::sync::OnceLock;
+
 use ndarray::{Array2, ArrayD, ArrayView2, ArrayView4, ArrayViewMut2, Axis, IxDyn};
 use nnbundle_graph::{Attrs, Window, conv_windows};
 use rayon::prelude::*;
 
 use super::Scratch;
-use super::gemm::{NR, PanelSource};
+use super::gemm::{NR, PackedA, PanelSource};
 use super::{Float, Kernel, KernelResult, first_dtype, view, with_float};
 use crate::value::Arg;
 
@@ -20,6 +22,9 @@ pub(crate) struct Conv {
     groups: usize,
     bias: bool,
     spatial: usize,
+    /// The f32 weights packed for GEMM on first use (a model's weights only
+    /// change through a re-plan, which builds new kernels).
+    packed: OnceLock<Vec<PackedA>>,
 }
 
 const UNIT: Window = Window { kernel: 1, stride: 1, pad_begin: 0, pad_end: 0, dilation: 1, ceil_mode: false };
@@ -46,6 +51,7 @@ impl Conv {
             groups: a.int("groups").max(1) as usize,
             bias: a.bool("bias"),
             spatial,
+            packed: OnceLock::new(),
         }
     }
 }
@@ -309,13 +315,16 @@ fn run<T: Float>(k: &Conv, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult 
     };
     let (plane, taps, positions) = (h * wd, cg * kh * kw, oh * ow);
     let pointwise = kh == 1 && kw == 1 && [wh, ww].iter().all(|a| a.stride == 1 && a.pad_begin == 0 && a.pad_end == 0);
-    // Each group's weights are prepared (packed) once, not once per image.
-    let weights = (0..g)
-        .map(|gi| ArrayView2::from_shape((og, taps), &w[gi * og * taps..][..og * taps]).map(T::conv_weights))
+    // Each group's weights are prepared (packed) once per run, not once per
+    // image; a model's own weights once for the kernel's life.
+    let groups = (0..g)
+        .map(|gi| ArrayView2::from_shape((og, taps), &w[gi * og * taps..][..og * taps]))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| e.to_string())?;
+    let cache = matches!(args.get(1), Some(Arg::Weight(_))).then_some(&k.packed);
+    let weights = T::conv_weights(groups, cache);
     let padded = if T::READS_IN_PLACE { pad_input(x, (n, c, h, wd), (cg, kh, kw), k.windows, scratch) } else { None };
-    let mut y = T::zeros_in(scratch, n * o * positions);
+    let mut y = T::buffer_in(scratch, n * o * positions);
     let convolve = |(bi, image): (usize, &mut [T])| -> Result<(), String> {
         for (gi, dst) in image.chunks_exact_mut((og * positions).max(1)).enumerate() {
             let cols = Im2Col {

@@ -27,7 +27,7 @@ fn run<T: Float>(op: BinaryOp, args: &[Arg<'_>], scratch: &Scratch) -> KernelRes
     let shape = IxDyn(&broadcast_shapes(a.shape(), b.shape(), "shapes")?);
     let (a, b) =
         (a.broadcast(shape.clone()).expect("shapes broadcast"), b.broadcast(shape.clone()).expect("shapes broadcast"));
-    let mut out = T::zeros_in(scratch, shape.size());
+    let mut out = T::buffer_in(scratch, shape.size());
     match (a.as_slice(), b.as_slice()) {
         // Equal shapes in C order, the common case: straight slices.
         (Some(xs), Some(ys)) => out.iter_mut().zip(xs.iter().zip(ys)).for_each(|(o, (&x, &y))| *o = f(x, y)),

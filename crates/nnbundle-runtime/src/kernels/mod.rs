@@ -14,6 +14,9 @@ mod pool;
 mod scratch;
 mod shape;
 
+use std::borrow::Cow;
+use std::sync::OnceLock;
+
 use ndarray::{ArrayD, ArrayView2, ArrayViewMut2, LinalgScalar};
 use nnbundle_format::DType;
 use nnbundle_graph::{Node, OpKind};
@@ -50,6 +53,9 @@ pub(crate) trait Float:
     fn into_value(a: ArrayD<Self>) -> Value;
     /// A buffer of `len` zeros, recycled from `scratch` where this type is pooled.
     fn zeros_in(scratch: &Scratch, len: usize) -> Vec<Self>;
+    /// A buffer of `len` elements holding unspecified values (recycled from
+    /// `scratch` where this type is pooled), for an output written whole.
+    fn buffer_in(scratch: &Scratch, len: usize) -> Vec<Self>;
     /// Gives a buffer no longer needed back to `scratch` where this type is pooled.
     fn recycle_in(scratch: &Scratch, buffer: Vec<Self>);
     /// Whether [`Float::conv_product`] reads a unit-stride convolution's
@@ -57,11 +63,15 @@ pub(crate) trait Float:
     const READS_IN_PLACE: bool;
     /// One group's convolution weights `[og, taps]`, prepared once per run
     /// for [`Float::conv_product`] (packed for the GEMM in f32).
-    type ConvWeights<'a>: Sync
+    type ConvWeights<'a>: Sync + Clone
     where
         Self: 'a;
-    /// Prepares one group's weights.
-    fn conv_weights(w: ArrayView2<'_, Self>) -> Self::ConvWeights<'_>;
+    /// Prepares each group's weights; with `cache` (a model's own weights,
+    /// which change only through a re-plan), once for the kernel's life.
+    fn conv_weights<'a>(
+        groups: Vec<ArrayView2<'a, Self>>,
+        cache: Option<&'a OnceLock<Vec<gemm::PackedA>>>,
+    ) -> Cow<'a, [Self::ConvWeights<'a>]>;
     /// `out += w · cols` for one group's prepared weights and one image's
     /// im2col matrix, with this type's fastest product.
     fn conv_product(w: &Self::ConvWeights<'_>, cols: &conv::Im2Col<'_, Self>, out: &mut ArrayViewMut2<'_, Self>);
@@ -80,13 +90,23 @@ impl Float for f32 {
     fn zeros_in(scratch: &Scratch, len: usize) -> Vec<f32> {
         scratch.zeros(len)
     }
+    fn buffer_in(scratch: &Scratch, len: usize) -> Vec<f32> {
+        scratch.any(len)
+    }
     fn recycle_in(scratch: &Scratch, buffer: Vec<f32>) {
         scratch.keep(buffer);
     }
     const READS_IN_PLACE: bool = true;
     type ConvWeights<'a> = gemm::PackedA;
-    fn conv_weights(w: ArrayView2<'_, f32>) -> gemm::PackedA {
-        gemm::PackedA::pack(w)
+    fn conv_weights<'a>(
+        groups: Vec<ArrayView2<'a, f32>>,
+        cache: Option<&'a OnceLock<Vec<gemm::PackedA>>>,
+    ) -> Cow<'a, [gemm::PackedA]> {
+        let pack = || groups.iter().map(|w| gemm::PackedA::pack(w.view())).collect();
+        match cache {
+            Some(cache) => Cow::Borrowed(cache.get_or_init(pack)),
+            None => Cow::Owned(pack()),
+        }
     }
     fn conv_product(w: &gemm::PackedA, cols: &conv::Im2Col<'_, f32>, out: &mut ArrayViewMut2<'_, f32>) {
         match (&cols.padded, out.as_slice_mut()) {
@@ -113,11 +133,17 @@ impl Float for f64 {
     fn zeros_in(_: &Scratch, len: usize) -> Vec<f64> {
         vec![0.0; len]
     }
+    fn buffer_in(_: &Scratch, len: usize) -> Vec<f64> {
+        vec![0.0; len]
+    }
     fn recycle_in(_: &Scratch, _: Vec<f64>) {}
     const READS_IN_PLACE: bool = false;
     type ConvWeights<'a> = ArrayView2<'a, f64>;
-    fn conv_weights(w: ArrayView2<'_, f64>) -> ArrayView2<'_, f64> {
-        w
+    fn conv_weights<'a>(
+        groups: Vec<ArrayView2<'a, f64>>,
+        _: Option<&'a OnceLock<Vec<gemm::PackedA>>>,
+    ) -> Cow<'a, [ArrayView2<'a, f64>]> {
+        Cow::Owned(groups)
     }
     fn conv_product(w: &ArrayView2<'_, f64>, cols: &conv::Im2Col<'_, f64>, out: &mut ArrayViewMut2<'_, f64>) {
         ndarray::linalg::general_mat_mul(1.0, w, &cols.materialize(), 1.0, out);

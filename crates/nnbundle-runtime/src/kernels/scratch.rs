@@ -22,6 +22,14 @@ pub(crate) struct Scratch {
 impl Scratch {
     /// A buffer of `len` zeros: the smallest free one that fits, or a new one.
     pub(crate) fn zeros(&self, len: usize) -> Vec<f32> {
+        let mut v = self.any(len);
+        v.fill(0.0);
+        v
+    }
+
+    /// A buffer of `len` floats holding whatever they held before, for an
+    /// output the caller writes whole (skipping a pass that zeroes it).
+    pub(crate) fn any(&self, len: usize) -> Vec<f32> {
         let reused = {
             let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
             let fit = free.iter().enumerate().filter(|(_, v)| v.capacity() >= len).min_by_key(|(_, v)| v.capacity());
@@ -29,7 +37,7 @@ impl Scratch {
         };
         match reused {
             Some(mut v) => {
-                v.clear();
+                v.truncate(len);
                 v.resize(len, 0.0);
                 v
             }
@@ -78,5 +86,9 @@ mod tests {
         assert!(w.capacity() >= 100);
         assert_eq!(w, vec![0.0; 50]);
         assert_eq!(scratch.zeros(3).len(), 3, "nothing left: a new buffer");
+        // `any` skips the zeroing: a recycled buffer keeps its values.
+        scratch.recycle(Value::F32(ndarray::ArrayD::from_elem(ndarray::IxDyn(&[20]), 7.0)));
+        assert_eq!(scratch.any(12), vec![7.0; 12]);
+        assert_eq!(scratch.any(12), vec![0.0; 12], "a new buffer");
     }
 }
