@@ -389,7 +389,7 @@ fn portable_micro_kernel<'b>(
     }
 }
 
-/// `y[i] = W[i] · x` for a row-major `w [y.len(), x.len()]`: one pass over
+/// `y[i] += W[i] · x` for a row-major `w [y.len(), x.len()]`: one pass over
 /// `W` in stored order, 16 lanes per row (batch-1 inference is bound by
 /// reading the weights, which the baseline SSE2 build reads at half speed).
 pub(crate) fn matvec(w: &[f32], x: &[f32], y: &mut [f32]) {
@@ -415,7 +415,6 @@ fn matvec_rows(w: &[f32], x: &[f32], y: &mut [f32]) {
     let fused = target_cfg_f!(any(target_feature = "fma", target_arch = "aarch64"));
     let k = x.len();
     if k == 0 {
-        y.fill(0.0);
         return;
     }
     let whole = k / LANES * LANES;
@@ -435,7 +434,7 @@ fn matvec_rows(w: &[f32], x: &[f32], y: &mut [f32]) {
             }
         }
         for (r, (out, acc)) in out.iter_mut().zip(&acc).enumerate() {
-            *out = acc.iter().sum::<f32>() + tail(&block[r * k..][..k]);
+            *out += acc.iter().sum::<f32>() + tail(&block[r * k..][..k]);
         }
     }
     for (out, row) in groups.into_remainder().iter_mut().zip(rows.remainder().chunks_exact(k)) {
@@ -445,7 +444,7 @@ fn matvec_rows(w: &[f32], x: &[f32], y: &mut [f32]) {
                 *s += a * b;
             }
         }
-        *out = acc.iter().sum::<f32>() + tail(row);
+        *out += acc.iter().sum::<f32>() + tail(row);
     }
 }
 
@@ -465,10 +464,11 @@ mod tests {
         for (n, k) in [(1, 1), (3, 15), (5, 16), (7, 33), (2, 300), (4, 0), (300, 3500)] {
             let w: Vec<f32> = (0..n * k).map(|i| ((i * 13 % 17) as f32 - 8.0) / 4.0).collect();
             let x: Vec<f32> = (0..k).map(|i| ((i * 7 % 11) as f32 - 5.0) / 2.0).collect();
-            let mut y = vec![f32::NAN; n];
+            // The product adds to what y holds.
+            let mut y: Vec<f32> = (0..n).map(|i| i as f32).collect();
             matvec(&w, &x, &mut y);
             for (i, &v) in y.iter().enumerate() {
-                let e: f64 = (0..k).map(|t| f64::from(w[i * k + t]) * f64::from(x[t])).sum();
+                let e: f64 = i as f64 + (0..k).map(|t| f64::from(w[i * k + t]) * f64::from(x[t])).sum::<f64>();
                 assert!((f64::from(v) - e).abs() <= 1e-4 * (1.0 + e.abs()), "{n}x{k} row {i}");
             }
         }

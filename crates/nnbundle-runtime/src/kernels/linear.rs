@@ -70,65 +70,67 @@ fn run<T: Float>(k: &Linear, args: &[Arg<'_>]) -> KernelResult {
 
 /// f32: matrix-vector products up to [`SMALL_BATCH`] rows; above it, with
 /// [`MIN_PACKED_INPUTS`] inputs or more, `yᵀ = W · xᵀ` over the packed weight;
-/// otherwise the generic path. The bias is added by [`finish`].
+/// otherwise `y = x · Wᵀ` packing both. Each accumulates into an output the
+/// bias seeds.
 fn run_f32(k: &Linear, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult {
     let x = view::<f32>(args, 0)?;
     let w = view::<f32>(args, 1)?.into_dimensionality::<Ix2>().map_err(|e| e.to_string())?;
     let in_f = *x.shape().last().ok_or("input is a scalar")?;
     let rows = x.len() / in_f.max(1);
-    if in_f != w.ncols() {
+    if in_f != w.ncols() || (rows <= SMALL_BATCH && !w.is_standard_layout()) {
         return run::<f32>(k, args);
     }
-    if rows <= SMALL_BATCH {
-        let (Some(ws), x2) = (w.as_slice(), x.as_standard_layout()) else {
-            return run::<f32>(k, args);
-        };
-        let mut y = zeros(scratch, rows, w.nrows())?;
-        for (out, x) in y.rows_mut().into_iter().zip(x2.as_slice().expect("standard layout").chunks_exact(in_f.max(1)))
-        {
-            let out = out.into_slice().expect("standard layout");
-            matvec(ws, x, out);
-        }
-        return finish(k, args, &x, y);
-    }
-    if in_f < MIN_PACKED_INPUTS {
-        return run::<f32>(k, args);
-    }
-    let fresh;
-    let packed = match args.get(1) {
-        Some(Arg::Weight(_)) => k.packed.get_or_init(|| PackedA::pack(w.view())),
-        _ => {
-            fresh = PackedA::pack(w.view());
-            &fresh
-        }
+    let bias = if k.bias {
+        Some(view::<f32>(args, 2)?.into_dimensionality::<Ix1>().map_err(|e| e.to_string())?)
+    } else {
+        None
     };
     let x2 = x.as_standard_layout();
     let x2 = x2.view().into_shape_with_order((rows, in_f)).map_err(|e| e.to_string())?;
-    let mut y = zeros(scratch, rows, w.nrows())?;
-    // y starts as zeros, so the product can accumulate into it.
-    gemm(packed, &x2.t(), &mut y.view_mut().reversed_axes(), true);
-    finish(k, args, &x, y)
-}
-
-/// A `[rows, out]` output of zeros from `scratch`.
-fn zeros(scratch: &Scratch, rows: usize, out: usize) -> Result<Array2<f32>, String> {
-    Array2::from_shape_vec((rows, out), scratch.zeros(rows * out)).map_err(|e| e.to_string())
-}
-
-/// Adds the bias to `y [rows, out]` and gives it the input's leading shape.
-fn finish(k: &Linear, args: &[Arg<'_>], x: &ndarray::ArrayViewD<'_, f32>, mut y: Array2<f32>) -> KernelResult {
-    if k.bias {
-        let b = view::<f32>(args, 2)?.into_dimensionality::<Ix1>().map_err(|e| e.to_string())?;
-        let b = b.as_standard_layout();
-        let b = b.as_slice().expect("standard layout");
-        let y = y.as_slice_mut().expect("built in standard layout");
-        for row in y.chunks_exact_mut(b.len().max(1)) {
-            row.iter_mut().zip(b).for_each(|(y, &b)| *y += b);
+    let mut y = seeded(scratch, rows, w.nrows(), bias)?;
+    if rows <= SMALL_BATCH {
+        let ws = w.as_slice().expect("checked standard layout");
+        for (out, x) in y.rows_mut().into_iter().zip(x2.rows()) {
+            matvec(ws, x.as_slice().expect("standard layout"), out.into_slice().expect("standard layout"));
         }
+    } else if in_f < MIN_PACKED_INPUTS {
+        // Few inputs: tiles are short sums, so their output should go to
+        // contiguous rows. `y = x · Wᵀ` with both operands packed per call
+        // (`rows x in` and `in x out` floats: little for few inputs).
+        gemm(&PackedA::pack(x2), &w.t(), &mut y.view_mut(), true);
+    } else {
+        let fresh;
+        let packed = match args.get(1) {
+            Some(Arg::Weight(_)) => k.packed.get_or_init(|| PackedA::pack(w.view())),
+            _ => {
+                fresh = PackedA::pack(w.view());
+                &fresh
+            }
+        };
+        gemm(packed, &x2.t(), &mut y.view_mut().reversed_axes(), true);
     }
     let mut shape = x.shape().to_vec();
     *shape.last_mut().expect("rank >= 1") = y.ncols();
     Ok(Value::F32(y.into_shape_with_order(IxDyn(&shape)).map_err(|e| e.to_string())?))
+}
+
+/// A `[rows, out]` output from `scratch`, each row the bias (or zeros).
+fn seeded(
+    scratch: &Scratch,
+    rows: usize,
+    out: usize,
+    bias: Option<ndarray::ArrayView1<'_, f32>>,
+) -> Result<Array2<f32>, String> {
+    let mut y = scratch.any(rows * out);
+    match bias.as_ref().map(|b| b.as_standard_layout()) {
+        Some(b) if b.len() == out => {
+            let b = b.as_slice().expect("standard layout");
+            y.chunks_exact_mut(out.max(1)).for_each(|row| row.copy_from_slice(b));
+        }
+        Some(b) => return Err(format!("bias has {} values for {out} outputs", b.len())),
+        None => y.fill(0.0),
+    }
+    Array2::from_shape_vec((rows, out), y).map_err(|e| e.to_string())
 }
 
 impl Kernel for Linear {
