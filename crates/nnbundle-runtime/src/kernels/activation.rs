@@ -4,7 +4,7 @@ use ndarray::Axis;
 use nnbundle_graph::{Attrs, normalize_axis};
 
 use super::Scratch;
-use super::{Float, Kernel, KernelResult, first_dtype, view, with_float};
+use super::{Float, Kernel, KernelResult, by_chunks, first_dtype, view, with_float};
 use crate::value::Arg;
 
 #[derive(Clone, Copy)]
@@ -78,13 +78,16 @@ fn unary<T: Float>(f: Fun, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult 
     let x = view::<T>(args, 0)?;
     let x = x.as_standard_layout();
     let mut y = T::buffer_in(scratch, x.len());
-    let pairs = y.iter_mut().zip(x.as_slice().expect("standard layout"));
-    // ReLU gets its own loop: a select the compiler vectorizes, where a
-    // per-element dispatch left a branch that random data mispredicts.
-    match f {
-        Fun::Relu => pairs.for_each(|(y, &x)| *y = if x < T::zero() { T::zero() } else { x }),
-        f => pairs.for_each(|(y, &x)| *y = apply(f, x)),
-    }
+    let xs = x.as_slice().expect("standard layout");
+    by_chunks(&mut y, |start, y| {
+        let pairs = y.iter_mut().zip(&xs[start..]);
+        // ReLU gets its own loop: a select the compiler vectorizes, where a
+        // per-element dispatch left a branch that random data mispredicts.
+        match f {
+            Fun::Relu => pairs.for_each(|(y, &x)| *y = if x < T::zero() { T::zero() } else { x }),
+            f => pairs.for_each(|(y, &x)| *y = apply(f, x)),
+        }
+    });
     Ok(T::into_value(ndarray::ArrayD::from_shape_vec(x.raw_dim(), y).map_err(|e| e.to_string())?))
 }
 

@@ -3,7 +3,7 @@
 use ndarray::{ArrayD, ArrayViewMut, Dimension, IxDyn, Zip};
 
 use super::Scratch;
-use super::{Float, Kernel, KernelResult, broadcast_shapes, first_dtype, view, with_float};
+use super::{Float, Kernel, KernelResult, broadcast_shapes, by_chunks, first_dtype, view, with_float};
 use crate::value::Arg;
 
 #[derive(Clone, Copy)]
@@ -30,7 +30,9 @@ fn run<T: Float>(op: BinaryOp, args: &[Arg<'_>], scratch: &Scratch) -> KernelRes
     let mut out = T::buffer_in(scratch, shape.size());
     match (a.as_slice(), b.as_slice()) {
         // Equal shapes in C order, the common case: straight slices.
-        (Some(xs), Some(ys)) => out.iter_mut().zip(xs.iter().zip(ys)).for_each(|(o, (&x, &y))| *o = f(x, y)),
+        (Some(xs), Some(ys)) => by_chunks(&mut out, |start, out| {
+            out.iter_mut().zip(xs[start..].iter().zip(&ys[start..])).for_each(|(o, (&x, &y))| *o = f(x, y));
+        }),
         _ => {
             let view = ArrayViewMut::from_shape(shape.clone(), &mut out).map_err(|e| e.to_string())?;
             Zip::from(view).and(&a).and(&b).for_each(|o, &x, &y| *o = f(x, y));

@@ -25,8 +25,13 @@ const MR: usize = 12;
 const HALF_MR: usize = MR / 2;
 /// Columns of a micro-tile.
 pub(crate) const NR: usize = 32;
-/// Products of at least this many multiply-adds split across threads.
-const PARALLEL_WORK: usize = 1 << 20;
+/// Products of at least this many multiply-adds split across threads (about
+/// 50 us of work on one core: waking a second thread costs more than it
+/// saves on smaller ones, measured on the textbook MLP).
+const PARALLEL_WORK: usize = 1 << 22;
+/// Matrix-vector products over at least this many weights split across
+/// threads (memory-bound: 4 MiB of f32 is about 200 us of reading).
+const PARALLEL_MATVEC: usize = 1 << 20;
 /// Packed `B` block size in floats: kept within the per-core L2 cache while
 /// every panel of `A` passes over it.
 const B_BLOCK_FLOATS: usize = 1 << 18;
@@ -395,7 +400,7 @@ fn portable_micro_kernel<'b>(
 pub(crate) fn matvec(w: &[f32], x: &[f32], y: &mut [f32]) {
     /// Rows of `W` per task when threads split a large product.
     const ROWS_PER_TASK: usize = 64;
-    if w.len() >= PARALLEL_WORK && rayon::current_num_threads() > 1 && !x.is_empty() {
+    if w.len() >= PARALLEL_MATVEC && rayon::current_num_threads() > 1 && !x.is_empty() {
         y.par_chunks_mut(ROWS_PER_TASK)
             .zip(w.par_chunks(ROWS_PER_TASK * x.len()))
             .for_each(|(y, w)| matvec_rows(w, x, y));
@@ -460,7 +465,7 @@ mod tests {
     }
 
     fn check_matvec() {
-        const { assert!(300 * 3500 >= PARALLEL_WORK, "the last shape splits across threads") };
+        const { assert!(300 * 3500 >= PARALLEL_MATVEC, "the last shape splits across threads") };
         for (n, k) in [(1, 1), (3, 15), (5, 16), (7, 33), (2, 300), (4, 0), (300, 3500)] {
             let w: Vec<f32> = (0..n * k).map(|i| ((i * 13 % 17) as f32 - 8.0) / 4.0).collect();
             let x: Vec<f32> = (0..k).map(|i| ((i * 7 % 11) as f32 - 5.0) / 2.0).collect();
@@ -514,7 +519,7 @@ mod tests {
                 [(1, 1, 0, 1, 1), (3, 10, 4, 5, 16), (2, 33, 2, 3, 7), (40, 32, 2, 13, 64)]
             {
                 let pitch = width + extra;
-                const { assert!(64 * 40 * 34 * 13 >= PARALLEL_WORK, "the last shape splits across threads") };
+                const { assert!(64 * 40 * 34 * 49 >= PARALLEL_WORK, "the last shape splits across threads") };
                 let src: Vec<f32> = (0..rows * pitch + taps + NR).map(|i| ((i * 7 % 19) as f32 - 9.0) / 4.0).collect();
                 let offsets: Vec<usize> = (0..taps).collect();
                 let w = Array2::from_shape_fn((m, taps), |(i, t)| ((i * 5 + t * 3) % 11) as f32 - 5.0);
@@ -558,9 +563,9 @@ mod tests {
             (19, 8, 65),
             (2, 300, 70),
             (0, 4, 4),
-            (70, 300, 90),
+            (70, 300, 200),
         ];
-        const { assert!(70 * 300 * 90 >= PARALLEL_WORK) };
+        const { assert!(70 * 300 * 200 >= PARALLEL_WORK) };
         for (m, k, n) in shapes {
             let a = Array2::from_shape_fn((m, k), |(i, j)| value(i, j, 1));
             let b_t = Array2::from_shape_fn((n, k), |(i, j)| value(i, j, 2));

@@ -218,6 +218,20 @@ pub(crate) fn build_kernel(node: &Node) -> Option<Box<dyn Kernel>> {
     })
 }
 
+/// Elements per task when an elementwise op splits across threads.
+const ELEMENTS_PER_TASK: usize = 1 << 16;
+
+/// Calls `f(start, chunk)` over chunks of `out` (`start` is the chunk's
+/// first index), on rayon's threads when `out` is large.
+pub(crate) fn by_chunks<U: Send>(out: &mut [U], f: impl Fn(usize, &mut [U]) + Sync) {
+    if out.len() >= 2 * ELEMENTS_PER_TASK && rayon::current_num_threads() > 1 {
+        use rayon::prelude::*;
+        out.par_chunks_mut(ELEMENTS_PER_TASK).enumerate().for_each(|(i, chunk)| f(i * ELEMENTS_PER_TASK, chunk));
+    } else {
+        f(0, out);
+    }
+}
+
 /// numpy broadcasting of two shapes; `what` names them in the error.
 pub(crate) fn broadcast_shapes(a: &[usize], b: &[usize], what: &str) -> Result<Vec<usize>, String> {
     let r = a.len().max(b.len());
