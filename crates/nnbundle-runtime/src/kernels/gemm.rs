@@ -272,6 +272,16 @@ impl Windows<'_> {
         self.rows * self.pitch
     }
 
+    /// Where each panel of [`NR`] columns starts: along all the columns, or
+    /// row by row when that takes fewer panels (rows `NR` wide then skip the
+    /// dropped columns: 32 panels instead of 34 for 32x32 outputs).
+    fn panel_starts(&self) -> impl Iterator<Item = usize> + Clone + use<> {
+        let per_row = self.width.div_ceil(NR);
+        let by_rows = self.rows * per_row < self.columns().div_ceil(NR);
+        let (count, pitch) = if by_rows { (self.rows * per_row, self.pitch) } else { (self.columns().div_ceil(NR), 0) };
+        (0..count).map(move |i| if by_rows { i / per_row * pitch + i % per_row * NR } else { i * NR })
+    }
+
     /// Adds the first `rows` rows of `tile`, columns `q0..q0 + NR` of `B`,
     /// to their output positions in `band` (rows `positions` apart).
     fn scatter(&self, tile: &Tile, rows: usize, q0: usize, band: &mut [f32], positions: usize) {
@@ -293,29 +303,30 @@ impl Windows<'_> {
 /// `C += A · B` for `B` read in place, `c` row-major `[m, rows * width]`.
 ///
 /// # Panics
-/// If `src` ends before the last panel of any row of `B` (a reader past the
-/// last output position reads up to `NR - 1` floats further).
+/// If `src` ends before the last panel of any row of `B` (panels read up to
+/// `NR - 1` floats past the last output position).
 pub(crate) fn gemm_windows(a: &PackedA, b: &Windows<'_>, c: &mut [f32]) {
     let k = b.offsets.len();
     let positions = b.rows * b.width;
     assert_eq!(k, a.k, "inner dimensions of the product");
     assert_eq!(c.len(), a.m * positions, "output shape of the product");
-    let n = b.columns();
     if a.m == 0 || positions == 0 || k == 0 {
         return;
     }
-    let reach = b.offsets.iter().max().map_or(0, |&last| last + n.next_multiple_of(NR));
+    let starts = b.panel_starts();
+    let last = starts.clone().last().unwrap_or(0);
+    let reach = b.offsets.iter().max().map_or(0, |&offset| offset + last + NR);
     assert!(reach <= b.src.len(), "in-place operand: {reach} floats read, {} present", b.src.len());
     // One band of output rows per panel of A; threads take bands.
     let band = |(p, (panel_a, band)): (usize, (&[f32], &mut [f32]))| {
         let rows = MR.min(a.m - p * MR);
         let mut tile = [[0.0; NR]; MR];
-        for q0 in (0..n).step_by(NR) {
+        for q0 in starts.clone() {
             micro_kernel(panel_a, PanelB::Shifted { src: b.src, offsets: b.offsets, q0 }, &mut tile);
             b.scatter(&tile, rows, q0, band, positions);
         }
     };
-    if a.m * n * k >= PARALLEL_WORK && rayon::current_num_threads() > 1 {
+    if a.m * b.columns() * k >= PARALLEL_WORK && rayon::current_num_threads() > 1 {
         a.data.par_chunks(MR * k).zip(c.par_chunks_mut(MR * positions)).enumerate().for_each(band);
     } else {
         a.panels().zip(c.chunks_mut(MR * positions)).enumerate().for_each(band);
