@@ -1,7 +1,8 @@
 //! Writing bundles: deterministic bytes, hashed tensors, aligned data.
 
 use std::collections::BTreeMap;
-use std::io::{Seek, Write};
+use std::fs::File;
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use nnbundle_format::limits::DATA_ALIGNMENT;
@@ -154,10 +155,18 @@ impl BundleWriter {
 
     /// The manifest this content produces, hashing every tensor (in parallel).
     pub fn manifest(&self) -> Result<Manifest> {
-        let digests: BTreeMap<&str, Sha256Digest> =
-            crate::largest_first(self.tensors.iter().collect(), |(_, (t, _))| t.nbytes())
-                .map(|(name, (t, _))| (name.as_str(), Sha256Digest::of(t.as_bytes())))
-                .collect();
+        self.manifest_with(&self.digests())
+    }
+
+    /// Every tensor's SHA-256, hashed in parallel.
+    fn digests(&self) -> BTreeMap<&str, Sha256Digest> {
+        crate::largest_first(self.tensors.iter().collect(), |(_, (t, _))| t.nbytes())
+            .map(|(name, (t, _))| (name.as_str(), Sha256Digest::of(t.as_bytes())))
+            .collect()
+    }
+
+    /// The manifest with the given tensor digests.
+    fn manifest_with(&self, digests: &BTreeMap<&str, Sha256Digest>) -> Result<Manifest> {
         let mut manifest = Manifest::new();
         for (name, (tensor, group)) in &self.tensors {
             let sha256 = digests[name.as_str()];
@@ -197,7 +206,41 @@ impl BundleWriter {
     /// Writes the bundle to `out` and returns its manifest.
     pub fn write_to<W: Write + Seek>(&self, out: W) -> Result<Manifest> {
         let manifest = self.manifest()?;
-        let yaml = manifest.to_yaml().map_err(|e| ContainerError::InvalidContent { reason: e.to_string() })?;
+        self.write_entries(out, &manifest)?;
+        Ok(manifest)
+    }
+
+    /// Writes the bundle to a file while its tensors are hashed, with the
+    /// same bytes as [`BundleWriter::write_to`]. The manifest, the first
+    /// entry, is written with `stand_in` for every digest, then over with the
+    /// real ones, which print as long unless one reads as a number and is
+    /// quoted (then the file is written again, in order). `stand_in` is a
+    /// parameter so that tests can force that case.
+    fn write_hashing_alongside(&self, out: &mut BufWriter<File>, stand_in: Sha256Digest) -> Result<Manifest> {
+        let draft = self.manifest_with(&self.tensors.keys().map(|name| (name.as_str(), stand_in)).collect())?;
+        let (digests, written) = std::thread::scope(|scope| {
+            let hashing = scope.spawn(|| self.digests());
+            let written = self.write_entries(&mut *out, &draft);
+            (hashing.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)), written)
+        });
+        written?;
+        let manifest = self.manifest_with(&digests)?;
+        let [draft_yaml, yaml] = [&draft, &manifest].map(|m| m.to_yaml());
+        let (draft_yaml, yaml) = (draft_yaml.map_err(invalid)?, yaml.map_err(invalid)?);
+        let io = |e: std::io::Error| ContainerError::entry(MANIFEST_ENTRY, format!("write failed: {e}"));
+        if yaml.len() != draft_yaml.len() {
+            out.flush().map_err(io)?;
+            out.get_mut().set_len(0).map_err(io)?;
+            out.seek(SeekFrom::Start(0)).map_err(io)?;
+            return self.write_to(out);
+        }
+        overwrite_entry(out, MANIFEST_ENTRY, yaml.as_bytes())?;
+        Ok(manifest)
+    }
+
+    /// Writes the entries of the bundle `manifest` describes.
+    fn write_entries<W: Write + Seek>(&self, out: W, manifest: &Manifest) -> Result<()> {
+        let yaml = manifest.to_yaml().map_err(invalid)?;
         let zip_err = |entry: &str| {
             let entry = entry.to_owned();
             move |e: zip::result::ZipError| ContainerError::entry(entry, format!("zip writer failed: {e}"))
@@ -230,7 +273,7 @@ impl BundleWriter {
             zip.write_all(tensor.as_bytes()).map_err(io_err(&entry))?;
         }
         zip.finish().map_err(zip_err("<central directory>"))?;
-        Ok(manifest)
+        Ok(())
     }
 
     /// Writes the bundle to `path` atomically and synced (see
@@ -243,8 +286,8 @@ impl BundleWriter {
     /// [`BundleWriter::save`] with the given durability.
     pub fn save_with(&self, path: impl AsRef<Path>, durability: Durability) -> Result<Manifest> {
         let mut manifest = None;
-        write_atomically_with(path.as_ref(), durability, |w| {
-            manifest = Some(self.write_to(w)?);
+        write_atomically_with(path.as_ref(), durability, |out| {
+            manifest = Some(self.write_hashing_alongside(out, STAND_IN)?);
             Ok(())
         })?;
         Ok(manifest.expect("set by a successful write"))
@@ -255,5 +298,69 @@ impl BundleWriter {
         let mut cursor = std::io::Cursor::new(Vec::new());
         self.write_to(&mut cursor)?;
         Ok(cursor.into_inner())
+    }
+}
+
+/// The digest a manifest draft holds until the tensors are hashed: its hex
+/// form is a plain YAML scalar, as almost every real digest is.
+const STAND_IN: Sha256Digest = Sha256Digest([0xaa; 32]);
+
+fn invalid(e: impl std::fmt::Display) -> ContainerError {
+    ContainerError::InvalidContent { reason: e.to_string() }
+}
+
+/// Replaces the data of the stored entry `name` of the zip written to `out`
+/// with `data` of the same length, and its CRC-32 in the local and central
+/// headers.
+fn overwrite_entry(out: &mut BufWriter<File>, name: &str, data: &[u8]) -> Result<()> {
+    let io = |e: std::io::Error| ContainerError::entry(name, format!("rewrite failed: {e}"));
+    let reread = |e: zip::result::ZipError| ContainerError::entry(name, format!("reading the written zip failed: {e}"));
+    out.flush().map_err(io)?;
+    let (local, central) = {
+        let mut archive = zip::ZipArchive::new(out.get_ref()).map_err(reread)?;
+        let entry = archive.by_name_raw(name.as_bytes()).map_err(reread)?;
+        (entry.header_start(), entry.central_header_start())
+    };
+    let mut header = [0u8; 30];
+    let mut file = out.get_ref();
+    file.seek(SeekFrom::Start(local)).and_then(|_| file.read_exact(&mut header)).map_err(io)?;
+    let lengths = u64::from(u16::from_le_bytes([header[26], header[27]]))
+        + u64::from(u16::from_le_bytes([header[28], header[29]]));
+    let crc = crc32fast::hash(data).to_le_bytes();
+    for (at, bytes) in [(local + 30 + lengths, data), (local + 14, &crc[..]), (central + 16, &crc[..])] {
+        out.seek(SeekFrom::Start(at)).and_then(|_| out.write_all(bytes)).map_err(io)?;
+    }
+    out.seek(SeekFrom::End(0)).map_err(io)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::atomic::Durability;
+
+    /// A digest that prints quoted (it reads as a number) makes the draft
+    /// manifest longer than the real one: the file is written again in order.
+    #[test]
+    fn a_draft_of_another_length_is_rewritten_in_order() {
+        let numeric = Sha256Digest([0x11; 32]);
+        let mut writer = BundleWriter::new();
+        for (i, name) in ["a", "b", "c"].into_iter().enumerate() {
+            writer
+                .add_tensor(name, Tensor::from_vec(vec![1000 * (i + 1)], vec![i as f32; 1000 * (i + 1)]).unwrap())
+                .unwrap();
+        }
+        let lengths = [numeric, STAND_IN].map(|d| {
+            let draft = writer.manifest_with(&writer.tensors.keys().map(|n| (n.as_str(), d)).collect()).unwrap();
+            draft.to_yaml().unwrap().len()
+        });
+        assert_ne!(lengths[0], lengths[1], "the numeric stand-in prints quoted");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b.nnb");
+        write_atomically_with(&path, Durability::Unsynced, |out| {
+            writer.write_hashing_alongside(out, numeric).map(drop)
+        })
+        .unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), writer.to_bytes().unwrap());
     }
 }

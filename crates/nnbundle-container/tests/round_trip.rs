@@ -110,6 +110,21 @@ fn identical_content_gives_identical_bytes() {
     assert_eq!(a, b, "insertion order must not matter");
 }
 
+/// `save` writes while it hashes, then writes the manifest over its draft:
+/// the file holds exactly the bytes of the in-order writer.
+#[test]
+fn saved_files_hold_the_in_order_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut tensors = common::every_dtype();
+    tensors.push(("big".into(), Tensor::from_vec(vec![512, 512], vec![0.5f32; 1 << 18]).unwrap()));
+    let writer = common::writer_with(&tensors);
+    let path = dir.path().join("b.nnb");
+    let manifest = writer.save(&path).unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), writer.to_bytes().unwrap());
+    let bundle = Bundle::open_with(&path, OpenOptions { verify: Verify::Eager, mmap: true }).unwrap();
+    assert_eq!(bundle.manifest(), &manifest);
+}
+
 fn dtype_strategy() -> impl Strategy<Value = DType> {
     proptest::sample::select(DType::ALL.to_vec())
 }
