@@ -140,6 +140,8 @@ enum Out<'a, 'b> {
     Rows(&'a mut [f32], usize),
     /// Column-major (a transposed row-major matrix), columns `ld` apart.
     Cols(&'a mut [f32], usize),
+    /// Column-major, as one slice per column (a band of rows of a larger matrix).
+    Columns(Vec<&'a mut [f32]>),
     /// Any other strides.
     Strided(&'a mut ArrayViewMut2<'b, f32>),
 }
@@ -158,8 +160,12 @@ impl Out<'_, '_> {
             Out::Cols(c, ld) => {
                 for j in 0..cols {
                     let start = (j0 + j) * *ld + i0;
-                    let column = &mut c[start..start + rows];
-                    column.iter_mut().zip(tile).for_each(|(d, tile_row)| *d += tile_row[j]);
+                    add_column(&mut c[start..start + rows], tile, j);
+                }
+            }
+            Out::Columns(columns) => {
+                for (j, column) in columns[j0..j0 + cols].iter_mut().enumerate() {
+                    add_column(&mut column[i0..i0 + rows], tile, j);
                 }
             }
             _ => {
@@ -168,6 +174,7 @@ impl Out<'_, '_> {
                         match self {
                             Out::Rows(c, ld) => c[(i0 + i) * *ld + j0 + j] += v,
                             Out::Cols(c, ld) => c[(j0 + j) * *ld + i0 + i] += v,
+                            Out::Columns(columns) => columns[j0 + j][i0 + i] += v,
                             Out::Strided(c) => c[[i0 + i, j0 + j]] += v,
                         }
                     }
@@ -175,6 +182,11 @@ impl Out<'_, '_> {
             }
         }
     }
+}
+
+/// Adds column `j` of `tile` (its first `column.len()` rows) to `column`.
+fn add_column(column: &mut [f32], tile: &Tile, j: usize) {
+    column.iter_mut().zip(tile).for_each(|(d, tile_row)| *d += tile_row[j]);
 }
 
 /// `C (+)= A · B` for `c [m, n]` (any strides): with `accumulate`, adds to
@@ -226,6 +238,32 @@ pub(crate) fn gemm(a: &PackedA, b: &impl PanelSource, c: &mut ArrayViewMut2<'_, 
                     },
                 );
             }
+            // Column-major C with panels of A to share out: threads take bands
+            // of rows, so that each reads its own part of A once (taking
+            // columns, every thread streamed all of A: the wide MLP's 64 MiB
+            // layer twice over at 2 threads).
+            Out::Cols(c, ld) if parallel && a.m.div_ceil(MR) >= 2 * rayon::current_num_threads() => {
+                let ld = *ld;
+                let band_rows = a.m.div_ceil(MR).div_ceil(4 * rayon::current_num_threads()) * MR;
+                let mut bands: Vec<Vec<&mut [f32]>> =
+                    (0..a.m.div_ceil(band_rows)).map(|_| Vec::with_capacity(width)).collect();
+                for column in c[j0 * ld..(j0 + width) * ld].chunks_mut(ld) {
+                    bands.iter_mut().zip(column.chunks_mut(band_rows)).for_each(|(band, rows)| band.push(rows));
+                }
+                let a_bands: Vec<&[f32]> = a.data.chunks(band_rows * k).collect();
+                bands.into_par_iter().zip(a_bands).enumerate().for_each(|(b, (columns, a_band))| {
+                    let mut band = Out::Columns(columns);
+                    let mut tile = [[0.0; NR]; MR];
+                    for (p, panel_a) in a_band.chunks(MR * k).enumerate() {
+                        let rows = MR.min(a.m - b * band_rows - p * MR);
+                        for (q, panel_b) in panels_b() {
+                            micro_kernel(panel_a, PanelB::Packed(panel_b), &mut tile);
+                            band.add(&tile, (p * MR, q * NR), (rows, NR.min(width - q * NR)));
+                        }
+                    }
+                });
+            }
+            // Too few panels of A: threads take columns (panels of B).
             Out::Cols(c, ld) if parallel => {
                 let ld = *ld;
                 let columns = &mut c[j0 * ld..(j0 + width) * ld];
@@ -575,8 +613,11 @@ mod tests {
             (2, 300, 70),
             (0, 4, 4),
             (70, 300, 200),
+            (12, 600, 600),
         ];
-        const { assert!(70 * 300 * 200 >= PARALLEL_WORK) };
+        // Above PARALLEL_WORK: threads take bands of rows of column-major C
+        // (6 panels of A), or columns (1 panel).
+        const { assert!(70 * 300 * 200 >= PARALLEL_WORK && 12 * 600 * 600 >= PARALLEL_WORK) };
         for (m, k, n) in shapes {
             let a = Array2::from_shape_fn((m, k), |(i, j)| value(i, j, 1));
             let b_t = Array2::from_shape_fn((n, k), |(i, j)| value(i, j, 2));
