@@ -13,7 +13,7 @@ use rayon::prelude::*;
 
 use super::Scratch;
 use super::gemm::{NR, PackedA, PanelSource};
-use super::{Float, Kernel, KernelResult, first_dtype, view, with_float};
+use super::{Float, Kernel, KernelResult, by_planes, first_dtype, view, with_float};
 use crate::value::Arg;
 
 pub(crate) struct Conv {
@@ -135,11 +135,11 @@ fn pad_input<T: Float>(
     let (ph, pw) = (h + top + bottom, w + left + right);
     // Reads run past the last plane by up to one row's extra taps and one panel.
     let mut padded = T::zeros_in(scratch, n * c * ph * pw + (kw - 1) * dx + NR);
-    for (plane, dst) in x.chunks_exact((h * w).max(1)).zip(padded.chunks_exact_mut(ph * pw)) {
+    by_planes((x, h * w), (&mut padded[..n * c * ph * pw], ph * pw), |plane, dst| {
         for (row, dst) in plane.chunks_exact(w.max(1)).zip(dst[top * pw..].chunks_exact_mut(pw)) {
             dst[left..left + w].copy_from_slice(row);
         }
-    }
+    });
     let offsets = (0..cg * kh * kw).map(|t| t / (kh * kw) * ph * pw + t / kw % kh * dy * pw + t % kw * dx).collect();
     Some(PaddedInput { data: padded, offsets, plane: (ph, pw) })
 }

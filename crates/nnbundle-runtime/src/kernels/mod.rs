@@ -232,6 +232,23 @@ pub(crate) fn by_chunks<U: Send>(out: &mut [U], f: impl Fn(usize, &mut [U]) + Sy
     }
 }
 
+/// Calls `f(input, output)` for each plane of `x` (`plane` long) and the
+/// matching plane of `y` (`out_plane` long), on rayon's threads when `y` is
+/// large.
+pub(crate) fn by_planes<T: Sync, U: Send>(
+    (x, plane): (&[T], usize),
+    (y, out_plane): (&mut [U], usize),
+    f: impl Fn(&[T], &mut [U]) + Sync,
+) {
+    let (plane, out_plane) = (plane.max(1), out_plane.max(1));
+    if y.len() >= 2 * ELEMENTS_PER_TASK && rayon::current_num_threads() > 1 {
+        use rayon::prelude::*;
+        x.par_chunks_exact(plane).zip(y.par_chunks_exact_mut(out_plane)).for_each(|(x, y)| f(x, y));
+    } else {
+        x.chunks_exact(plane).zip(y.chunks_exact_mut(out_plane)).for_each(|(x, y)| f(x, y));
+    }
+}
+
 /// numpy broadcasting of two shapes; `what` names them in the error.
 pub(crate) fn broadcast_shapes(a: &[usize], b: &[usize], what: &str) -> Result<Vec<usize>, String> {
     let r = a.len().max(b.len());

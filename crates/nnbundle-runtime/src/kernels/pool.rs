@@ -5,7 +5,7 @@ use nnbundle_graph::{Attrs, Window, pool_windows};
 
 use super::Scratch;
 use super::conv::{as_4d, hw};
-use super::{Float, Kernel, KernelResult, first_dtype, view, with_float};
+use super::{Float, Kernel, KernelResult, by_planes, first_dtype, view, with_float};
 use crate::value::Arg;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -118,7 +118,7 @@ fn run<T: Float>(k: &Pool, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult 
         && [wh, ww].iter().all(|a| a.kernel == 2 && a.stride == 2 && a.dilation == 1 && a.pad_begin == 0)
         && oh * 2 <= h
         && ow * 2 <= w;
-    for (plane, out) in x.chunks_exact((h * w).max(1)).zip(y.chunks_exact_mut((oh * ow).max(1))) {
+    by_planes((x, h * w), (&mut y, oh * ow), |plane, out| {
         if halving {
             for (py, out) in out.chunks_exact_mut(ow.max(1)).enumerate() {
                 let (r0, r1) = (&plane[2 * py * w..][..2 * ow], &plane[(2 * py + 1) * w..][..2 * ow]);
@@ -126,7 +126,7 @@ fn run<T: Float>(k: &Pool, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult 
                     *o = nan_max(nan_max(a[0], a[1]), nan_max(b[0], b[1]));
                 }
             }
-            continue;
+            return;
         }
         match k.kind {
             // NaN propagates, as in PyTorch.
@@ -144,7 +144,7 @@ fn run<T: Float>(k: &Pool, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult 
                 pool_plane(plane, w, taps, steps, T::zero(), |s, v| s + v, mean, out);
             }
         }
-    }
+    });
     let y = ArrayD::from_shape_vec(IxDyn(&out_shape(n, c, oh, ow, k.spatial)), y).map_err(|e| e.to_string())?;
     Ok(T::into_value(y))
 }
