@@ -108,8 +108,12 @@ impl PanelSource for ArrayView2<'_, f32> {
             _ if self.t().as_slice().is_some() => {
                 let columns = &self.t().to_slice().expect("checked contiguous")[start * k..];
                 if cols == NR {
-                    // Sixteen sequential reads per row of the panel, one sequential write.
                     let columns: [&[f32]; NR] = std::array::from_fn(|j| &columns[j * k..(j + 1) * k]);
+                    #[cfg(target_arch = "x86_64")]
+                    if avx512::available() {
+                        return avx512::pack_columns(&columns, k, panel);
+                    }
+                    // NR sequential reads per row of the panel, one sequential write.
                     for (kk, dst) in panel.chunks_exact_mut(NR).enumerate() {
                         for (d, column) in dst.iter_mut().zip(&columns) {
                             *d = column[kk];
@@ -552,6 +556,26 @@ mod tests {
                     let e = (0..k).fold(0f32, |acc, t| a[t * height + i].mul_add(b[t * NR + j], acc));
                     assert_eq!(v.to_bits(), e.to_bits(), "{height} rows, at {i},{j}");
                 }
+            }
+        }
+    }
+
+    /// The AVX-512 packing of contiguous columns (16x16 register transposes)
+    /// places every value where the scalar loop does.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn column_packing_transposes_exactly() {
+        if !avx512::available() {
+            eprintln!("skipped: this CPU lacks AVX-512F");
+            return;
+        }
+        for k in [0, 1, 15, 16, 17, 40] {
+            let data: Vec<f32> = (0..NR * k).map(|i| i as f32).collect();
+            let columns: [&[f32]; NR] = std::array::from_fn(|j| &data[j * k..(j + 1) * k]);
+            let mut panel = vec![f32::NAN; NR * k];
+            avx512::pack_columns(&columns, k, &mut panel);
+            for (at, &v) in panel.iter().enumerate() {
+                assert_eq!(v, columns[at % NR][at / NR], "k = {k}, row {} column {}", at / NR, at % NR);
             }
         }
     }

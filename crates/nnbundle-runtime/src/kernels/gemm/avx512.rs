@@ -12,7 +12,8 @@
 #![allow(unsafe_code)]
 
 use std::arch::x86_64::{
-    __m512, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_set1_ps, _mm512_setzero_ps, _mm512_storeu_ps,
+    __m512, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_set1_ps, _mm512_setzero_ps, _mm512_shuffle_f32x4,
+    _mm512_shuffle_ps, _mm512_storeu_ps, _mm512_unpackhi_ps, _mm512_unpacklo_ps,
 };
 
 use super::{HALF_MR, MR, NR, Tile};
@@ -65,4 +66,64 @@ fn rows<'b, const H: usize>(a: &[f32], b_rows: impl Iterator<Item = &'b [f32; NR
             _mm512_storeu_ps(right.as_mut_ptr(), acc[1]);
         }
     }
+}
+
+/// Writes `columns[j][kk]` at `panel[kk * NR + j]` for `kk < k`: the packed
+/// panel of `NR` contiguous columns (a column-major operand), as 16x16
+/// register transposes where a scalar loop reads one float at a time.
+///
+/// # Panics
+/// If the CPU lacks AVX-512F, or a column is shorter than `k` or `panel`
+/// than `k * NR`.
+pub(super) fn pack_columns(columns: &[&[f32]; NR], k: usize, panel: &mut [f32]) {
+    assert!(available(), "AVX-512F packing on a CPU without it");
+    assert!(columns.iter().all(|c| c.len() >= k) && panel.len() >= k * NR, "panel of {k} rows");
+    // SAFETY: AVX-512F is present (asserted above).
+    unsafe { transpose_columns(columns, k, panel) }
+}
+
+#[target_feature(enable = "avx512f")]
+fn transpose_columns(columns: &[&[f32]; NR], k: usize, panel: &mut [f32]) {
+    let whole = k / LANES * LANES;
+    for kk0 in (0..whole).step_by(LANES) {
+        for half in 0..NR / LANES {
+            let group = &columns[half * LANES..][..LANES];
+            // SAFETY: every column holds at least `k > kk0 + LANES - 1` floats (asserted by the caller).
+            let rows: [__m512; LANES] = std::array::from_fn(|r| unsafe { _mm512_loadu_ps(group[r][kk0..].as_ptr()) });
+            for (t, row) in transpose16(rows).into_iter().enumerate() {
+                let at = (kk0 + t) * NR + half * LANES;
+                let dst = &mut panel[at..at + LANES];
+                // SAFETY: `dst` holds `LANES` floats.
+                unsafe { _mm512_storeu_ps(dst.as_mut_ptr(), row) };
+            }
+        }
+    }
+    for kk in whole..k {
+        for (d, column) in panel[kk * NR..(kk + 1) * NR].iter_mut().zip(columns) {
+            *d = column[kk];
+        }
+    }
+}
+
+/// The transpose of a 16x16 matrix held as 16 rows.
+#[target_feature(enable = "avx512f")]
+fn transpose16(r: [__m512; LANES]) -> [__m512; LANES] {
+    // Interleave pairs of rows, then pairs of pairs, within 128-bit lanes...
+    let t: [__m512; LANES] = std::array::from_fn(|i| {
+        let (a, b) = (r[i / 2 * 2], r[i / 2 * 2 + 1]);
+        if i % 2 == 0 { _mm512_unpacklo_ps(a, b) } else { _mm512_unpackhi_ps(a, b) }
+    });
+    let u: [__m512; LANES] = std::array::from_fn(|i| {
+        let (a, b) = (t[i / 4 * 4 + i % 4 / 2], t[i / 4 * 4 + i % 4 / 2 + 2]);
+        if i % 2 == 0 { _mm512_shuffle_ps::<0x44>(a, b) } else { _mm512_shuffle_ps::<0xEE>(a, b) }
+    });
+    // ...then move 128-bit lanes: across groups of four rows, then of eight.
+    let v: [__m512; LANES] = std::array::from_fn(|i| {
+        let (a, b) = (u[i / 8 * 8 + i % 4], u[i / 8 * 8 + i % 4 + 4]);
+        if i % 8 < 4 { _mm512_shuffle_f32x4::<0x88>(a, b) } else { _mm512_shuffle_f32x4::<0xDD>(a, b) }
+    });
+    std::array::from_fn(|i| {
+        let (a, b) = (v[i % 8], v[i % 8 + 8]);
+        if i < 8 { _mm512_shuffle_f32x4::<0x88>(a, b) } else { _mm512_shuffle_f32x4::<0xDD>(a, b) }
+    })
 }
