@@ -134,10 +134,22 @@ fn pad_input<T: Float>(
     }
     let (ph, pw) = (h + top + bottom, w + left + right);
     // Reads run past the last plane by up to one row's extra taps and one panel.
-    let mut padded = T::zeros_in(scratch, n * c * ph * pw + (kw - 1) * dx + NR);
-    by_planes((x, h * w), (&mut padded[..n * c * ph * pw], ph * pw), |plane, dst| {
-        for (row, dst) in plane.chunks_exact(w.max(1)).zip(dst[top * pw..].chunks_exact_mut(pw)) {
+    let mut padded = T::buffer_in(scratch, n * c * ph * pw + (kw - 1) * dx + NR);
+    let (planes, slack) = padded.split_at_mut(n * c * ph * pw);
+    slack.fill(T::zero());
+    if h * w == 0 {
+        planes.fill(T::zero()); // no input planes to walk: all padding
+    }
+    by_planes((x, h * w), (planes, ph * pw), |plane, dst| {
+        // Every float is written: the padding with zeros, the rest from `x`.
+        let (above, rest) = dst.split_at_mut(top * pw);
+        let (inside, below) = rest.split_at_mut(h * pw);
+        above.fill(T::zero());
+        below.fill(T::zero());
+        for (row, dst) in plane.chunks_exact(w.max(1)).zip(inside.chunks_exact_mut(pw)) {
+            dst[..left].fill(T::zero());
             dst[left..left + w].copy_from_slice(row);
+            dst[left + w..].fill(T::zero());
         }
     });
     let offsets = (0..cg * kh * kw).map(|t| t / (kh * kw) * ph * pw + t / kw % kh * dy * pw + t % kw * dx).collect();

@@ -29,11 +29,17 @@ impl Scratch {
 
     /// A buffer of `len` floats holding whatever they held before, for an
     /// output the caller writes whole (skipping a pass that zeroes it).
+    /// Buffers that held at least `len` floats come first: a shorter one is
+    /// zero-filled up to `len`.
     pub(crate) fn any(&self, len: usize) -> Vec<f32> {
         let reused = {
             let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
-            let fit = free.iter().enumerate().filter(|(_, v)| v.capacity() >= len).min_by_key(|(_, v)| v.capacity());
-            fit.map(|(i, _)| i).map(|i| free.swap_remove(i))
+            let fit = |long_enough: fn(&Vec<f32>, usize) -> bool| {
+                let fits = free.iter().enumerate().filter(|(_, v)| long_enough(v, len));
+                fits.min_by_key(|(_, v)| v.capacity()).map(|(i, _)| i)
+            };
+            let fit = fit(|v, len| v.len() >= len).or_else(|| fit(|v, len| v.capacity() >= len));
+            fit.map(|i| free.swap_remove(i))
         };
         match reused {
             Some(mut v) => {
