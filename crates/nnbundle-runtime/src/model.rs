@@ -6,7 +6,7 @@ use std::path::Path;
 use nnbundle_container::{Bundle, BundleWriter};
 use nnbundle_format::names::PARAMS_GROUP;
 use nnbundle_format::{MetaValue, Tensor};
-use nnbundle_graph::{Dim, Graph, Role, WeightInfo};
+use nnbundle_graph::{Dim, Graph, OpKind, Role, WeightInfo};
 
 use crate::error::{Result, RuntimeError};
 use crate::kernels::{Kernel, Scratch, build_kernel};
@@ -45,6 +45,39 @@ pub struct Model {
     metadata: BTreeMap<String, MetaValue>,
     /// Buffers of freed intermediates, reused by later steps and runs.
     scratch: Scratch,
+}
+
+/// Hands each ReLU to the step that computes its operand, when nothing else
+/// reads that value and it is not an output, and the step's kernel takes it
+/// (Linear, Conv, elementwise arithmetic): the ReLU then runs on the
+/// output while it is in cache, and the intermediate is never stored. The
+/// results are bit-identical (the same select, on the same values).
+fn fuse_relus(graph: &Graph, steps: &mut Vec<Step>, outputs: &[usize]) {
+    let mut readers: HashMap<usize, usize> = HashMap::new();
+    for step in steps.iter() {
+        for arg in &step.args {
+            if let Source::Value(v) = arg {
+                *readers.entry(*v).or_default() += 1;
+            }
+        }
+    }
+    let mut producer: HashMap<usize, usize> = steps.iter().enumerate().map(|(i, s)| (s.out, i)).collect();
+    let mut fused = vec![false; steps.len()];
+    for i in 0..steps.len() {
+        let [Source::Value(v)] = steps[i].args[..] else { continue };
+        if graph.nodes()[steps[i].node].op != OpKind::ReLU || readers[&v] != 1 || outputs.contains(&v) {
+            continue;
+        }
+        if let Some(&p) = producer.get(&v)
+            && steps[p].kernel.fuse_relu()
+        {
+            steps[p].out = steps[i].out;
+            producer.insert(steps[i].out, p);
+            fused[i] = true;
+        }
+    }
+    let mut fused = fused.into_iter();
+    steps.retain(|_| !fused.next().expect("one flag per step"));
 }
 
 impl std::fmt::Debug for Model {
@@ -162,8 +195,9 @@ impl Model {
                 .ok_or_else(|| RuntimeError::Invalid(format!("this runtime has no kernel for op {}", node.op)))?;
             steps.push(Step { node: i, kernel, args, out: slot_of[node.name.as_str()], frees: Vec::new() });
         }
-        // Free each intermediate value after its last reader (outputs are kept).
         let outputs: Vec<usize> = graph.outputs().iter().map(|o| slot_of[o.as_str()]).collect();
+        fuse_relus(graph, &mut steps, &outputs);
+        // Free each intermediate value after its last reader (outputs are kept).
         let mut last_reader: HashMap<usize, usize> = HashMap::new();
         for (si, step) in steps.iter().enumerate() {
             for a in &step.args {

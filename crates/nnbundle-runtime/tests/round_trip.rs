@@ -181,3 +181,44 @@ fn max_pool_propagates_nan() {
         assert!(row[..3].iter().all(|v| v.is_nan()) && row[3] == 5.0, "{row:?}");
     }
 }
+
+/// A ReLU whose operand nothing else reads runs inside the kernel that
+/// computes the operand (Conv, Add, Linear here): the outputs are
+/// bit-identical to the same graph with every pre-ReLU value also an output
+/// (which keeps the ReLUs apart), NaN included.
+#[test]
+fn fused_relus_give_the_same_bits() {
+    let graph = |outputs: &str| {
+        let yaml = format!(
+            r#"
+opset: 1
+inputs: [{{name: x, dtype: f32, shape: [n, 2, 6, 6]}}]
+nodes:
+  - {{name: c1, op: Conv2d, inputs: [x], attrs: {{in_channels: 2, out_channels: 4, kernel_size: 3, padding: 1}}}}
+  - {{name: r1, op: ReLU, inputs: [c1]}}
+  - {{name: c2, op: Conv2d, inputs: [r1], attrs: {{in_channels: 4, out_channels: 4, kernel_size: 3, padding: 1}}}}
+  - {{name: s, op: Add, inputs: [c2, r1]}}
+  - {{name: r2, op: ReLU, inputs: [s]}}
+  - {{name: f, op: Flatten, inputs: [r2]}}
+  - {{name: l, op: Linear, inputs: [f], attrs: {{in_features: 144, out_features: 70}}}}
+  - {{name: r3, op: ReLU, inputs: [l]}}
+outputs: [{outputs}]
+"#
+        );
+        Graph::from_yaml(yaml.as_bytes()).unwrap()
+    };
+    let fused = Model::initialized(graph("r3"), BTreeMap::new(), 7).unwrap();
+    let apart = Model::new(graph("r3, c1, s, l"), fused.state_dict()).unwrap();
+    for batch in [1, 5] {
+        let mut x = ArrayD::from_shape_fn(IxDyn(&[batch, 2, 6, 6]), |i| {
+            ((i[0] * 7 + i[1] * 5 + i[2] * 3 + i[3]) % 9) as f32 - 4.0
+        });
+        x[[0, 1, 2, 3]] = f32::NAN;
+        let run = |m: &Model| m.run([("x", Value::F32(x.clone()))]).unwrap().remove("r3").unwrap();
+        let (Value::F32(a), Value::F32(b)) = (run(&fused), run(&apart)) else { panic!("f32 outputs") };
+        // The NaN reaches image 0's outputs; the other images have clamped ones.
+        assert!(a.iter().any(|v| v.is_nan()) && (batch == 1 || a.iter().any(|&v| v == 0.0)), "batch {batch}");
+        let bits = |a: &ArrayD<f32>| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&a), bits(&b), "batch {batch}");
+    }
+}

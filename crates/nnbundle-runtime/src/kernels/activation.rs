@@ -45,17 +45,22 @@ fn sigmoid<T: Float>(x: T) -> T {
     T::one() / (T::one() + (-x).exp())
 }
 
+/// ReLU as a select the compiler vectorizes; NaN stays NaN, as in PyTorch.
+#[inline(always)]
+pub(crate) fn relu<T: Float>(x: T) -> T {
+    if x < T::zero() { T::zero() } else { x }
+}
+
+/// ReLU over `xs` in place: what kernels that fuse a ReLU apply to their
+/// output (the same select as the `Relu` op, so results are bit-identical).
+pub(crate) fn relu_in_place<T: Float>(xs: &mut [T]) {
+    xs.iter_mut().for_each(|x| *x = relu(*x));
+}
+
 fn apply<T: Float>(f: Fun, x: T) -> T {
     let half = T::from_f64(0.5);
     match f {
-        // NaN stays NaN, as in PyTorch.
-        Fun::Relu => {
-            if x < T::zero() {
-                T::zero()
-            } else {
-                x
-            }
-        }
+        Fun::Relu => relu(x),
         Fun::LeakyRelu(slope) => {
             if x >= T::zero() {
                 x
@@ -84,7 +89,7 @@ fn unary<T: Float>(f: Fun, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult 
         // ReLU gets its own loop: a select the compiler vectorizes, where a
         // per-element dispatch left a branch that random data mispredicts.
         match f {
-            Fun::Relu => pairs.for_each(|(y, &x)| *y = if x < T::zero() { T::zero() } else { x }),
+            Fun::Relu => pairs.for_each(|(y, &x)| *y = relu(x)),
             f => pairs.for_each(|(y, &x)| *y = apply(f, x)),
         }
     });

@@ -12,6 +12,7 @@ use nnbundle_graph::{Attrs, Window, conv_windows};
 use rayon::prelude::*;
 
 use super::Scratch;
+use super::activation::relu_in_place;
 use super::gemm::{NR, PackedA, PanelSource};
 use super::{Float, Kernel, KernelResult, by_planes, first_dtype, view, with_float};
 use crate::value::Arg;
@@ -25,6 +26,8 @@ pub(crate) struct Conv {
     /// The f32 weights packed for GEMM on first use (a model's weights only
     /// change through a re-plan, which builds new kernels).
     packed: OnceLock<Vec<PackedA>>,
+    /// A fused ReLU on the output.
+    relu: bool,
 }
 
 const UNIT: Window = Window { kernel: 1, stride: 1, pad_begin: 0, pad_end: 0, dilation: 1, ceil_mode: false };
@@ -52,6 +55,7 @@ impl Conv {
             bias: a.bool("bias"),
             spatial,
             packed: OnceLock::new(),
+            relu: false,
         }
     }
 }
@@ -353,8 +357,11 @@ fn run<T: Float>(k: &Conv, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult 
             for (row, &bv) in dst.chunks_exact_mut(positions).zip(&bias[gi * og..]) {
                 row.fill(bv);
             }
-            let mut out = ArrayViewMut2::from_shape((og, positions), dst).map_err(|e| e.to_string())?;
+            let mut out = ArrayViewMut2::from_shape((og, positions), &mut *dst).map_err(|e| e.to_string())?;
             T::conv_product(&weights[gi], &cols, &mut out);
+            if k.relu {
+                relu_in_place(dst);
+            }
         }
         Ok(())
     };
@@ -380,5 +387,10 @@ fn run<T: Float>(k: &Conv, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult 
 impl Kernel for Conv {
     fn run(&self, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult {
         with_float!(first_dtype(args), T => run::<T>(self, args, scratch))
+    }
+
+    fn fuse_relu(&mut self) -> bool {
+        self.relu = true;
+        true
     }
 }

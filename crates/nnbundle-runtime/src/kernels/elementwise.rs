@@ -3,6 +3,7 @@
 use ndarray::{ArrayD, ArrayViewMut, Dimension, IxDyn, Zip};
 
 use super::Scratch;
+use super::activation::relu_in_place;
 use super::{Float, Kernel, KernelResult, broadcast_shapes, by_chunks, first_dtype, view, with_float};
 use crate::value::Arg;
 
@@ -14,9 +15,19 @@ pub(crate) enum BinaryOp {
     Div,
 }
 
-pub(crate) struct Binary(pub(crate) BinaryOp);
+pub(crate) struct Binary {
+    op: BinaryOp,
+    /// A fused ReLU on the output.
+    relu: bool,
+}
 
-fn run<T: Float>(op: BinaryOp, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult {
+impl Binary {
+    pub(crate) fn new(op: BinaryOp) -> Self {
+        Binary { op, relu: false }
+    }
+}
+
+fn run<T: Float>(&Binary { op, relu }: &Binary, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult {
     let (a, b) = (view::<T>(args, 0)?, view::<T>(args, 1)?);
     let f = |x: T, y: T| match op {
         BinaryOp::Add => x + y,
@@ -32,10 +43,16 @@ fn run<T: Float>(op: BinaryOp, args: &[Arg<'_>], scratch: &Scratch) -> KernelRes
         // Equal shapes in C order, the common case: straight slices.
         (Some(xs), Some(ys)) => by_chunks(&mut out, |start, out| {
             out.iter_mut().zip(xs[start..].iter().zip(&ys[start..])).for_each(|(o, (&x, &y))| *o = f(x, y));
+            if relu {
+                relu_in_place(out);
+            }
         }),
         _ => {
             let view = ArrayViewMut::from_shape(shape.clone(), &mut out).map_err(|e| e.to_string())?;
             Zip::from(view).and(&a).and(&b).for_each(|o, &x, &y| *o = f(x, y));
+            if relu {
+                relu_in_place(&mut out);
+            }
         }
     }
     Ok(T::into_value(ArrayD::from_shape_vec(shape, out).map_err(|e| e.to_string())?))
@@ -43,6 +60,11 @@ fn run<T: Float>(op: BinaryOp, args: &[Arg<'_>], scratch: &Scratch) -> KernelRes
 
 impl Kernel for Binary {
     fn run(&self, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult {
-        with_float!(first_dtype(args), T => run::<T>(self.0, args, scratch))
+        with_float!(first_dtype(args), T => run::<T>(self, args, scratch))
+    }
+
+    fn fuse_relu(&mut self) -> bool {
+        self.relu = true;
+        true
     }
 }

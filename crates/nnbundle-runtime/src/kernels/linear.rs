@@ -7,6 +7,7 @@ use nnbundle_format::DType;
 use nnbundle_graph::Attrs;
 
 use super::Scratch;
+use super::activation::{relu, relu_in_place};
 use super::gemm::{PackedA, gemm, matvec};
 use super::{Float, Kernel, KernelResult, first_dtype, view, with_float};
 use crate::value::{Arg, Value};
@@ -16,11 +17,13 @@ pub(crate) struct Linear {
     /// The f32 weight packed for GEMM on the first batch that needs it (a
     /// model's weights only change through a re-plan, which builds new kernels).
     packed: OnceLock<PackedA>,
+    /// A fused ReLU on the output.
+    relu: bool,
 }
 
 impl Linear {
     pub(crate) fn new(a: &Attrs) -> Self {
-        Linear { bias: a.bool("bias"), packed: OnceLock::new() }
+        Linear { bias: a.bool("bias"), packed: OnceLock::new(), relu: false }
     }
 }
 
@@ -65,7 +68,11 @@ fn run<T: Float>(k: &Linear, args: &[Arg<'_>]) -> KernelResult {
     let w = view::<T>(args, 1)?.into_dimensionality::<Ix2>().map_err(|e| e.to_string())?;
     let b =
         if k.bias { Some(view::<T>(args, 2)?.into_dimensionality::<Ix1>().map_err(|e| e.to_string())?) } else { None };
-    affine(x, w, b).map(T::into_value)
+    let mut y = affine(x, w, b)?;
+    if k.relu {
+        y.mapv_inplace(relu);
+    }
+    Ok(T::into_value(y))
 }
 
 /// f32: matrix-vector products up to [`SMALL_BATCH`] rows; above it, with
@@ -109,6 +116,9 @@ fn run_f32(k: &Linear, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult {
         };
         gemm(packed, &x2.t(), &mut y.view_mut().reversed_axes(), true);
     }
+    if k.relu {
+        relu_in_place(y.as_slice_mut().expect("built in standard layout"));
+    }
     let mut shape = x.shape().to_vec();
     *shape.last_mut().expect("rank >= 1") = y.ncols();
     Ok(Value::F32(y.into_shape_with_order(IxDyn(&shape)).map_err(|e| e.to_string())?))
@@ -139,5 +149,10 @@ impl Kernel for Linear {
             DType::F32 => run_f32(self, args, scratch),
             other => with_float!(other, T => run::<T>(self, args)),
         }
+    }
+
+    fn fuse_relu(&mut self) -> bool {
+        self.relu = true;
+        true
     }
 }

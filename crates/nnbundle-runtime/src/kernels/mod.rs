@@ -33,6 +33,13 @@ pub(crate) trait Kernel: Send + Sync {
     /// Computes the output from the operands, in slot order, taking large
     /// f32 outputs from `scratch`.
     fn run(&self, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult;
+
+    /// Takes over a ReLU applied to this kernel's output (which nothing else
+    /// reads): the kernel then applies it itself, while the output is still
+    /// in cache. Returns whether it did; most kernels do not.
+    fn fuse_relu(&mut self) -> bool {
+        false
+    }
 }
 
 /// Float element types the kernels compute with.
@@ -200,10 +207,10 @@ pub(crate) fn build_kernel(node: &Node) -> Option<Box<dyn Kernel>> {
         OpKind::Reshape => Box::new(shape::Reshape::new(a)),
         OpKind::Permute => Box::new(shape::Permute::new(a)),
         OpKind::Concat => Box::new(shape::Concat::new(a)),
-        OpKind::Add => Box::new(elementwise::Binary(elementwise::BinaryOp::Add)),
-        OpKind::Sub => Box::new(elementwise::Binary(elementwise::BinaryOp::Sub)),
-        OpKind::Mul => Box::new(elementwise::Binary(elementwise::BinaryOp::Mul)),
-        OpKind::Div => Box::new(elementwise::Binary(elementwise::BinaryOp::Div)),
+        OpKind::Add => Box::new(elementwise::Binary::new(elementwise::BinaryOp::Add)),
+        OpKind::Sub => Box::new(elementwise::Binary::new(elementwise::BinaryOp::Sub)),
+        OpKind::Mul => Box::new(elementwise::Binary::new(elementwise::BinaryOp::Mul)),
+        OpKind::Div => Box::new(elementwise::Binary::new(elementwise::BinaryOp::Div)),
         OpKind::MatMul => Box::new(matmul::MatMul),
         OpKind::ReLU => Box::new(activation::Unary::relu()),
         OpKind::LeakyReLU => Box::new(activation::Unary::leaky_relu(a)),
