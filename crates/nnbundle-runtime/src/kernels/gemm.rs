@@ -2,7 +2,8 @@
 //!
 //! `C (+)= A · B` where `A` (weights, constant for a model's life) is packed
 //! once into panels of [`MR`] rows, `B` is packed per call into panels of
-//! [`NR`] columns, and a register-blocked `MR x NR` micro-kernel computes each
+//! [`NR`] columns (or, for unit-stride convolutions, read in place: see
+//! [`Windows`]), and a register-blocked `MR x NR` micro-kernel computes each
 //! tile. On AVX-512 the micro-kernel is written with intrinsics (24 vector
 //! accumulators, see [`avx512`]); elsewhere it is plain Rust compiled per
 //! instruction set (AVX2+FMA, NEON, baseline) and chosen at run time, so one
