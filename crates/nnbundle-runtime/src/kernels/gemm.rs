@@ -152,6 +152,27 @@ enum Out<'a, 'b> {
 }
 
 impl Out<'_, '_> {
+    /// Adds the first `rows x cols` of the product of `panel_a` and `panel_b`
+    /// at `(i0, j0)`: straight into the output's rows when the output is
+    /// row-major and the tile whole, otherwise through `tile`.
+    fn multiply_add(
+        &mut self,
+        panel_a: &[f32],
+        panel_b: PanelB<'_>,
+        tile: &mut Tile,
+        (i0, j0): (usize, usize),
+        (rows, cols): (usize, usize),
+    ) {
+        let whole = cols == NR && rows == panel_a.len() / panel_b.k().max(1);
+        match self {
+            Out::Rows(c, ld) if whole => micro_kernel(panel_a, panel_b, Dst::Rows(&mut c[i0 * *ld + j0..], *ld)),
+            _ => {
+                micro_kernel(panel_a, panel_b, Dst::Tile(tile));
+                self.add(tile, (i0, j0), (rows, cols));
+            }
+        }
+    }
+
     /// Adds the first `rows x cols` of `tile` at `(i0, j0)`.
     fn add(&mut self, tile: &Tile, (i0, j0): (usize, usize), (rows, cols): (usize, usize)) {
         match self {
@@ -237,8 +258,8 @@ pub(crate) fn gemm(a: &PackedA, b: &impl PanelSource, c: &mut ArrayViewMut2<'_, 
                         let mut band = Out::Rows(band, ld);
                         let mut tile = [[0.0; NR]; MR];
                         for (q, panel_b) in panels_b() {
-                            micro_kernel(panel_a, PanelB::Packed(panel_b), &mut tile);
-                            band.add(&tile, (0, j0 + q * NR), (MR.min(a.m - p * MR), NR.min(width - q * NR)));
+                            let size = (MR.min(a.m - p * MR), NR.min(width - q * NR));
+                            band.multiply_add(panel_a, PanelB::Packed(panel_b), &mut tile, (0, j0 + q * NR), size);
                         }
                     },
                 );
@@ -262,8 +283,8 @@ pub(crate) fn gemm(a: &PackedA, b: &impl PanelSource, c: &mut ArrayViewMut2<'_, 
                     for (p, panel_a) in a_band.chunks(MR * k).enumerate() {
                         let rows = MR.min(a.m - b * band_rows - p * MR);
                         for (q, panel_b) in panels_b() {
-                            micro_kernel(panel_a, PanelB::Packed(panel_b), &mut tile);
-                            band.add(&tile, (p * MR, q * NR), (rows, NR.min(width - q * NR)));
+                            let size = (rows, NR.min(width - q * NR));
+                            band.multiply_add(panel_a, PanelB::Packed(panel_b), &mut tile, (p * MR, q * NR), size);
                         }
                     }
                 });
@@ -277,8 +298,8 @@ pub(crate) fn gemm(a: &PackedA, b: &impl PanelSource, c: &mut ArrayViewMut2<'_, 
                         let mut strip = Out::Cols(strip, ld);
                         let mut tile = [[0.0; NR]; MR];
                         for (p, panel_a) in a.panels().enumerate() {
-                            micro_kernel(panel_a, PanelB::Packed(panel_b), &mut tile);
-                            strip.add(&tile, (p * MR, 0), (MR.min(a.m - p * MR), NR.min(width - q * NR)));
+                            let size = (MR.min(a.m - p * MR), NR.min(width - q * NR));
+                            strip.multiply_add(panel_a, PanelB::Packed(panel_b), &mut tile, (p * MR, 0), size);
                         }
                     },
                 );
@@ -286,8 +307,8 @@ pub(crate) fn gemm(a: &PackedA, b: &impl PanelSource, c: &mut ArrayViewMut2<'_, 
             out => {
                 for (p, panel_a) in a.panels().enumerate() {
                     for (q, panel_b) in panels_b() {
-                        micro_kernel(panel_a, PanelB::Packed(panel_b), &mut tile);
-                        out.add(&tile, (p * MR, j0 + q * NR), (MR.min(a.m - p * MR), NR.min(width - q * NR)));
+                        let size = (MR.min(a.m - p * MR), NR.min(width - q * NR));
+                        out.multiply_add(panel_a, PanelB::Packed(panel_b), &mut tile, (p * MR, j0 + q * NR), size);
                     }
                 }
             }
@@ -364,9 +385,17 @@ pub(crate) fn gemm_windows(a: &PackedA, b: &Windows<'_>, c: &mut [f32]) {
     let band = |(p, (panel_a, band)): (usize, (&[f32], &mut [f32]))| {
         let rows = MR.min(a.m - p * MR);
         let mut tile = [[0.0; NR]; MR];
+        let whole = rows == panel_a.len() / k;
         for q0 in starts.clone() {
-            micro_kernel(panel_a, PanelB::Shifted { src: b.src, offsets: b.offsets, q0 }, &mut tile);
-            b.scatter(&tile, rows, q0, band, positions);
+            let panel_b = PanelB::Shifted { src: b.src, offsets: b.offsets, q0 };
+            let (y, x) = (q0 / b.pitch, q0 % b.pitch);
+            if whole && x + NR <= b.width {
+                // The panel's columns are one run of an output row.
+                micro_kernel(panel_a, panel_b, Dst::Rows(&mut band[y * b.width + x..], positions));
+            } else {
+                micro_kernel(panel_a, panel_b, Dst::Tile(&mut tile));
+                b.scatter(&tile, rows, q0, band, positions);
+            }
         }
     };
     if a.m * b.columns() * k >= PARALLEL_WORK && rayon::current_num_threads() > 1 {
@@ -385,19 +414,38 @@ enum PanelB<'a> {
     Shifted { src: &'a [f32], offsets: &'a [usize], q0: usize },
 }
 
+impl PanelB<'_> {
+    /// Rows of `B`: the product's inner dimension.
+    fn k(&self) -> usize {
+        match self {
+            PanelB::Packed(b) => b.len() / NR,
+            PanelB::Shifted { offsets, .. } => offsets.len(),
+        }
+    }
+}
+
+/// Where a micro-kernel puts its tile.
+pub(crate) enum Dst<'a> {
+    /// Into the first rows of `tile`, overwriting them.
+    Tile(&'a mut Tile),
+    /// Added to a row-major output: the whole tile (as many rows as the
+    /// panel of `A`, [`NR`] columns) from the slice's start, rows `ld` apart.
+    /// The sums start from what the output holds, with no tile in between.
+    Rows(&'a mut [f32], usize),
+}
+
 /// One tile: the product of a packed panel of `A` (of [`MR`] or [`HALF_MR`]
-/// rows, as its length over `k` says) and one of `B`, into the first rows
-/// of `tile`.
-fn micro_kernel(a: &[f32], b: PanelB<'_>, tile: &mut Tile) {
+/// rows, as its length over `k` says) and one of `B`, put in `dst`.
+fn micro_kernel(a: &[f32], b: PanelB<'_>, dst: Dst<'_>) {
     // One kernel per way of finding B's rows, so each is compiled straight.
     match b {
         PanelB::Packed(b) => {
             let rows = b.chunks_exact(NR).map(|row| row.try_into().expect("NR-wide row"));
-            tile_of(a, b.len() / NR, rows, tile);
+            tile_of(a, b.len() / NR, rows, dst);
         }
         PanelB::Shifted { src, offsets, q0 } => {
             let rows = offsets.iter().map(move |&at| src[at + q0..][..NR].try_into().expect("NR-wide row"));
-            tile_of(a, offsets.len(), rows, tile);
+            tile_of(a, offsets.len(), rows, dst);
         }
     }
 }
@@ -405,12 +453,12 @@ fn micro_kernel(a: &[f32], b: PanelB<'_>, tile: &mut Tile) {
 /// [`micro_kernel`] over the `k` rows of `B` that `b_rows` yields, on the
 /// fastest kernel this CPU runs.
 #[inline(always)]
-fn tile_of<'b>(a: &[f32], k: usize, b_rows: impl Iterator<Item = &'b [f32; NR]> + Clone, tile: &mut Tile) {
+fn tile_of<'b>(a: &[f32], k: usize, b_rows: impl Iterator<Item = &'b [f32; NR]> + Clone, dst: Dst<'_>) {
     #[cfg(target_arch = "x86_64")]
     if avx512::available() {
-        return avx512::micro_kernel(a, k, b_rows, tile);
+        return avx512::micro_kernel(a, k, b_rows, dst);
     }
-    portable_micro_kernel(a, k, b_rows, tile);
+    portable_micro_kernel(a, k, b_rows, dst);
 }
 
 /// [`micro_kernel`] in plain Rust, as `6 x 16` sub-tiles: twelve 256-bit
@@ -421,7 +469,7 @@ fn portable_micro_kernel<'b>(
     a: &[f32],
     k: usize,
     b_rows: impl Iterator<Item = &'b [f32; NR]> + Clone,
-    tile: &mut Tile,
+    mut dst: Dst<'_>,
 ) {
     const ROWS: usize = 6;
     const COLS: usize = 16;
@@ -431,7 +479,14 @@ fn portable_micro_kernel<'b>(
     let height = a.len() / k.max(1);
     for r0 in (0..height).step_by(ROWS) {
         for c0 in (0..NR).step_by(COLS) {
+            // The cell of row i, column j of the sub-tile in the destination.
+            let at = |i: usize, ld: usize| (r0 + i) * ld + c0;
             let mut acc = [[0f32; COLS]; ROWS];
+            if let Dst::Rows(c, ld) = &dst {
+                for (i, acc) in acc.iter_mut().enumerate() {
+                    acc.copy_from_slice(&c[at(i, *ld)..][..COLS]);
+                }
+            }
             for (av, bv) in a.chunks_exact(height).zip(b_rows.clone()) {
                 let av: &[f32; ROWS] = av[r0..r0 + ROWS].try_into().expect("ROWS-tall chunk");
                 let bv: &[f32; COLS] = bv[c0..c0 + COLS].try_into().expect("COLS-wide chunk");
@@ -441,8 +496,11 @@ fn portable_micro_kernel<'b>(
                     }
                 }
             }
-            for (dst, src) in tile[r0..r0 + ROWS].iter_mut().zip(&acc) {
-                dst[c0..c0 + COLS].copy_from_slice(src);
+            for (i, acc) in acc.iter().enumerate() {
+                match &mut dst {
+                    Dst::Tile(tile) => tile[r0 + i][c0..c0 + COLS].copy_from_slice(acc),
+                    Dst::Rows(c, ld) => c[at(i, *ld)..][..COLS].copy_from_slice(acc),
+                }
             }
         }
     }
@@ -548,8 +606,8 @@ mod tests {
             let a: Vec<f32> = (0..height * k).map(|i| ((i * 11 % 13) as f32 - 6.0) / 3.0).collect();
             let (mut fast, mut portable) = ([[f32::NAN; NR]; MR], [[f32::NAN; NR]; MR]);
             let rows = || b.chunks_exact(NR).map(|row| <&[f32; NR]>::try_from(row).unwrap());
-            avx512::micro_kernel(&a, k, rows(), &mut fast);
-            portable_micro_kernel(&a, k, rows(), &mut portable);
+            avx512::micro_kernel(&a, k, rows(), Dst::Tile(&mut fast));
+            portable_micro_kernel(&a, k, rows(), Dst::Tile(&mut portable));
             assert_eq!(fast[..height], portable[..height], "{height} rows");
             // And both equal the plain sum of fused terms.
             for (i, row) in fast[..height].iter().enumerate() {
@@ -557,6 +615,23 @@ mod tests {
                     let e = (0..k).fold(0f32, |acc, t| a[t * height + i].mul_add(b[t * NR + j], acc));
                     assert_eq!(v.to_bits(), e.to_bits(), "{height} rows, at {i},{j}");
                 }
+            }
+            // Straight into output rows (`ld` apart, the cells between left
+            // alone): the sums start from what the output holds.
+            let ld = NR + 3;
+            let c: Vec<f32> = (0..height * ld).map(|i| (i % 7) as f32 - 3.0).collect();
+            let (mut fast, mut portable) = (c.clone(), c.clone());
+            avx512::micro_kernel(&a, k, rows(), Dst::Rows(&mut fast, ld));
+            portable_micro_kernel(&a, k, rows(), Dst::Rows(&mut portable, ld));
+            assert_eq!(fast, portable, "{height} rows into the output");
+            for (at, &v) in fast.iter().enumerate() {
+                let (i, j) = (at / ld, at % ld);
+                let e = if j < NR {
+                    (0..k).fold(c[at], |acc, t| a[t * height + i].mul_add(b[t * NR + j], acc))
+                } else {
+                    c[at]
+                };
+                assert_eq!(v.to_bits(), e.to_bits(), "{height} rows into the output, at {i},{j}");
             }
         }
     }

@@ -16,7 +16,7 @@ use std::arch::x86_64::{
     _mm512_shuffle_ps, _mm512_storeu_ps, _mm512_unpackhi_ps, _mm512_unpacklo_ps,
 };
 
-use super::{HALF_MR, MR, NR, Tile};
+use super::{Dst, HALF_MR, MR, NR};
 
 /// Floats in one vector.
 const LANES: usize = 16;
@@ -28,26 +28,39 @@ pub(super) fn available() -> bool {
 }
 
 /// The tile of a packed panel of `A` (of [`MR`] or [`HALF_MR`] rows) and `k`
-/// rows of `B` (as `b_rows` yields them), into the first rows of `tile`.
+/// rows of `B` (as `b_rows` yields them), put in `dst`.
 ///
 /// # Panics
-/// If the CPU lacks AVX-512F, or `a` is not a panel of `k` terms.
-pub(super) fn micro_kernel<'b>(a: &[f32], k: usize, b_rows: impl Iterator<Item = &'b [f32; NR]>, tile: &mut Tile) {
+/// If the CPU lacks AVX-512F, `a` is not a panel of `k` terms, or a
+/// [`Dst::Rows`] output is too short for the tile.
+pub(super) fn micro_kernel<'b>(a: &[f32], k: usize, b_rows: impl Iterator<Item = &'b [f32; NR]>, dst: Dst<'_>) {
     assert!(available(), "AVX-512F micro-kernel on a CPU without it");
+    let half = a.len() != MR * k;
+    assert!(!half || a.len() == HALF_MR * k, "panel of A for {k} terms");
+    if let Dst::Rows(c, ld) = &dst {
+        let height = if half { HALF_MR } else { MR };
+        assert!(c.len() >= (height - 1) * ld + NR, "output rows for a {height}-row tile");
+    }
     // SAFETY: AVX-512F is present (asserted above).
     unsafe {
-        if a.len() == MR * k {
-            rows::<MR>(a, b_rows, tile);
+        if half {
+            rows::<HALF_MR>(a, b_rows, dst);
         } else {
-            assert_eq!(a.len(), HALF_MR * k, "panel of A for {k} terms");
-            rows::<HALF_MR>(a, b_rows, tile);
+            rows::<MR>(a, b_rows, dst);
         }
     }
 }
 
 #[target_feature(enable = "avx512f")]
-fn rows<'b, const H: usize>(a: &[f32], b_rows: impl Iterator<Item = &'b [f32; NR]>, tile: &mut Tile) {
+fn rows<'b, const H: usize>(a: &[f32], b_rows: impl Iterator<Item = &'b [f32; NR]>, mut dst: Dst<'_>) {
     let mut acc = [[_mm512_setzero_ps(); 2]; H];
+    if let Dst::Rows(c, ld) = &dst {
+        for (i, acc) in acc.iter_mut().enumerate() {
+            let row = &c[i * ld..][..NR];
+            // SAFETY: `row` holds `2 * LANES` floats.
+            *acc = unsafe { [_mm512_loadu_ps(row.as_ptr()), _mm512_loadu_ps(row[LANES..].as_ptr())] };
+        }
+    }
     for (av, bv) in a.chunks_exact(H).zip(b_rows) {
         // SAFETY: `bv` holds `2 * LANES` floats: the two loads read within it.
         let (b0, b1): (__m512, __m512) =
@@ -58,9 +71,13 @@ fn rows<'b, const H: usize>(a: &[f32], b_rows: impl Iterator<Item = &'b [f32; NR
             acc[1] = _mm512_fmadd_ps(ai, b1, acc[1]);
         }
     }
-    for (row, acc) in tile.iter_mut().zip(&acc) {
+    for (i, acc) in acc.iter().enumerate() {
+        let row: &mut [f32] = match dst {
+            Dst::Tile(ref mut tile) => &mut tile[i],
+            Dst::Rows(ref mut c, ld) => &mut c[i * ld..][..NR],
+        };
         let (left, right) = row.split_at_mut(LANES);
-        // SAFETY: each half of a tile row holds `LANES` floats.
+        // SAFETY: each half of the row holds `LANES` floats.
         unsafe {
             _mm512_storeu_ps(left.as_mut_ptr(), acc[0]);
             _mm512_storeu_ps(right.as_mut_ptr(), acc[1]);
