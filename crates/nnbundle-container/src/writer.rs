@@ -206,7 +206,7 @@ impl BundleWriter {
     /// Writes the bundle to `out` and returns its manifest.
     pub fn write_to<W: Write + Seek>(&self, out: W) -> Result<Manifest> {
         let manifest = self.manifest()?;
-        self.write_entries(out, &manifest)?;
+        self.write_entries(out, &manifest.to_yaml().map_err(invalid)?)?;
         Ok(manifest)
     }
 
@@ -214,33 +214,37 @@ impl BundleWriter {
     /// same bytes as [`BundleWriter::write_to`]. The manifest, the first
     /// entry, is written with `stand_in` for every digest, then over with the
     /// real ones, which print as long unless one reads as a number and is
-    /// quoted (then the file is written again, in order). `stand_in` is a
-    /// parameter so that tests can force that case.
+    /// quoted (then the file is written again, in order, with the digests
+    /// already known). `stand_in` is a parameter so that tests can force that
+    /// case.
     fn write_hashing_alongside(&self, out: &mut BufWriter<File>, stand_in: Sha256Digest) -> Result<Manifest> {
-        let draft = self.manifest_with(&self.tensors.keys().map(|name| (name.as_str(), stand_in)).collect())?;
+        let mut manifest = self.manifest_with(&self.tensors.keys().map(|name| (name.as_str(), stand_in)).collect())?;
+        let draft = manifest.to_yaml().map_err(invalid)?;
         let (digests, written) = std::thread::scope(|scope| {
             let hashing = scope.spawn(|| self.digests());
             let written = self.write_entries(&mut *out, &draft);
             (hashing.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)), written)
         });
         written?;
-        let manifest = self.manifest_with(&digests)?;
-        let [draft_yaml, yaml] = [&draft, &manifest].map(|m| m.to_yaml());
-        let (draft_yaml, yaml) = (draft_yaml.map_err(invalid)?, yaml.map_err(invalid)?);
-        let io = |e: std::io::Error| ContainerError::entry(MANIFEST_ENTRY, format!("write failed: {e}"));
-        if yaml.len() != draft_yaml.len() {
+        // The real manifest is the draft with the digests filled in.
+        for (name, record) in &mut manifest.tensors {
+            record.sha256 = digests[name.as_str()];
+        }
+        let yaml = manifest.to_yaml().map_err(invalid)?;
+        if yaml.len() == draft.len() {
+            overwrite_entry(out, MANIFEST_ENTRY, yaml.as_bytes())?;
+        } else {
+            let io = |e: std::io::Error| ContainerError::entry(MANIFEST_ENTRY, format!("write failed: {e}"));
             out.flush().map_err(io)?;
             out.get_mut().set_len(0).map_err(io)?;
             out.seek(SeekFrom::Start(0)).map_err(io)?;
-            return self.write_to(out);
+            self.write_entries(&mut *out, &yaml)?;
         }
-        overwrite_entry(out, MANIFEST_ENTRY, yaml.as_bytes())?;
         Ok(manifest)
     }
 
-    /// Writes the entries of the bundle `manifest` describes.
-    fn write_entries<W: Write + Seek>(&self, out: W, manifest: &Manifest) -> Result<()> {
-        let yaml = manifest.to_yaml().map_err(invalid)?;
+    /// Writes the entries of a bundle whose manifest is `manifest_yaml`.
+    fn write_entries<W: Write + Seek>(&self, out: W, manifest_yaml: &str) -> Result<()> {
         let zip_err = |entry: &str| {
             let entry = entry.to_owned();
             move |e: zip::result::ZipError| ContainerError::entry(entry, format!("zip writer failed: {e}"))
@@ -255,7 +259,7 @@ impl BundleWriter {
             .unix_permissions(0o644);
         let mut zip = zip::ZipWriter::new(out);
         let graph_yaml = self.graph_yaml()?;
-        let mut documents = vec![(MANIFEST_ENTRY, yaml.as_bytes())];
+        let mut documents = vec![(MANIFEST_ENTRY, manifest_yaml.as_bytes())];
         if self.graph.is_some() {
             documents.push((GRAPH_ENTRY, graph_yaml.as_bytes()));
         }
