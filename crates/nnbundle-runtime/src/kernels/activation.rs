@@ -51,10 +51,11 @@ pub(crate) fn relu<T: Float>(x: T) -> T {
     if x < T::zero() { T::zero() } else { x }
 }
 
-/// ReLU over `xs` in place: what kernels that fuse a ReLU apply to their
-/// output (the same select as the `Relu` op, so results are bit-identical).
+/// ReLU over `xs` in place (split across threads when large, as the `ReLU`
+/// op is): what kernels that fuse a ReLU apply to their output, with the
+/// same select as the op, so results are bit-identical.
 pub(crate) fn relu_in_place<T: Float>(xs: &mut [T]) {
-    xs.iter_mut().for_each(|x| *x = relu(*x));
+    by_chunks(xs, |_, xs| xs.iter_mut().for_each(|x| *x = relu(*x)));
 }
 
 fn apply<T: Float>(f: Fun, x: T) -> T {

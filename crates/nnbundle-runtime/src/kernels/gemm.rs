@@ -425,7 +425,7 @@ impl PanelB<'_> {
 }
 
 /// Where a micro-kernel puts its tile.
-pub(crate) enum Dst<'a> {
+enum Dst<'a> {
     /// Into the first rows of `tile`, overwriting them.
     Tile(&'a mut Tile),
     /// Added to a row-major output: the whole tile (as many rows as the
@@ -437,15 +437,16 @@ pub(crate) enum Dst<'a> {
 /// One tile: the product of a packed panel of `A` (of [`MR`] or [`HALF_MR`]
 /// rows, as its length over `k` says) and one of `B`, put in `dst`.
 fn micro_kernel(a: &[f32], b: PanelB<'_>, dst: Dst<'_>) {
+    let k = b.k();
     // One kernel per way of finding B's rows, so each is compiled straight.
     match b {
         PanelB::Packed(b) => {
             let rows = b.chunks_exact(NR).map(|row| row.try_into().expect("NR-wide row"));
-            tile_of(a, b.len() / NR, rows, dst);
+            tile_of(a, k, rows, dst);
         }
         PanelB::Shifted { src, offsets, q0 } => {
             let rows = offsets.iter().map(move |&at| src[at + q0..][..NR].try_into().expect("NR-wide row"));
-            tile_of(a, offsets.len(), rows, dst);
+            tile_of(a, k, rows, dst);
         }
     }
 }
