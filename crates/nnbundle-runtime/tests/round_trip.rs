@@ -222,3 +222,23 @@ outputs: [{outputs}]
         assert_eq!(bits(&a), bits(&b), "batch {batch}");
     }
 }
+
+/// A Linear bias given as a value whose length is only known at run time
+/// must match the outputs: an error naming the node, not a silent cut.
+#[test]
+fn linear_bias_of_the_wrong_length_is_an_error() {
+    let yaml = br#"
+opset: 1
+inputs:
+  - {name: x, dtype: f32, shape: [8, 3]}
+  - {name: w, dtype: f32, shape: [4, 3]}
+  - {name: b, dtype: f32, shape: [n]}
+nodes: [{name: fc, op: Linear, inputs: [x, w, b], attrs: {in_features: 3, out_features: 4}}]
+outputs: [fc]
+"#;
+    let model = Model::initialized(Graph::from_yaml(yaml).unwrap(), BTreeMap::new(), 0).unwrap();
+    let value = |shape: &[usize]| Value::F32(ArrayD::zeros(IxDyn(shape)));
+    let err = model.run([("x", value(&[8, 3])), ("w", value(&[4, 3])), ("b", value(&[5]))]).unwrap_err().to_string();
+    assert_eq!(err, "node `fc` (Linear): bias has 5 values for 4 outputs");
+    assert!(model.run([("x", value(&[8, 3])), ("w", value(&[4, 3])), ("b", value(&[4]))]).is_ok());
+}
