@@ -6,6 +6,12 @@
 //! Reading is strict: the document must be UTF-8, a single document, with
 //! no duplicate keys, and the parser's own recursion and alias-expansion
 //! limits apply.
+//!
+//! Documents in the block style serde_yaml writes are read by a fast reader
+//! of that subset ([`block`]), which gives the same values; anything else goes
+//! to serde_yaml.
+
+mod block;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -40,7 +46,10 @@ impl<'a> Document<'a> {
     /// deserialization into maps would keep the last of duplicate keys without a
     /// word; this untyped parse refuses them.
     pub fn parse(name: &'a str, text: &'a str) -> Result<Self, FormatError> {
-        let value = serde_yaml::from_str::<serde_yaml::Value>(text).map_err(|e| yaml_error(name, e))?;
+        let value = match block::parse(text) {
+            Some(value) => value,
+            None => serde_yaml::from_str::<serde_yaml::Value>(text).map_err(|e| yaml_error(name, e))?,
+        };
         Ok(Document { name, text, value })
     }
 
@@ -50,6 +59,19 @@ impl<'a> Document<'a> {
         match T::deserialize(&self.value) {
             Ok(v) => Ok(v),
             Err(_) => serde_yaml::from_str(self.text).map_err(|e| yaml_error(self.name, e)),
+        }
+    }
+}
+
+/// Panics if the fast reader accepts `bytes` but reads a value other than
+/// serde_yaml's. For the fuzz targets and tests; not part of the API.
+#[doc(hidden)]
+pub fn check_fast_path(bytes: &[u8]) {
+    let Ok(text) = std::str::from_utf8(bytes) else { return };
+    if let Some(fast) = block::parse(text) {
+        match serde_yaml::from_str::<serde_yaml::Value>(text) {
+            Ok(slow) => assert!(slow == fast, "fast reader disagrees on {text:?}: {fast:?} vs serde_yaml's {slow:?}"),
+            Err(e) => panic!("fast reader accepts {text:?}, serde_yaml refuses it: {e}"),
         }
     }
 }
