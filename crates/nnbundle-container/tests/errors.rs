@@ -8,8 +8,16 @@ use nnbundle_container::{Bundle, BundleWriter, ContainerError, Durability, write
 use nnbundle_format::Tensor;
 use zip::write::SimpleFileOptions;
 
+/// Opens `bytes` from memory and as a memory-mapped file, whose headers are
+/// read with `pread`: both must give the same verdict.
 fn open(bytes: Vec<u8>) -> Result<Bundle, ContainerError> {
-    Bundle::from_bytes(bytes)
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("case.nnb");
+    std::fs::write(&path, &bytes).unwrap();
+    let mapped = Bundle::open(&path).map(|_| ()).map_err(|e| e.to_string());
+    let in_memory = Bundle::from_bytes(bytes);
+    assert_eq!(mapped, in_memory.as_ref().map(|_| ()).map_err(ToString::to_string), "mapped file vs bytes");
+    in_memory
 }
 
 fn err_text(bytes: Vec<u8>) -> String {
