@@ -22,8 +22,8 @@
 #![deny(missing_docs)]
 
 pub use nnbundle_container::{
-    self as container, Bundle, BundleWriter, ContainerError, OpenOptions, TensorInfo, Verify, graph, load_tensor,
-    load_tensors, save_tensor, save_tensors,
+    self as container, Bundle, BundleWriter, Chunking, ContainerError, OpenOptions, TensorInfo, Verify, graph,
+    load_tensor, load_tensors, save_tensor, save_tensors,
 };
 pub use nnbundle_format::{self as format, DType, Element, Manifest, MetaValue, Sha256Digest, Tensor, bf16, f16};
 pub use nnbundle_onnx as onnx;

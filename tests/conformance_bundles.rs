@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use nnbundle::container::npy;
 use nnbundle::graph::Graph;
-use nnbundle::{BundleWriter, Model, Sha256Digest, Tensor, Value};
+use nnbundle::{BundleWriter, Chunking, Model, Sha256Digest, Tensor, Value};
 use zip::write::SimpleFileOptions;
 
 fn dir() -> PathBuf {
@@ -148,6 +148,20 @@ fn cases() -> Vec<(&'static str, Vec<u8>, &'static str, &'static str)> {
     let mlp_yaml = mlp_graph().to_yaml().unwrap();
     // A sample whose stored output is off by 0.01 everywhere.
     let sample_mismatch = sample(0.01);
+    // Format 1.1: 1.25 MiB in 1 MiB chunks (the second one shorter), ending in a marker to patch.
+    let mut ramp: Vec<u8> = (0..5 << 18).map(|i: u32| (i % 251) as u8).collect();
+    let marker_at = ramp.len() - 8;
+    ramp[marker_at..].copy_from_slice(b"ENDCHUNK");
+    let chunked_tensor = Tensor::from_vec(vec![ramp.len()], ramp).unwrap();
+    let mut chunked = BundleWriter::new();
+    chunked.set_chunking(Chunking { from_bytes: 1 << 20, chunk_bytes: 1 << 20 });
+    chunked.add_tensor("weight", chunked_tensor.clone()).unwrap();
+    let valid_chunked = chunked.to_bytes().unwrap();
+    let chunked_manifest = chunked.manifest().unwrap().to_yaml().unwrap();
+    let chunks_in_1_0 = zip_of(&[
+        ("manifest.yaml", chunked_manifest.replace("format_version: '1.1'", "format_version: '1.0'").into_bytes()),
+        ("tensors/weight.npy", npy::to_npy(&chunked_tensor)),
+    ]);
 
     vec![
         (
@@ -331,6 +345,19 @@ fn cases() -> Vec<(&'static str, Vec<u8>, &'static str, &'static str)> {
             "the graph owns the params group",
         ),
         ("sample_mismatch.nnb", sample_mismatch, "sample-mismatch", "stored samples re-run within their tolerance"),
+        (
+            "valid_chunk_digest.nnb",
+            valid_chunked.clone(),
+            "valid",
+            "format 1.1: a tensor with a chunk digest (1 MiB chunks, the last one shorter)",
+        ),
+        (
+            "chunk_digest_mismatch.nnb",
+            patch(valid_chunked, b"ENDCHUNK", b"ENDCHUNX"),
+            "hash-mismatch",
+            "the chunk digest is verified (a byte changed in the last chunk)",
+        ),
+        ("chunks_in_format_1_0.nnb", chunks_in_1_0, "invalid-manifest", "chunk digests need format_version 1.1"),
     ]
 }
 

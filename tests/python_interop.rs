@@ -4,7 +4,7 @@ mod support;
 
 use std::collections::BTreeMap;
 
-use nnbundle::{BundleWriter, DType, Tensor, bf16, f16};
+use nnbundle::{BundleWriter, Chunking, DType, Tensor, bf16, f16};
 
 /// Tensors with values written out by hand, so the check compares against
 /// the literals here, not against anything nnbundle computed.
@@ -50,6 +50,11 @@ fn numpy_reads_every_tensor_and_python_recomputes_every_hash() {
         );
         w.add_tensor(name, tensor).unwrap();
     }
+    // Read by numpy too, but checked here only by its digests: a chunk
+    // digest in 1 MiB chunks over 2.5 MiB, the last chunk shorter.
+    w.set_chunking(Chunking { from_bytes: 1 << 20, chunk_bytes: 1 << 20 });
+    let ramp: Vec<u8> = (0..5 << 19).map(|i: u32| (i % 253) as u8).collect();
+    w.add_tensor("chunked", Tensor::from_vec(vec![ramp.len()], ramp).unwrap()).unwrap();
     w.add_alias("decoder.weight", "f32").unwrap();
     w.add_tensor_to_group("optimizer", "optimizer.step", Tensor::scalar(10i64)).unwrap();
     w.set_metadata("epochs", 3i64).unwrap();
@@ -66,5 +71,5 @@ fn numpy_reads_every_tensor_and_python_recomputes_every_hash() {
         &python,
         &[support::script("check_bundle.py").as_os_str(), bundle_path.as_os_str(), expected_path.as_os_str()],
     );
-    assert!(out.contains("ok: 13 tensors read by numpy, 14 hashes recomputed"), "{out}");
+    assert!(out.contains("ok: 13 tensors read by numpy, 15 hashes recomputed, 1 chunk digests recomputed"), "{out}");
 }

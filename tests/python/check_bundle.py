@@ -9,7 +9,8 @@ Checks, with no nnbundle code involved:
      expected dtype, shape and values (bf16 read as raw uint16 bits);
   2. every entry is stored, dated 1980-01-01, and tensor data starts at a
      file offset that is a multiple of 64;
-  3. the SHA-256 of each tensor's data bytes equals the manifest's;
+  3. the SHA-256 of each tensor's data bytes equals the manifest's, and so
+     does each chunk digest (format 1.1);
   4. the bundle digest, recomputed from the manifest's canonical JSON form,
      equals the one the library reports.
 """
@@ -78,15 +79,25 @@ def main(bundle_path, expected_path):
                 failures.append(f"{info.filename}: compressed")
             if info.date_time != (1980, 1, 1, 0, 0, 0):
                 failures.append(f"{info.filename}: timestamp {info.date_time}")
+        chunk_digests = 0
         for name, record in manifest["tensors"].items():
             info = z.getinfo("tensors/" + name + ".npy")
             entry = z.read(info)
             major = entry[6]
             header_len = struct.unpack("<H" if major == 1 else "<I", entry[8:10] if major == 1 else entry[8:12])[0]
             header_end = (10 if major == 1 else 12) + header_len
-            digest = hashlib.sha256(entry[header_end:]).hexdigest()
+            data = entry[header_end:]
+            digest = hashlib.sha256(data).hexdigest()
             if digest != record["sha256"]:
                 failures.append(f"{name}: sha256 {digest} != manifest {record['sha256']}")
+            if "chunks" in record:
+                # Format 1.1: SHA-256 of the chunks' SHA-256 digests, in order.
+                size = record["chunks"]["size"]
+                pieces = b"".join(hashlib.sha256(data[i:i + size]).digest() for i in range(0, len(data), size))
+                root = hashlib.sha256(pieces).hexdigest()
+                if root != record["chunks"]["sha256"]:
+                    failures.append(f"{name}: chunk digest {root} != manifest {record['chunks']['sha256']}")
+                chunk_digests += 1
             name_len, extra_len = struct.unpack("<HH", raw[info.header_offset + 26:info.header_offset + 30])
             data_offset = info.header_offset + 30 + name_len + extra_len + header_end
             if data_offset % 64:
@@ -104,7 +115,8 @@ def main(bundle_path, expected_path):
     if failures:
         print("\n".join(failures))
         sys.exit(1)
-    print(f"ok: {len(expected['tensors'])} tensors read by numpy, {len(manifest['tensors'])} hashes recomputed")
+    print(f"ok: {len(expected['tensors'])} tensors read by numpy, {len(manifest['tensors'])} hashes recomputed, "
+          f"{chunk_digests} chunk digests recomputed")
 
 
 if __name__ == "__main__":

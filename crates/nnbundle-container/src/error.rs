@@ -70,6 +70,20 @@ pub enum ContainerError {
         /// Digest of the stored bytes.
         actual: Sha256Digest,
     },
+    /// A tensor's data does not hash to the manifest's chunk digest.
+    #[error(
+        "tensor `{tensor}`: chunk SHA-256 mismatch ({size}-byte chunks): manifest says {expected}, data hashes to {actual}"
+    )]
+    ChunkHashMismatch {
+        /// Tensor name.
+        tensor: String,
+        /// Chunk size in bytes.
+        size: u64,
+        /// Chunk digest in the manifest.
+        expected: Sha256Digest,
+        /// Chunk digest of the stored bytes.
+        actual: Sha256Digest,
+    },
     /// Several tensors failed verification.
     #[error("{} tensors failed verification; first: {}", .0.len(), .0[0])]
     Verification(Vec<ContainerError>),
@@ -113,7 +127,9 @@ impl ContainerError {
             ContainerError::Document { source: FormatError::UnsupportedVersion { .. }, .. } => "unsupported-version",
             ContainerError::Document { .. } => "invalid-manifest",
             ContainerError::BadTensorEntry { .. } => "bad-tensor-entry",
-            ContainerError::HashMismatch { .. } | ContainerError::Verification(_) => "hash-mismatch",
+            ContainerError::HashMismatch { .. }
+            | ContainerError::ChunkHashMismatch { .. }
+            | ContainerError::Verification(_) => "hash-mismatch",
             ContainerError::UnknownTensor { .. } => "unknown-tensor",
             ContainerError::Graph { .. } => "invalid-graph",
             ContainerError::InvalidTensor { .. } => "invalid-tensor",
@@ -132,6 +148,7 @@ impl ContainerError {
             ContainerError::HashMismatch { tensor, .. } | ContainerError::InvalidTensor { tensor, .. } => {
                 Some(format!("tensors.{tensor}"))
             }
+            ContainerError::ChunkHashMismatch { tensor, .. } => Some(format!("tensors.{tensor}.chunks")),
             ContainerError::UnknownTensor { name } => Some(format!("tensors.{name}")),
             _ => None,
         }

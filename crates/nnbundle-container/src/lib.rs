@@ -42,7 +42,7 @@ mod writer;
 pub use atomic::{Durability, TEMP_SUFFIX, write_atomically, write_atomically_with};
 pub use error::{ContainerError, Result};
 pub use reader::{Bundle, OpenOptions, TensorInfo, Verify};
-pub use writer::BundleWriter;
+pub use writer::{BundleWriter, Chunking};
 
 /// The name [`save_tensor`] stores a lone tensor under.
 pub const SINGLE_TENSOR_NAME: &str = "tensor";
@@ -94,4 +94,13 @@ fn largest_first<T: Send>(
     use rayon::prelude::*;
     items.sort_by_key(|item| std::cmp::Reverse(size(item)));
     items.into_par_iter().with_max_len(1)
+}
+
+/// The chunk digest of `bytes` in `size`-byte chunks (spec section 5.1.1),
+/// the chunks hashed in parallel.
+fn chunk_digest(bytes: &[u8], size: u64) -> nnbundle_format::Sha256Digest {
+    use rayon::prelude::*;
+    let size = usize::try_from(size).unwrap_or(usize::MAX);
+    let digests: Vec<_> = bytes.par_chunks(size).with_max_len(1).map(nnbundle_format::Sha256Digest::of).collect();
+    nnbundle_format::Sha256Digest::chunk_root(&digests)
 }

@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 
 use nnbundle_format::limits::{MAX_ENTRIES, MAX_GRAPH_BYTES, MAX_MANIFEST_BYTES, MAX_NPY_HEADER_BYTES};
 use nnbundle_format::{
-    Buffer, ByteOwner, DType, GRAPH_ENTRY, MANIFEST_ENTRY, Manifest, Sha256Digest, TENSOR_ENTRY_PREFIX,
+    Buffer, ByteOwner, ChunkDigest, DType, GRAPH_ENTRY, MANIFEST_ENTRY, Manifest, Sha256Digest, TENSOR_ENTRY_PREFIX,
     TENSOR_ENTRY_SUFFIX, Tensor, TensorRecord,
 };
 use nnbundle_graph::{Analysis, Graph, WeightInfo};
@@ -282,10 +282,26 @@ impl Bundle {
         self.make_tensor(stored, slot, record)
     }
 
-    /// Hashes every tensor not yet verified, in parallel, and reports every mismatch.
+    /// Hashes every tensor not yet verified, in parallel, and reports every
+    /// mismatch. A tensor with a chunk digest is checked by that digest alone.
     pub fn verify_all(&self) -> Result<()> {
+        self.check_all(|name, slot, record| self.verify_slot(name, slot, record))
+    }
+
+    /// Checks every digest of every tensor, the SHA-256 and the chunk digest
+    /// alike, whether verified before or not: what a validator does (a writer
+    /// that disagrees with itself is caught here and nowhere else).
+    pub fn verify_every_digest(&self) -> Result<()> {
+        self.check_all(|name, slot, record| {
+            let chunked = record.chunks.map(|c| self.check_chunk_digest(name, slot, c)).transpose();
+            self.check_sha256(name, slot, record).and(chunked.map(drop))
+        })
+    }
+
+    /// Runs `check` on every tensor in parallel, largest first, collecting every error.
+    fn check_all(&self, check: impl Fn(&str, &Slot, &TensorRecord) -> Result<()> + Sync) -> Result<()> {
         let mut errors: Vec<ContainerError> = crate::largest_first(self.slots.iter().collect(), |(_, s)| s.data.len())
-            .filter_map(|(name, slot)| self.verify_slot(name, slot, &self.manifest.tensors[name]).err())
+            .filter_map(|(name, slot)| check(name, slot, &self.manifest.tensors[name]).err())
             .collect();
         errors.sort_by_cached_key(ToString::to_string);
         match errors.len() {
@@ -322,11 +338,28 @@ impl Bundle {
         if slot.verified.get().is_some() {
             return Ok(());
         }
+        match record.chunks {
+            Some(chunks) => self.check_chunk_digest(name, slot, chunks)?,
+            None => self.check_sha256(name, slot, record)?,
+        }
+        let _ = slot.verified.set(());
+        Ok(())
+    }
+
+    fn check_sha256(&self, name: &str, slot: &Slot, record: &TensorRecord) -> Result<()> {
         let actual = Sha256Digest::of(&self.source.bytes()[slot.data.clone()]);
         if actual != record.sha256 {
             return Err(ContainerError::HashMismatch { tensor: name.to_owned(), expected: record.sha256, actual });
         }
-        let _ = slot.verified.set(());
+        Ok(())
+    }
+
+    fn check_chunk_digest(&self, name: &str, slot: &Slot, chunks: ChunkDigest) -> Result<()> {
+        let actual = crate::chunk_digest(&self.source.bytes()[slot.data.clone()], chunks.size);
+        if actual != chunks.sha256 {
+            let (tensor, size, expected) = (name.to_owned(), chunks.size, chunks.sha256);
+            return Err(ContainerError::ChunkHashMismatch { tensor, size, expected, actual });
+        }
         Ok(())
     }
 

@@ -17,6 +17,18 @@ impl Sha256Digest {
         Sha256Digest(Sha256::digest(bytes).into())
     }
 
+    /// The chunk root of data whose `chunk_bytes`-byte pieces have the given
+    /// digests, in order: the SHA-256 of those digests concatenated (spec
+    /// section 5.1.1). Computing the pieces' digests is the caller's part,
+    /// so that it can run them in parallel.
+    pub fn chunk_root(chunk_digests: &[Sha256Digest]) -> Self {
+        let mut hasher = Sha256::new();
+        for d in chunk_digests {
+            hasher.update(d.0);
+        }
+        Sha256Digest(hasher.finalize().into())
+    }
+
     /// Lowercase hex, 64 characters.
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)

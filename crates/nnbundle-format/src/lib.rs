@@ -35,7 +35,7 @@ pub use element::Element;
 pub use error::FormatError;
 pub use half::{bf16, f16};
 pub use manifest::{
-    FormatVersion, GRAPH_ENTRY, GraphRecord, MANIFEST_ENTRY, Manifest, SampleRecord, TENSOR_ENTRY_PREFIX,
+    ChunkDigest, FormatVersion, GRAPH_ENTRY, GraphRecord, MANIFEST_ENTRY, Manifest, SampleRecord, TENSOR_ENTRY_PREFIX,
     TENSOR_ENTRY_SUFFIX, TensorRecord, manifest_schema, tensor_entry_name,
 };
 pub use metadata::MetaValue;

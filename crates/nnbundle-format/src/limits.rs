@@ -21,6 +21,10 @@ pub const MAX_NAME_BYTES: usize = 512;
 pub const MAX_NPY_HEADER_BYTES: usize = 4096;
 /// Deepest nesting of metadata lists and maps.
 pub const MAX_METADATA_DEPTH: usize = 32;
+/// Smallest chunk of a tensor's chunk digest (format 1.1), in bytes.
+pub const MIN_CHUNK_BYTES: u64 = 1 << 20;
+/// Largest chunk of a tensor's chunk digest (format 1.1), in bytes.
+pub const MAX_CHUNK_BYTES: u64 = 1 << 30;
 /// Alignment, in bytes, of every tensor's data within the bundle file.
 pub const DATA_ALIGNMENT: u64 = 64;
 /// Most nodes in one graph.

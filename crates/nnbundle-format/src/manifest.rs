@@ -8,7 +8,7 @@ use std::str::FromStr;
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::limits::{MAX_MANIFEST_BYTES, MAX_TENSORS};
+use crate::limits::{MAX_CHUNK_BYTES, MAX_MANIFEST_BYTES, MAX_TENSORS, MIN_CHUNK_BYTES};
 use crate::names::{PARAMS_GROUP, check_group_name, check_metadata_key, check_tensor_name};
 use crate::{DType, FormatError, MetaValue, Sha256Digest, canonical, tensor::byte_size, yaml};
 
@@ -36,8 +36,10 @@ pub struct FormatVersion {
 }
 
 impl FormatVersion {
-    /// The version this library writes and the newest it reads.
-    pub const CURRENT: FormatVersion = FormatVersion { major: 1, minor: 0 };
+    /// The newest version this library reads and writes.
+    pub const CURRENT: FormatVersion = FormatVersion { major: 1, minor: 1 };
+    /// The first version: everything but chunk digests.
+    pub const V1_0: FormatVersion = FormatVersion { major: 1, minor: 0 };
 }
 
 impl fmt::Display for FormatVersion {
@@ -102,6 +104,23 @@ pub struct TensorRecord {
     /// `optimizer` or `buffers`, for tensors that sit beside the model.
     #[serde(default = "default_group")]
     pub group: String,
+    /// A second digest of the same bytes, taken in chunks so that it can be
+    /// checked on many cores at once (format 1.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunks: Option<ChunkDigest>,
+}
+
+/// The chunk digest of a tensor's data (spec section 5.1.1): the data split
+/// into pieces of `size` bytes (the last one may be shorter), each hashed,
+/// and the digests hashed together in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChunkDigest {
+    /// Bytes per chunk: a power of two from 2^20 to 2^30.
+    #[schemars(range(min = 1_048_576, max = 1_073_741_824))]
+    pub size: u64,
+    /// SHA-256 of the chunks' SHA-256 digests, concatenated in order.
+    pub sha256: Sha256Digest,
 }
 
 fn default_group() -> String {
@@ -148,7 +167,7 @@ pub struct SampleRecord {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
-    /// Version of the bundle format, `"1.0"` for this library.
+    /// Version of the bundle format: `"1.0"`, or `"1.1"` when a tensor has a chunk digest.
     pub format_version: FormatVersion,
     /// The layer graph, when the bundle has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -172,10 +191,10 @@ struct VersionProbe {
 }
 
 impl Manifest {
-    /// An empty manifest of the current version.
+    /// An empty manifest of version 1.0 (see [`Manifest::required_version`]).
     pub fn new() -> Self {
         Manifest {
-            format_version: FormatVersion::CURRENT,
+            format_version: FormatVersion::V1_0,
             graph: None,
             tensors: BTreeMap::new(),
             aliases: BTreeMap::new(),
@@ -248,6 +267,25 @@ impl Manifest {
             record
                 .byte_size()
                 .map_err(|e| FormatError::Manifest { field: format!("tensors.{name}.shape"), reason: e.to_string() })?;
+            if let Some(chunks) = &record.chunks {
+                let field = || format!("tensors.{name}.chunks");
+                if self.format_version < FormatVersion::CURRENT {
+                    return Err(FormatError::Manifest {
+                        field: field(),
+                        reason: format!(
+                            "chunk digests need format_version 1.1 or later; the manifest declares {}",
+                            self.format_version
+                        ),
+                    });
+                }
+                let size = chunks.size;
+                if !size.is_power_of_two() || !(MIN_CHUNK_BYTES..=MAX_CHUNK_BYTES).contains(&size) {
+                    return Err(FormatError::Manifest {
+                        field: format!("{}.size", field()),
+                        reason: format!("{size} is not a power of two from 2^20 to 2^30"),
+                    });
+                }
+            }
         }
         for (alias, target) in &self.aliases {
             check_tensor_name(alias)?;
@@ -289,6 +327,15 @@ impl Manifest {
             }
         }
         Ok(())
+    }
+
+    /// The lowest format version whose features the manifest uses: 1.1 when
+    /// a tensor has a chunk digest, 1.0 otherwise (writers must write it).
+    pub fn required_version(&self) -> FormatVersion {
+        match self.tensors.values().any(|r| r.chunks.is_some()) {
+            true => FormatVersion::CURRENT,
+            false => FormatVersion::V1_0,
+        }
     }
 
     /// The canonical YAML text the writer stores.
