@@ -12,7 +12,6 @@ use nnbundle_graph::{Attrs, Window, conv_windows};
 use rayon::prelude::*;
 
 use super::Scratch;
-use super::activation::relu_in_place;
 use super::gemm::{NR, PackedA, PanelSource};
 use super::{Float, Kernel, KernelResult, by_planes, first_dtype, view, with_float};
 use crate::value::Arg;
@@ -358,10 +357,7 @@ fn run<T: Float>(k: &Conv, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult 
                 row.fill(bv);
             }
             let mut out = ArrayViewMut2::from_shape((og, positions), &mut *dst).map_err(|e| e.to_string())?;
-            T::conv_product(&weights[gi], &cols, &mut out);
-            if k.relu {
-                relu_in_place(dst);
-            }
+            T::conv_product(&weights[gi], &cols, &mut out, k.relu);
         }
         Ok(())
     };

@@ -16,6 +16,8 @@ use multiversion::target::target_cfg_f;
 use ndarray::{ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 
+use super::activation::relu;
+
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 
@@ -153,8 +155,9 @@ enum Out<'a, 'b> {
 
 impl Out<'_, '_> {
     /// Adds the first `rows x cols` of the product of `panel_a` and `panel_b`
-    /// at `(i0, j0)`: straight into the output's rows when the output is
-    /// row-major and the tile whole, otherwise through `tile`.
+    /// at `(i0, j0)`, then applies `epilogue` to them: straight into the
+    /// output's rows when the output is row-major and the tile whole,
+    /// otherwise through `tile`.
     fn multiply_add(
         &mut self,
         panel_a: &[f32],
@@ -162,47 +165,54 @@ impl Out<'_, '_> {
         tile: &mut Tile,
         (i0, j0): (usize, usize),
         (rows, cols): (usize, usize),
+        epilogue: Epilogue,
     ) {
         let whole = cols == NR && rows == panel_a.len() / panel_b.k().max(1);
         match self {
-            Out::Rows(c, ld) if whole => micro_kernel(panel_a, panel_b, Dst::Rows(&mut c[i0 * *ld + j0..], *ld)),
+            Out::Rows(c, ld) if whole => {
+                micro_kernel(panel_a, panel_b, Dst::Rows(&mut c[i0 * *ld + j0..], *ld), epilogue);
+            }
             _ => {
-                micro_kernel(panel_a, panel_b, Dst::Tile(tile));
-                self.add(tile, (i0, j0), (rows, cols));
+                micro_kernel(panel_a, panel_b, Dst::Tile(tile), Epilogue::None);
+                match epilogue {
+                    Epilogue::None => self.add(tile, (i0, j0), (rows, cols), |x| x),
+                    Epilogue::Relu => self.add(tile, (i0, j0), (rows, cols), relu),
+                }
             }
         }
     }
 
-    /// Adds the first `rows x cols` of `tile` at `(i0, j0)`.
-    fn add(&mut self, tile: &Tile, (i0, j0): (usize, usize), (rows, cols): (usize, usize)) {
+    /// Adds the first `rows x cols` of `tile` at `(i0, j0)`, passing each sum through `f`.
+    fn add(&mut self, tile: &Tile, (i0, j0): (usize, usize), (rows, cols): (usize, usize), f: impl Fn(f32) -> f32) {
         match self {
             Out::Rows(c, ld) if cols == NR => {
                 for (i, tile_row) in tile.iter().enumerate().take(rows) {
                     let start = (i0 + i) * *ld + j0;
                     let row: &mut [f32; NR] = (&mut c[start..start + NR]).try_into().expect("NR-wide row");
-                    row.iter_mut().zip(tile_row).for_each(|(d, &v)| *d += v);
+                    row.iter_mut().zip(tile_row).for_each(|(d, &v)| *d = f(*d + v));
                 }
             }
             Out::Cols(c, ld) => {
                 for j in 0..cols {
                     let start = (j0 + j) * *ld + i0;
-                    add_column(&mut c[start..start + rows], tile, j);
+                    add_column(&mut c[start..start + rows], tile, j, &f);
                 }
             }
             Out::Columns(columns) => {
                 for (j, column) in columns[j0..j0 + cols].iter_mut().enumerate() {
-                    add_column(&mut column[i0..i0 + rows], tile, j);
+                    add_column(&mut column[i0..i0 + rows], tile, j, &f);
                 }
             }
             _ => {
                 for (i, tile_row) in tile.iter().enumerate().take(rows) {
                     for (j, &v) in tile_row.iter().enumerate().take(cols) {
-                        match self {
-                            Out::Rows(c, ld) => c[(i0 + i) * *ld + j0 + j] += v,
-                            Out::Cols(c, ld) => c[(j0 + j) * *ld + i0 + i] += v,
-                            Out::Columns(columns) => columns[j0 + j][i0 + i] += v,
-                            Out::Strided(c) => c[[i0 + i, j0 + j]] += v,
-                        }
+                        let d = match self {
+                            Out::Rows(c, ld) => &mut c[(i0 + i) * *ld + j0 + j],
+                            Out::Cols(c, ld) => &mut c[(j0 + j) * *ld + i0 + i],
+                            Out::Columns(columns) => &mut columns[j0 + j][i0 + i],
+                            Out::Strided(c) => &mut c[[i0 + i, j0 + j]],
+                        };
+                        *d = f(*d + v);
                     }
                 }
             }
@@ -210,14 +220,30 @@ impl Out<'_, '_> {
     }
 }
 
-/// Adds column `j` of `tile` (its first `column.len()` rows) to `column`.
-fn add_column(column: &mut [f32], tile: &Tile, j: usize) {
-    column.iter_mut().zip(tile).for_each(|(d, tile_row)| *d += tile_row[j]);
+/// Adds column `j` of `tile` (its first `column.len()` rows) to `column`, through `f`.
+fn add_column(column: &mut [f32], tile: &Tile, j: usize, f: impl Fn(f32) -> f32) {
+    column.iter_mut().zip(tile).for_each(|(d, tile_row)| *d = f(*d + tile_row[j]));
+}
+
+/// What a product does to each output element once its sum is complete.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Epilogue {
+    /// Nothing: the sum is the output.
+    None,
+    /// A fused ReLU ([`relu`]: the select of the `ReLU` op, so bit-identical).
+    Relu,
 }
 
 /// `C (+)= A · B` for `c [m, n]` (any strides): with `accumulate`, adds to
 /// what `c` holds (a bias seeded there, for instance); otherwise overwrites.
-pub(crate) fn gemm(a: &PackedA, b: &impl PanelSource, c: &mut ArrayViewMut2<'_, f32>, accumulate: bool) {
+/// Each element then goes through `epilogue`, while its tile is in cache.
+pub(crate) fn gemm(
+    a: &PackedA,
+    b: &impl PanelSource,
+    c: &mut ArrayViewMut2<'_, f32>,
+    accumulate: bool,
+    epilogue: Epilogue,
+) {
     let (k, n) = b.dim();
     assert_eq!(k, a.k, "inner dimensions of the product");
     assert_eq!(c.dim(), (a.m, n), "output shape of the product");
@@ -259,7 +285,8 @@ pub(crate) fn gemm(a: &PackedA, b: &impl PanelSource, c: &mut ArrayViewMut2<'_, 
                         let mut tile = [[0.0; NR]; MR];
                         for (q, panel_b) in panels_b() {
                             let size = (MR.min(a.m - p * MR), NR.min(width - q * NR));
-                            band.multiply_add(panel_a, PanelB::Packed(panel_b), &mut tile, (0, j0 + q * NR), size);
+                            let at = (0, j0 + q * NR);
+                            band.multiply_add(panel_a, PanelB::Packed(panel_b), &mut tile, at, size, epilogue);
                         }
                     },
                 );
@@ -284,7 +311,8 @@ pub(crate) fn gemm(a: &PackedA, b: &impl PanelSource, c: &mut ArrayViewMut2<'_, 
                         let rows = MR.min(a.m - b * band_rows - p * MR);
                         for (q, panel_b) in panels_b() {
                             let size = (rows, NR.min(width - q * NR));
-                            band.multiply_add(panel_a, PanelB::Packed(panel_b), &mut tile, (p * MR, q * NR), size);
+                            let at = (p * MR, q * NR);
+                            band.multiply_add(panel_a, PanelB::Packed(panel_b), &mut tile, at, size, epilogue);
                         }
                     }
                 });
@@ -299,7 +327,8 @@ pub(crate) fn gemm(a: &PackedA, b: &impl PanelSource, c: &mut ArrayViewMut2<'_, 
                         let mut tile = [[0.0; NR]; MR];
                         for (p, panel_a) in a.panels().enumerate() {
                             let size = (MR.min(a.m - p * MR), NR.min(width - q * NR));
-                            strip.multiply_add(panel_a, PanelB::Packed(panel_b), &mut tile, (p * MR, 0), size);
+                            let at = (p * MR, 0);
+                            strip.multiply_add(panel_a, PanelB::Packed(panel_b), &mut tile, at, size, epilogue);
                         }
                     },
                 );
@@ -308,7 +337,8 @@ pub(crate) fn gemm(a: &PackedA, b: &impl PanelSource, c: &mut ArrayViewMut2<'_, 
                 for (p, panel_a) in a.panels().enumerate() {
                     for (q, panel_b) in panels_b() {
                         let size = (MR.min(a.m - p * MR), NR.min(width - q * NR));
-                        out.multiply_add(panel_a, PanelB::Packed(panel_b), &mut tile, (p * MR, j0 + q * NR), size);
+                        let at = (p * MR, j0 + q * NR);
+                        out.multiply_add(panel_a, PanelB::Packed(panel_b), &mut tile, at, size, epilogue);
                     }
                 }
             }
@@ -347,8 +377,8 @@ impl Windows<'_> {
     }
 
     /// Adds the first `rows` rows of `tile`, columns `q0..q0 + NR` of `B`,
-    /// to their output positions in `band` (rows `positions` apart).
-    fn scatter(&self, tile: &Tile, rows: usize, q0: usize, band: &mut [f32], positions: usize) {
+    /// to their output positions in `band` (rows `positions` apart), through `f`.
+    fn scatter(&self, tile: &Tile, rows: usize, q0: usize, band: &mut [f32], positions: usize, f: impl Fn(f32) -> f32) {
         let end = (q0 + NR).min(self.columns());
         let mut q = q0;
         while q < end {
@@ -357,19 +387,20 @@ impl Windows<'_> {
             let kept = run.min(self.width.saturating_sub(x));
             let (at, j) = (y * self.width + x, q - q0);
             for (out, tile_row) in band.chunks_mut(positions).zip(&tile[..rows]) {
-                out[at..at + kept].iter_mut().zip(&tile_row[j..j + kept]).for_each(|(d, &v)| *d += v);
+                out[at..at + kept].iter_mut().zip(&tile_row[j..j + kept]).for_each(|(d, &v)| *d = f(*d + v));
             }
             q += run;
         }
     }
 }
 
-/// `C += A · B` for `B` read in place, `c` row-major `[m, rows * width]`.
+/// `C += A · B` for `B` read in place, `c` row-major `[m, rows * width]`;
+/// each element then goes through `epilogue`.
 ///
 /// # Panics
 /// If `src` ends before the last panel of any row of `B` (panels read up to
 /// `NR - 1` floats past the last output position).
-pub(crate) fn gemm_windows(a: &PackedA, b: &Windows<'_>, c: &mut [f32]) {
+pub(crate) fn gemm_windows(a: &PackedA, b: &Windows<'_>, c: &mut [f32], epilogue: Epilogue) {
     let k = b.offsets.len();
     let positions = b.rows * b.width;
     assert_eq!(k, a.k, "inner dimensions of the product");
@@ -391,10 +422,13 @@ pub(crate) fn gemm_windows(a: &PackedA, b: &Windows<'_>, c: &mut [f32]) {
             let (y, x) = (q0 / b.pitch, q0 % b.pitch);
             if whole && x + NR <= b.width {
                 // The panel's columns are one run of an output row.
-                micro_kernel(panel_a, panel_b, Dst::Rows(&mut band[y * b.width + x..], positions));
+                micro_kernel(panel_a, panel_b, Dst::Rows(&mut band[y * b.width + x..], positions), epilogue);
             } else {
-                micro_kernel(panel_a, panel_b, Dst::Tile(&mut tile));
-                b.scatter(&tile, rows, q0, band, positions);
+                micro_kernel(panel_a, panel_b, Dst::Tile(&mut tile), Epilogue::None);
+                match epilogue {
+                    Epilogue::None => b.scatter(&tile, rows, q0, band, positions, |x| x),
+                    Epilogue::Relu => b.scatter(&tile, rows, q0, band, positions, relu),
+                }
             }
         }
     };
@@ -435,18 +469,20 @@ enum Dst<'a> {
 }
 
 /// One tile: the product of a packed panel of `A` (of [`MR`] or [`HALF_MR`]
-/// rows, as its length over `k` says) and one of `B`, put in `dst`.
-fn micro_kernel(a: &[f32], b: PanelB<'_>, dst: Dst<'_>) {
+/// rows, as its length over `k` says) and one of `B`, put in `dst`. The
+/// `epilogue` applies to what is stored (so only to complete sums: use
+/// [`Epilogue::None`] for a [`Dst::Tile`] that is added elsewhere).
+fn micro_kernel(a: &[f32], b: PanelB<'_>, dst: Dst<'_>, epilogue: Epilogue) {
     let k = b.k();
     // One kernel per way of finding B's rows, so each is compiled straight.
     match b {
         PanelB::Packed(b) => {
             let rows = b.chunks_exact(NR).map(|row| row.try_into().expect("NR-wide row"));
-            tile_of(a, k, rows, dst);
+            tile_of(a, k, rows, dst, epilogue);
         }
         PanelB::Shifted { src, offsets, q0 } => {
             let rows = offsets.iter().map(move |&at| src[at + q0..][..NR].try_into().expect("NR-wide row"));
-            tile_of(a, k, rows, dst);
+            tile_of(a, k, rows, dst, epilogue);
         }
     }
 }
@@ -454,12 +490,18 @@ fn micro_kernel(a: &[f32], b: PanelB<'_>, dst: Dst<'_>) {
 /// [`micro_kernel`] over the `k` rows of `B` that `b_rows` yields, on the
 /// fastest kernel this CPU runs.
 #[inline(always)]
-fn tile_of<'b>(a: &[f32], k: usize, b_rows: impl Iterator<Item = &'b [f32; NR]> + Clone, dst: Dst<'_>) {
+fn tile_of<'b>(
+    a: &[f32],
+    k: usize,
+    b_rows: impl Iterator<Item = &'b [f32; NR]> + Clone,
+    dst: Dst<'_>,
+    epilogue: Epilogue,
+) {
     #[cfg(target_arch = "x86_64")]
     if avx512::available() {
-        return avx512::micro_kernel(a, k, b_rows, dst);
+        return avx512::micro_kernel(a, k, b_rows, dst, epilogue);
     }
-    portable_micro_kernel(a, k, b_rows, dst);
+    portable_micro_kernel(a, k, b_rows, dst, epilogue);
 }
 
 /// [`micro_kernel`] in plain Rust, as `6 x 16` sub-tiles: twelve 256-bit
@@ -471,6 +513,7 @@ fn portable_micro_kernel<'b>(
     k: usize,
     b_rows: impl Iterator<Item = &'b [f32; NR]> + Clone,
     mut dst: Dst<'_>,
+    epilogue: Epilogue,
 ) {
     const ROWS: usize = 6;
     const COLS: usize = 16;
@@ -496,6 +539,9 @@ fn portable_micro_kernel<'b>(
                         *c = if fused { ai.mul_add(bj, *c) } else { ai * bj + *c };
                     }
                 }
+            }
+            if epilogue == Epilogue::Relu {
+                acc.iter_mut().flatten().for_each(|x| *x = relu(*x));
             }
             for (i, acc) in acc.iter().enumerate() {
                 match &mut dst {
@@ -607,8 +653,8 @@ mod tests {
             let a: Vec<f32> = (0..height * k).map(|i| ((i * 11 % 13) as f32 - 6.0) / 3.0).collect();
             let (mut fast, mut portable) = ([[f32::NAN; NR]; MR], [[f32::NAN; NR]; MR]);
             let rows = || b.chunks_exact(NR).map(|row| <&[f32; NR]>::try_from(row).unwrap());
-            avx512::micro_kernel(&a, k, rows(), Dst::Tile(&mut fast));
-            portable_micro_kernel(&a, k, rows(), Dst::Tile(&mut portable));
+            avx512::micro_kernel(&a, k, rows(), Dst::Tile(&mut fast), Epilogue::None);
+            portable_micro_kernel(&a, k, rows(), Dst::Tile(&mut portable), Epilogue::None);
             assert_eq!(fast[..height], portable[..height], "{height} rows");
             // And both equal the plain sum of fused terms.
             for (i, row) in fast[..height].iter().enumerate() {
@@ -622,8 +668,8 @@ mod tests {
             let ld = NR + 3;
             let c: Vec<f32> = (0..height * ld).map(|i| (i % 7) as f32 - 3.0).collect();
             let (mut fast, mut portable) = (c.clone(), c.clone());
-            avx512::micro_kernel(&a, k, rows(), Dst::Rows(&mut fast, ld));
-            portable_micro_kernel(&a, k, rows(), Dst::Rows(&mut portable, ld));
+            avx512::micro_kernel(&a, k, rows(), Dst::Rows(&mut fast, ld), Epilogue::None);
+            portable_micro_kernel(&a, k, rows(), Dst::Rows(&mut portable, ld), Epilogue::None);
             assert_eq!(fast, portable, "{height} rows into the output");
             for (at, &v) in fast.iter().enumerate() {
                 let (i, j) = (at / ld, at % ld);
@@ -634,6 +680,20 @@ mod tests {
                 };
                 assert_eq!(v.to_bits(), e.to_bits(), "{height} rows into the output, at {i},{j}");
             }
+            // With the ReLU epilogue: the same sums through the ReLU select,
+            // NaN kept (an output cell that holds NaN stays NaN).
+            let mut c = c.clone();
+            c[1] = f32::NAN;
+            let (mut fast, mut portable, mut plain) = (c.clone(), c.clone(), c.clone());
+            avx512::micro_kernel(&a, k, rows(), Dst::Rows(&mut fast, ld), Epilogue::Relu);
+            portable_micro_kernel(&a, k, rows(), Dst::Rows(&mut portable, ld), Epilogue::Relu);
+            avx512::micro_kernel(&a, k, rows(), Dst::Rows(&mut plain, ld), Epilogue::None);
+            assert!(plain.iter().any(|&v| v < 0.0), "the test needs negative sums");
+            for (at, ((&f, &p), &v)) in fast.iter().zip(&portable).zip(&plain).enumerate() {
+                let e = if at % ld < NR { relu(v) } else { v };
+                assert_eq!((f.to_bits(), p.to_bits()), (e.to_bits(), e.to_bits()), "{height} rows, ReLU, at {at}");
+            }
+            assert!(fast[1].is_nan());
         }
     }
 
@@ -675,7 +735,11 @@ mod tests {
                 let w = Array2::from_shape_fn((m, taps), |(i, t)| ((i * 5 + t * 3) % 11) as f32 - 5.0);
                 let mut c = vec![1.0; m * rows * width];
                 let b = Windows { src: &src, offsets: &offsets, rows, pitch, width };
-                gemm_windows(&PackedA::pack(w.view()), &b, &mut c);
+                let mut fused = c.clone();
+                gemm_windows(&PackedA::pack(w.view()), &b, &mut c, Epilogue::None);
+                gemm_windows(&PackedA::pack(w.view()), &b, &mut fused, Epilogue::Relu);
+                let relu_bits: Vec<u32> = c.iter().map(|&v| relu(v).to_bits()).collect();
+                assert_eq!(fused.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), relu_bits, "ReLU epilogue");
                 for (at, &v) in c.iter().enumerate() {
                     let (i, y, x) = (at / (rows * width), at / width % rows, at % width);
                     let e: f64 =
@@ -728,19 +792,34 @@ mod tests {
                 let dot: f64 = (0..k).map(|t| f64::from(a[[i, t]]) * f64::from(b[[t, j]])).sum();
                 dot + f64::from(c[[i, j]])
             });
-            gemm(&PackedA::pack(a.view()), &b, &mut c.view_mut(), true);
+            gemm(&PackedA::pack(a.view()), &b, &mut c.view_mut(), true, Epilogue::None);
             for ((i, j), &e) in expected.indexed_iter() {
                 assert!((f64::from(c[[i, j]]) - e).abs() <= 1e-4 * (1.0 + e.abs()), "{m}x{k}x{n} at {i},{j}");
             }
             // Column-major and strided outputs give the same values.
             let mut col_major = Array2::from_shape_fn((n, m), |(j, i)| value(i, j, 3));
-            gemm(&PackedA::pack(a.view()), &b, &mut col_major.view_mut().reversed_axes(), true);
+            gemm(&PackedA::pack(a.view()), &b, &mut col_major.view_mut().reversed_axes(), true, Epilogue::None);
             assert_eq!(col_major.t(), c, "{m}x{k}x{n} column-major");
             let mut wide = Array2::from_shape_fn((m, 2 * n), |(i, j)| value(i, j / 2, 3));
-            gemm(&PackedA::pack(a.view()), &b, &mut wide.slice_mut(ndarray::s![.., ..;2]), true);
+            gemm(&PackedA::pack(a.view()), &b, &mut wide.slice_mut(ndarray::s![.., ..;2]), true, Epilogue::None);
             assert_eq!(wide.slice(ndarray::s![.., ..;2]), c, "{m}x{k}x{n} strided");
+            // The ReLU epilogue, in every output layout: the ReLU of the same sums.
+            let relu_c = c.mapv(relu);
+            let mut rows = Array2::from_shape_fn((m, n), |(i, j)| value(i, j, 3));
+            gemm(&PackedA::pack(a.view()), &b, &mut rows.view_mut(), true, Epilogue::Relu);
+            let mut col_major = Array2::from_shape_fn((n, m), |(j, i)| value(i, j, 3));
+            gemm(&PackedA::pack(a.view()), &b, &mut col_major.view_mut().reversed_axes(), true, Epilogue::Relu);
+            let mut wide = Array2::from_shape_fn((m, 2 * n), |(i, j)| value(i, j / 2, 3));
+            gemm(&PackedA::pack(a.view()), &b, &mut wide.slice_mut(ndarray::s![.., ..;2]), true, Epilogue::Relu);
+            for (layout, got) in [
+                ("row-major", rows.view()),
+                ("column-major", col_major.t()),
+                ("strided", wide.slice(ndarray::s![.., ..;2])),
+            ] {
+                assert!(got.iter().zip(&relu_c).all(|(g, e)| g.to_bits() == e.to_bits()), "{m}x{k}x{n} {layout} ReLU");
+            }
             let mut fresh = Array2::from_elem((m, n), f32::NAN);
-            gemm(&PackedA::pack(a.view()), &b, &mut fresh.view_mut(), false);
+            gemm(&PackedA::pack(a.view()), &b, &mut fresh.view_mut(), false, Epilogue::None);
             for ((i, j), &e) in expected.indexed_iter() {
                 let e = e - f64::from(value(i, j, 3));
                 assert!((f64::from(fresh[[i, j]]) - e).abs() <= 1e-4 * (1.0 + e.abs()), "{m}x{k}x{n} at {i},{j}");

@@ -8,7 +8,7 @@ use nnbundle_graph::Attrs;
 
 use super::Scratch;
 use super::activation::{relu, relu_in_place};
-use super::gemm::{PackedA, gemm, matvec};
+use super::gemm::{Epilogue, PackedA, gemm, matvec};
 use super::{Float, Kernel, KernelResult, first_dtype, view, with_float};
 use crate::value::{Arg, Value};
 
@@ -95,16 +95,21 @@ fn run_f32(k: &Linear, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult {
     let x2 = x.as_standard_layout();
     let x2 = x2.view().into_shape_with_order((rows, in_f)).map_err(|e| e.to_string())?;
     let mut y = seeded(scratch, rows, w.nrows(), bias)?;
+    // The products apply the ReLU to each tile as they store it.
+    let epilogue = if k.relu { Epilogue::Relu } else { Epilogue::None };
     if rows <= SMALL_BATCH {
         let ws = w.as_slice().expect("checked standard layout");
         for (out, x) in y.rows_mut().into_iter().zip(x2.rows()) {
             matvec(ws, x.as_slice().expect("standard layout"), out.into_slice().expect("standard layout"));
         }
+        if k.relu {
+            relu_in_place(y.as_slice_mut().expect("built in standard layout"));
+        }
     } else if in_f < MIN_PACKED_INPUTS {
         // Few inputs: tiles are short sums, so their output should go to
         // contiguous rows. `y = x · Wᵀ` with both operands packed per call
         // (`rows x in` and `in x out` floats: little for few inputs).
-        gemm(&PackedA::pack(x2), &w.t(), &mut y.view_mut(), true);
+        gemm(&PackedA::pack(x2), &w.t(), &mut y.view_mut(), true, epilogue);
     } else {
         let fresh;
         let packed = match args.get(1) {
@@ -114,10 +119,7 @@ fn run_f32(k: &Linear, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult {
                 &fresh
             }
         };
-        gemm(packed, &x2.t(), &mut y.view_mut().reversed_axes(), true);
-    }
-    if k.relu {
-        relu_in_place(y.as_slice_mut().expect("built in standard layout"));
+        gemm(packed, &x2.t(), &mut y.view_mut().reversed_axes(), true, epilogue);
     }
     let mut shape = x.shape().to_vec();
     *shape.last_mut().expect("rank >= 1") = y.ncols();

@@ -80,8 +80,13 @@ pub(crate) trait Float:
         cache: Option<&'a OnceLock<Vec<gemm::PackedA>>>,
     ) -> Cow<'a, [Self::ConvWeights<'a>]>;
     /// `out += w · cols` for one group's prepared weights and one image's
-    /// im2col matrix, with this type's fastest product.
-    fn conv_product(w: &Self::ConvWeights<'_>, cols: &conv::Im2Col<'_, Self>, out: &mut ArrayViewMut2<'_, Self>);
+    /// im2col matrix, with this type's fastest product, then a ReLU if `relu`.
+    fn conv_product(
+        w: &Self::ConvWeights<'_>,
+        cols: &conv::Im2Col<'_, Self>,
+        out: &mut ArrayViewMut2<'_, Self>,
+        relu: bool,
+    );
 }
 
 impl Float for f32 {
@@ -115,14 +120,16 @@ impl Float for f32 {
             None => Cow::Owned(pack()),
         }
     }
-    fn conv_product(w: &gemm::PackedA, cols: &conv::Im2Col<'_, f32>, out: &mut ArrayViewMut2<'_, f32>) {
+    fn conv_product(w: &gemm::PackedA, cols: &conv::Im2Col<'_, f32>, out: &mut ArrayViewMut2<'_, f32>, relu: bool) {
+        // The ReLU runs on each tile as it is stored, while it is in cache.
+        let epilogue = if relu { gemm::Epilogue::Relu } else { gemm::Epilogue::None };
         match (&cols.padded, out.as_slice_mut()) {
             (Some(padded), Some(out)) => {
                 let (rows, width) = cols.out_dim();
                 let b = gemm::Windows { src: padded.data, offsets: padded.offsets, rows, pitch: padded.pitch, width };
-                gemm::gemm_windows(w, &b, out);
+                gemm::gemm_windows(w, &b, out, epilogue);
             }
-            _ => gemm::gemm(w, cols, out, true),
+            _ => gemm::gemm(w, cols, out, true, epilogue),
         }
     }
 }
@@ -152,8 +159,16 @@ impl Float for f64 {
     ) -> Cow<'a, [ArrayView2<'a, f64>]> {
         Cow::Owned(groups)
     }
-    fn conv_product(w: &ArrayView2<'_, f64>, cols: &conv::Im2Col<'_, f64>, out: &mut ArrayViewMut2<'_, f64>) {
+    fn conv_product(
+        w: &ArrayView2<'_, f64>,
+        cols: &conv::Im2Col<'_, f64>,
+        out: &mut ArrayViewMut2<'_, f64>,
+        relu: bool,
+    ) {
         ndarray::linalg::general_mat_mul(1.0, w, &cols.materialize(), 1.0, out);
+        if relu {
+            out.mapv_inplace(activation::relu);
+        }
     }
 }
 

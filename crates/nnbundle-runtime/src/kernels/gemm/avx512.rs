@@ -12,11 +12,11 @@
 #![allow(unsafe_code)]
 
 use std::arch::x86_64::{
-    __m512, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_set1_ps, _mm512_setzero_ps, _mm512_shuffle_f32x4,
+    __m512, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_max_ps, _mm512_set1_ps, _mm512_setzero_ps, _mm512_shuffle_f32x4,
     _mm512_shuffle_ps, _mm512_storeu_ps, _mm512_unpackhi_ps, _mm512_unpacklo_ps,
 };
 
-use super::{Dst, HALF_MR, MR, NR};
+use super::{Dst, Epilogue, HALF_MR, MR, NR};
 
 /// Floats in one vector.
 const LANES: usize = 16;
@@ -28,12 +28,18 @@ pub(super) fn available() -> bool {
 }
 
 /// The tile of a packed panel of `A` (of [`MR`] or [`HALF_MR`] rows) and `k`
-/// rows of `B` (as `b_rows` yields them), put in `dst`.
+/// rows of `B` (as `b_rows` yields them), put in `dst` through `epilogue`.
 ///
 /// # Panics
 /// If the CPU lacks AVX-512F, `a` is not a panel of `k` terms, or a
 /// [`Dst::Rows`] output is too short for the tile.
-pub(super) fn micro_kernel<'b>(a: &[f32], k: usize, b_rows: impl Iterator<Item = &'b [f32; NR]>, dst: Dst<'_>) {
+pub(super) fn micro_kernel<'b>(
+    a: &[f32],
+    k: usize,
+    b_rows: impl Iterator<Item = &'b [f32; NR]>,
+    dst: Dst<'_>,
+    epilogue: Epilogue,
+) {
     assert!(available(), "AVX-512F micro-kernel on a CPU without it");
     let half = a.len() != MR * k;
     assert!(!half || a.len() == HALF_MR * k, "panel of A for {k} terms");
@@ -44,15 +50,20 @@ pub(super) fn micro_kernel<'b>(a: &[f32], k: usize, b_rows: impl Iterator<Item =
     // SAFETY: AVX-512F is present (asserted above).
     unsafe {
         if half {
-            rows::<HALF_MR>(a, b_rows, dst);
+            rows::<HALF_MR>(a, b_rows, dst, epilogue);
         } else {
-            rows::<MR>(a, b_rows, dst);
+            rows::<MR>(a, b_rows, dst, epilogue);
         }
     }
 }
 
 #[target_feature(enable = "avx512f")]
-fn rows<'b, const H: usize>(a: &[f32], b_rows: impl Iterator<Item = &'b [f32; NR]>, mut dst: Dst<'_>) {
+fn rows<'b, const H: usize>(
+    a: &[f32],
+    b_rows: impl Iterator<Item = &'b [f32; NR]>,
+    mut dst: Dst<'_>,
+    epilogue: Epilogue,
+) {
     let mut acc = [[_mm512_setzero_ps(); 2]; H];
     if let Dst::Rows(c, ld) = &dst {
         for (i, acc) in acc.iter_mut().enumerate() {
@@ -70,6 +81,12 @@ fn rows<'b, const H: usize>(a: &[f32], b_rows: impl Iterator<Item = &'b [f32; NR
             acc[0] = _mm512_fmadd_ps(ai, b0, acc[0]);
             acc[1] = _mm512_fmadd_ps(ai, b1, acc[1]);
         }
+    }
+    if epilogue == Epilogue::Relu {
+        // `max(0, x)` returns its second operand when either is NaN (and
+        // for -0.0): exactly the `ReLU` select, NaN kept.
+        let zero = _mm512_setzero_ps();
+        acc.iter_mut().flatten().for_each(|x| *x = _mm512_max_ps(zero, *x));
     }
     for (i, acc) in acc.iter().enumerate() {
         let row: &mut [f32] = match dst {
