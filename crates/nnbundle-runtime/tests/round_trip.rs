@@ -242,3 +242,30 @@ outputs: [fc]
     assert_eq!(err, "node `fc` (Linear): bias has 5 values for 4 outputs");
     assert!(model.run([("x", value(&[8, 3])), ("w", value(&[4, 3])), ("b", value(&[4]))]).is_ok());
 }
+
+#[test]
+fn conv_bias_of_the_wrong_length_is_an_error() {
+    let yaml = br#"
+opset: 1
+inputs:
+  - {name: x, dtype: f32, shape: [1, 2, 5, 5]}
+  - {name: w, dtype: f32, shape: [3, 2, 3, 3]}
+  - {name: b, dtype: f32, shape: [n]}
+nodes:
+  - {name: conv, op: Conv2d, inputs: [x, w, b], attrs: {in_channels: 2, out_channels: 3, kernel_size: [3, 3], padding: [1, 1]}}
+outputs: [conv]
+"#;
+    let model = Model::initialized(Graph::from_yaml(yaml).unwrap(), BTreeMap::new(), 0).unwrap();
+    let value = |shape: &[usize]| Value::F32(ArrayD::from_elem(IxDyn(shape), 0.5));
+    let inputs = |bias: usize| [("x", value(&[1, 2, 5, 5])), ("w", value(&[3, 2, 3, 3])), ("b", value(&[bias]))];
+    for wrong in [2, 4] {
+        let err = model.run(inputs(wrong)).unwrap_err().to_string();
+        assert_eq!(err, format!("node `conv` (Conv2d): bias has {wrong} values for 3 output channels"));
+    }
+    // The right length: each output is the bias plus the window's sum
+    // (0.25 per tap and channel: 18 taps inside, 8 or 12 on the edges).
+    let y = model.run(inputs(3)).unwrap();
+    let y = y.values().next().unwrap().to_tensor().to_vec::<f32>().unwrap();
+    assert_eq!(y[12], 0.5 + 18.0 * 0.25, "centre");
+    assert_eq!(y[0], 0.5 + 8.0 * 0.25, "corner");
+}

@@ -1,5 +1,5 @@
 //! `Conv1d`/`Conv2d`: one matrix product per batch element and group between
-//! the weights and the input's im2col matrix, written in place over the bias.
+//! the weights and the input's im2col matrix, its sums starting at the bias.
 //! In f32 the im2col matrix is never stored: with unit strides the GEMM reads
 //! its rows in place from a zero-padded copy of the input ([`Padded`]);
 //! otherwise it packs the matrix panel by panel. A 1-D convolution runs as a
@@ -325,7 +325,8 @@ fn run<T: Float>(k: &Conv, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult 
     let w = w.as_standard_layout();
     let w = w.as_slice().expect("standard layout");
     let bias: Vec<T> = match &b {
-        Some(b) => b.iter().copied().collect(),
+        Some(b) if b.len() == o => b.iter().copied().collect(),
+        Some(b) => return Err(format!("bias has {} values for {o} output channels", b.len())),
         None => vec![T::zero(); o],
     };
     let (plane, taps, positions) = (h * wd, cg * kh * kw, oh * ow);
@@ -352,12 +353,8 @@ fn run<T: Float>(k: &Conv, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult 
                 pointwise,
                 padded: padded.as_ref().map(|p| p.at_channel(bi * c + gi * cg)),
             };
-            // The bias seeds the output, which the product then accumulates into.
-            for (row, &bv) in dst.chunks_exact_mut(positions).zip(&bias[gi * og..]) {
-                row.fill(bv);
-            }
             let mut out = ArrayViewMut2::from_shape((og, positions), &mut *dst).map_err(|e| e.to_string())?;
-            T::conv_product(&weights[gi], &cols, &mut out, k.relu);
+            T::conv_product(&weights[gi], &cols, &mut out, (&bias[gi * og..][..og], k.relu));
         }
         Ok(())
     };

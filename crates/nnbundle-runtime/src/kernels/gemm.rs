@@ -165,54 +165,74 @@ impl Out<'_, '_> {
         tile: &mut Tile,
         (i0, j0): (usize, usize),
         (rows, cols): (usize, usize),
-        epilogue: Epilogue,
+        (init, epilogue): (Init<'_>, Epilogue),
     ) {
         let whole = cols == NR && rows == panel_a.len() / panel_b.k().max(1);
         match self {
             Out::Rows(c, ld) if whole => {
-                micro_kernel(panel_a, panel_b, Dst::Rows(&mut c[i0 * *ld + j0..], *ld), epilogue);
+                let dst = Dst::Rows(&mut c[i0 * *ld + j0..], *ld);
+                micro_kernel(panel_a, panel_b, dst, init.start(i0, j0), epilogue);
             }
             _ => {
-                micro_kernel(panel_a, panel_b, Dst::Tile(tile), Epilogue::None);
+                micro_kernel(panel_a, panel_b, Dst::Tile(tile), Start::Zero, Epilogue::None);
                 match epilogue {
-                    Epilogue::None => self.add(tile, (i0, j0), (rows, cols), |x| x),
-                    Epilogue::Relu => self.add(tile, (i0, j0), (rows, cols), relu),
+                    Epilogue::None => self.put(tile, (i0, j0), (rows, cols), init, |x| x),
+                    Epilogue::Relu => self.put(tile, (i0, j0), (rows, cols), init, relu),
                 }
             }
         }
     }
 
-    /// Adds the first `rows x cols` of `tile` at `(i0, j0)`, passing each sum through `f`.
-    fn add(&mut self, tile: &Tile, (i0, j0): (usize, usize), (rows, cols): (usize, usize), f: impl Fn(f32) -> f32) {
+    /// Puts the first `rows x cols` of `tile` at `(i0, j0)`: each element
+    /// `f(start + tile value)`, where `init` says what `start` is.
+    fn put(&mut self, tile: &Tile, at: (usize, usize), size: (usize, usize), init: Init<'_>, f: impl Fn(f32) -> f32) {
+        // One loop per kind of start, so none of them branches per element.
+        match init {
+            Init::Zero => self.put_with(tile, at, size, |_, _| 0.0, f),
+            Init::RowBias(bias) => self.put_with(tile, at, size, |i, _| bias[i], f),
+            Init::ColumnBias(bias) => self.put_with(tile, at, size, |_, j| bias[j], f),
+        }
+    }
+
+    /// [`Out::put`] with the start of element `(i, j)` given by `start(i, j)`.
+    fn put_with(
+        &mut self,
+        tile: &Tile,
+        (i0, j0): (usize, usize),
+        (rows, cols): (usize, usize),
+        start: impl Fn(usize, usize) -> f32,
+        f: impl Fn(f32) -> f32,
+    ) {
+        let tile = tile.iter().take(rows).enumerate().map(|(i, row)| (i0 + i, &row[..cols]));
         match self {
-            Out::Rows(c, ld) if cols == NR => {
-                for (i, tile_row) in tile.iter().enumerate().take(rows) {
-                    let start = (i0 + i) * *ld + j0;
-                    let row: &mut [f32; NR] = (&mut c[start..start + NR]).try_into().expect("NR-wide row");
-                    row.iter_mut().zip(tile_row).for_each(|(d, &v)| *d = f(*d + v));
+            Out::Rows(c, ld) => {
+                for (i, values) in tile {
+                    let row = &mut c[i * *ld + j0..][..cols];
+                    for (j, (d, &v)) in row.iter_mut().zip(values).enumerate() {
+                        *d = f(start(i, j0 + j) + v);
+                    }
                 }
             }
             Out::Cols(c, ld) => {
-                for j in 0..cols {
-                    let start = (j0 + j) * *ld + i0;
-                    add_column(&mut c[start..start + rows], tile, j, &f);
+                for (i, values) in tile {
+                    for (j, &v) in values.iter().enumerate() {
+                        let d = &mut c[(j0 + j) * *ld + i];
+                        *d = f(start(i, j0 + j) + v);
+                    }
                 }
             }
             Out::Columns(columns) => {
-                for (j, column) in columns[j0..j0 + cols].iter_mut().enumerate() {
-                    add_column(&mut column[i0..i0 + rows], tile, j, &f);
+                for (i, values) in tile {
+                    for (column, (j, &v)) in columns[j0..].iter_mut().zip(values.iter().enumerate()) {
+                        column[i] = f(start(i, j0 + j) + v);
+                    }
                 }
             }
-            _ => {
-                for (i, tile_row) in tile.iter().enumerate().take(rows) {
-                    for (j, &v) in tile_row.iter().enumerate().take(cols) {
-                        let d = match self {
-                            Out::Rows(c, ld) => &mut c[(i0 + i) * *ld + j0 + j],
-                            Out::Cols(c, ld) => &mut c[(j0 + j) * *ld + i0 + i],
-                            Out::Columns(columns) => &mut columns[j0 + j][i0 + i],
-                            Out::Strided(c) => &mut c[[i0 + i, j0 + j]],
-                        };
-                        *d = f(*d + v);
+            Out::Strided(c) => {
+                for (i, values) in tile {
+                    for (j, &v) in values.iter().enumerate() {
+                        let d = &mut c[[i, j0 + j]];
+                        *d = f(start(i, j0 + j) + v);
                     }
                 }
             }
@@ -220,9 +240,55 @@ impl Out<'_, '_> {
     }
 }
 
-/// Adds column `j` of `tile` (its first `column.len()` rows) to `column`, through `f`.
-fn add_column(column: &mut [f32], tile: &Tile, j: usize, f: impl Fn(f32) -> f32) {
-    column.iter_mut().zip(tile).for_each(|(d, tile_row)| *d = f(*d + tile_row[j]));
+/// Where the sums of a product start.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Init<'a> {
+    /// At zero.
+    Zero,
+    /// At `bias[i]` in row `i` of the output.
+    RowBias(&'a [f32]),
+    /// At `bias[j]` in column `j` of the output.
+    ColumnBias(&'a [f32]),
+}
+
+impl<'a> Init<'a> {
+    /// The start of element `(i, j)`.
+    fn at(self, i: usize, j: usize) -> f32 {
+        match self {
+            Init::Zero => 0.0,
+            Init::RowBias(bias) => bias[i],
+            Init::ColumnBias(bias) => bias[j],
+        }
+    }
+
+    /// The same start for the part of the output from row `i0`, column `j0`.
+    fn from(self, i0: usize, j0: usize) -> Init<'a> {
+        match self {
+            Init::RowBias(bias) => Init::RowBias(&bias[i0..]),
+            Init::ColumnBias(bias) => Init::ColumnBias(&bias[j0..]),
+            Init::Zero => Init::Zero,
+        }
+    }
+
+    /// The micro-kernel's start for the whole tile at `(i0, j0)`.
+    fn start(self, i0: usize, j0: usize) -> Start<'a> {
+        match self.from(i0, j0) {
+            Init::Zero => Start::Zero,
+            Init::RowBias(bias) => Start::RowBias(bias),
+            Init::ColumnBias(bias) => Start::ColumnBias(bias[..NR].try_into().expect("NR columns of bias")),
+        }
+    }
+}
+
+/// Where a micro-kernel's sums start.
+#[derive(Clone, Copy)]
+enum Start<'a> {
+    /// At zero.
+    Zero,
+    /// At `bias[i]` in tile row `i`.
+    RowBias(&'a [f32]),
+    /// At `bias[j]` in tile column `j`.
+    ColumnBias(&'a [f32; NR]),
 }
 
 /// What a product does to each output element once its sum is complete.
@@ -234,23 +300,36 @@ pub(crate) enum Epilogue {
     Relu,
 }
 
-/// `C (+)= A · B` for `c [m, n]` (any strides): with `accumulate`, adds to
-/// what `c` holds (a bias seeded there, for instance); otherwise overwrites.
-/// Each element then goes through `epilogue`, while its tile is in cache.
+/// `C = init + A · B` for `c [m, n]` (any strides, contents ignored), where
+/// `init` is zero or a bias along its rows or columns. Each element then
+/// goes through `epilogue`, while its tile is in cache.
+///
+/// # Panics
+/// If the shapes disagree, or a bias is shorter than its side of `c`.
 pub(crate) fn gemm(
     a: &PackedA,
     b: &impl PanelSource,
     c: &mut ArrayViewMut2<'_, f32>,
-    accumulate: bool,
+    init: Init<'_>,
     epilogue: Epilogue,
 ) {
     let (k, n) = b.dim();
     assert_eq!(k, a.k, "inner dimensions of the product");
     assert_eq!(c.dim(), (a.m, n), "output shape of the product");
-    if !accumulate {
-        c.fill(0.0);
+    match init {
+        Init::RowBias(bias) => assert!(bias.len() >= a.m, "bias for {} rows", a.m),
+        Init::ColumnBias(bias) => assert!(bias.len() >= n, "bias for {n} columns"),
+        Init::Zero => {}
     }
-    if a.m == 0 || n == 0 || k == 0 {
+    if k == 0 {
+        // No terms: the output is its start.
+        c.indexed_iter_mut().for_each(|((i, j), d)| *d = init.at(i, j));
+        if epilogue == Epilogue::Relu {
+            c.mapv_inplace(relu);
+        }
+        return;
+    }
+    if a.m == 0 || n == 0 {
         return;
     }
     let parallel = a.m * n * k >= PARALLEL_WORK && rayon::current_num_threads() > 1;
@@ -286,7 +365,8 @@ pub(crate) fn gemm(
                         for (q, panel_b) in panels_b() {
                             let size = (MR.min(a.m - p * MR), NR.min(width - q * NR));
                             let at = (0, j0 + q * NR);
-                            band.multiply_add(panel_a, PanelB::Packed(panel_b), &mut tile, at, size, epilogue);
+                            let init = init.from(p * MR, 0);
+                            band.multiply_add(panel_a, PanelB::Packed(panel_b), &mut tile, at, size, (init, epilogue));
                         }
                     },
                 );
@@ -311,8 +391,8 @@ pub(crate) fn gemm(
                         let rows = MR.min(a.m - b * band_rows - p * MR);
                         for (q, panel_b) in panels_b() {
                             let size = (rows, NR.min(width - q * NR));
-                            let at = (p * MR, q * NR);
-                            band.multiply_add(panel_a, PanelB::Packed(panel_b), &mut tile, at, size, epilogue);
+                            let (at, init) = ((p * MR, q * NR), init.from(b * band_rows, j0));
+                            band.multiply_add(panel_a, PanelB::Packed(panel_b), &mut tile, at, size, (init, epilogue));
                         }
                     }
                 });
@@ -327,8 +407,8 @@ pub(crate) fn gemm(
                         let mut tile = [[0.0; NR]; MR];
                         for (p, panel_a) in a.panels().enumerate() {
                             let size = (MR.min(a.m - p * MR), NR.min(width - q * NR));
-                            let at = (p * MR, 0);
-                            strip.multiply_add(panel_a, PanelB::Packed(panel_b), &mut tile, at, size, epilogue);
+                            let (at, init) = ((p * MR, 0), init.from(0, j0 + q * NR));
+                            strip.multiply_add(panel_a, PanelB::Packed(panel_b), &mut tile, at, size, (init, epilogue));
                         }
                     },
                 );
@@ -338,7 +418,7 @@ pub(crate) fn gemm(
                     for (q, panel_b) in panels_b() {
                         let size = (MR.min(a.m - p * MR), NR.min(width - q * NR));
                         let at = (p * MR, j0 + q * NR);
-                        out.multiply_add(panel_a, PanelB::Packed(panel_b), &mut tile, at, size, epilogue);
+                        out.multiply_add(panel_a, PanelB::Packed(panel_b), &mut tile, at, size, (init, epilogue));
                     }
                 }
             }
@@ -376,9 +456,18 @@ impl Windows<'_> {
         (0..count).map(move |i| if by_rows { i / per_row * pitch + i % per_row * NR } else { i * NR })
     }
 
-    /// Adds the first `rows` rows of `tile`, columns `q0..q0 + NR` of `B`,
-    /// to their output positions in `band` (rows `positions` apart), through `f`.
-    fn scatter(&self, tile: &Tile, rows: usize, q0: usize, band: &mut [f32], positions: usize, f: impl Fn(f32) -> f32) {
+    /// Puts the first `rows` rows of `tile`, columns `q0..q0 + NR` of `B`,
+    /// at their output positions in `band` (rows `positions` apart): each
+    /// `f(start + value)`, with `bias[i]` the start of row `i`.
+    fn scatter(
+        &self,
+        tile: &Tile,
+        rows: usize,
+        q0: usize,
+        (band, positions): (&mut [f32], usize),
+        bias: &[f32],
+        f: impl Fn(f32) -> f32,
+    ) {
         let end = (q0 + NR).min(self.columns());
         let mut q = q0;
         while q < end {
@@ -386,26 +475,34 @@ impl Windows<'_> {
             let run = (self.pitch - x).min(end - q);
             let kept = run.min(self.width.saturating_sub(x));
             let (at, j) = (y * self.width + x, q - q0);
-            for (out, tile_row) in band.chunks_mut(positions).zip(&tile[..rows]) {
-                out[at..at + kept].iter_mut().zip(&tile_row[j..j + kept]).for_each(|(d, &v)| *d = f(*d + v));
+            for ((out, tile_row), &start) in band.chunks_mut(positions).zip(&tile[..rows]).zip(bias) {
+                out[at..at + kept].iter_mut().zip(&tile_row[j..j + kept]).for_each(|(d, &v)| *d = f(start + v));
             }
             q += run;
         }
     }
 }
 
-/// `C += A · B` for `B` read in place, `c` row-major `[m, rows * width]`;
-/// each element then goes through `epilogue`.
+/// `C = bias + A · B` for `B` read in place, `c` row-major `[m, rows *
+/// width]` and `bias[i]` the start of row `i`; each element then goes
+/// through `epilogue`.
 ///
 /// # Panics
 /// If `src` ends before the last panel of any row of `B` (panels read up to
 /// `NR - 1` floats past the last output position).
-pub(crate) fn gemm_windows(a: &PackedA, b: &Windows<'_>, c: &mut [f32], epilogue: Epilogue) {
+pub(crate) fn gemm_windows(a: &PackedA, b: &Windows<'_>, c: &mut [f32], bias: &[f32], epilogue: Epilogue) {
     let k = b.offsets.len();
     let positions = b.rows * b.width;
     assert_eq!(k, a.k, "inner dimensions of the product");
     assert_eq!(c.len(), a.m * positions, "output shape of the product");
-    if a.m == 0 || positions == 0 || k == 0 {
+    assert!(bias.len() >= a.m, "bias for {} rows", a.m);
+    if a.m == 0 || positions == 0 {
+        return;
+    }
+    if k == 0 {
+        for (row, &start) in c.chunks_exact_mut(positions).zip(bias) {
+            row.fill(if epilogue == Epilogue::Relu { relu(start) } else { start });
+        }
         return;
     }
     let starts = b.panel_starts();
@@ -415,6 +512,7 @@ pub(crate) fn gemm_windows(a: &PackedA, b: &Windows<'_>, c: &mut [f32], epilogue
     // One band of output rows per panel of A; threads take bands.
     let band = |(p, (panel_a, band)): (usize, (&[f32], &mut [f32]))| {
         let rows = MR.min(a.m - p * MR);
+        let bias = &bias[p * MR..];
         let mut tile = [[0.0; NR]; MR];
         let whole = rows == panel_a.len() / k;
         for q0 in starts.clone() {
@@ -422,12 +520,13 @@ pub(crate) fn gemm_windows(a: &PackedA, b: &Windows<'_>, c: &mut [f32], epilogue
             let (y, x) = (q0 / b.pitch, q0 % b.pitch);
             if whole && x + NR <= b.width {
                 // The panel's columns are one run of an output row.
-                micro_kernel(panel_a, panel_b, Dst::Rows(&mut band[y * b.width + x..], positions), epilogue);
+                let dst = Dst::Rows(&mut band[y * b.width + x..], positions);
+                micro_kernel(panel_a, panel_b, dst, Start::RowBias(bias), epilogue);
             } else {
-                micro_kernel(panel_a, panel_b, Dst::Tile(&mut tile), Epilogue::None);
+                micro_kernel(panel_a, panel_b, Dst::Tile(&mut tile), Start::Zero, Epilogue::None);
                 match epilogue {
-                    Epilogue::None => b.scatter(&tile, rows, q0, band, positions, |x| x),
-                    Epilogue::Relu => b.scatter(&tile, rows, q0, band, positions, relu),
+                    Epilogue::None => b.scatter(&tile, rows, q0, (band, positions), bias, |x| x),
+                    Epilogue::Relu => b.scatter(&tile, rows, q0, (band, positions), bias, relu),
                 }
             }
         }
@@ -462,27 +561,28 @@ impl PanelB<'_> {
 enum Dst<'a> {
     /// Into the first rows of `tile`, overwriting them.
     Tile(&'a mut Tile),
-    /// Added to a row-major output: the whole tile (as many rows as the
-    /// panel of `A`, [`NR`] columns) from the slice's start, rows `ld` apart.
-    /// The sums start from what the output holds, with no tile in between.
+    /// Into a row-major output, overwriting it: the whole tile (as many rows
+    /// as the panel of `A`, [`NR`] columns) from the slice's start, rows `ld`
+    /// apart, with no tile in between.
     Rows(&'a mut [f32], usize),
 }
 
 /// One tile: the product of a packed panel of `A` (of [`MR`] or [`HALF_MR`]
-/// rows, as its length over `k` says) and one of `B`, put in `dst`. The
-/// `epilogue` applies to what is stored (so only to complete sums: use
-/// [`Epilogue::None`] for a [`Dst::Tile`] that is added elsewhere).
-fn micro_kernel(a: &[f32], b: PanelB<'_>, dst: Dst<'_>, epilogue: Epilogue) {
+/// rows, as its length over `k` says) and one of `B`, its sums starting at
+/// `start`, put in `dst`. The `epilogue` applies to what is stored (so only
+/// to complete sums: use [`Epilogue::None`] for a [`Dst::Tile`] that is
+/// added elsewhere).
+fn micro_kernel(a: &[f32], b: PanelB<'_>, dst: Dst<'_>, start: Start<'_>, epilogue: Epilogue) {
     let k = b.k();
     // One kernel per way of finding B's rows, so each is compiled straight.
     match b {
         PanelB::Packed(b) => {
             let rows = b.chunks_exact(NR).map(|row| row.try_into().expect("NR-wide row"));
-            tile_of(a, k, rows, dst, epilogue);
+            tile_of(a, k, rows, (start, dst), epilogue);
         }
         PanelB::Shifted { src, offsets, q0 } => {
             let rows = offsets.iter().map(move |&at| src[at + q0..][..NR].try_into().expect("NR-wide row"));
-            tile_of(a, k, rows, dst, epilogue);
+            tile_of(a, k, rows, (start, dst), epilogue);
         }
     }
 }
@@ -494,14 +594,14 @@ fn tile_of<'b>(
     a: &[f32],
     k: usize,
     b_rows: impl Iterator<Item = &'b [f32; NR]> + Clone,
-    dst: Dst<'_>,
+    (start, dst): (Start<'_>, Dst<'_>),
     epilogue: Epilogue,
 ) {
     #[cfg(target_arch = "x86_64")]
     if avx512::available() {
-        return avx512::micro_kernel(a, k, b_rows, dst, epilogue);
+        return avx512::micro_kernel(a, k, b_rows, (start, dst), epilogue);
     }
-    portable_micro_kernel(a, k, b_rows, dst, epilogue);
+    portable_micro_kernel(a, k, b_rows, (start, dst), epilogue);
 }
 
 /// [`micro_kernel`] in plain Rust, as `6 x 16` sub-tiles: twelve 256-bit
@@ -512,7 +612,7 @@ fn portable_micro_kernel<'b>(
     a: &[f32],
     k: usize,
     b_rows: impl Iterator<Item = &'b [f32; NR]> + Clone,
-    mut dst: Dst<'_>,
+    (start, mut dst): (Start<'_>, Dst<'_>),
     epilogue: Epilogue,
 ) {
     const ROWS: usize = 6;
@@ -526,10 +626,10 @@ fn portable_micro_kernel<'b>(
             // The cell of row i, column j of the sub-tile in the destination.
             let at = |i: usize, ld: usize| (r0 + i) * ld + c0;
             let mut acc = [[0f32; COLS]; ROWS];
-            if let Dst::Rows(c, ld) = &dst {
-                for (i, acc) in acc.iter_mut().enumerate() {
-                    acc.copy_from_slice(&c[at(i, *ld)..][..COLS]);
-                }
+            match start {
+                Start::RowBias(bias) => acc.iter_mut().zip(&bias[r0..r0 + ROWS]).for_each(|(acc, &b)| acc.fill(b)),
+                Start::ColumnBias(bias) => acc.iter_mut().for_each(|acc| acc.copy_from_slice(&bias[c0..c0 + COLS])),
+                Start::Zero => {}
             }
             for (av, bv) in a.chunks_exact(height).zip(b_rows.clone()) {
                 let av: &[f32; ROWS] = av[r0..r0 + ROWS].try_into().expect("ROWS-tall chunk");
@@ -653,8 +753,8 @@ mod tests {
             let a: Vec<f32> = (0..height * k).map(|i| ((i * 11 % 13) as f32 - 6.0) / 3.0).collect();
             let (mut fast, mut portable) = ([[f32::NAN; NR]; MR], [[f32::NAN; NR]; MR]);
             let rows = || b.chunks_exact(NR).map(|row| <&[f32; NR]>::try_from(row).unwrap());
-            avx512::micro_kernel(&a, k, rows(), Dst::Tile(&mut fast), Epilogue::None);
-            portable_micro_kernel(&a, k, rows(), Dst::Tile(&mut portable), Epilogue::None);
+            avx512::micro_kernel(&a, k, rows(), (Start::Zero, Dst::Tile(&mut fast)), Epilogue::None);
+            portable_micro_kernel(&a, k, rows(), (Start::Zero, Dst::Tile(&mut portable)), Epilogue::None);
             assert_eq!(fast[..height], portable[..height], "{height} rows");
             // And both equal the plain sum of fused terms.
             for (i, row) in fast[..height].iter().enumerate() {
@@ -664,36 +764,44 @@ mod tests {
                 }
             }
             // Straight into output rows (`ld` apart, the cells between left
-            // alone): the sums start from what the output holds.
+            // alone), the sums starting at a bias per row or per column.
             let ld = NR + 3;
             let c: Vec<f32> = (0..height * ld).map(|i| (i % 7) as f32 - 3.0).collect();
-            let (mut fast, mut portable) = (c.clone(), c.clone());
-            avx512::micro_kernel(&a, k, rows(), Dst::Rows(&mut fast, ld), Epilogue::None);
-            portable_micro_kernel(&a, k, rows(), Dst::Rows(&mut portable, ld), Epilogue::None);
-            assert_eq!(fast, portable, "{height} rows into the output");
-            for (at, &v) in fast.iter().enumerate() {
-                let (i, j) = (at / ld, at % ld);
-                let e = if j < NR {
-                    (0..k).fold(c[at], |acc, t| a[t * height + i].mul_add(b[t * NR + j], acc))
-                } else {
-                    c[at]
+            let row_bias: Vec<f32> = (0..height).map(|i| i as f32 * 0.75 - 4.0).collect();
+            let mut column_bias = [0f32; NR];
+            column_bias.iter_mut().enumerate().for_each(|(j, b)| *b = (j % 5) as f32 * 1.5 - 3.0);
+            column_bias[1] = f32::NAN;
+            let starts = [
+                (Start::RowBias(&row_bias), "row bias"),
+                (Start::ColumnBias(&column_bias), "column bias"),
+                (Start::Zero, "zero"),
+            ];
+            for (start, name) in starts {
+                let bias = |i: usize, j: usize| match start {
+                    Start::RowBias(b) => b[i],
+                    Start::ColumnBias(b) => b[j],
+                    Start::Zero => 0.0,
                 };
-                assert_eq!(v.to_bits(), e.to_bits(), "{height} rows into the output, at {i},{j}");
+                for epilogue in [Epilogue::None, Epilogue::Relu] {
+                    let (mut fast, mut portable) = (c.clone(), c.clone());
+                    avx512::micro_kernel(&a, k, rows(), (start, Dst::Rows(&mut fast, ld)), epilogue);
+                    portable_micro_kernel(&a, k, rows(), (start, Dst::Rows(&mut portable, ld)), epilogue);
+                    let mut negative = false;
+                    for (at, (&f, &p)) in fast.iter().zip(&portable).enumerate() {
+                        let (i, j) = (at / ld, at % ld);
+                        let e = if j < NR {
+                            let sum = (0..k).fold(bias(i, j), |acc, t| a[t * height + i].mul_add(b[t * NR + j], acc));
+                            negative |= sum < 0.0;
+                            if epilogue == Epilogue::Relu { relu(sum) } else { sum }
+                        } else {
+                            c[at]
+                        };
+                        let what = format!("{height} rows, {name}, {epilogue:?}, at {i},{j}");
+                        assert_eq!((f.to_bits(), p.to_bits()), (e.to_bits(), e.to_bits()), "{what}");
+                    }
+                    assert!(negative, "the test needs negative sums");
+                }
             }
-            // With the ReLU epilogue: the same sums through the ReLU select,
-            // NaN kept (an output cell that holds NaN stays NaN).
-            let mut c = c.clone();
-            c[1] = f32::NAN;
-            let (mut fast, mut portable, mut plain) = (c.clone(), c.clone(), c.clone());
-            avx512::micro_kernel(&a, k, rows(), Dst::Rows(&mut fast, ld), Epilogue::Relu);
-            portable_micro_kernel(&a, k, rows(), Dst::Rows(&mut portable, ld), Epilogue::Relu);
-            avx512::micro_kernel(&a, k, rows(), Dst::Rows(&mut plain, ld), Epilogue::None);
-            assert!(plain.iter().any(|&v| v < 0.0), "the test needs negative sums");
-            for (at, ((&f, &p), &v)) in fast.iter().zip(&portable).zip(&plain).enumerate() {
-                let e = if at % ld < NR { relu(v) } else { v };
-                assert_eq!((f.to_bits(), p.to_bits()), (e.to_bits(), e.to_bits()), "{height} rows, ReLU, at {at}");
-            }
-            assert!(fast[1].is_nan());
         }
     }
 
@@ -733,17 +841,18 @@ mod tests {
                 let src: Vec<f32> = (0..rows * pitch + taps + NR).map(|i| ((i * 7 % 19) as f32 - 9.0) / 4.0).collect();
                 let offsets: Vec<usize> = (0..taps).collect();
                 let w = Array2::from_shape_fn((m, taps), |(i, t)| ((i * 5 + t * 3) % 11) as f32 - 5.0);
-                let mut c = vec![1.0; m * rows * width];
+                let bias: Vec<f32> = (0..m).map(|i| (i % 3) as f32 - 1.0).collect();
+                let mut c = vec![f32::NAN; m * rows * width];
                 let b = Windows { src: &src, offsets: &offsets, rows, pitch, width };
                 let mut fused = c.clone();
-                gemm_windows(&PackedA::pack(w.view()), &b, &mut c, Epilogue::None);
-                gemm_windows(&PackedA::pack(w.view()), &b, &mut fused, Epilogue::Relu);
+                gemm_windows(&PackedA::pack(w.view()), &b, &mut c, &bias, Epilogue::None);
+                gemm_windows(&PackedA::pack(w.view()), &b, &mut fused, &bias, Epilogue::Relu);
                 let relu_bits: Vec<u32> = c.iter().map(|&v| relu(v).to_bits()).collect();
                 assert_eq!(fused.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), relu_bits, "ReLU epilogue");
                 for (at, &v) in c.iter().enumerate() {
                     let (i, y, x) = (at / (rows * width), at / width % rows, at % width);
-                    let e: f64 =
-                        1.0 + (0..taps).map(|t| f64::from(w[[i, t]]) * f64::from(src[y * pitch + x + t])).sum::<f64>();
+                    let e: f64 = f64::from(bias[i])
+                        + (0..taps).map(|t| f64::from(w[[i, t]]) * f64::from(src[y * pitch + x + t])).sum::<f64>();
                     assert!(
                         (f64::from(v) - e).abs() <= 1e-4 * (1.0 + e.abs()),
                         "{rows}x{width}+{extra} at {i},{y},{x}"
@@ -777,6 +886,7 @@ mod tests {
             (19, 8, 65),
             (2, 300, 70),
             (0, 4, 4),
+            (3, 0, 5),
             (70, 300, 200),
             (12, 600, 600),
         ];
@@ -787,42 +897,43 @@ mod tests {
             let a = Array2::from_shape_fn((m, k), |(i, j)| value(i, j, 1));
             let b_t = Array2::from_shape_fn((n, k), |(i, j)| value(i, j, 2));
             let b = b_t.t();
-            let mut c = Array2::from_shape_fn((m, n), |(i, j)| value(i, j, 3));
-            let expected = Array2::from_shape_fn((m, n), |(i, j)| {
-                let dot: f64 = (0..k).map(|t| f64::from(a[[i, t]]) * f64::from(b[[t, j]])).sum();
-                dot + f64::from(c[[i, j]])
-            });
-            gemm(&PackedA::pack(a.view()), &b, &mut c.view_mut(), true, Epilogue::None);
-            for ((i, j), &e) in expected.indexed_iter() {
-                assert!((f64::from(c[[i, j]]) - e).abs() <= 1e-4 * (1.0 + e.abs()), "{m}x{k}x{n} at {i},{j}");
-            }
-            // Column-major and strided outputs give the same values.
-            let mut col_major = Array2::from_shape_fn((n, m), |(j, i)| value(i, j, 3));
-            gemm(&PackedA::pack(a.view()), &b, &mut col_major.view_mut().reversed_axes(), true, Epilogue::None);
-            assert_eq!(col_major.t(), c, "{m}x{k}x{n} column-major");
-            let mut wide = Array2::from_shape_fn((m, 2 * n), |(i, j)| value(i, j / 2, 3));
-            gemm(&PackedA::pack(a.view()), &b, &mut wide.slice_mut(ndarray::s![.., ..;2]), true, Epilogue::None);
-            assert_eq!(wide.slice(ndarray::s![.., ..;2]), c, "{m}x{k}x{n} strided");
-            // The ReLU epilogue, in every output layout: the ReLU of the same sums.
-            let relu_c = c.mapv(relu);
-            let mut rows = Array2::from_shape_fn((m, n), |(i, j)| value(i, j, 3));
-            gemm(&PackedA::pack(a.view()), &b, &mut rows.view_mut(), true, Epilogue::Relu);
-            let mut col_major = Array2::from_shape_fn((n, m), |(j, i)| value(i, j, 3));
-            gemm(&PackedA::pack(a.view()), &b, &mut col_major.view_mut().reversed_axes(), true, Epilogue::Relu);
-            let mut wide = Array2::from_shape_fn((m, 2 * n), |(i, j)| value(i, j / 2, 3));
-            gemm(&PackedA::pack(a.view()), &b, &mut wide.slice_mut(ndarray::s![.., ..;2]), true, Epilogue::Relu);
-            for (layout, got) in [
-                ("row-major", rows.view()),
-                ("column-major", col_major.t()),
-                ("strided", wide.slice(ndarray::s![.., ..;2])),
-            ] {
-                assert!(got.iter().zip(&relu_c).all(|(g, e)| g.to_bits() == e.to_bits()), "{m}x{k}x{n} {layout} ReLU");
-            }
-            let mut fresh = Array2::from_elem((m, n), f32::NAN);
-            gemm(&PackedA::pack(a.view()), &b, &mut fresh.view_mut(), false, Epilogue::None);
-            for ((i, j), &e) in expected.indexed_iter() {
-                let e = e - f64::from(value(i, j, 3));
-                assert!((f64::from(fresh[[i, j]]) - e).abs() <= 1e-4 * (1.0 + e.abs()), "{m}x{k}x{n} at {i},{j}");
+            let row_bias: Vec<f32> = (0..m).map(|i| value(i, 0, 3)).collect();
+            let column_bias: Vec<f32> = (0..n).map(|j| value(0, j, 4)).collect();
+            let dot = |i: usize, j: usize| (0..k).map(|t| f64::from(a[[i, t]]) * f64::from(b[[t, j]])).sum::<f64>();
+            let inits = [
+                (Init::Zero, "zero"),
+                (Init::RowBias(&row_bias), "row bias"),
+                (Init::ColumnBias(&column_bias), "column bias"),
+            ];
+            for (init, name) in inits {
+                let what = format!("{m}x{k}x{n}, {name}");
+                // Row-major output (NaN where nothing is written), against f64.
+                let mut c = Array2::from_elem((m, n), f32::NAN);
+                gemm(&PackedA::pack(a.view()), &b, &mut c.view_mut(), init, Epilogue::None);
+                for ((i, j), &v) in c.indexed_iter() {
+                    let e = dot(i, j) + f64::from(init.at(i, j));
+                    assert!((f64::from(v) - e).abs() <= 1e-4 * (1.0 + e.abs()), "{what} at {i},{j}");
+                }
+                // Column-major and strided outputs give the same bits, and the
+                // ReLU epilogue the ReLU of them, in every layout.
+                let relu_c = c.mapv(relu);
+                for epilogue in [Epilogue::None, Epilogue::Relu] {
+                    let want = if epilogue == Epilogue::Relu { &relu_c } else { &c };
+                    let mut rows = Array2::from_elem((m, n), f32::NAN);
+                    gemm(&PackedA::pack(a.view()), &b, &mut rows.view_mut(), init, epilogue);
+                    let mut col_major = Array2::from_elem((n, m), f32::NAN);
+                    gemm(&PackedA::pack(a.view()), &b, &mut col_major.view_mut().reversed_axes(), init, epilogue);
+                    let mut wide = Array2::from_elem((m, 2 * n), f32::NAN);
+                    gemm(&PackedA::pack(a.view()), &b, &mut wide.slice_mut(ndarray::s![.., ..;2]), init, epilogue);
+                    for (layout, got) in [
+                        ("row-major", rows.view()),
+                        ("column-major", col_major.t()),
+                        ("strided", wide.slice(ndarray::s![.., ..;2])),
+                    ] {
+                        let same = got.iter().zip(want).all(|(g, e)| g.to_bits() == e.to_bits());
+                        assert!(same, "{what}, {layout}, {epilogue:?}");
+                    }
+                }
             }
         }
     }

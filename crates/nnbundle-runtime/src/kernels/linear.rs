@@ -8,7 +8,7 @@ use nnbundle_graph::Attrs;
 
 use super::Scratch;
 use super::activation::{relu, relu_in_place};
-use super::gemm::{Epilogue, PackedA, gemm, matvec};
+use super::gemm::{Epilogue, Init, PackedA, gemm, matvec};
 use super::{Float, Kernel, KernelResult, first_dtype, view, with_float};
 use crate::value::{Arg, Value};
 
@@ -92,15 +92,29 @@ fn run_f32(k: &Linear, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult {
     } else {
         None
     };
+    let bias = bias.as_ref().map(|b| b.as_standard_layout());
+    let bias = bias.as_ref().map(|b| b.as_slice().expect("standard layout"));
+    let out = w.nrows();
+    if let Some(b) = bias
+        && b.len() != out
+    {
+        return Err(format!("bias has {} values for {out} outputs", b.len()));
+    }
     let x2 = x.as_standard_layout();
     let x2 = x2.view().into_shape_with_order((rows, in_f)).map_err(|e| e.to_string())?;
-    let mut y = seeded(scratch, rows, w.nrows(), bias)?;
-    // The products apply the ReLU to each tile as they store it.
+    let mut y = Array2::from_shape_vec((rows, out), scratch.any(rows * out)).map_err(|e| e.to_string())?;
+    // The products start their sums at the bias and apply the ReLU to each
+    // tile as they store it: no pass over the output before or after.
     let epilogue = if k.relu { Epilogue::Relu } else { Epilogue::None };
     if rows <= SMALL_BATCH {
         let ws = w.as_slice().expect("checked standard layout");
-        for (out, x) in y.rows_mut().into_iter().zip(x2.rows()) {
-            matvec(ws, x.as_slice().expect("standard layout"), out.into_slice().expect("standard layout"));
+        for (mut y, x) in y.rows_mut().into_iter().zip(x2.rows()) {
+            let y = y.as_slice_mut().expect("standard layout");
+            match bias {
+                Some(b) => y.copy_from_slice(b),
+                None => y.fill(0.0),
+            }
+            matvec(ws, x.as_slice().expect("standard layout"), y);
         }
         if k.relu {
             relu_in_place(y.as_slice_mut().expect("built in standard layout"));
@@ -109,7 +123,8 @@ fn run_f32(k: &Linear, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult {
         // Few inputs: tiles are short sums, so their output should go to
         // contiguous rows. `y = x · Wᵀ` with both operands packed per call
         // (`rows x in` and `in x out` floats: little for few inputs).
-        gemm(&PackedA::pack(x2), &w.t(), &mut y.view_mut(), true, epilogue);
+        let init = bias.map_or(Init::Zero, Init::ColumnBias);
+        gemm(&PackedA::pack(x2), &w.t(), &mut y.view_mut(), init, epilogue);
     } else {
         let fresh;
         let packed = match args.get(1) {
@@ -119,30 +134,12 @@ fn run_f32(k: &Linear, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult {
                 &fresh
             }
         };
-        gemm(packed, &x2.t(), &mut y.view_mut().reversed_axes(), true, epilogue);
+        let init = bias.map_or(Init::Zero, Init::RowBias);
+        gemm(packed, &x2.t(), &mut y.view_mut().reversed_axes(), init, epilogue);
     }
     let mut shape = x.shape().to_vec();
     *shape.last_mut().expect("rank >= 1") = y.ncols();
     Ok(Value::F32(y.into_shape_with_order(IxDyn(&shape)).map_err(|e| e.to_string())?))
-}
-
-/// A `[rows, out]` output from `scratch`, each row the bias (or zeros).
-fn seeded(
-    scratch: &Scratch,
-    rows: usize,
-    out: usize,
-    bias: Option<ndarray::ArrayView1<'_, f32>>,
-) -> Result<Array2<f32>, String> {
-    let mut y = scratch.any(rows * out);
-    match bias.as_ref().map(|b| b.as_standard_layout()) {
-        Some(b) if b.len() == out => {
-            let b = b.as_slice().expect("standard layout");
-            y.chunks_exact_mut(out.max(1)).for_each(|row| row.copy_from_slice(b));
-        }
-        Some(b) => return Err(format!("bias has {} values for {out} outputs", b.len())),
-        None => y.fill(0.0),
-    }
-    Array2::from_shape_vec((rows, out), y).map_err(|e| e.to_string())
 }
 
 impl Kernel for Linear {

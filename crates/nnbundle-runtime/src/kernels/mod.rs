@@ -79,13 +79,14 @@ pub(crate) trait Float:
         groups: Vec<ArrayView2<'a, Self>>,
         cache: Option<&'a OnceLock<Vec<gemm::PackedA>>>,
     ) -> Cow<'a, [Self::ConvWeights<'a>]>;
-    /// `out += w · cols` for one group's prepared weights and one image's
-    /// im2col matrix, with this type's fastest product, then a ReLU if `relu`.
+    /// `out = bias + w · cols` (`bias[i]` along row `i`) for one group's
+    /// prepared weights and one image's im2col matrix, with this type's
+    /// fastest product, then a ReLU if `relu`.
     fn conv_product(
         w: &Self::ConvWeights<'_>,
         cols: &conv::Im2Col<'_, Self>,
         out: &mut ArrayViewMut2<'_, Self>,
-        relu: bool,
+        bias_relu: (&[Self], bool),
     );
 }
 
@@ -120,16 +121,22 @@ impl Float for f32 {
             None => Cow::Owned(pack()),
         }
     }
-    fn conv_product(w: &gemm::PackedA, cols: &conv::Im2Col<'_, f32>, out: &mut ArrayViewMut2<'_, f32>, relu: bool) {
-        // The ReLU runs on each tile as it is stored, while it is in cache.
+    fn conv_product(
+        w: &gemm::PackedA,
+        cols: &conv::Im2Col<'_, f32>,
+        out: &mut ArrayViewMut2<'_, f32>,
+        (bias, relu): (&[f32], bool),
+    ) {
+        // The sums start at the bias and the ReLU runs on each tile as it is
+        // stored: no pass over the output before or after.
         let epilogue = if relu { gemm::Epilogue::Relu } else { gemm::Epilogue::None };
         match (&cols.padded, out.as_slice_mut()) {
             (Some(padded), Some(out)) => {
                 let (rows, width) = cols.out_dim();
                 let b = gemm::Windows { src: padded.data, offsets: padded.offsets, rows, pitch: padded.pitch, width };
-                gemm::gemm_windows(w, &b, out, epilogue);
+                gemm::gemm_windows(w, &b, out, bias, epilogue);
             }
-            _ => gemm::gemm(w, cols, out, true, epilogue),
+            _ => gemm::gemm(w, cols, out, gemm::Init::RowBias(bias), epilogue),
         }
     }
 }
@@ -163,8 +170,11 @@ impl Float for f64 {
         w: &ArrayView2<'_, f64>,
         cols: &conv::Im2Col<'_, f64>,
         out: &mut ArrayViewMut2<'_, f64>,
-        relu: bool,
+        (bias, relu): (&[f64], bool),
     ) {
+        for (mut row, &b) in out.rows_mut().into_iter().zip(bias) {
+            row.fill(b);
+        }
         ndarray::linalg::general_mat_mul(1.0, w, &cols.materialize(), 1.0, out);
         if relu {
             out.mapv_inplace(activation::relu);

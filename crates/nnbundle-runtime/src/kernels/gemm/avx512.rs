@@ -16,7 +16,7 @@ use std::arch::x86_64::{
     _mm512_shuffle_ps, _mm512_storeu_ps, _mm512_unpackhi_ps, _mm512_unpacklo_ps,
 };
 
-use super::{Dst, Epilogue, HALF_MR, MR, NR};
+use super::{Dst, Epilogue, HALF_MR, MR, NR, Start};
 
 /// Floats in one vector.
 const LANES: usize = 16;
@@ -28,7 +28,8 @@ pub(super) fn available() -> bool {
 }
 
 /// The tile of a packed panel of `A` (of [`MR`] or [`HALF_MR`] rows) and `k`
-/// rows of `B` (as `b_rows` yields them), put in `dst` through `epilogue`.
+/// rows of `B` (as `b_rows` yields them), its sums starting at `start`, put
+/// in `dst` through `epilogue`.
 ///
 /// # Panics
 /// If the CPU lacks AVX-512F, `a` is not a panel of `k` terms, or a
@@ -37,22 +38,26 @@ pub(super) fn micro_kernel<'b>(
     a: &[f32],
     k: usize,
     b_rows: impl Iterator<Item = &'b [f32; NR]>,
-    dst: Dst<'_>,
+    (start, dst): (Start<'_>, Dst<'_>),
     epilogue: Epilogue,
 ) {
     assert!(available(), "AVX-512F micro-kernel on a CPU without it");
     let half = a.len() != MR * k;
     assert!(!half || a.len() == HALF_MR * k, "panel of A for {k} terms");
+    let height = if half { HALF_MR } else { MR };
     if let Dst::Rows(c, ld) = &dst {
-        let height = if half { HALF_MR } else { MR };
         assert!(c.len() >= (height - 1) * ld + NR, "output rows for a {height}-row tile");
+    }
+    match (start, &dst) {
+        (Start::RowBias(bias), _) => assert!(bias.len() >= height, "bias for a {height}-row tile"),
+        (Start::ColumnBias(_) | Start::Zero, _) => {}
     }
     // SAFETY: AVX-512F is present (asserted above).
     unsafe {
         if half {
-            rows::<HALF_MR>(a, b_rows, dst, epilogue);
+            rows::<HALF_MR>(a, b_rows, (start, dst), epilogue);
         } else {
-            rows::<MR>(a, b_rows, dst, epilogue);
+            rows::<MR>(a, b_rows, (start, dst), epilogue);
         }
     }
 }
@@ -61,16 +66,22 @@ pub(super) fn micro_kernel<'b>(
 fn rows<'b, const H: usize>(
     a: &[f32],
     b_rows: impl Iterator<Item = &'b [f32; NR]>,
-    mut dst: Dst<'_>,
+    (start, mut dst): (Start<'_>, Dst<'_>),
     epilogue: Epilogue,
 ) {
     let mut acc = [[_mm512_setzero_ps(); 2]; H];
-    if let Dst::Rows(c, ld) = &dst {
-        for (i, acc) in acc.iter_mut().enumerate() {
-            let row = &c[i * ld..][..NR];
-            // SAFETY: `row` holds `2 * LANES` floats.
-            *acc = unsafe { [_mm512_loadu_ps(row.as_ptr()), _mm512_loadu_ps(row[LANES..].as_ptr())] };
+    match start {
+        Start::RowBias(bias) => {
+            for (acc, &b) in acc.iter_mut().zip(&bias[..H]) {
+                *acc = [_mm512_set1_ps(b); 2];
+            }
         }
+        Start::ColumnBias(bias) => {
+            // SAFETY: `bias` holds `2 * LANES` floats.
+            let row = unsafe { [_mm512_loadu_ps(bias.as_ptr()), _mm512_loadu_ps(bias[LANES..].as_ptr())] };
+            acc = [row; H];
+        }
+        Start::Zero => {}
     }
     for (av, bv) in a.chunks_exact(H).zip(b_rows) {
         // SAFETY: `bv` holds `2 * LANES` floats: the two loads read within it.
