@@ -23,22 +23,12 @@ const MAX_KEY_BYTES: usize = 512;
 
 /// Parses `text` if it lies in the subset, `None` otherwise.
 pub(super) fn parse(text: &str) -> Option<Value> {
-    let body = text.strip_suffix('\n')?;
-    let mut lines = Vec::with_capacity(body.len() / 16);
-    for line in body.split('\n') {
-        let content = line.trim_start_matches(' ');
-        let clean = !content.is_empty()
-            && !content.ends_with(' ')
-            && !content.starts_with('#')
-            && !content.bytes().any(|b| b == b'\t' || b == b'\r');
-        if !clean {
-            return None;
-        }
-        lines.push(Line { indent: line.len() - content.len(), content });
+    if !text.ends_with('\n') {
+        return None; // serde_yaml writes a final line break; "" is null
     }
-    let mut reader = Reader { lines, pos: 0, depth: 0 };
+    let mut reader = Reader { rest: text, current: None, unclean: false, depth: 0 };
     let root = reader.mapping(0)?;
-    (reader.pos == reader.lines.len()).then_some(root)
+    reader.at_end().then_some(root)
 }
 
 #[derive(Clone, Copy)]
@@ -47,15 +37,51 @@ struct Line<'a> {
     content: &'a str,
 }
 
+/// Reads lines one at a time (memory stays proportional to the nesting,
+/// not to the number of lines).
 struct Reader<'a> {
-    lines: Vec<Line<'a>>,
-    pos: usize,
+    /// The text after the current line.
+    rest: &'a str,
+    /// The line being looked at, if read and not yet consumed.
+    current: Option<Line<'a>>,
+    /// A line outside the subset was met: parsing fails.
+    unclean: bool,
     depth: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn peek(&self) -> Option<Line<'a>> {
-        self.lines.get(self.pos).copied()
+    /// The current line; `None` at the end of the text or at a line outside
+    /// the subset (blank, a comment, a tab, a carriage return, trailing
+    /// spaces, no final line break), which makes [`Reader::at_end`] false.
+    fn peek(&mut self) -> Option<Line<'a>> {
+        if self.current.is_none() && !self.unclean && !self.rest.is_empty() {
+            let Some((line, rest)) = self.rest.split_once('\n') else {
+                self.unclean = true;
+                return None;
+            };
+            let content = line.trim_start_matches(' ');
+            let clean = !content.is_empty()
+                && !content.ends_with(' ')
+                && !content.starts_with('#')
+                && !content.bytes().any(|b| b == b'\t' || b == b'\r');
+            if !clean {
+                self.unclean = true;
+                return None;
+            }
+            self.rest = rest;
+            self.current = Some(Line { indent: line.len() - content.len(), content });
+        }
+        self.current
+    }
+
+    /// Consumes the current line.
+    fn advance(&mut self) {
+        self.current = None;
+    }
+
+    /// Whether every line was read and consumed.
+    fn at_end(&mut self) -> bool {
+        self.peek().is_none() && !self.unclean
     }
 
     fn enter(&mut self) -> Option<()> {
@@ -79,7 +105,7 @@ impl<'a> Reader<'a> {
                 key @ Value::String(_) => key,
                 _ => return None,
             };
-            self.pos += 1;
+            self.advance();
             let value = if rest.is_empty() { self.nested(indent)? } else { inline(rest)? };
             if map.insert(key, value).is_some() {
                 return None;
@@ -116,13 +142,13 @@ impl<'a> Reader<'a> {
             // The item's content starts two columns in: read it as a line of its own.
             let inner = Line { indent: indent + 2, content: rest };
             let item = if is_item(rest) {
-                self.lines[self.pos] = inner;
+                self.current = Some(inner);
                 self.sequence(indent + 2)?
             } else if split_key(rest).is_some() {
-                self.lines[self.pos] = inner;
+                self.current = Some(inner);
                 self.mapping(indent + 2)?
             } else {
-                self.pos += 1;
+                self.advance();
                 inline(rest)?
             };
             items.push(item);
@@ -418,6 +444,8 @@ mod tests {
             "  a: 1\n",          // indented root
             "- 1\n",             // root sequence
             "x\n",               // root scalar
+            "",                  // empty: serde_yaml's null
+            "\n",                // a blank line
         ] {
             assert_eq!(parse(text), None, "{text:?}");
         }
