@@ -8,8 +8,8 @@
 //! limits apply.
 //!
 //! Documents in the block style serde_yaml writes are read by a fast reader
-//! of that subset ([`block`]), which gives the same values; anything else goes
-//! to serde_yaml.
+//! of that subset (the private `block` module), which gives the same values;
+//! anything else goes to serde_yaml.
 
 mod block;
 
