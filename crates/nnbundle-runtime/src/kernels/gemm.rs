@@ -518,9 +518,14 @@ pub(crate) fn gemm_windows(a: &PackedA, b: &Windows<'_>, c: &mut [f32], bias: &[
         for q0 in starts.clone() {
             let panel_b = PanelB::Shifted { src: b.src, offsets: b.offsets, q0 };
             let (y, x) = (q0 / b.pitch, q0 % b.pitch);
-            if whole && x + NR <= b.width {
-                // The panel's columns are one run of an output row.
-                let dst = Dst::Rows(&mut band[y * b.width + x..], positions);
+            let at = y * b.width + x;
+            // The panel's columns are one run of an output row; or they run
+            // past its end into dropped columns, and what they leave in the
+            // next output row is overwritten by later panels of this band
+            // (panels go in order, and none is left after the last row).
+            let one_run = x + NR <= b.width || (x + NR <= b.pitch && y + 1 < b.rows && at + NR <= positions);
+            if whole && one_run {
+                let dst = Dst::Rows(&mut band[at..], positions);
                 micro_kernel(panel_a, panel_b, dst, Start::RowBias(bias), epilogue);
             } else {
                 micro_kernel(panel_a, panel_b, Dst::Tile(&mut tile), Start::Zero, Epilogue::None);
@@ -832,10 +837,19 @@ mod tests {
     fn windows_match_a_naive_convolution() {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
         pool.install(|| {
-            // (output rows, output width, extra columns per row, taps, output channels)
-            for (rows, width, extra, taps, m) in
-                [(1, 1, 0, 1, 1), (3, 10, 4, 5, 16), (2, 33, 2, 3, 7), (40, 32, 2, 13, 64)]
-            {
+            // (output rows, output width, extra columns per row, taps, output
+            // channels); rows of 28 or 20 in 32 columns: panels that run into
+            // the next output row, overwritten later (whole panels of 12 and 6).
+            let shapes = [
+                (1, 1, 0, 1, 1),
+                (3, 10, 4, 5, 16),
+                (2, 33, 2, 3, 7),
+                (40, 32, 2, 13, 64),
+                (5, 28, 4, 3, 12),
+                (4, 20, 12, 2, 6),
+                (3, 28, 4, 5, 18),
+            ];
+            for (rows, width, extra, taps, m) in shapes {
                 let pitch = width + extra;
                 const { assert!(64 * 40 * 34 * 49 >= PARALLEL_WORK, "the last shape splits across threads") };
                 let src: Vec<f32> = (0..rows * pitch + taps + NR).map(|i| ((i * 7 % 19) as f32 - 9.0) / 4.0).collect();
