@@ -1,5 +1,6 @@
 //! Pooling: max and average over sliding windows, and adaptive average.
 
+use multiversion::multiversion;
 use ndarray::{Array4, ArrayD, IxDyn, s};
 use nnbundle_graph::{Attrs, Window, pool_windows};
 
@@ -100,6 +101,19 @@ fn nan_max<T: Float>(a: T, b: T) -> T {
     if a.is_nan() || a > b { a } else { b }
 }
 
+/// The 2x2, stride-2 max pool of one plane (rows `w` long) into `out` (rows
+/// `ow` long), compiled per instruction set: the pairs are split by vector
+/// shuffles, four lanes at a time in the baseline build.
+#[multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2", "aarch64+neon"))]
+fn halve<T: Float>(plane: &[T], w: usize, out: &mut [T], ow: usize) {
+    for (py, out) in out.chunks_exact_mut(ow.max(1)).enumerate() {
+        let (r0, r1) = (&plane[2 * py * w..][..2 * ow], &plane[(2 * py + 1) * w..][..2 * ow]);
+        for ((o, a), b) in out.iter_mut().zip(r0.chunks_exact(2)).zip(r1.chunks_exact(2)) {
+            *o = nan_max(nan_max(a[0], a[1]), nan_max(b[0], b[1]));
+        }
+    }
+}
+
 fn run<T: Float>(k: &Pool, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult {
     let x = as_4d(view::<T>(args, 0)?, k.spatial)?;
     let (n, c, h, w) = x.dim();
@@ -120,13 +134,7 @@ fn run<T: Float>(k: &Pool, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult 
         && ow * 2 <= w;
     by_planes((x, h * w), (&mut y, oh * ow), |plane, out| {
         if halving {
-            for (py, out) in out.chunks_exact_mut(ow.max(1)).enumerate() {
-                let (r0, r1) = (&plane[2 * py * w..][..2 * ow], &plane[(2 * py + 1) * w..][..2 * ow]);
-                for ((o, a), b) in out.iter_mut().zip(r0.chunks_exact(2)).zip(r1.chunks_exact(2)) {
-                    *o = nan_max(nan_max(a[0], a[1]), nan_max(b[0], b[1]));
-                }
-            }
-            return;
+            return halve(plane, w, out, ow);
         }
         match k.kind {
             // NaN propagates, as in PyTorch.
