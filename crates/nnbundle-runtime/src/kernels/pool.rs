@@ -125,13 +125,15 @@ fn run<T: Float>(k: &Pool, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult 
     let steps = (wh.dilation as usize, ww.dilation as usize);
     let x = x.as_standard_layout();
     let x = x.as_slice().expect("standard layout");
-    let mut y = T::zeros_in(scratch, n * c * oh * ow);
     // The common 2x2, stride-2 max pool over whole rows: four loads per output
     // in straight, vectorizable code.
     let halving = k.kind == Kind::Max
         && [wh, ww].iter().all(|a| a.kernel == 2 && a.stride == 2 && a.dilation == 1 && a.pad_begin == 0)
         && oh * 2 <= h
         && ow * 2 <= w;
+    // That path writes every output; the general one starts from zeros.
+    let len = n * c * oh * ow;
+    let mut y = if halving { T::buffer_in(scratch, len) } else { T::zeros_in(scratch, len) };
     by_planes((x, h * w), (&mut y, oh * ow), |plane, out| {
         if halving {
             return halve(plane, w, out, ow);
