@@ -285,23 +285,28 @@ impl Bundle {
     /// Hashes every tensor not yet verified, in parallel, and reports every
     /// mismatch. A tensor with a chunk digest is checked by that digest alone.
     pub fn verify_all(&self) -> Result<()> {
-        self.check_all(|name, slot, record| self.verify_slot(name, slot, record))
+        self.check_all(|name, slot, record| self.verify_slot(name, slot, record).err().into_iter().collect())
     }
 
     /// Checks every digest of every tensor, the SHA-256 and the chunk digest
-    /// alike, whether verified before or not: what a validator does (a writer
-    /// that disagrees with itself is caught here and nowhere else).
+    /// alike, whether verified before or not, and reports each mismatch: what
+    /// a validator does (a writer that disagrees with itself is caught here
+    /// and nowhere else).
     pub fn verify_every_digest(&self) -> Result<()> {
         self.check_all(|name, slot, record| {
-            let chunked = record.chunks.map(|c| self.check_chunk_digest(name, slot, c)).transpose();
-            self.check_sha256(name, slot, record).and(chunked.map(drop))
+            let chunked = record.chunks.map(|c| self.check_chunk_digest(name, slot, c));
+            [Some(self.check_sha256(name, slot, record)), chunked]
+                .into_iter()
+                .flatten()
+                .filter_map(Result::err)
+                .collect()
         })
     }
 
     /// Runs `check` on every tensor in parallel, largest first, collecting every error.
-    fn check_all(&self, check: impl Fn(&str, &Slot, &TensorRecord) -> Result<()> + Sync) -> Result<()> {
+    fn check_all(&self, check: impl Fn(&str, &Slot, &TensorRecord) -> Vec<ContainerError> + Sync) -> Result<()> {
         let mut errors: Vec<ContainerError> = crate::largest_first(self.slots.iter().collect(), |(_, s)| s.data.len())
-            .filter_map(|(name, slot)| check(name, slot, &self.manifest.tensors[name]).err())
+            .flat_map_iter(|(name, slot)| check(name, slot, &self.manifest.tensors[name]))
             .collect();
         errors.sort_by_cached_key(ToString::to_string);
         match errors.len() {

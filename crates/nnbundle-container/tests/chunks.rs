@@ -99,7 +99,21 @@ fn a_changed_byte_fails_the_chunk_digest_naming_the_tensor() {
     );
     assert!(err.to_string().starts_with("tensor `big`: chunk SHA-256 mismatch (1048576-byte chunks)"), "{err}");
     assert_eq!(err.location().as_deref(), Some("tensors.big.chunks"));
-    assert!(bundle.verify_every_digest().is_err());
+    // A validator reports both digests of the tensor as failed.
+    match bundle.verify_every_digest().unwrap_err() {
+        ContainerError::Verification(errors) => {
+            let kinds: Vec<&str> = errors
+                .iter()
+                .map(|e| match e {
+                    ContainerError::HashMismatch { .. } => "sha256",
+                    ContainerError::ChunkHashMismatch { .. } => "chunks",
+                    _ => "other",
+                })
+                .collect();
+            assert_eq!(kinds, ["sha256", "chunks"], "{errors:?}");
+        }
+        other => panic!("expected both digests to fail: {other}"),
+    }
 }
 
 #[test]
