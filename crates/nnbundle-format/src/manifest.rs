@@ -37,9 +37,11 @@ pub struct FormatVersion {
 
 impl FormatVersion {
     /// The newest version this library reads and writes.
-    pub const CURRENT: FormatVersion = FormatVersion { major: 1, minor: 1 };
+    pub const CURRENT: FormatVersion = FormatVersion::V1_1;
     /// The first version: everything but chunk digests.
     pub const V1_0: FormatVersion = FormatVersion { major: 1, minor: 0 };
+    /// The version that added chunk digests.
+    pub const V1_1: FormatVersion = FormatVersion { major: 1, minor: 1 };
 }
 
 impl fmt::Display for FormatVersion {
@@ -117,7 +119,7 @@ pub struct TensorRecord {
 #[serde(deny_unknown_fields)]
 pub struct ChunkDigest {
     /// Bytes per chunk: a power of two from 2^20 to 2^30.
-    #[schemars(range(min = 1_048_576, max = 1_073_741_824))]
+    #[schemars(range(min = MIN_CHUNK_BYTES, max = MAX_CHUNK_BYTES))]
     pub size: u64,
     /// SHA-256 of the chunks' SHA-256 digests, concatenated in order.
     pub sha256: Sha256Digest,
@@ -269,7 +271,7 @@ impl Manifest {
                 .map_err(|e| FormatError::Manifest { field: format!("tensors.{name}.shape"), reason: e.to_string() })?;
             if let Some(chunks) = &record.chunks {
                 let field = || format!("tensors.{name}.chunks");
-                if self.format_version < FormatVersion::CURRENT {
+                if self.format_version < FormatVersion::V1_1 {
                     return Err(FormatError::Manifest {
                         field: field(),
                         reason: format!(
@@ -333,7 +335,7 @@ impl Manifest {
     /// a tensor has a chunk digest, 1.0 otherwise (writers must write it).
     pub fn required_version(&self) -> FormatVersion {
         match self.tensors.values().any(|r| r.chunks.is_some()) {
-            true => FormatVersion::CURRENT,
+            true => FormatVersion::V1_1,
             false => FormatVersion::V1_0,
         }
     }
