@@ -618,13 +618,14 @@ fn local_header(
     if block.get(30..30 + name_len) != Some(raw_name) {
         return Err(bad("names a different entry"));
     }
-    let data_start = start + 30 + name_len + extra_len;
+    // Where the data starts, from the header's start.
+    let offset = 30 + name_len + extra_len;
+    let data_start = start + offset;
     let data = match usize::try_from(size).ok().and_then(|s| data_start.checked_add(s)) {
         Some(end) if end <= file_len => data_start..end,
         _ => return Err(ContainerError::entry(name, format!("declares {size} bytes, past the end of the file"))),
     };
     let want = data.len().min(NPY_HEAD_BYTES);
-    let offset = 30 + name_len + extra_len;
     let head = match block.get(offset..offset + want) {
         Some(head) => head.to_vec(),
         None => headers.read(data_start, want).map_err(unreadable)?.into_owned(),
