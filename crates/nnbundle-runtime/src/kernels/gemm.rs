@@ -154,11 +154,11 @@ enum Out<'a, 'b> {
 }
 
 impl Out<'_, '_> {
-    /// Adds the first `rows x cols` of the product of `panel_a` and `panel_b`
-    /// at `(i0, j0)`, then applies `epilogue` to them: straight into the
+    /// Puts the first `rows x cols` of `init` plus the product of `panel_a`
+    /// and `panel_b` at `(i0, j0)`, through `epilogue`: straight into the
     /// output's rows when the output is row-major and the tile whole,
     /// otherwise through `tile`.
-    fn multiply_add(
+    fn put_product(
         &mut self,
         panel_a: &[f32],
         panel_b: PanelB<'_>,
@@ -300,6 +300,21 @@ pub(crate) enum Epilogue {
     Relu,
 }
 
+impl Epilogue {
+    /// [`Epilogue::Relu`] for a kernel with a fused ReLU, else [`Epilogue::None`].
+    pub(crate) fn relu_if(fused: bool) -> Self {
+        if fused { Epilogue::Relu } else { Epilogue::None }
+    }
+
+    /// The epilogue of one value (loops match on the epilogue outside instead).
+    fn apply(self, x: f32) -> f32 {
+        match self {
+            Epilogue::None => x,
+            Epilogue::Relu => relu(x),
+        }
+    }
+}
+
 /// `C = init + A · B` for `c [m, n]` (any strides, contents ignored), where
 /// `init` is zero or a bias along its rows or columns. Each element then
 /// goes through `epilogue`, while its tile is in cache.
@@ -323,10 +338,7 @@ pub(crate) fn gemm(
     }
     if k == 0 {
         // No terms: the output is its start.
-        c.indexed_iter_mut().for_each(|((i, j), d)| *d = init.at(i, j));
-        if epilogue == Epilogue::Relu {
-            c.mapv_inplace(relu);
-        }
+        c.indexed_iter_mut().for_each(|((i, j), d)| *d = epilogue.apply(init.at(i, j)));
         return;
     }
     if a.m == 0 || n == 0 {
@@ -366,7 +378,7 @@ pub(crate) fn gemm(
                             let size = (MR.min(a.m - p * MR), NR.min(width - q * NR));
                             let at = (0, j0 + q * NR);
                             let init = init.from(p * MR, 0);
-                            band.multiply_add(panel_a, PanelB::Packed(panel_b), &mut tile, at, size, (init, epilogue));
+                            band.put_product(panel_a, PanelB::Packed(panel_b), &mut tile, at, size, (init, epilogue));
                         }
                     },
                 );
@@ -392,7 +404,7 @@ pub(crate) fn gemm(
                         for (q, panel_b) in panels_b() {
                             let size = (rows, NR.min(width - q * NR));
                             let (at, init) = ((p * MR, q * NR), init.from(b * band_rows, j0));
-                            band.multiply_add(panel_a, PanelB::Packed(panel_b), &mut tile, at, size, (init, epilogue));
+                            band.put_product(panel_a, PanelB::Packed(panel_b), &mut tile, at, size, (init, epilogue));
                         }
                     }
                 });
@@ -408,7 +420,7 @@ pub(crate) fn gemm(
                         for (p, panel_a) in a.panels().enumerate() {
                             let size = (MR.min(a.m - p * MR), NR.min(width - q * NR));
                             let (at, init) = ((p * MR, 0), init.from(0, j0 + q * NR));
-                            strip.multiply_add(panel_a, PanelB::Packed(panel_b), &mut tile, at, size, (init, epilogue));
+                            strip.put_product(panel_a, PanelB::Packed(panel_b), &mut tile, at, size, (init, epilogue));
                         }
                     },
                 );
@@ -418,7 +430,7 @@ pub(crate) fn gemm(
                     for (q, panel_b) in panels_b() {
                         let size = (MR.min(a.m - p * MR), NR.min(width - q * NR));
                         let at = (p * MR, j0 + q * NR);
-                        out.multiply_add(panel_a, PanelB::Packed(panel_b), &mut tile, at, size, (init, epilogue));
+                        out.put_product(panel_a, PanelB::Packed(panel_b), &mut tile, at, size, (init, epilogue));
                     }
                 }
             }
@@ -501,7 +513,7 @@ pub(crate) fn gemm_windows(a: &PackedA, b: &Windows<'_>, c: &mut [f32], bias: &[
     }
     if k == 0 {
         for (row, &start) in c.chunks_exact_mut(positions).zip(bias) {
-            row.fill(if epilogue == Epilogue::Relu { relu(start) } else { start });
+            row.fill(epilogue.apply(start));
         }
         return;
     }
@@ -576,7 +588,7 @@ enum Dst<'a> {
 /// rows, as its length over `k` says) and one of `B`, its sums starting at
 /// `start`, put in `dst`. The `epilogue` applies to what is stored (so only
 /// to complete sums: use [`Epilogue::None`] for a [`Dst::Tile`] that is
-/// added elsewhere).
+/// put elsewhere).
 fn micro_kernel(a: &[f32], b: PanelB<'_>, dst: Dst<'_>, start: Start<'_>, epilogue: Epilogue) {
     let k = b.k();
     // One kernel per way of finding B's rows, so each is compiled straight.

@@ -105,7 +105,7 @@ fn run_f32(k: &Linear, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult {
     let mut y = Array2::from_shape_vec((rows, out), scratch.any(rows * out)).map_err(|e| e.to_string())?;
     // The products start their sums at the bias and apply the ReLU to each
     // tile as they store it: no pass over the output before or after.
-    let epilogue = if k.relu { Epilogue::Relu } else { Epilogue::None };
+    let epilogue = Epilogue::relu_if(k.relu);
     if rows <= SMALL_BATCH {
         let ws = w.as_slice().expect("checked standard layout");
         for (mut y, x) in y.rows_mut().into_iter().zip(x2.rows()) {

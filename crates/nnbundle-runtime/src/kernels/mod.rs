@@ -129,7 +129,7 @@ impl Float for f32 {
     ) {
         // The sums start at the bias and the ReLU runs on each tile as it is
         // stored: no pass over the output before or after.
-        let epilogue = if relu { gemm::Epilogue::Relu } else { gemm::Epilogue::None };
+        let epilogue = gemm::Epilogue::relu_if(relu);
         match (&cols.padded, out.as_slice_mut()) {
             (Some(padded), Some(out)) => {
                 let (rows, width) = cols.out_dim();
