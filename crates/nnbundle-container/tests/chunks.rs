@@ -146,3 +146,11 @@ fn chunk_digests_need_format_1_1_and_a_valid_size() {
         );
     }
 }
+
+#[test]
+fn a_writer_with_a_bad_chunk_size_refuses_to_write() {
+    let mut w = writer();
+    w.set_chunking(Chunking { from_bytes: MIB as u64, chunk_bytes: 3 * MIB as u64 });
+    let err = w.to_bytes().unwrap_err().to_string();
+    assert!(err.contains("tensors.big.chunks.size") && err.contains("3145728 is not a power of two"), "{err}");
+}
