@@ -78,6 +78,13 @@ impl PackedA {
     fn panels(&self) -> std::slice::Chunks<'_, f32> {
         self.data.chunks(MR * self.k)
     }
+
+    /// The panel after panel `p` (empty after the last): what to prefetch
+    /// while a tile of panel `p` computes.
+    fn panel_after(&self, p: usize) -> &[f32] {
+        let rest = self.data.get((p + 1) * MR * self.k..).unwrap_or(&[]);
+        &rest[..rest.len().min(MR * self.k)]
+    }
 }
 
 /// A right operand `B [k, n]` that packs itself, one panel of [`NR`]
@@ -157,10 +164,11 @@ impl Out<'_, '_> {
     /// Puts the first `rows x cols` of `init` plus the product of `panel_a`
     /// and `panel_b` at `(i0, j0)`, through `epilogue`: straight into the
     /// output's rows when the output is row-major and the tile whole,
-    /// otherwise through `tile`.
+    /// otherwise through `tile`. The lines of `prefetch` are fetched into L2
+    /// meanwhile (see [`micro_kernel`]).
     fn put_product(
         &mut self,
-        panel_a: &[f32],
+        (panel_a, prefetch): (&[f32], &[f32]),
         panel_b: PanelB<'_>,
         tile: &mut Tile,
         (i0, j0): (usize, usize),
@@ -171,10 +179,10 @@ impl Out<'_, '_> {
         match self {
             Out::Rows(c, ld) if whole => {
                 let dst = Dst::Rows(&mut c[i0 * *ld + j0..], *ld);
-                micro_kernel(panel_a, panel_b, dst, init.start(i0, j0), epilogue);
+                micro_kernel(panel_a, panel_b, dst, init.start(i0, j0), epilogue, prefetch);
             }
             _ => {
-                micro_kernel(panel_a, panel_b, Dst::Tile(tile), Start::Zero, Epilogue::None);
+                micro_kernel(panel_a, panel_b, Dst::Tile(tile), Start::Zero, Epilogue::None, prefetch);
                 match epilogue {
                     Epilogue::None => self.put(tile, (i0, j0), (rows, cols), init, |x| x),
                     Epilogue::Relu => self.put(tile, (i0, j0), (rows, cols), init, relu),
@@ -378,7 +386,14 @@ pub(crate) fn gemm(
                             let size = (MR.min(a.m - p * MR), NR.min(width - q * NR));
                             let at = (0, j0 + q * NR);
                             let init = init.from(p * MR, 0);
-                            band.put_product(panel_a, PanelB::Packed(panel_b), &mut tile, at, size, (init, epilogue));
+                            band.put_product(
+                                (panel_a, &[]),
+                                PanelB::Packed(panel_b),
+                                &mut tile,
+                                at,
+                                size,
+                                (init, epilogue),
+                            );
                         }
                     },
                 );
@@ -404,7 +419,15 @@ pub(crate) fn gemm(
                         for (q, panel_b) in panels_b() {
                             let size = (rows, NR.min(width - q * NR));
                             let (at, init) = ((p * MR, q * NR), init.from(b * band_rows, j0));
-                            band.put_product(panel_a, PanelB::Packed(panel_b), &mut tile, at, size, (init, epilogue));
+                            let next = if q == 0 { a.panel_after(b * band_rows / MR + p) } else { &[] };
+                            band.put_product(
+                                (panel_a, next),
+                                PanelB::Packed(panel_b),
+                                &mut tile,
+                                at,
+                                size,
+                                (init, epilogue),
+                            );
                         }
                     }
                 });
@@ -420,7 +443,15 @@ pub(crate) fn gemm(
                         for (p, panel_a) in a.panels().enumerate() {
                             let size = (MR.min(a.m - p * MR), NR.min(width - q * NR));
                             let (at, init) = ((p * MR, 0), init.from(0, j0 + q * NR));
-                            strip.put_product(panel_a, PanelB::Packed(panel_b), &mut tile, at, size, (init, epilogue));
+                            let next = a.panel_after(p);
+                            strip.put_product(
+                                (panel_a, next),
+                                PanelB::Packed(panel_b),
+                                &mut tile,
+                                at,
+                                size,
+                                (init, epilogue),
+                            );
                         }
                     },
                 );
@@ -430,7 +461,15 @@ pub(crate) fn gemm(
                     for (q, panel_b) in panels_b() {
                         let size = (MR.min(a.m - p * MR), NR.min(width - q * NR));
                         let at = (p * MR, j0 + q * NR);
-                        out.put_product(panel_a, PanelB::Packed(panel_b), &mut tile, at, size, (init, epilogue));
+                        let next = if q == 0 { a.panel_after(p) } else { &[] };
+                        out.put_product(
+                            (panel_a, next),
+                            PanelB::Packed(panel_b),
+                            &mut tile,
+                            at,
+                            size,
+                            (init, epilogue),
+                        );
                     }
                 }
             }
@@ -538,9 +577,9 @@ pub(crate) fn gemm_windows(a: &PackedA, b: &Windows<'_>, c: &mut [f32], bias: &[
             let one_run = x + NR <= b.width || (x + NR <= b.pitch && y + 1 < b.rows && at + NR <= positions);
             if whole && one_run {
                 let dst = Dst::Rows(&mut band[at..], positions);
-                micro_kernel(panel_a, panel_b, dst, Start::RowBias(bias), epilogue);
+                micro_kernel(panel_a, panel_b, dst, Start::RowBias(bias), epilogue, &[]);
             } else {
-                micro_kernel(panel_a, panel_b, Dst::Tile(&mut tile), Start::Zero, Epilogue::None);
+                micro_kernel(panel_a, panel_b, Dst::Tile(&mut tile), Start::Zero, Epilogue::None, &[]);
                 match epilogue {
                     Epilogue::None => b.scatter(&tile, rows, q0, (band, positions), bias, |x| x),
                     Epilogue::Relu => b.scatter(&tile, rows, q0, (band, positions), bias, relu),
@@ -589,17 +628,22 @@ enum Dst<'a> {
 /// `start`, put in `dst`. The `epilogue` applies to what is stored (so only
 /// to complete sums: use [`Epilogue::None`] for a [`Dst::Tile`] that is
 /// put elsewhere).
-fn micro_kernel(a: &[f32], b: PanelB<'_>, dst: Dst<'_>, start: Start<'_>, epilogue: Epilogue) {
+///
+/// `prefetch` is what the next tiles will read (the next panel of `A`, or
+/// nothing): the AVX-512 kernel asks for one of its cache lines per term,
+/// so that a weight matrix streamed from memory once per product arrives
+/// while this tile computes (the wide MLP at batch 64 ran 10-15% faster).
+fn micro_kernel(a: &[f32], b: PanelB<'_>, dst: Dst<'_>, start: Start<'_>, epilogue: Epilogue, prefetch: &[f32]) {
     let k = b.k();
     // One kernel per way of finding B's rows, so each is compiled straight.
     match b {
         PanelB::Packed(b) => {
             let rows = b.chunks_exact(NR).map(|row| row.try_into().expect("NR-wide row"));
-            tile_of(a, k, rows, (start, dst), epilogue);
+            tile_of(a, k, rows, (start, dst), epilogue, prefetch);
         }
         PanelB::Shifted { src, offsets, q0 } => {
             let rows = offsets.iter().map(move |&at| src[at + q0..][..NR].try_into().expect("NR-wide row"));
-            tile_of(a, k, rows, (start, dst), epilogue);
+            tile_of(a, k, rows, (start, dst), epilogue, prefetch);
         }
     }
 }
@@ -613,10 +657,11 @@ fn tile_of<'b>(
     b_rows: impl Iterator<Item = &'b [f32; NR]> + Clone,
     (start, dst): (Start<'_>, Dst<'_>),
     epilogue: Epilogue,
+    prefetch: &[f32],
 ) {
     #[cfg(target_arch = "x86_64")]
     if avx512::available() {
-        return avx512::micro_kernel(a, k, b_rows, (start, dst), epilogue);
+        return avx512::micro_kernel(a, k, b_rows, (start, dst), epilogue, prefetch);
     }
     portable_micro_kernel(a, k, b_rows, (start, dst), epilogue);
 }
@@ -770,9 +815,17 @@ mod tests {
             let a: Vec<f32> = (0..height * k).map(|i| ((i * 11 % 13) as f32 - 6.0) / 3.0).collect();
             let (mut fast, mut portable) = ([[f32::NAN; NR]; MR], [[f32::NAN; NR]; MR]);
             let rows = || b.chunks_exact(NR).map(|row| <&[f32; NR]>::try_from(row).unwrap());
-            avx512::micro_kernel(&a, k, rows(), (Start::Zero, Dst::Tile(&mut fast)), Epilogue::None);
+            avx512::micro_kernel(&a, k, rows(), (Start::Zero, Dst::Tile(&mut fast)), Epilogue::None, &[]);
             portable_micro_kernel(&a, k, rows(), (Start::Zero, Dst::Tile(&mut portable)), Epilogue::None);
             assert_eq!(fast[..height], portable[..height], "{height} rows");
+            // Prefetching (for some of the terms, or all of them) changes nothing.
+            for lines in [1, k / 2, k, 2 * k] {
+                let mut prefetched = [[f32::NAN; NR]; MR];
+                let prefetch = vec![0f32; lines * 16];
+                let dst = Dst::Tile(&mut prefetched);
+                avx512::micro_kernel(&a, k, rows(), (Start::Zero, dst), Epilogue::None, &prefetch);
+                assert_eq!(prefetched[..height], fast[..height], "{height} rows, {lines} lines prefetched");
+            }
             // And both equal the plain sum of fused terms.
             for (i, row) in fast[..height].iter().enumerate() {
                 for (j, &v) in row.iter().enumerate() {
@@ -801,7 +854,7 @@ mod tests {
                 };
                 for epilogue in [Epilogue::None, Epilogue::Relu] {
                     let (mut fast, mut portable) = (c.clone(), c.clone());
-                    avx512::micro_kernel(&a, k, rows(), (start, Dst::Rows(&mut fast, ld)), epilogue);
+                    avx512::micro_kernel(&a, k, rows(), (start, Dst::Rows(&mut fast, ld)), epilogue, &[]);
                     portable_micro_kernel(&a, k, rows(), (start, Dst::Rows(&mut portable, ld)), epilogue);
                     let mut negative = false;
                     for (at, (&f, &p)) in fast.iter().zip(&portable).enumerate() {

@@ -12,8 +12,9 @@
 #![allow(unsafe_code)]
 
 use std::arch::x86_64::{
-    __m512, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_max_ps, _mm512_set1_ps, _mm512_setzero_ps, _mm512_shuffle_f32x4,
-    _mm512_shuffle_ps, _mm512_storeu_ps, _mm512_unpackhi_ps, _mm512_unpacklo_ps,
+    __m512, _MM_HINT_T1, _mm_prefetch, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_max_ps, _mm512_set1_ps,
+    _mm512_setzero_ps, _mm512_shuffle_f32x4, _mm512_shuffle_ps, _mm512_storeu_ps, _mm512_unpackhi_ps,
+    _mm512_unpacklo_ps,
 };
 
 use super::{Dst, Epilogue, HALF_MR, MR, NR, Start};
@@ -29,7 +30,8 @@ pub(super) fn available() -> bool {
 
 /// The tile of a packed panel of `A` (of [`MR`] or [`HALF_MR`] rows) and `k`
 /// rows of `B` (as `b_rows` yields them), its sums starting at `start`, put
-/// in `dst` through `epilogue`.
+/// in `dst` through `epilogue`. The first terms each prefetch one cache
+/// line of `prefetch` into L2, in order, until it is all asked for.
 ///
 /// # Panics
 /// If the CPU lacks AVX-512F, `a` is not a panel of `k` terms, or a
@@ -40,6 +42,7 @@ pub(super) fn micro_kernel<'b>(
     b_rows: impl Iterator<Item = &'b [f32; NR]>,
     (start, dst): (Start<'_>, Dst<'_>),
     epilogue: Epilogue,
+    prefetch: &[f32],
 ) {
     assert!(available(), "AVX-512F micro-kernel on a CPU without it");
     let half = a.len() != MR * k;
@@ -55,9 +58,9 @@ pub(super) fn micro_kernel<'b>(
     // SAFETY: AVX-512F is present (asserted above).
     unsafe {
         if half {
-            rows::<HALF_MR>(a, b_rows, (start, dst), epilogue);
+            rows::<HALF_MR>(a, b_rows, (start, dst), epilogue, prefetch);
         } else {
-            rows::<MR>(a, b_rows, (start, dst), epilogue);
+            rows::<MR>(a, b_rows, (start, dst), epilogue, prefetch);
         }
     }
 }
@@ -68,6 +71,7 @@ fn rows<'b, const H: usize>(
     b_rows: impl Iterator<Item = &'b [f32; NR]>,
     (start, mut dst): (Start<'_>, Dst<'_>),
     epilogue: Epilogue,
+    prefetch: &[f32],
 ) {
     let mut acc = [[_mm512_setzero_ps(); 2]; H];
     match start {
@@ -83,15 +87,16 @@ fn rows<'b, const H: usize>(
         }
         Start::Zero => {}
     }
-    for (av, bv) in a.chunks_exact(H).zip(b_rows) {
-        // SAFETY: `bv` holds `2 * LANES` floats: the two loads read within it.
-        let (b0, b1): (__m512, __m512) =
-            unsafe { (_mm512_loadu_ps(bv.as_ptr()), _mm512_loadu_ps(bv[LANES..].as_ptr())) };
-        for (acc, &ai) in acc.iter_mut().zip(av) {
-            let ai = _mm512_set1_ps(ai);
-            acc[0] = _mm512_fmadd_ps(ai, b0, acc[0]);
-            acc[1] = _mm512_fmadd_ps(ai, b1, acc[1]);
-        }
+    let mut pairs = a.chunks_exact(H).zip(b_rows);
+    // Two loops: a test per term in one kept the tile out of registers
+    // (the wide MLP took twice as long).
+    for line in prefetch.chunks(LANES) {
+        let Some((av, bv)) = pairs.next() else { break };
+        _mm_prefetch::<_MM_HINT_T1>(line.as_ptr().cast());
+        step(&mut acc, av, bv);
+    }
+    for (av, bv) in pairs {
+        step(&mut acc, av, bv);
     }
     if epilogue == Epilogue::Relu {
         // `max(0, x)` returns its second operand when either is NaN (and
@@ -110,6 +115,19 @@ fn rows<'b, const H: usize>(
             _mm512_storeu_ps(left.as_mut_ptr(), acc[0]);
             _mm512_storeu_ps(right.as_mut_ptr(), acc[1]);
         }
+    }
+}
+
+/// One term of a tile: `acc[i] += av[i] * bv` for each row `i`.
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn step<const H: usize>(acc: &mut [[__m512; 2]; H], av: &[f32], bv: &[f32; NR]) {
+    // SAFETY: `bv` holds `2 * LANES` floats: the two loads read within it.
+    let (b0, b1): (__m512, __m512) = unsafe { (_mm512_loadu_ps(bv.as_ptr()), _mm512_loadu_ps(bv[LANES..].as_ptr())) };
+    for (acc, &ai) in acc.iter_mut().zip(av) {
+        let ai = _mm512_set1_ps(ai);
+        acc[0] = _mm512_fmadd_ps(ai, b0, acc[0]);
+        acc[1] = _mm512_fmadd_ps(ai, b1, acc[1]);
     }
 }
 
