@@ -26,6 +26,9 @@ const MR: usize = 12;
 /// Rows of the short panel that ends a left operand whose row count leaves at
 /// most this many over (a 6-channel convolution is not padded to 12).
 const HALF_MR: usize = MR / 2;
+/// Rows of the shorter panel that ends a left operand whose row count leaves
+/// at most this many over (64 channels are 5 panels of 12 and one of 4, not 6).
+const THIRD_MR: usize = MR / 3;
 /// Columns of a micro-tile.
 pub(crate) const NR: usize = 32;
 /// Products of at least this many multiply-adds split across threads (about
@@ -43,8 +46,9 @@ const B_BLOCK_FLOATS: usize = 1 << 18;
 type Tile = [[f32; NR]; MR];
 
 /// A left operand `A [m, k]` packed in panels of [`MR`] rows (the last one
-/// [`HALF_MR`] rows when no more are left): a panel of `h` rows starting at
-/// row `r` holds `A[r + i][kk]` at `kk * h + i`; rows past `m` are zero.
+/// [`THIRD_MR`] or [`HALF_MR`] rows when no more are left): a panel of `h`
+/// rows starting at row `r` holds `A[r + i][kk]` at `kk * h + i`; rows past
+/// `m` are zero.
 #[derive(Debug, Clone)]
 pub(crate) struct PackedA {
     m: usize,
@@ -58,6 +62,7 @@ impl PackedA {
         let (m, k) = a.dim();
         let last = match m % MR {
             0 => 0,
+            left if left <= THIRD_MR => THIRD_MR,
             left if left <= HALF_MR => HALF_MR,
             _ => MR,
         };
@@ -74,7 +79,8 @@ impl PackedA {
     }
 
     /// The panels in row order: full ones of [`MR`] rows, then a last one
-    /// that may be [`HALF_MR`] rows (its height is its length over `k`).
+    /// that may be [`THIRD_MR`] or [`HALF_MR`] rows (its height is its
+    /// length over `k`).
     fn panels(&self) -> std::slice::Chunks<'_, f32> {
         self.data.chunks(MR * self.k)
     }
@@ -623,8 +629,8 @@ enum Dst<'a> {
     Rows(&'a mut [f32], usize),
 }
 
-/// One tile: the product of a packed panel of `A` (of [`MR`] or [`HALF_MR`]
-/// rows, as its length over `k` says) and one of `B`, its sums starting at
+/// One tile: the product of a packed panel of `A` (of [`MR`], [`HALF_MR`] or
+/// [`THIRD_MR`] rows, as its length over `k` says) and one of `B`, its sums starting at
 /// `start`, put in `dst`. The `epilogue` applies to what is stored (so only
 /// to complete sums: use [`Epilogue::None`] for a [`Dst::Tile`] that is
 /// put elsewhere).
@@ -666,9 +672,9 @@ fn tile_of<'b>(
     portable_micro_kernel(a, k, b_rows, (start, dst), epilogue);
 }
 
-/// [`micro_kernel`] in plain Rust, as `6 x 16` sub-tiles: twelve 256-bit
-/// accumulators fit AVX2's sixteen registers (larger tiles spill, or fall
-/// out of the auto-vectorizer).
+/// [`micro_kernel`] in plain Rust, as `6 x 16` sub-tiles (`4 x 16` for a
+/// [`THIRD_MR`]-row panel): twelve 256-bit accumulators fit AVX2's sixteen
+/// registers (larger tiles spill, or fall out of the auto-vectorizer).
 #[multiversion(targets("x86_64+avx2+fma", "aarch64+neon"))]
 fn portable_micro_kernel<'b>(
     a: &[f32],
@@ -677,40 +683,60 @@ fn portable_micro_kernel<'b>(
     (start, mut dst): (Start<'_>, Dst<'_>),
     epilogue: Epilogue,
 ) {
-    const ROWS: usize = 6;
-    const COLS: usize = 16;
     // Fused multiply-add where the instruction set has it (a software fma
     // would be far slower than a multiply and an add).
     let fused = target_cfg_f!(any(target_feature = "fma", target_arch = "aarch64"));
     let height = a.len() / k.max(1);
-    for r0 in (0..height).step_by(ROWS) {
-        for c0 in (0..NR).step_by(COLS) {
-            // The cell of row i, column j of the sub-tile in the destination.
-            let at = |i: usize, ld: usize| (r0 + i) * ld + c0;
-            let mut acc = [[0f32; COLS]; ROWS];
-            match start {
-                Start::RowBias(bias) => acc.iter_mut().zip(&bias[r0..r0 + ROWS]).for_each(|(acc, &b)| acc.fill(b)),
-                Start::ColumnBias(bias) => acc.iter_mut().for_each(|acc| acc.copy_from_slice(&bias[c0..c0 + COLS])),
-                Start::Zero => {}
+    for c0 in (0..NR).step_by(SUB_COLS) {
+        if height == THIRD_MR {
+            sub_tile::<THIRD_MR>(a, height, b_rows.clone(), (0, c0), (start, &mut dst), (epilogue, fused));
+        } else {
+            for r0 in (0..height).step_by(HALF_MR) {
+                sub_tile::<HALF_MR>(a, height, b_rows.clone(), (r0, c0), (start, &mut dst), (epilogue, fused));
             }
-            for (av, bv) in a.chunks_exact(height).zip(b_rows.clone()) {
-                let av: &[f32; ROWS] = av[r0..r0 + ROWS].try_into().expect("ROWS-tall chunk");
-                let bv: &[f32; COLS] = bv[c0..c0 + COLS].try_into().expect("COLS-wide chunk");
-                for (row, &ai) in acc.iter_mut().zip(av) {
-                    for (c, &bj) in row.iter_mut().zip(bv) {
-                        *c = if fused { ai.mul_add(bj, *c) } else { ai * bj + *c };
-                    }
-                }
+        }
+    }
+}
+
+/// Columns of a sub-tile of [`portable_micro_kernel`].
+const SUB_COLS: usize = 16;
+
+/// The `ROWS x` [`SUB_COLS`] sub-tile at `(r0, c0)` of a
+/// [`portable_micro_kernel`] tile (inlined there, so compiled for its
+/// instruction set).
+#[inline(always)]
+fn sub_tile<'b, const ROWS: usize>(
+    a: &[f32],
+    height: usize,
+    b_rows: impl Iterator<Item = &'b [f32; NR]>,
+    (r0, c0): (usize, usize),
+    (start, dst): (Start<'_>, &mut Dst<'_>),
+    (epilogue, fused): (Epilogue, bool),
+) {
+    // The cell of row i, column j of the sub-tile in the destination.
+    let at = |i: usize, ld: usize| (r0 + i) * ld + c0;
+    let mut acc = [[0f32; SUB_COLS]; ROWS];
+    match start {
+        Start::RowBias(bias) => acc.iter_mut().zip(&bias[r0..r0 + ROWS]).for_each(|(acc, &b)| acc.fill(b)),
+        Start::ColumnBias(bias) => acc.iter_mut().for_each(|acc| acc.copy_from_slice(&bias[c0..c0 + SUB_COLS])),
+        Start::Zero => {}
+    }
+    for (av, bv) in a.chunks_exact(height).zip(b_rows) {
+        let av: &[f32; ROWS] = av[r0..r0 + ROWS].try_into().expect("ROWS-tall chunk");
+        let bv: &[f32; SUB_COLS] = bv[c0..c0 + SUB_COLS].try_into().expect("SUB_COLS-wide chunk");
+        for (row, &ai) in acc.iter_mut().zip(av) {
+            for (c, &bj) in row.iter_mut().zip(bv) {
+                *c = if fused { ai.mul_add(bj, *c) } else { ai * bj + *c };
             }
-            if epilogue == Epilogue::Relu {
-                acc.iter_mut().flatten().for_each(|x| *x = relu(*x));
-            }
-            for (i, acc) in acc.iter().enumerate() {
-                match &mut dst {
-                    Dst::Tile(tile) => tile[r0 + i][c0..c0 + COLS].copy_from_slice(acc),
-                    Dst::Rows(c, ld) => c[at(i, *ld)..][..COLS].copy_from_slice(acc),
-                }
-            }
+        }
+    }
+    if epilogue == Epilogue::Relu {
+        acc.iter_mut().flatten().for_each(|x| *x = relu(*x));
+    }
+    for (i, acc) in acc.iter().enumerate() {
+        match dst {
+            Dst::Tile(tile) => tile[r0 + i][c0..c0 + SUB_COLS].copy_from_slice(acc),
+            Dst::Rows(c, ld) => c[at(i, *ld)..][..SUB_COLS].copy_from_slice(acc),
         }
     }
 }
@@ -811,7 +837,7 @@ mod tests {
         }
         let k = 37;
         let b: Vec<f32> = (0..NR * k).map(|i| ((i * 29 % 31) as f32 - 15.0) / 7.0).collect();
-        for height in [MR, HALF_MR] {
+        for height in [MR, HALF_MR, THIRD_MR] {
             let a: Vec<f32> = (0..height * k).map(|i| ((i * 11 % 13) as f32 - 6.0) / 3.0).collect();
             let (mut fast, mut portable) = ([[f32::NAN; NR]; MR], [[f32::NAN; NR]; MR]);
             let rows = || b.chunks_exact(NR).map(|row| <&[f32; NR]>::try_from(row).unwrap());
@@ -904,7 +930,7 @@ mod tests {
         pool.install(|| {
             // (output rows, output width, extra columns per row, taps, output
             // channels); rows of 28 or 20 in 32 columns: panels that run into
-            // the next output row, overwritten later (whole panels of 12 and 6).
+            // the next output row, overwritten later (whole panels of 12, 6 and 4).
             let shapes = [
                 (1, 1, 0, 1, 1),
                 (3, 10, 4, 5, 16),
@@ -913,6 +939,7 @@ mod tests {
                 (5, 28, 4, 3, 12),
                 (4, 20, 12, 2, 6),
                 (3, 28, 4, 5, 18),
+                (3, 28, 4, 5, 16),
             ];
             for (rows, width, extra, taps, m) in shapes {
                 let pitch = width + extra;
@@ -952,11 +979,13 @@ mod tests {
 
     fn check_shapes() {
         let value = |i: usize, j: usize, s: usize| (((i * 31 + j * 17 + s) % 23) as f32 - 11.0) / 8.0;
-        // Row counts around the panel heights (a last panel of 6 or of 12
+        // Row counts around the panel heights (a last panel of 4, 6 or 12
         // rows), column counts around the panel width.
         let shapes = [
             (1, 1, 1),
             (5, 3, 15),
+            (16, 7, 40),
+            (64, 9, 33),
             (6, 16, 32),
             (7, 17, 33),
             (12, 9, 31),

@@ -17,7 +17,7 @@ use std::arch::x86_64::{
     _mm512_unpacklo_ps,
 };
 
-use super::{Dst, Epilogue, HALF_MR, MR, NR, Start};
+use super::{Dst, Epilogue, HALF_MR, MR, NR, Start, THIRD_MR};
 
 /// Floats in one vector.
 const LANES: usize = 16;
@@ -28,9 +28,9 @@ pub(super) fn available() -> bool {
     std::is_x86_feature_detected!("avx512f")
 }
 
-/// The tile of a packed panel of `A` (of [`MR`] or [`HALF_MR`] rows) and `k`
-/// rows of `B` (as `b_rows` yields them), its sums starting at `start`, put
-/// in `dst` through `epilogue`. The first terms each prefetch one cache
+/// The tile of a packed panel of `A` (of [`MR`], [`HALF_MR`] or [`THIRD_MR`]
+/// rows) and `k` rows of `B` (as `b_rows` yields them), its sums starting at
+/// `start`, put in `dst` through `epilogue`. The first terms each prefetch one cache
 /// line of `prefetch` into L2, in order, until it is all asked for.
 ///
 /// # Panics
@@ -45,9 +45,8 @@ pub(super) fn micro_kernel<'b>(
     prefetch: &[f32],
 ) {
     assert!(available(), "AVX-512F micro-kernel on a CPU without it");
-    let half = a.len() != MR * k;
-    assert!(!half || a.len() == HALF_MR * k, "panel of A for {k} terms");
-    let height = if half { HALF_MR } else { MR };
+    let height = a.len() / k.max(1);
+    assert!([MR, HALF_MR, THIRD_MR].contains(&height) && a.len() == height * k, "panel of A for {k} terms");
     if let Dst::Rows(c, ld) = &dst {
         assert!(c.len() >= (height - 1) * ld + NR, "output rows for a {height}-row tile");
     }
@@ -57,10 +56,10 @@ pub(super) fn micro_kernel<'b>(
     }
     // SAFETY: AVX-512F is present (asserted above).
     unsafe {
-        if half {
-            rows::<HALF_MR>(a, b_rows, (start, dst), epilogue, prefetch);
-        } else {
-            rows::<MR>(a, b_rows, (start, dst), epilogue, prefetch);
+        match height {
+            MR => rows::<MR>(a, b_rows, (start, dst), epilogue, prefetch),
+            HALF_MR => rows::<HALF_MR>(a, b_rows, (start, dst), epilogue, prefetch),
+            _ => rows::<THIRD_MR>(a, b_rows, (start, dst), epilogue, prefetch),
         }
     }
 }
