@@ -169,19 +169,19 @@ enum Out<'a, 'b> {
 
 impl Out<'_, '_> {
     /// Puts the first `rows x cols` of `init` plus the product of `panel_a`
-    /// and `panel_b` at `(i0, j0)`, through `epilogue`: straight into the
-    /// output's rows when the output is row-major and the tile whole,
-    /// otherwise through `tile`. The lines of `prefetch` are fetched into L2
+    /// and the packed `panel_b` at `(i0, j0)`, through `epilogue`: straight
+    /// into the output's rows when the output is row-major and the tile
+    /// whole, otherwise through `tile`. The lines of `prefetch` are fetched into L2
     /// meanwhile (see [`micro_kernel`]).
     fn put_product(
         &mut self,
         (panel_a, prefetch): (&[f32], &[f32]),
-        panel_b: PanelB<'_>,
+        panel_b: &[f32],
         tile: &mut Tile,
-        (i0, j0): (usize, usize),
-        (rows, cols): (usize, usize),
+        ((i0, j0), (rows, cols)): ((usize, usize), (usize, usize)),
         (init, epilogue): (Init<'_>, Epilogue),
     ) {
+        let panel_b = PanelB::Packed(panel_b);
         let whole = cols == NR && rows == panel_a.len() / panel_b.k().max(1);
         match self {
             Out::Rows(c, ld) if whole => {
@@ -368,140 +368,126 @@ pub(crate) fn gemm(
         Out::Strided(c)
     };
     let block = (B_BLOCK_FLOATS / k / NR * NR).max(NR);
-    with_pack_buffer(|buffer| {
-        for j0 in (0..n).step_by(block) {
-            let width = block.min(n - j0);
-            let len = width.div_ceil(NR) * NR * k;
-            if buffer.len() < len {
-                buffer.resize(len, 0.0);
-            }
-            let packed_b = &mut buffer[..len];
-            let pack = |(q, panel): (usize, &mut [f32])| b.pack_panel(j0 + q * NR, NR.min(width - q * NR), panel);
-            if parallel {
-                packed_b.par_chunks_exact_mut(NR * k).enumerate().for_each(pack);
-            } else {
-                packed_b.chunks_exact_mut(NR * k).enumerate().for_each(pack);
-            }
-            let panels_b = || packed_b.chunks_exact(NR * k).enumerate();
-            let mut tile = [[0.0; NR]; MR];
-            match &mut out {
-                // Threads split the output: bands of MR rows (one panel of A each)
-                // in row-major C, or NR columns (one panel of B each) in column-major C.
-                Out::Rows(c, ld) if parallel => {
-                    let ld = *ld;
-                    a.data.par_chunks(MR * k).zip(c.par_chunks_mut(MR * ld)).enumerate().for_each(
-                        |(p, (panel_a, band))| {
-                            let mut band = Out::Rows(band, ld);
-                            let mut tile = [[0.0; NR]; MR];
-                            for (q, panel_b) in panels_b() {
-                                let size = (MR.min(a.m - p * MR), NR.min(width - q * NR));
-                                let at = (0, j0 + q * NR);
-                                let init = init.from(p * MR, 0);
-                                band.put_product(
-                                    (panel_a, &[]),
-                                    PanelB::Packed(panel_b),
-                                    &mut tile,
-                                    at,
-                                    size,
-                                    (init, epilogue),
-                                );
-                            }
-                        },
-                    );
-                }
-                // Column-major C with panels of A to share out: threads take bands
-                // of rows, so that each reads its own part of A once (taking
-                // columns, every thread streamed all of A: the wide MLP's 64 MiB
-                // layer twice over at 2 threads).
-                Out::Cols(c, ld) if parallel && a.m.div_ceil(MR) >= 2 * rayon::current_num_threads() => {
-                    let ld = *ld;
-                    let band_rows = a.m.div_ceil(MR).div_ceil(4 * rayon::current_num_threads()) * MR;
-                    let mut bands: Vec<Vec<&mut [f32]>> =
-                        (0..a.m.div_ceil(band_rows)).map(|_| Vec::with_capacity(width)).collect();
-                    for column in c[j0 * ld..(j0 + width) * ld].chunks_mut(ld) {
-                        bands.iter_mut().zip(column.chunks_mut(band_rows)).for_each(|(band, rows)| band.push(rows));
-                    }
-                    let a_bands: Vec<&[f32]> = a.data.chunks(band_rows * k).collect();
-                    bands.into_par_iter().zip(a_bands).enumerate().for_each(|(b, (columns, a_band))| {
-                        let mut band = Out::Columns(columns);
+    let mut buffer = PackBuffer::take();
+    for j0 in (0..n).step_by(block) {
+        let width = block.min(n - j0);
+        let packed_b = buffer.first(width.div_ceil(NR) * NR * k);
+        let pack = |(q, panel): (usize, &mut [f32])| b.pack_panel(j0 + q * NR, NR.min(width - q * NR), panel);
+        if parallel {
+            packed_b.par_chunks_exact_mut(NR * k).enumerate().for_each(pack);
+        } else {
+            packed_b.chunks_exact_mut(NR * k).enumerate().for_each(pack);
+        }
+        let panels_b = || packed_b.chunks_exact(NR * k).enumerate();
+        let mut tile = [[0.0; NR]; MR];
+        match &mut out {
+            // Threads split the output: bands of MR rows (one panel of A each)
+            // in row-major C, or NR columns (one panel of B each) in column-major C.
+            Out::Rows(c, ld) if parallel => {
+                let ld = *ld;
+                a.data.par_chunks(MR * k).zip(c.par_chunks_mut(MR * ld)).enumerate().for_each(
+                    |(p, (panel_a, band))| {
+                        let mut band = Out::Rows(band, ld);
                         let mut tile = [[0.0; NR]; MR];
-                        for (p, panel_a) in a_band.chunks(MR * k).enumerate() {
-                            let rows = MR.min(a.m - b * band_rows - p * MR);
-                            for (q, panel_b) in panels_b() {
-                                let size = (rows, NR.min(width - q * NR));
-                                let (at, init) = ((p * MR, q * NR), init.from(b * band_rows, j0));
-                                let next = if q == 0 { a.panel_after(b * band_rows / MR + p) } else { &[] };
-                                band.put_product(
-                                    (panel_a, next),
-                                    PanelB::Packed(panel_b),
-                                    &mut tile,
-                                    at,
-                                    size,
-                                    (init, epilogue),
-                                );
-                            }
-                        }
-                    });
-                }
-                // Too few panels of A: threads take columns (panels of B).
-                Out::Cols(c, ld) if parallel => {
-                    let ld = *ld;
-                    let columns = &mut c[j0 * ld..(j0 + width) * ld];
-                    packed_b.par_chunks_exact(NR * k).zip(columns.par_chunks_mut(NR * ld)).enumerate().for_each(
-                        |(q, (panel_b, strip))| {
-                            let mut strip = Out::Cols(strip, ld);
-                            let mut tile = [[0.0; NR]; MR];
-                            for (p, panel_a) in a.panels().enumerate() {
-                                let size = (MR.min(a.m - p * MR), NR.min(width - q * NR));
-                                let (at, init) = ((p * MR, 0), init.from(0, j0 + q * NR));
-                                let next = a.panel_after(p);
-                                strip.put_product(
-                                    (panel_a, next),
-                                    PanelB::Packed(panel_b),
-                                    &mut tile,
-                                    at,
-                                    size,
-                                    (init, epilogue),
-                                );
-                            }
-                        },
-                    );
-                }
-                out => {
-                    for (p, panel_a) in a.panels().enumerate() {
                         for (q, panel_b) in panels_b() {
                             let size = (MR.min(a.m - p * MR), NR.min(width - q * NR));
-                            let at = (p * MR, j0 + q * NR);
-                            let next = if q == 0 { a.panel_after(p) } else { &[] };
-                            out.put_product(
-                                (panel_a, next),
-                                PanelB::Packed(panel_b),
-                                &mut tile,
-                                at,
-                                size,
-                                (init, epilogue),
-                            );
+                            let at = (0, j0 + q * NR);
+                            let init = init.from(p * MR, 0);
+                            band.put_product((panel_a, &[]), panel_b, &mut tile, (at, size), (init, epilogue));
                         }
+                    },
+                );
+            }
+            // Column-major C with panels of A to share out: threads take bands
+            // of rows, so that each reads its own part of A once (taking
+            // columns, every thread streamed all of A: the wide MLP's 64 MiB
+            // layer twice over at 2 threads).
+            Out::Cols(c, ld) if parallel && a.m.div_ceil(MR) >= 2 * rayon::current_num_threads() => {
+                let ld = *ld;
+                let band_rows = a.m.div_ceil(MR).div_ceil(4 * rayon::current_num_threads()) * MR;
+                let mut bands: Vec<Vec<&mut [f32]>> =
+                    (0..a.m.div_ceil(band_rows)).map(|_| Vec::with_capacity(width)).collect();
+                for column in c[j0 * ld..(j0 + width) * ld].chunks_mut(ld) {
+                    bands.iter_mut().zip(column.chunks_mut(band_rows)).for_each(|(band, rows)| band.push(rows));
+                }
+                let a_bands: Vec<&[f32]> = a.data.chunks(band_rows * k).collect();
+                bands.into_par_iter().zip(a_bands).enumerate().for_each(|(b, (columns, a_band))| {
+                    let mut band = Out::Columns(columns);
+                    let mut tile = [[0.0; NR]; MR];
+                    for (p, panel_a) in a_band.chunks(MR * k).enumerate() {
+                        let rows = MR.min(a.m - b * band_rows - p * MR);
+                        for (q, panel_b) in panels_b() {
+                            let size = (rows, NR.min(width - q * NR));
+                            let (at, init) = ((p * MR, q * NR), init.from(b * band_rows, j0));
+                            let next = if q == 0 { a.panel_after(b * band_rows / MR + p) } else { &[] };
+                            band.put_product((panel_a, next), panel_b, &mut tile, (at, size), (init, epilogue));
+                        }
+                    }
+                });
+            }
+            // Too few panels of A: threads take columns (panels of B).
+            Out::Cols(c, ld) if parallel => {
+                let ld = *ld;
+                let columns = &mut c[j0 * ld..(j0 + width) * ld];
+                packed_b.par_chunks_exact(NR * k).zip(columns.par_chunks_mut(NR * ld)).enumerate().for_each(
+                    |(q, (panel_b, strip))| {
+                        let mut strip = Out::Cols(strip, ld);
+                        let mut tile = [[0.0; NR]; MR];
+                        for (p, panel_a) in a.panels().enumerate() {
+                            let size = (MR.min(a.m - p * MR), NR.min(width - q * NR));
+                            let (at, init) = ((p * MR, 0), init.from(0, j0 + q * NR));
+                            let next = a.panel_after(p);
+                            strip.put_product((panel_a, next), panel_b, &mut tile, (at, size), (init, epilogue));
+                        }
+                    },
+                );
+            }
+            out => {
+                for (p, panel_a) in a.panels().enumerate() {
+                    for (q, panel_b) in panels_b() {
+                        let size = (MR.min(a.m - p * MR), NR.min(width - q * NR));
+                        let at = (p * MR, j0 + q * NR);
+                        let next = if q == 0 { a.panel_after(p) } else { &[] };
+                        out.put_product((panel_a, next), panel_b, &mut tile, (at, size), (init, epilogue));
                     }
                 }
             }
         }
-    });
+    }
 }
 
-/// Runs `f` with this thread's buffer for packed panels of `B`: kept between
-/// products, never shrunk and never zeroed again, since packing writes every
-/// float that is read (a fresh buffer zero-filled per product was 10% of the
-/// textbook MLP at batch 256). A product run on this thread while another waits for its
-/// tiles (work stealing) gets a new buffer.
-fn with_pack_buffer<R>(f: impl FnOnce(&mut Vec<f32>) -> R) -> R {
-    thread_local! {
-        static BUFFER: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+thread_local! {
+    static PACK_BUFFER: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// This thread's buffer for packed panels of `B`, taken for one product and
+/// given back when dropped: kept between products, never shrunk and never
+/// zeroed again, since packing writes every float that is read (a fresh
+/// buffer zero-filled per product was 10% of the textbook MLP at batch 256).
+/// A product started on this thread while another holds the buffer (work
+/// stealing) takes an empty one.
+struct PackBuffer(Vec<f32>);
+
+impl PackBuffer {
+    fn take() -> Self {
+        PackBuffer(PACK_BUFFER.take())
     }
-    BUFFER.with(|buffer| match buffer.try_borrow_mut() {
-        Ok(mut buffer) => f(&mut buffer),
-        Err(_) => f(&mut Vec::new()),
-    })
+
+    /// The first `len` floats, holding stale values.
+    fn first(&mut self, len: usize) -> &mut [f32] {
+        if self.0.len() < len {
+            self.0.resize(len, 0.0);
+        }
+        &mut self.0[..len]
+    }
+}
+
+impl Drop for PackBuffer {
+    fn drop(&mut self) {
+        let buffer = std::mem::take(&mut self.0);
+        // Nothing to give back to while the thread's storage is torn down.
+        let _ = PACK_BUFFER.try_with(|slot| slot.set(buffer));
+    }
 }
 
 /// A right operand read in place, not packed: row `kk` of `B` is the run of
@@ -1039,7 +1025,7 @@ mod tests {
                 // Row-major output (NaN where nothing is written), against
                 // f64; this thread's packing buffer holds NaNs before, so a
                 // float that packing leaves unwritten shows too.
-                with_pack_buffer(|stale| *stale = vec![f32::NAN; 1 << 18]);
+                PackBuffer::take().0 = vec![f32::NAN; 1 << 18];
                 let mut c = Array2::from_elem((m, n), f32::NAN);
                 gemm(&PackedA::pack(a.view()), &b, &mut c.view_mut(), init, Epilogue::None);
                 for ((i, j), &v) in c.indexed_iter() {
