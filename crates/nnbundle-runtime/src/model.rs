@@ -80,6 +80,31 @@ fn fuse_relus(graph: &Graph, steps: &mut Vec<Step>, outputs: &[usize]) {
     steps.retain(|_| !fused.next().expect("one flag per step"));
 }
 
+/// Lets a Linear step whose output only the next Linear reads (as its input,
+/// and not a model output) write that output column-major: the first then
+/// stores whole tiles of `yᵀ = W · xᵀ` straight into its rows, and the
+/// second packs its input's transpose by row copies instead of register
+/// transposes (the textbook MLP at batch 256: about 15% faster). Sums run in
+/// the same order either way, so outputs are bit-identical.
+fn transpose_linear_chains(graph: &Graph, steps: &mut [Step], outputs: &[usize]) {
+    let is_linear = |step: &Step| graph.nodes()[step.node].op == OpKind::Linear;
+    for i in 0..steps.len() {
+        let out = steps[i].out;
+        if !is_linear(&steps[i]) || outputs.contains(&out) {
+            continue;
+        }
+        let reads = |step: &Step| step.args.iter().filter(|a| matches!(a, Source::Value(v) if *v == out)).count();
+        let mut readers = steps.iter().filter(|s| reads(s) > 0);
+        if let (Some(reader), None) = (readers.next(), readers.next())
+            && is_linear(reader)
+            && reads(reader) == 1
+            && matches!(reader.args.first(), Some(Source::Value(v)) if *v == out)
+        {
+            steps[i].kernel.allow_transposed_output();
+        }
+    }
+}
+
 impl std::fmt::Debug for Model {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Model").field("nodes", &self.graph.nodes().len()).field("weights", &self.weights.len()).finish()
@@ -197,6 +222,7 @@ impl Model {
         }
         let outputs: Vec<usize> = graph.outputs().iter().map(|o| slot_of[o.as_str()]).collect();
         fuse_relus(graph, &mut steps, &outputs);
+        transpose_linear_chains(graph, &mut steps, &outputs);
         // Free each intermediate value after its last reader (outputs are kept).
         let mut last_reader: HashMap<usize, usize> = HashMap::new();
         for (si, step) in steps.iter().enumerate() {

@@ -223,6 +223,55 @@ outputs: [{outputs}]
     }
 }
 
+/// Linear layers that feed the next Linear hand it their output
+/// column-major (the planner allows it when nothing else reads the value):
+/// the outputs are bit-identical to the same graph with every intermediate
+/// also an output (which keeps them row-major), and agree with an f64
+/// product. The chain covers inputs of fewer and of more than 64 features,
+/// a fused ReLU, and the matrix-vector path of small batches.
+#[test]
+fn linear_chains_give_the_same_bits() {
+    let graph = |outputs: &str| {
+        let yaml = format!(
+            r#"
+opset: 1
+inputs: [{{name: x, dtype: f32, shape: [n, 20]}}]
+nodes:
+  - {{name: l1, op: Linear, inputs: [x], attrs: {{in_features: 20, out_features: 70}}}}
+  - {{name: r1, op: ReLU, inputs: [l1]}}
+  - {{name: l2, op: Linear, inputs: [r1], attrs: {{in_features: 70, out_features: 33}}}}
+  - {{name: l3, op: Linear, inputs: [l2], attrs: {{in_features: 33, out_features: 5}}}}
+outputs: [{outputs}]
+"#
+        );
+        Graph::from_yaml(yaml.as_bytes()).unwrap()
+    };
+    let chained = Model::initialized(graph("l3"), BTreeMap::new(), 11).unwrap();
+    let apart = Model::new(graph("l3, r1, l2"), chained.state_dict()).unwrap();
+    let state = chained.state_dict();
+    let param = |name: &str| state[name].to_array::<f32>().unwrap().mapv(f64::from);
+    for batch in [3, 13, 40] {
+        let x = ArrayD::from_shape_fn(IxDyn(&[batch, 20]), |i| ((i[0] * 7 + i[1] * 3) % 11) as f32 / 4.0 - 1.2);
+        let run = |m: &Model| m.run([("x", Value::F32(x.clone()))]).unwrap().remove("l3").unwrap();
+        let (Value::F32(a), Value::F32(b)) = (run(&chained), run(&apart)) else { panic!("f32 outputs") };
+        assert!(a.is_standard_layout(), "a model output is row-major");
+        let bits = |a: &ArrayD<f32>| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&a), bits(&b), "batch {batch}");
+        // The f64 reference: x W1ᵀ + b1, ReLU, then the two other layers.
+        let mut h = x.mapv(f64::from).into_dimensionality::<ndarray::Ix2>().unwrap();
+        for (layer, relu) in [("l1", true), ("l2", false), ("l3", false)] {
+            let w = param(&format!("{layer}.weight")).into_dimensionality::<ndarray::Ix2>().unwrap();
+            h = h.dot(&w.t()) + param(&format!("{layer}.bias")).into_dimensionality::<ndarray::Ix1>().unwrap();
+            if relu {
+                h.mapv_inplace(|v| v.max(0.0));
+            }
+        }
+        for (&got, &want) in a.iter().zip(h.iter()) {
+            assert!((f64::from(got) - want).abs() <= 1e-4 * (1.0 + want.abs()), "batch {batch}: {got} vs {want}");
+        }
+    }
+}
+
 /// A Linear bias given as a value whose length is only known at run time
 /// must match the outputs: an error naming the node, not a silent cut.
 #[test]

@@ -189,65 +189,43 @@ impl Out<'_, '_> {
                 micro_kernel(panel_a, panel_b, dst, init.start(i0, j0), epilogue, prefetch);
             }
             _ => {
-                micro_kernel(panel_a, panel_b, Dst::Tile(tile), Start::Zero, Epilogue::None, prefetch);
-                match epilogue {
-                    Epilogue::None => self.put(tile, (i0, j0), (rows, cols), init, |x| x),
-                    Epilogue::Relu => self.put(tile, (i0, j0), (rows, cols), init, relu),
-                }
+                // A partial tile starts at the same bias as a whole one, so
+                // every output is the same chain of fused multiply-adds.
+                let mut store = [0.0; NR];
+                let start = init.partial_start((i0, j0), (rows, cols), &mut store);
+                micro_kernel(panel_a, panel_b, Dst::Tile(tile), start, epilogue, prefetch);
+                self.put(tile, (i0, j0), (rows, cols));
             }
         }
     }
 
-    /// Puts the first `rows x cols` of `tile` at `(i0, j0)`: each element
-    /// `f(start + tile value)`, where `init` says what `start` is.
-    fn put(&mut self, tile: &Tile, at: (usize, usize), size: (usize, usize), init: Init<'_>, f: impl Fn(f32) -> f32) {
-        // One loop per kind of start, so none of them branches per element.
-        match init {
-            Init::Zero => self.put_with(tile, at, size, |_, _| 0.0, f),
-            Init::RowBias(bias) => self.put_with(tile, at, size, |i, _| bias[i], f),
-            Init::ColumnBias(bias) => self.put_with(tile, at, size, |_, j| bias[j], f),
-        }
-    }
-
-    /// [`Out::put`] with the start of element `(i, j)` given by `start(i, j)`.
-    fn put_with(
-        &mut self,
-        tile: &Tile,
-        (i0, j0): (usize, usize),
-        (rows, cols): (usize, usize),
-        start: impl Fn(usize, usize) -> f32,
-        f: impl Fn(f32) -> f32,
-    ) {
+    /// Puts the first `rows x cols` of `tile` at `(i0, j0)`.
+    fn put(&mut self, tile: &Tile, (i0, j0): (usize, usize), (rows, cols): (usize, usize)) {
         let tile = tile.iter().take(rows).enumerate().map(|(i, row)| (i0 + i, &row[..cols]));
         match self {
             Out::Rows(c, ld) => {
                 for (i, values) in tile {
-                    let row = &mut c[i * *ld + j0..][..cols];
-                    for (j, (d, &v)) in row.iter_mut().zip(values).enumerate() {
-                        *d = f(start(i, j0 + j) + v);
-                    }
+                    c[i * *ld + j0..][..cols].copy_from_slice(values);
                 }
             }
             Out::Cols(c, ld) => {
                 for (i, values) in tile {
                     for (j, &v) in values.iter().enumerate() {
-                        let d = &mut c[(j0 + j) * *ld + i];
-                        *d = f(start(i, j0 + j) + v);
+                        c[(j0 + j) * *ld + i] = v;
                     }
                 }
             }
             Out::Columns(columns) => {
                 for (i, values) in tile {
-                    for (column, (j, &v)) in columns[j0..].iter_mut().zip(values.iter().enumerate()) {
-                        column[i] = f(start(i, j0 + j) + v);
+                    for (column, &v) in columns[j0..].iter_mut().zip(values) {
+                        column[i] = v;
                     }
                 }
             }
             Out::Strided(c) => {
                 for (i, values) in tile {
                     for (j, &v) in values.iter().enumerate() {
-                        let d = &mut c[[i, j0 + j]];
-                        *d = f(start(i, j0 + j) + v);
+                        c[[i, j0 + j]] = v;
                     }
                 }
             }
@@ -285,6 +263,21 @@ impl<'a> Init<'a> {
         }
     }
 
+    /// The micro-kernel's start for a partial tile of `rows x cols` at
+    /// `(i0, j0)`: the bias the output has there, zeros past it (in `store`).
+    fn partial_start<'s>(
+        self,
+        (i0, j0): (usize, usize),
+        (rows, cols): (usize, usize),
+        store: &'s mut [f32; NR],
+    ) -> Start<'s> {
+        match self {
+            Init::Zero => Start::Zero,
+            Init::RowBias(bias) => Start::RowBias(padded(&bias[i0..i0 + rows], store)),
+            Init::ColumnBias(bias) => Start::ColumnBias(padded(&bias[j0..j0 + cols], store)),
+        }
+    }
+
     /// The micro-kernel's start for the whole tile at `(i0, j0)`.
     fn start(self, i0: usize, j0: usize) -> Start<'a> {
         match self.from(i0, j0) {
@@ -293,6 +286,14 @@ impl<'a> Init<'a> {
             Init::ColumnBias(bias) => Start::ColumnBias(bias[..NR].try_into().expect("NR columns of bias")),
         }
     }
+}
+
+/// `values` then zeros, in `store`: the bias of a tile that the output
+/// holds only part of.
+fn padded<'s>(values: &[f32], store: &'s mut [f32; NR]) -> &'s [f32; NR] {
+    store.fill(0.0);
+    store[..values.len()].copy_from_slice(values);
+    store
 }
 
 /// Where a micro-kernel's sums start.
@@ -521,17 +522,8 @@ impl Windows<'_> {
     }
 
     /// Puts the first `rows` rows of `tile`, columns `q0..q0 + NR` of `B`,
-    /// at their output positions in `band` (rows `positions` apart): each
-    /// `f(start + value)`, with `bias[i]` the start of row `i`.
-    fn scatter(
-        &self,
-        tile: &Tile,
-        rows: usize,
-        q0: usize,
-        (band, positions): (&mut [f32], usize),
-        bias: &[f32],
-        f: impl Fn(f32) -> f32,
-    ) {
+    /// at their output positions in `band` (rows `positions` apart).
+    fn scatter(&self, tile: &Tile, rows: usize, q0: usize, (band, positions): (&mut [f32], usize)) {
         let end = (q0 + NR).min(self.columns());
         let mut q = q0;
         while q < end {
@@ -539,8 +531,8 @@ impl Windows<'_> {
             let run = (self.pitch - x).min(end - q);
             let kept = run.min(self.width.saturating_sub(x));
             let (at, j) = (y * self.width + x, q - q0);
-            for ((out, tile_row), &start) in band.chunks_mut(positions).zip(&tile[..rows]).zip(bias) {
-                out[at..at + kept].iter_mut().zip(&tile_row[j..j + kept]).for_each(|(d, &v)| *d = f(start + v));
+            for (out, tile_row) in band.chunks_mut(positions).zip(&tile[..rows]) {
+                out[at..at + kept].copy_from_slice(&tile_row[j..j + kept]);
             }
             q += run;
         }
@@ -592,11 +584,11 @@ pub(crate) fn gemm_windows(a: &PackedA, b: &Windows<'_>, c: &mut [f32], bias: &[
                 let dst = Dst::Rows(&mut band[at..], positions);
                 micro_kernel(panel_a, panel_b, dst, Start::RowBias(bias), epilogue, &[]);
             } else {
-                micro_kernel(panel_a, panel_b, Dst::Tile(&mut tile), Start::Zero, Epilogue::None, &[]);
-                match epilogue {
-                    Epilogue::None => b.scatter(&tile, rows, q0, (band, positions), bias, |x| x),
-                    Epilogue::Relu => b.scatter(&tile, rows, q0, (band, positions), bias, relu),
-                }
+                // Partial bands start at the bias too (see `Out::put_product`).
+                let mut store = [0.0; NR];
+                let start = Start::RowBias(padded(&bias[..rows], &mut store));
+                micro_kernel(panel_a, panel_b, Dst::Tile(&mut tile), start, epilogue, &[]);
+                b.scatter(&tile, rows, q0, (band, positions));
             }
         }
     };
@@ -637,10 +629,9 @@ enum Dst<'a> {
 }
 
 /// One tile: the product of a packed panel of `A` (of [`MR`], [`HALF_MR`] or
-/// [`THIRD_MR`] rows, as its length over `k` says) and one of `B`, its sums starting at
-/// `start`, put in `dst`. The `epilogue` applies to what is stored (so only
-/// to complete sums: use [`Epilogue::None`] for a [`Dst::Tile`] that is
-/// put elsewhere).
+/// [`THIRD_MR`] rows, as its length over `k` says) and one of `B`, its sums
+/// starting at `start`, put in `dst` through `epilogue` (the sums are
+/// complete: products never split `k`).
 ///
 /// `prefetch` is what the next tiles will read (the next panel of `A`, or
 /// nothing): the AVX-512 kernel asks for one of its cache lines per term,

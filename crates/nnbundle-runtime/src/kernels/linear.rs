@@ -19,11 +19,13 @@ pub(crate) struct Linear {
     packed: OnceLock<PackedA>,
     /// A fused ReLU on the output.
     relu: bool,
+    /// Whether a 2-D f32 output may be column-major (its reader takes it).
+    transposed_out: bool,
 }
 
 impl Linear {
     pub(crate) fn new(a: &Attrs) -> Self {
-        Linear { bias: a.bool("bias"), packed: OnceLock::new(), relu: false }
+        Linear { bias: a.bool("bias"), packed: OnceLock::new(), relu: false, transposed_out: false }
     }
 }
 
@@ -75,10 +77,11 @@ fn run<T: Float>(k: &Linear, args: &[Arg<'_>]) -> KernelResult {
     Ok(T::into_value(y))
 }
 
-/// f32: matrix-vector products up to [`SMALL_BATCH`] rows; above it, with
-/// [`MIN_PACKED_INPUTS`] inputs or more, `yᵀ = W · xᵀ` over the packed weight;
-/// otherwise `y = x · Wᵀ` packing both. Each accumulates into an output the
-/// bias seeds.
+/// f32: matrix-vector products up to [`SMALL_BATCH`] rows. Above it, when
+/// the output may be column-major, `yᵀ = W · xᵀ` into a row-major `yᵀ`;
+/// otherwise, with [`MIN_PACKED_INPUTS`] inputs or more, `yᵀ = W · xᵀ` into
+/// a row-major `y`, and below, `y = x · Wᵀ` packing both operands. The
+/// products take `x` in any layout and start their sums at the bias.
 fn run_f32(k: &Linear, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult {
     let x = view::<f32>(args, 0)?;
     let w = view::<f32>(args, 1)?.into_dimensionality::<Ix2>().map_err(|e| e.to_string())?;
@@ -100,13 +103,16 @@ fn run_f32(k: &Linear, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult {
     {
         return Err(format!("bias has {} values for {out} outputs", b.len()));
     }
-    let x2 = x.as_standard_layout();
-    let x2 = x2.view().into_shape_with_order((rows, in_f)).map_err(|e| e.to_string())?;
-    let mut y = Array2::from_shape_vec((rows, out), scratch.any(rows * out)).map_err(|e| e.to_string())?;
+    let mut shape = x.shape().to_vec();
+    *shape.last_mut().expect("rank >= 1") = out;
+    let reshape = |y: Array2<f32>| y.into_shape_with_order(IxDyn(&shape)).map_err(|e| e.to_string());
     // The products start their sums at the bias and apply the ReLU to each
     // tile as they store it: no pass over the output before or after.
     let epilogue = Epilogue::relu_if(k.relu);
     if rows <= SMALL_BATCH {
+        let x2 = x.as_standard_layout();
+        let x2 = x2.view().into_shape_with_order((rows, in_f)).map_err(|e| e.to_string())?;
+        let mut y = Array2::from_shape_vec((rows, out), scratch.any(rows * out)).map_err(|e| e.to_string())?;
         let ws = w.as_slice().expect("checked standard layout");
         for (mut y, x) in y.rows_mut().into_iter().zip(x2.rows()) {
             let y = y.as_slice_mut().expect("standard layout");
@@ -119,27 +125,46 @@ fn run_f32(k: &Linear, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult {
         if k.relu {
             relu_in_place(y.as_slice_mut().expect("built in standard layout"));
         }
-    } else if in_f < MIN_PACKED_INPUTS {
+        return Ok(Value::F32(reshape(y)?));
+    }
+    // A 2-D input is used as it is laid out: a column-major one (the
+    // transposed output of the Linear before) packs by row copies.
+    let standard;
+    let x2 = match x.view().into_dimensionality::<Ix2>() {
+        Ok(x2) => x2,
+        Err(_) => {
+            standard = x.as_standard_layout();
+            standard.view().into_shape_with_order((rows, in_f)).map_err(|e| e.to_string())?
+        }
+    };
+    let transposed = k.transposed_out && x.ndim() == 2;
+    if !transposed && in_f < MIN_PACKED_INPUTS {
         // Few inputs: tiles are short sums, so their output should go to
         // contiguous rows. `y = x · Wᵀ` with both operands packed per call
         // (`rows x in` and `in x out` floats: little for few inputs).
+        let mut y = Array2::from_shape_vec((rows, out), scratch.any(rows * out)).map_err(|e| e.to_string())?;
         let init = bias.map_or(Init::Zero, Init::ColumnBias);
         gemm(&PackedA::pack(x2), &w.t(), &mut y.view_mut(), init, epilogue);
-    } else {
-        let fresh;
-        let packed = match args.get(1) {
-            Some(Arg::Weight(_)) => k.packed.get_or_init(|| PackedA::pack(w.view())),
-            _ => {
-                fresh = PackedA::pack(w.view());
-                &fresh
-            }
-        };
-        let init = bias.map_or(Init::Zero, Init::RowBias);
-        gemm(packed, &x2.t(), &mut y.view_mut().reversed_axes(), init, epilogue);
+        return Ok(Value::F32(reshape(y)?));
     }
-    let mut shape = x.shape().to_vec();
-    *shape.last_mut().expect("rank >= 1") = y.ncols();
-    Ok(Value::F32(y.into_shape_with_order(IxDyn(&shape)).map_err(|e| e.to_string())?))
+    let fresh;
+    let packed = match args.get(1) {
+        Some(Arg::Weight(_)) => k.packed.get_or_init(|| PackedA::pack(w.view())),
+        _ => {
+            fresh = PackedA::pack(w.view());
+            &fresh
+        }
+    };
+    let init = bias.map_or(Init::Zero, Init::RowBias);
+    if transposed {
+        // Row-major `yᵀ`: whole tiles go straight into its rows.
+        let mut y_t = Array2::from_shape_vec((out, rows), scratch.any(rows * out)).map_err(|e| e.to_string())?;
+        gemm(packed, &x2.t(), &mut y_t.view_mut(), init, epilogue);
+        return Ok(Value::F32(y_t.reversed_axes().into_dyn()));
+    }
+    let mut y = Array2::from_shape_vec((rows, out), scratch.any(rows * out)).map_err(|e| e.to_string())?;
+    gemm(packed, &x2.t(), &mut y.view_mut().reversed_axes(), init, epilogue);
+    Ok(Value::F32(reshape(y)?))
 }
 
 impl Kernel for Linear {
@@ -152,6 +177,11 @@ impl Kernel for Linear {
 
     fn fuse_relu(&mut self) -> bool {
         self.relu = true;
+        true
+    }
+
+    fn allow_transposed_output(&mut self) -> bool {
+        self.transposed_out = true;
         true
     }
 }

@@ -40,6 +40,13 @@ pub(crate) trait Kernel: Send + Sync {
     fn fuse_relu(&mut self) -> bool {
         false
     }
+
+    /// Lets this kernel return a 2-D output column-major (the transpose of a
+    /// row-major array), for a sole reader that takes either layout at no
+    /// cost. Returns whether it may; most kernels do not.
+    fn allow_transposed_output(&mut self) -> bool {
+        false
+    }
 }
 
 /// Float element types the kernels compute with.
