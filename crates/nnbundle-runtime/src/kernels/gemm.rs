@@ -42,6 +42,10 @@ const PARALLEL_MATVEC: usize = 1 << 20;
 /// every panel of `A` passes over it.
 const B_BLOCK_FLOATS: usize = 1 << 18;
 
+/// Left operands of at most this many rows read a row-major right operand
+/// in place (see [`gemm`]).
+const IN_PLACE_MAX_ROWS: usize = 4 * MR;
+
 /// One micro-tile of the product, row-major.
 type Tile = [[f32; NR]; MR];
 
@@ -102,11 +106,20 @@ pub(crate) trait PanelSource: Sync {
     /// `B[kk][start + j]` at `kk * NR + j`, zero for `j >= cols`. Every float
     /// of `panel` is written (it holds stale values before).
     fn pack_panel(&self, start: usize, cols: usize, panel: &mut [f32]);
+    /// `B` itself when it is row-major and contiguous (`k` rows of `n`), for
+    /// the product to read whole panels in place instead of packing them.
+    fn rows_in_place(&self) -> Option<&[f32]> {
+        None
+    }
 }
 
 impl PanelSource for ArrayView2<'_, f32> {
     fn dim(&self) -> (usize, usize) {
         ArrayView2::dim(self)
+    }
+
+    fn rows_in_place(&self) -> Option<&[f32]> {
+        self.to_slice()
     }
 
     fn pack_panel(&self, start: usize, cols: usize, panel: &mut [f32]) {
@@ -169,19 +182,18 @@ enum Out<'a, 'b> {
 
 impl Out<'_, '_> {
     /// Puts the first `rows x cols` of `init` plus the product of `panel_a`
-    /// and the packed `panel_b` at `(i0, j0)`, through `epilogue`: straight
+    /// and `panel_b` at `(i0, j0)`, through `epilogue`: straight
     /// into the output's rows when the output is row-major and the tile
     /// whole, otherwise through `tile`. The lines of `prefetch` are fetched into L2
     /// meanwhile (see [`micro_kernel`]).
     fn put_product(
         &mut self,
         (panel_a, prefetch): (&[f32], &[f32]),
-        panel_b: &[f32],
+        panel_b: PanelB<'_>,
         tile: &mut Tile,
         ((i0, j0), (rows, cols)): ((usize, usize), (usize, usize)),
         (init, epilogue): (Init<'_>, Epilogue),
     ) {
-        let panel_b = PanelB::Packed(panel_b);
         let whole = cols == NR && rows == panel_a.len() / panel_b.k().max(1);
         match self {
             Out::Rows(c, ld) if whole => {
@@ -369,17 +381,33 @@ pub(crate) fn gemm(
         Out::Strided(c)
     };
     let block = (B_BLOCK_FLOATS / k / NR * NR).max(NR);
+    // A row-major B is read in place when few panels of A pass over it:
+    // packing then costs more than it saves (the textbook MLP's 256 -> 10
+    // layer: 20% of a run), while with many panels (the wide MLP) packed
+    // panels read faster.
+    let in_place = b.rows_in_place().filter(|_| a.m <= IN_PLACE_MAX_ROWS);
     let mut buffer = PackBuffer::take();
     for j0 in (0..n).step_by(block) {
         let width = block.min(n - j0);
-        let packed_b = buffer.first(width.div_ceil(NR) * NR * k);
-        let pack = |(q, panel): (usize, &mut [f32])| b.pack_panel(j0 + q * NR, NR.min(width - q * NR), panel);
+        let panels = width.div_ceil(NR);
+        // Read in place, only a last partial panel is packed.
+        let first_packed = if in_place.is_some() { width / NR } else { 0 };
+        let packed_b = buffer.first((panels - first_packed) * NR * k);
+        let pack = |(i, panel): (usize, &mut [f32])| {
+            let q = first_packed + i;
+            b.pack_panel(j0 + q * NR, NR.min(width - q * NR), panel);
+        };
         if parallel {
             packed_b.par_chunks_exact_mut(NR * k).enumerate().for_each(pack);
         } else {
             packed_b.chunks_exact_mut(NR * k).enumerate().for_each(pack);
         }
-        let panels_b = || packed_b.chunks_exact(NR * k).enumerate();
+        let packed_b = &*packed_b;
+        let panel_b = |q: usize| match in_place {
+            Some(src) if q < first_packed => PanelB::Strided { src, ld: n, q0: j0 + q * NR },
+            _ => PanelB::Packed(&packed_b[(q - first_packed) * NR * k..][..NR * k]),
+        };
+        let panels_b = || (0..panels).map(|q| (q, panel_b(q)));
         let mut tile = [[0.0; NR]; MR];
         match &mut out {
             // Threads split the output: bands of MR rows (one panel of A each)
@@ -430,18 +458,17 @@ pub(crate) fn gemm(
             Out::Cols(c, ld) if parallel => {
                 let ld = *ld;
                 let columns = &mut c[j0 * ld..(j0 + width) * ld];
-                packed_b.par_chunks_exact(NR * k).zip(columns.par_chunks_mut(NR * ld)).enumerate().for_each(
-                    |(q, (panel_b, strip))| {
-                        let mut strip = Out::Cols(strip, ld);
-                        let mut tile = [[0.0; NR]; MR];
-                        for (p, panel_a) in a.panels().enumerate() {
-                            let size = (MR.min(a.m - p * MR), NR.min(width - q * NR));
-                            let (at, init) = ((p * MR, 0), init.from(0, j0 + q * NR));
-                            let next = a.panel_after(p);
-                            strip.put_product((panel_a, next), panel_b, &mut tile, (at, size), (init, epilogue));
-                        }
-                    },
-                );
+                columns.par_chunks_mut(NR * ld).enumerate().for_each(|(q, strip)| {
+                    let mut strip = Out::Cols(strip, ld);
+                    let mut tile = [[0.0; NR]; MR];
+                    let panel_b = panel_b(q);
+                    for (p, panel_a) in a.panels().enumerate() {
+                        let size = (MR.min(a.m - p * MR), NR.min(width - q * NR));
+                        let (at, init) = ((p * MR, 0), init.from(0, j0 + q * NR));
+                        let next = a.panel_after(p);
+                        strip.put_product((panel_a, next), panel_b, &mut tile, (at, size), (init, epilogue));
+                    }
+                });
             }
             out => {
                 for (p, panel_a) in a.panels().enumerate() {
@@ -606,6 +633,8 @@ enum PanelB<'a> {
     Packed(&'a [f32]),
     /// In place (see [`Windows`]): at `offsets[kk] + q0` of the source.
     Shifted { src: &'a [f32], offsets: &'a [usize], q0: usize },
+    /// In place, a row-major `B` (`src` holds its rows of `ld`): at `kk * ld + q0`.
+    Strided { src: &'a [f32], ld: usize, q0: usize },
 }
 
 impl PanelB<'_> {
@@ -614,6 +643,7 @@ impl PanelB<'_> {
         match self {
             PanelB::Packed(b) => b.len() / NR,
             PanelB::Shifted { offsets, .. } => offsets.len(),
+            PanelB::Strided { src, ld, .. } => src.len() / ld,
         }
     }
 }
@@ -647,6 +677,10 @@ fn micro_kernel(a: &[f32], b: PanelB<'_>, dst: Dst<'_>, start: Start<'_>, epilog
         }
         PanelB::Shifted { src, offsets, q0 } => {
             let rows = offsets.iter().map(move |&at| src[at + q0..][..NR].try_into().expect("NR-wide row"));
+            tile_of(a, k, rows, (start, dst), epilogue, prefetch);
+        }
+        PanelB::Strided { src, ld, q0 } => {
+            let rows = (0..k).map(move |kk| src[kk * ld + q0..][..NR].try_into().expect("NR-wide row"));
             tile_of(a, k, rows, (start, dst), epilogue, prefetch);
         }
     }
@@ -1023,6 +1057,12 @@ mod tests {
                     let e = dot(i, j) + f64::from(init.at(i, j));
                     assert!((f64::from(v) - e).abs() <= 1e-4 * (1.0 + e.abs()), "{what} at {i},{j}");
                 }
+                // A row-major B, read in place but for a last partial panel,
+                // gives the same bits as B packed.
+                let b_rows = b.as_standard_layout();
+                let mut in_place = Array2::from_elem((m, n), f32::NAN);
+                gemm(&PackedA::pack(a.view()), &b_rows.view(), &mut in_place.view_mut(), init, Epilogue::None);
+                assert_eq!(in_place.mapv(f32::to_bits), c.mapv(f32::to_bits), "{what}, B in place");
                 // Column-major and strided outputs give the same bits, and the
                 // ReLU epilogue the ReLU of them, in every layout.
                 let relu_c = c.mapv(relu);
