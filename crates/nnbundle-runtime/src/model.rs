@@ -47,20 +47,56 @@ pub struct Model {
     scratch: Scratch,
 }
 
+/// How many operands of the steps read each value slot.
+fn count_readers(steps: &[Step]) -> HashMap<usize, usize> {
+    let mut readers: HashMap<usize, usize> = HashMap::new();
+    for arg in steps.iter().flat_map(|s| &s.args) {
+        if let Source::Value(v) = arg {
+            *readers.entry(*v).or_default() += 1;
+        }
+    }
+    readers
+}
+
+/// Hands each `Add` of a convolution's output and another value (a residual
+/// connection) to the convolution, when nothing else reads its output, it
+/// is not a model output, and the other value is computed before the
+/// convolution runs: the convolution adds it to each sum as it stores it
+/// (and then the ReLU that usually follows, see [`fuse_relus`]), and the
+/// sum is never stored apart. Outputs are bit-identical: each element is
+/// the same sum plus the same value.
+fn fuse_addends(graph: &Graph, steps: &mut Vec<Step>, outputs: &[usize]) {
+    let readers = count_readers(steps);
+    let producer: HashMap<usize, usize> = steps.iter().enumerate().map(|(i, s)| (s.out, i)).collect();
+    let mut fused = vec![false; steps.len()];
+    for i in 0..steps.len() {
+        let [Source::Value(u), Source::Value(v)] = steps[i].args[..] else { continue };
+        if graph.nodes()[steps[i].node].op != OpKind::Add || u == v {
+            continue;
+        }
+        for (mine, other) in [(u, v), (v, u)] {
+            let Some(&p) = producer.get(&mine) else { continue };
+            let is_conv = matches!(graph.nodes()[steps[p].node].op, OpKind::Conv1d | OpKind::Conv2d);
+            let ready = producer.get(&other).is_none_or(|&q| q < p);
+            if is_conv && ready && readers[&mine] == 1 && !outputs.contains(&mine) && steps[p].kernel.fuse_addend() {
+                steps[p].args.push(Source::Value(other));
+                steps[p].out = steps[i].out;
+                fused[i] = true;
+                break;
+            }
+        }
+    }
+    let mut fused = fused.into_iter();
+    steps.retain(|_| !fused.next().expect("one flag per step"));
+}
+
 /// Hands each ReLU to the step that computes its operand, when nothing else
 /// reads that value and it is not an output, and the step's kernel takes it
 /// (Linear, Conv, elementwise arithmetic): the ReLU then runs on the
 /// output while it is in cache, and the intermediate is never stored. The
 /// results are bit-identical (the same select, on the same values).
 fn fuse_relus(graph: &Graph, steps: &mut Vec<Step>, outputs: &[usize]) {
-    let mut readers: HashMap<usize, usize> = HashMap::new();
-    for step in steps.iter() {
-        for arg in &step.args {
-            if let Source::Value(v) = arg {
-                *readers.entry(*v).or_default() += 1;
-            }
-        }
-    }
+    let readers = count_readers(steps);
     let mut producer: HashMap<usize, usize> = steps.iter().enumerate().map(|(i, s)| (s.out, i)).collect();
     let mut fused = vec![false; steps.len()];
     for i in 0..steps.len() {
@@ -221,6 +257,7 @@ impl Model {
             steps.push(Step { node: i, kernel, args, out: slot_of[node.name.as_str()], frees: Vec::new() });
         }
         let outputs: Vec<usize> = graph.outputs().iter().map(|o| slot_of[o.as_str()]).collect();
+        fuse_addends(graph, &mut steps, &outputs);
         fuse_relus(graph, &mut steps, &outputs);
         transpose_linear_chains(graph, &mut steps, &outputs);
         // Free each intermediate value after its last reader (outputs are kept).

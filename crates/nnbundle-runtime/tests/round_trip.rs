@@ -183,9 +183,10 @@ fn max_pool_propagates_nan() {
 }
 
 /// A ReLU whose operand nothing else reads runs inside the kernel that
-/// computes the operand (Conv, Add, Linear here): the outputs are
-/// bit-identical to the same graph with every pre-ReLU value also an output
-/// (which keeps the ReLUs apart), NaN included.
+/// computes the operand (Conv, Add, Linear here), and the residual Add runs
+/// inside the second Conv: the outputs are bit-identical to the same graph
+/// with every pre-ReLU value and the Conv output also outputs (which keeps
+/// them apart), NaN included.
 #[test]
 fn fused_relus_give_the_same_bits() {
     let graph = |outputs: &str| {
@@ -208,7 +209,7 @@ outputs: [{outputs}]
         Graph::from_yaml(yaml.as_bytes()).unwrap()
     };
     let fused = Model::initialized(graph("r3"), BTreeMap::new(), 7).unwrap();
-    let apart = Model::new(graph("r3, c1, s, l"), fused.state_dict()).unwrap();
+    let apart = Model::new(graph("r3, c1, c2, s, l"), fused.state_dict()).unwrap();
     for batch in [1, 5] {
         let mut x = ArrayD::from_shape_fn(IxDyn(&[batch, 2, 6, 6]), |i| {
             ((i[0] * 7 + i[1] * 5 + i[2] * 3 + i[3]) % 9) as f32 - 4.0
@@ -221,6 +222,36 @@ outputs: [{outputs}]
         let bits = |a: &ArrayD<f32>| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(&a), bits(&b), "batch {batch}");
     }
+}
+
+/// A Conv's output added to a value of another shape (broadcast) keeps the
+/// Add's broadcasting when the Add is fused into the Conv: the same bits as
+/// the Add run apart.
+#[test]
+fn fused_adds_broadcast_like_the_add() {
+    let graph = |outputs: &str| {
+        let yaml = format!(
+            r#"
+opset: 1
+inputs: [{{name: x, dtype: f32, shape: [n, 2, 6, 6]}}, {{name: s, dtype: f32, shape: [1, 4, 1, 1]}}]
+nodes:
+  - {{name: c, op: Conv2d, inputs: [x], attrs: {{in_channels: 2, out_channels: 4, kernel_size: 3, padding: 1}}}}
+  - {{name: a, op: Add, inputs: [c, s]}}
+  - {{name: r, op: ReLU, inputs: [a]}}
+outputs: [{outputs}]
+"#
+        );
+        Graph::from_yaml(yaml.as_bytes()).unwrap()
+    };
+    let fused = Model::initialized(graph("r"), BTreeMap::new(), 5).unwrap();
+    let apart = Model::new(graph("r, c"), fused.state_dict()).unwrap();
+    let x = ArrayD::from_shape_fn(IxDyn(&[3, 2, 6, 6]), |i| ((i[0] + i[1] * 5 + i[2] * 3 + i[3]) % 7) as f32 - 3.0);
+    let s = ArrayD::from_shape_fn(IxDyn(&[1, 4, 1, 1]), |i| i[1] as f32 - 1.5);
+    let run = |m: &Model| {
+        let inputs = [("x", Value::F32(x.clone())), ("s", Value::F32(s.clone()))];
+        m.run(inputs).unwrap().remove("r").unwrap()
+    };
+    assert_eq!(bits(&run(&fused)), bits(&run(&apart)));
 }
 
 /// Linear layers that feed the next Linear hand it their output

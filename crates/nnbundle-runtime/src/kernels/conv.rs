@@ -12,6 +12,7 @@ use nnbundle_graph::{Attrs, Window, conv_windows};
 use rayon::prelude::*;
 
 use super::Scratch;
+use super::elementwise::{Binary, BinaryOp};
 use super::gemm::{NR, PackedA, PanelSource};
 use super::{Float, Kernel, KernelResult, by_planes, first_dtype, view, with_float};
 use crate::value::Arg;
@@ -27,6 +28,8 @@ pub(crate) struct Conv {
     packed: OnceLock<Vec<PackedA>>,
     /// A fused ReLU on the output.
     relu: bool,
+    /// A fused `Add` of the last operand to the output (before the ReLU).
+    addend: bool,
 }
 
 const UNIT: Window = Window { kernel: 1, stride: 1, pad_begin: 0, pad_end: 0, dilation: 1, ceil_mode: false };
@@ -55,6 +58,7 @@ impl Conv {
             spatial,
             packed: OnceLock::new(),
             relu: false,
+            addend: false,
         }
     }
 }
@@ -339,6 +343,19 @@ fn run<T: Float>(k: &Conv, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult 
         .map_err(|e| e.to_string())?;
     let cache = matches!(args.get(1), Some(Arg::Weight(_))).then_some(&k.packed);
     let weights = T::conv_weights(groups, cache);
+    let mut shape = vec![n, o];
+    if k.spatial == 2 {
+        shape.push(oh);
+    }
+    shape.push(ow);
+    // A fused residual `Add`: its other operand, when it has the output's
+    // shape (otherwise the add runs after the convolution, broadcasting).
+    let addend = if k.addend { Some(view::<T>(args, args.len() - 1)?) } else { None };
+    let addend = addend.filter(|r| r.shape() == shape.as_slice());
+    let addend = addend.as_ref().map(|r| r.as_standard_layout());
+    let addend = addend.as_ref().map(|r| r.as_slice().expect("standard layout"));
+    let add_after = k.addend && addend.is_none();
+    let relu = k.relu && !add_after;
     let padded = if T::READS_IN_PLACE { pad_input(x, (n, c, h, wd), (cg, kh, kw), k.windows, scratch) } else { None };
     let mut y = T::buffer_in(scratch, n * o * positions);
     let convolve = |(bi, image): (usize, &mut [T])| -> Result<(), String> {
@@ -354,7 +371,8 @@ fn run<T: Float>(k: &Conv, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult 
                 padded: padded.as_ref().map(|p| p.at_channel(bi * c + gi * cg)),
             };
             let mut out = ArrayViewMut2::from_shape((og, positions), &mut *dst).map_err(|e| e.to_string())?;
-            T::conv_product(&weights[gi], &cols, &mut out, (&bias[gi * og..][..og], k.relu));
+            let addend = addend.map(|r| &r[(bi * o + gi * og) * positions..][..og * positions]);
+            T::conv_product(&weights[gi], &cols, &mut out, (&bias[gi * og..][..og], addend, relu));
         }
         Ok(())
     };
@@ -368,13 +386,12 @@ fn run<T: Float>(k: &Conv, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult 
     if let Some(padded) = padded {
         T::recycle_in(scratch, padded.data);
     }
-    let mut shape = vec![n, o];
-    if k.spatial == 2 {
-        shape.push(oh);
+    let y = T::into_value(ArrayD::from_shape_vec(IxDyn(&shape), y).map_err(|e| e.to_string())?);
+    if add_after {
+        let add = Binary::with_relu(BinaryOp::Add, k.relu);
+        return add.run(&[Arg::Value(&y), args[args.len() - 1]], scratch);
     }
-    shape.push(ow);
-    let y = ArrayD::from_shape_vec(IxDyn(&shape), y).map_err(|e| e.to_string())?;
-    Ok(T::into_value(y))
+    Ok(y)
 }
 
 impl Kernel for Conv {
@@ -384,6 +401,11 @@ impl Kernel for Conv {
 
     fn fuse_relu(&mut self) -> bool {
         self.relu = true;
+        true
+    }
+
+    fn fuse_addend(&mut self) -> bool {
+        self.addend = true;
         true
     }
 }

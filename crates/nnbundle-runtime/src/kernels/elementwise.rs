@@ -25,6 +25,11 @@ impl Binary {
     pub(crate) fn new(op: BinaryOp) -> Self {
         Binary { op, relu: false }
     }
+
+    /// The op followed by a ReLU if `relu`.
+    pub(crate) fn with_relu(op: BinaryOp, relu: bool) -> Self {
+        Binary { op, relu }
+    }
 }
 
 fn run<T: Float>(&Binary { op, relu }: &Binary, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult {

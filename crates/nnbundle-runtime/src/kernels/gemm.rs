@@ -335,7 +335,7 @@ impl Epilogue {
     }
 
     /// The epilogue of one value (loops match on the epilogue outside instead).
-    fn apply(self, x: f32) -> f32 {
+    pub(crate) fn apply(self, x: f32) -> f32 {
         match self {
             Epilogue::None => x,
             Epilogue::Relu => relu(x),
@@ -549,8 +549,16 @@ impl Windows<'_> {
     }
 
     /// Puts the first `rows` rows of `tile`, columns `q0..q0 + NR` of `B`,
-    /// at their output positions in `band` (rows `positions` apart).
-    fn scatter(&self, tile: &Tile, rows: usize, q0: usize, (band, positions): (&mut [f32], usize)) {
+    /// at their output positions in `band` (rows `positions` apart); with an
+    /// addend (laid out as `band`), each value plus it through the epilogue.
+    fn scatter(
+        &self,
+        tile: &Tile,
+        rows: usize,
+        q0: usize,
+        (band, positions): (&mut [f32], usize),
+        addend: Option<(&[f32], Epilogue)>,
+    ) {
         let end = (q0 + NR).min(self.columns());
         let mut q = q0;
         while q < end {
@@ -558,33 +566,51 @@ impl Windows<'_> {
             let run = (self.pitch - x).min(end - q);
             let kept = run.min(self.width.saturating_sub(x));
             let (at, j) = (y * self.width + x, q - q0);
-            for (out, tile_row) in band.chunks_mut(positions).zip(&tile[..rows]) {
-                out[at..at + kept].copy_from_slice(&tile_row[j..j + kept]);
+            for (i, (out, tile_row)) in band.chunks_mut(positions).zip(&tile[..rows]).enumerate() {
+                let (out, values) = (&mut out[at..at + kept], &tile_row[j..j + kept]);
+                match addend {
+                    Some((r, epilogue)) => {
+                        let r = &r[i * positions + at..][..kept];
+                        out.iter_mut().zip(values.iter().zip(r)).for_each(|(d, (&v, &r))| *d = epilogue.apply(v + r));
+                    }
+                    None => out.copy_from_slice(values),
+                }
             }
             q += run;
         }
     }
 }
 
-/// `C = bias + A · B` for `B` read in place, `c` row-major `[m, rows *
-/// width]` and `bias[i]` the start of row `i`; each element then goes
-/// through `epilogue`.
+/// `C = bias + A · B (+ addend)` for `B` read in place, `c` row-major `[m,
+/// rows * width]`, `bias[i]` the start of row `i` and `addend` (a residual
+/// connection, laid out as `c`) added to each complete sum; each element
+/// then goes through `epilogue`.
 ///
 /// # Panics
 /// If `src` ends before the last panel of any row of `B` (panels read up to
 /// `NR - 1` floats past the last output position).
-pub(crate) fn gemm_windows(a: &PackedA, b: &Windows<'_>, c: &mut [f32], bias: &[f32], epilogue: Epilogue) {
+pub(crate) fn gemm_windows(
+    a: &PackedA,
+    b: &Windows<'_>,
+    c: &mut [f32],
+    bias: &[f32],
+    (addend, epilogue): (Option<&[f32]>, Epilogue),
+) {
     let k = b.offsets.len();
     let positions = b.rows * b.width;
     assert_eq!(k, a.k, "inner dimensions of the product");
     assert_eq!(c.len(), a.m * positions, "output shape of the product");
     assert!(bias.len() >= a.m, "bias for {} rows", a.m);
+    assert!(addend.is_none_or(|r| r.len() == c.len()), "addend laid out as the output");
     if a.m == 0 || positions == 0 {
         return;
     }
     if k == 0 {
-        for (row, &start) in c.chunks_exact_mut(positions).zip(bias) {
-            row.fill(epilogue.apply(start));
+        for (i, (row, &start)) in c.chunks_exact_mut(positions).zip(bias).enumerate() {
+            match addend {
+                Some(r) => row.iter_mut().zip(&r[i * positions..]).for_each(|(d, &r)| *d = epilogue.apply(start + r)),
+                None => row.fill(epilogue.apply(start)),
+            }
         }
         return;
     }
@@ -596,6 +622,7 @@ pub(crate) fn gemm_windows(a: &PackedA, b: &Windows<'_>, c: &mut [f32], bias: &[
     let band = |(p, (panel_a, band)): (usize, (&[f32], &mut [f32]))| {
         let rows = MR.min(a.m - p * MR);
         let bias = &bias[p * MR..];
+        let addend = addend.map(|r| &r[p * MR * positions..]);
         let mut tile = [[0.0; NR]; MR];
         let whole = rows == panel_a.len() / k;
         for q0 in starts.clone() {
@@ -608,14 +635,19 @@ pub(crate) fn gemm_windows(a: &PackedA, b: &Windows<'_>, c: &mut [f32], bias: &[
             // (panels go in order, and none is left after the last row).
             let one_run = x + NR <= b.width || (x + NR <= b.pitch && y + 1 < b.rows && at + NR <= positions);
             if whole && one_run {
-                let dst = Dst::Rows(&mut band[at..], positions);
+                let dst = match addend {
+                    Some(r) => Dst::RowsPlus(&mut band[at..], &r[at..], positions),
+                    None => Dst::Rows(&mut band[at..], positions),
+                };
                 micro_kernel(panel_a, panel_b, dst, Start::RowBias(bias), epilogue, &[]);
             } else {
                 // Partial bands start at the bias too (see `Out::put_product`).
                 let mut store = [0.0; NR];
                 let start = Start::RowBias(padded(&bias[..rows], &mut store));
-                micro_kernel(panel_a, panel_b, Dst::Tile(&mut tile), start, epilogue, &[]);
-                b.scatter(&tile, rows, q0, (band, positions));
+                // With an addend, the epilogue follows it, in the scatter.
+                let in_kernel = if addend.is_some() { Epilogue::None } else { epilogue };
+                micro_kernel(panel_a, panel_b, Dst::Tile(&mut tile), start, in_kernel, &[]);
+                b.scatter(&tile, rows, q0, (band, positions), addend.map(|r| (r, epilogue)));
             }
         }
     };
@@ -656,6 +688,10 @@ enum Dst<'a> {
     /// as the panel of `A`, [`NR`] columns) from the slice's start, rows `ld`
     /// apart, with no tile in between.
     Rows(&'a mut [f32], usize),
+    /// As [`Dst::Rows`], each sum plus the value at the same place in the
+    /// second slice (laid out as the first) before the epilogue: a residual
+    /// connection's `Add`, fused.
+    RowsPlus(&'a mut [f32], &'a [f32], usize),
 }
 
 /// One tile: the product of a packed panel of `A` (of [`MR`], [`HALF_MR`] or
@@ -762,13 +798,18 @@ fn sub_tile<'b, const ROWS: usize>(
             }
         }
     }
+    if let Dst::RowsPlus(_, addend, ld) = dst {
+        for (i, acc) in acc.iter_mut().enumerate() {
+            acc.iter_mut().zip(&addend[at(i, *ld)..][..SUB_COLS]).for_each(|(x, &r)| *x += r);
+        }
+    }
     if epilogue == Epilogue::Relu {
         acc.iter_mut().flatten().for_each(|x| *x = relu(*x));
     }
     for (i, acc) in acc.iter().enumerate() {
         match dst {
             Dst::Tile(tile) => tile[r0 + i][c0..c0 + SUB_COLS].copy_from_slice(acc),
-            Dst::Rows(c, ld) => c[at(i, *ld)..][..SUB_COLS].copy_from_slice(acc),
+            Dst::Rows(c, ld) | Dst::RowsPlus(c, _, ld) => c[at(i, *ld)..][..SUB_COLS].copy_from_slice(acc),
         }
     }
 }
@@ -983,10 +1024,21 @@ mod tests {
                 let mut c = vec![f32::NAN; m * rows * width];
                 let b = Windows { src: &src, offsets: &offsets, rows, pitch, width };
                 let mut fused = c.clone();
-                gemm_windows(&PackedA::pack(w.view()), &b, &mut c, &bias, Epilogue::None);
-                gemm_windows(&PackedA::pack(w.view()), &b, &mut fused, &bias, Epilogue::Relu);
+                let a = PackedA::pack(w.view());
+                gemm_windows(&a, &b, &mut c, &bias, (None, Epilogue::None));
+                gemm_windows(&a, &b, &mut fused, &bias, (None, Epilogue::Relu));
+                let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
                 let relu_bits: Vec<u32> = c.iter().map(|&v| relu(v).to_bits()).collect();
-                assert_eq!(fused.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), relu_bits, "ReLU epilogue");
+                assert_eq!(bits(&fused), relu_bits, "ReLU epilogue");
+                // A fused residual add, with and without the ReLU after it:
+                // the bits of adding to the unfused output.
+                let addend: Vec<f32> = (0..c.len()).map(|i| ((i * 3 % 7) as f32 - 3.0) / 2.0).collect();
+                for epilogue in [Epilogue::None, Epilogue::Relu] {
+                    let mut plus = vec![f32::NAN; c.len()];
+                    gemm_windows(&a, &b, &mut plus, &bias, (Some(&addend), epilogue));
+                    let want: Vec<f32> = c.iter().zip(&addend).map(|(&v, &r)| epilogue.apply(v + r)).collect();
+                    assert_eq!(bits(&plus), bits(&want), "{rows}x{width}+{extra}, addend, {epilogue:?}");
+                }
                 for (at, &v) in c.iter().enumerate() {
                     let (i, y, x) = (at / (rows * width), at / width % rows, at % width);
                     let e: f64 = f64::from(bias[i])

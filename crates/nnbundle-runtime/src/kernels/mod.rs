@@ -41,6 +41,13 @@ pub(crate) trait Kernel: Send + Sync {
         false
     }
 
+    /// Takes over an `Add` of another value to this kernel's output (which
+    /// nothing else reads): the kernel then receives that value as its last
+    /// operand and adds it to each complete sum. Returns whether it did.
+    fn fuse_addend(&mut self) -> bool {
+        false
+    }
+
     /// Lets this kernel return a 2-D output column-major (the transpose of a
     /// row-major array), for a sole reader that takes either layout at no
     /// cost. Returns whether it may; most kernels do not.
@@ -86,14 +93,15 @@ pub(crate) trait Float:
         groups: Vec<ArrayView2<'a, Self>>,
         cache: Option<&'a OnceLock<Vec<gemm::PackedA>>>,
     ) -> Cow<'a, [Self::ConvWeights<'a>]>;
-    /// `out = bias + w · cols` (`bias[i]` along row `i`) for one group's
-    /// prepared weights and one image's im2col matrix, with this type's
-    /// fastest product, then a ReLU if `relu`.
+    /// `out = bias + w · cols (+ addend)` (`bias[i]` along row `i`, the
+    /// addend laid out as `out`) for one group's prepared weights and one
+    /// image's im2col matrix, with this type's fastest product, then a ReLU
+    /// if `relu`.
     fn conv_product(
         w: &Self::ConvWeights<'_>,
         cols: &conv::Im2Col<'_, Self>,
         out: &mut ArrayViewMut2<'_, Self>,
-        bias_relu: (&[Self], bool),
+        bias_addend_relu: (&[Self], Option<&[Self]>, bool),
     );
 }
 
@@ -132,18 +140,24 @@ impl Float for f32 {
         w: &gemm::PackedA,
         cols: &conv::Im2Col<'_, f32>,
         out: &mut ArrayViewMut2<'_, f32>,
-        (bias, relu): (&[f32], bool),
+        (bias, addend, relu): (&[f32], Option<&[f32]>, bool),
     ) {
-        // The sums start at the bias and the ReLU runs on each tile as it is
-        // stored: no pass over the output before or after.
+        // The sums start at the bias, and the addend and the ReLU apply to
+        // each tile as it is stored: no pass over the output before or after.
         let epilogue = gemm::Epilogue::relu_if(relu);
         match (&cols.padded, out.as_slice_mut()) {
             (Some(padded), Some(out)) => {
                 let (rows, width) = cols.out_dim();
                 let b = gemm::Windows { src: padded.data, offsets: padded.offsets, rows, pitch: padded.pitch, width };
-                gemm::gemm_windows(w, &b, out, bias, epilogue);
+                gemm::gemm_windows(w, &b, out, bias, (addend, epilogue));
             }
-            _ => gemm::gemm(w, cols, out, gemm::Init::RowBias(bias), epilogue),
+            _ => match addend {
+                None => gemm::gemm(w, cols, out, gemm::Init::RowBias(bias), epilogue),
+                Some(addend) => {
+                    gemm::gemm(w, cols, out, gemm::Init::RowBias(bias), gemm::Epilogue::None);
+                    out.iter_mut().zip(addend).for_each(|(d, &r)| *d = epilogue.apply(*d + r));
+                }
+            },
         }
     }
 }
@@ -177,12 +191,15 @@ impl Float for f64 {
         w: &ArrayView2<'_, f64>,
         cols: &conv::Im2Col<'_, f64>,
         out: &mut ArrayViewMut2<'_, f64>,
-        (bias, relu): (&[f64], bool),
+        (bias, addend, relu): (&[f64], Option<&[f64]>, bool),
     ) {
         for (mut row, &b) in out.rows_mut().into_iter().zip(bias) {
             row.fill(b);
         }
         ndarray::linalg::general_mat_mul(1.0, w, &cols.materialize(), 1.0, out);
+        if let Some(addend) = addend {
+            out.iter_mut().zip(addend).for_each(|(d, &r)| *d += r);
+        }
         if relu {
             out.mapv_inplace(activation::relu);
         }

@@ -12,7 +12,7 @@
 #![allow(unsafe_code)]
 
 use std::arch::x86_64::{
-    __m512, _MM_HINT_T1, _mm_prefetch, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_max_ps, _mm512_set1_ps,
+    __m512, _MM_HINT_T1, _mm_prefetch, _mm512_add_ps, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_max_ps, _mm512_set1_ps,
     _mm512_setzero_ps, _mm512_shuffle_f32x4, _mm512_shuffle_ps, _mm512_storeu_ps, _mm512_unpackhi_ps,
     _mm512_unpacklo_ps,
 };
@@ -47,8 +47,13 @@ pub(super) fn micro_kernel<'b>(
     assert!(available(), "AVX-512F micro-kernel on a CPU without it");
     let height = a.len() / k.max(1);
     assert!([MR, HALF_MR, THIRD_MR].contains(&height) && a.len() == height * k, "panel of A for {k} terms");
-    if let Dst::Rows(c, ld) = &dst {
-        assert!(c.len() >= (height - 1) * ld + NR, "output rows for a {height}-row tile");
+    match &dst {
+        Dst::Rows(c, ld) => assert!(c.len() >= (height - 1) * ld + NR, "output rows for a {height}-row tile"),
+        Dst::RowsPlus(c, addend, ld) => assert!(
+            c.len().min(addend.len()) >= (height - 1) * ld + NR,
+            "output and addend rows for a {height}-row tile"
+        ),
+        Dst::Tile(_) => {}
     }
     match (start, &dst) {
         (Start::RowBias(bias), _) => assert!(bias.len() >= height, "bias for a {height}-row tile"),
@@ -97,6 +102,14 @@ fn rows<'b, const H: usize>(
     for (av, bv) in pairs {
         step(&mut acc, av, bv);
     }
+    if let Dst::RowsPlus(_, addend, ld) = dst {
+        for (i, acc) in acc.iter_mut().enumerate() {
+            let row = &addend[i * ld..][..NR];
+            // SAFETY: `row` holds `2 * LANES` floats.
+            let (r0, r1) = unsafe { (_mm512_loadu_ps(row.as_ptr()), _mm512_loadu_ps(row[LANES..].as_ptr())) };
+            *acc = [_mm512_add_ps(acc[0], r0), _mm512_add_ps(acc[1], r1)];
+        }
+    }
     if epilogue == Epilogue::Relu {
         // `max(0, x)` returns its second operand when either is NaN (and
         // for -0.0): exactly the `ReLU` select, NaN kept.
@@ -106,7 +119,7 @@ fn rows<'b, const H: usize>(
     for (i, acc) in acc.iter().enumerate() {
         let row: &mut [f32] = match dst {
             Dst::Tile(ref mut tile) => &mut tile[i],
-            Dst::Rows(ref mut c, ld) => &mut c[i * ld..][..NR],
+            Dst::Rows(ref mut c, ld) | Dst::RowsPlus(ref mut c, _, ld) => &mut c[i * ld..][..NR],
         };
         let (left, right) = row.split_at_mut(LANES);
         // SAFETY: each half of the row holds `LANES` floats.
