@@ -182,9 +182,9 @@ enum Out<'a, 'b> {
 
 impl Out<'_, '_> {
     /// Puts the first `rows x cols` of `init` plus the product of `panel_a`
-    /// and `panel_b` at `(i0, j0)`, through `epilogue`: straight
-    /// into the output's rows when the output is row-major and the tile
-    /// whole, otherwise through `tile`. The lines of `prefetch` are fetched into L2
+    /// and `panel_b` at `(i0, j0)`, through `epilogue`: straight into the
+    /// output's rows when the output is row-major and the tile whole,
+    /// otherwise through `tile`. The lines of `prefetch` are fetched into L2
     /// meanwhile (see [`micro_kernel`]).
     fn put_product(
         &mut self,
@@ -334,7 +334,8 @@ impl Epilogue {
         if fused { Epilogue::Relu } else { Epilogue::None }
     }
 
-    /// The epilogue of one value (loops match on the epilogue outside instead).
+    /// The epilogue of one value (the micro-kernels test the epilogue once
+    /// per tile instead).
     pub(crate) fn apply(self, x: f32) -> f32 {
         match self {
             Epilogue::None => x,

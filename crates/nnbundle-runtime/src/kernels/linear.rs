@@ -106,13 +106,15 @@ fn run_f32(k: &Linear, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult {
     let mut shape = x.shape().to_vec();
     *shape.last_mut().expect("rank >= 1") = out;
     let reshape = |y: Array2<f32>| y.into_shape_with_order(IxDyn(&shape)).map_err(|e| e.to_string());
+    // An output buffer of `rows x out` floats, in either orientation.
+    let output = |dim: (usize, usize)| Array2::from_shape_vec(dim, scratch.any(rows * out)).map_err(|e| e.to_string());
     // The products start their sums at the bias and apply the ReLU to each
     // tile as they store it: no pass over the output before or after.
     let epilogue = Epilogue::relu_if(k.relu);
     if rows <= SMALL_BATCH {
         let x2 = x.as_standard_layout();
         let x2 = x2.view().into_shape_with_order((rows, in_f)).map_err(|e| e.to_string())?;
-        let mut y = Array2::from_shape_vec((rows, out), scratch.any(rows * out)).map_err(|e| e.to_string())?;
+        let mut y = output((rows, out))?;
         let ws = w.as_slice().expect("checked standard layout");
         for (mut y, x) in y.rows_mut().into_iter().zip(x2.rows()) {
             let y = y.as_slice_mut().expect("standard layout");
@@ -128,7 +130,8 @@ fn run_f32(k: &Linear, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult {
         return Ok(Value::F32(reshape(y)?));
     }
     // A 2-D input is used as it is laid out: a column-major one (the
-    // transposed output of the Linear before) packs by row copies.
+    // transposed output of the Linear before) is a row-major `xᵀ`, which the
+    // product reads in place or packs by row copies.
     let standard;
     let x2 = match x.view().into_dimensionality::<Ix2>() {
         Ok(x2) => x2,
@@ -142,7 +145,7 @@ fn run_f32(k: &Linear, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult {
         // Few inputs: tiles are short sums, so their output should go to
         // contiguous rows. `y = x · Wᵀ` with both operands packed per call
         // (`rows x in` and `in x out` floats: little for few inputs).
-        let mut y = Array2::from_shape_vec((rows, out), scratch.any(rows * out)).map_err(|e| e.to_string())?;
+        let mut y = output((rows, out))?;
         let init = bias.map_or(Init::Zero, Init::ColumnBias);
         gemm(&PackedA::pack(x2), &w.t(), &mut y.view_mut(), init, epilogue);
         return Ok(Value::F32(reshape(y)?));
@@ -158,11 +161,11 @@ fn run_f32(k: &Linear, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult {
     let init = bias.map_or(Init::Zero, Init::RowBias);
     if transposed {
         // Row-major `yᵀ`: whole tiles go straight into its rows.
-        let mut y_t = Array2::from_shape_vec((out, rows), scratch.any(rows * out)).map_err(|e| e.to_string())?;
+        let mut y_t = output((out, rows))?;
         gemm(packed, &x2.t(), &mut y_t.view_mut(), init, epilogue);
         return Ok(Value::F32(y_t.reversed_axes().into_dyn()));
     }
-    let mut y = Array2::from_shape_vec((rows, out), scratch.any(rows * out)).map_err(|e| e.to_string())?;
+    let mut y = output((rows, out))?;
     gemm(packed, &x2.t(), &mut y.view_mut().reversed_axes(), init, epilogue);
     Ok(Value::F32(reshape(y)?))
 }

@@ -30,8 +30,8 @@ pub(super) fn available() -> bool {
 
 /// The tile of a packed panel of `A` (of [`MR`], [`HALF_MR`] or [`THIRD_MR`]
 /// rows) and `k` rows of `B` (as `b_rows` yields them), its sums starting at
-/// `start`, put in `dst` through `epilogue`. The first terms each prefetch one cache
-/// line of `prefetch` into L2, in order, until it is all asked for.
+/// `start`, put in `dst` through `epilogue`. The first terms each prefetch
+/// one cache line of `prefetch` into L2, in order, until it is all asked for.
 ///
 /// # Panics
 /// If the CPU lacks AVX-512F, `a` is not a panel of `k` terms, or a
