@@ -36,6 +36,12 @@ fn inputs(graph: &Graph, rng: &mut ChaCha8Rng) -> Vec<(String, Value)> {
         .collect()
 }
 
+/// The graph of `yaml` with `outputs` in place of `OUTPUTS` in its output
+/// list: the same model with more or fewer of its values kept as outputs.
+fn with_outputs(yaml: &str, outputs: &str) -> Graph {
+    Graph::from_yaml(yaml.replace("OUTPUTS", outputs).as_bytes()).unwrap()
+}
+
 fn bits(v: &Value) -> Vec<u8> {
     v.to_tensor().as_bytes().to_vec()
 }
@@ -189,25 +195,21 @@ fn max_pool_propagates_nan() {
 /// them apart), NaN included.
 #[test]
 fn fused_relus_give_the_same_bits() {
-    let graph = |outputs: &str| {
-        let yaml = format!(
-            r#"
+    let yaml = r#"
 opset: 1
-inputs: [{{name: x, dtype: f32, shape: [n, 2, 6, 6]}}]
+inputs: [{name: x, dtype: f32, shape: [n, 2, 6, 6]}]
 nodes:
-  - {{name: c1, op: Conv2d, inputs: [x], attrs: {{in_channels: 2, out_channels: 4, kernel_size: 3, padding: 1}}}}
-  - {{name: r1, op: ReLU, inputs: [c1]}}
-  - {{name: c2, op: Conv2d, inputs: [r1], attrs: {{in_channels: 4, out_channels: 4, kernel_size: 3, padding: 1}}}}
-  - {{name: s, op: Add, inputs: [c2, r1]}}
-  - {{name: r2, op: ReLU, inputs: [s]}}
-  - {{name: f, op: Flatten, inputs: [r2]}}
-  - {{name: l, op: Linear, inputs: [f], attrs: {{in_features: 144, out_features: 70}}}}
-  - {{name: r3, op: ReLU, inputs: [l]}}
-outputs: [{outputs}]
-"#
-        );
-        Graph::from_yaml(yaml.as_bytes()).unwrap()
-    };
+  - {name: c1, op: Conv2d, inputs: [x], attrs: {in_channels: 2, out_channels: 4, kernel_size: 3, padding: 1}}
+  - {name: r1, op: ReLU, inputs: [c1]}
+  - {name: c2, op: Conv2d, inputs: [r1], attrs: {in_channels: 4, out_channels: 4, kernel_size: 3, padding: 1}}
+  - {name: s, op: Add, inputs: [c2, r1]}
+  - {name: r2, op: ReLU, inputs: [s]}
+  - {name: f, op: Flatten, inputs: [r2]}
+  - {name: l, op: Linear, inputs: [f], attrs: {in_features: 144, out_features: 70}}
+  - {name: r3, op: ReLU, inputs: [l]}
+outputs: [OUTPUTS]
+"#;
+    let graph = |outputs: &str| with_outputs(yaml, outputs);
     let fused = Model::initialized(graph("r3"), BTreeMap::new(), 7).unwrap();
     let apart = Model::new(graph("r3, c1, c2, s, l"), fused.state_dict()).unwrap();
     for batch in [1, 5] {
@@ -229,20 +231,16 @@ outputs: [{outputs}]
 /// the Add run apart.
 #[test]
 fn fused_adds_broadcast_like_the_add() {
-    let graph = |outputs: &str| {
-        let yaml = format!(
-            r#"
+    let yaml = r#"
 opset: 1
-inputs: [{{name: x, dtype: f32, shape: [n, 2, 6, 6]}}, {{name: s, dtype: f32, shape: [1, 4, 1, 1]}}]
+inputs: [{name: x, dtype: f32, shape: [n, 2, 6, 6]}, {name: s, dtype: f32, shape: [1, 4, 1, 1]}]
 nodes:
-  - {{name: c, op: Conv2d, inputs: [x], attrs: {{in_channels: 2, out_channels: 4, kernel_size: 3, padding: 1}}}}
-  - {{name: a, op: Add, inputs: [c, s]}}
-  - {{name: r, op: ReLU, inputs: [a]}}
-outputs: [{outputs}]
-"#
-        );
-        Graph::from_yaml(yaml.as_bytes()).unwrap()
-    };
+  - {name: c, op: Conv2d, inputs: [x], attrs: {in_channels: 2, out_channels: 4, kernel_size: 3, padding: 1}}
+  - {name: a, op: Add, inputs: [c, s]}
+  - {name: r, op: ReLU, inputs: [a]}
+outputs: [OUTPUTS]
+"#;
+    let graph = |outputs: &str| with_outputs(yaml, outputs);
     let fused = Model::initialized(graph("r"), BTreeMap::new(), 5).unwrap();
     let apart = Model::new(graph("r, c"), fused.state_dict()).unwrap();
     let x = ArrayD::from_shape_fn(IxDyn(&[3, 2, 6, 6]), |i| ((i[0] + i[1] * 5 + i[2] * 3 + i[3]) % 7) as f32 - 3.0);
@@ -262,21 +260,17 @@ outputs: [{outputs}]
 /// a fused ReLU, and the matrix-vector path of small batches.
 #[test]
 fn linear_chains_give_the_same_bits() {
-    let graph = |outputs: &str| {
-        let yaml = format!(
-            r#"
+    let yaml = r#"
 opset: 1
-inputs: [{{name: x, dtype: f32, shape: [n, 20]}}]
+inputs: [{name: x, dtype: f32, shape: [n, 20]}]
 nodes:
-  - {{name: l1, op: Linear, inputs: [x], attrs: {{in_features: 20, out_features: 70}}}}
-  - {{name: r1, op: ReLU, inputs: [l1]}}
-  - {{name: l2, op: Linear, inputs: [r1], attrs: {{in_features: 70, out_features: 33}}}}
-  - {{name: l3, op: Linear, inputs: [l2], attrs: {{in_features: 33, out_features: 5}}}}
-outputs: [{outputs}]
-"#
-        );
-        Graph::from_yaml(yaml.as_bytes()).unwrap()
-    };
+  - {name: l1, op: Linear, inputs: [x], attrs: {in_features: 20, out_features: 70}}
+  - {name: r1, op: ReLU, inputs: [l1]}
+  - {name: l2, op: Linear, inputs: [r1], attrs: {in_features: 70, out_features: 33}}
+  - {name: l3, op: Linear, inputs: [l2], attrs: {in_features: 33, out_features: 5}}
+outputs: [OUTPUTS]
+"#;
+    let graph = |outputs: &str| with_outputs(yaml, outputs);
     let chained = Model::initialized(graph("l3"), BTreeMap::new(), 11).unwrap();
     let apart = Model::new(graph("l3, r1, l2"), chained.state_dict()).unwrap();
     let state = chained.state_dict();
