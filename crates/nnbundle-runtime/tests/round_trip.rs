@@ -192,23 +192,31 @@ fn max_pool_propagates_nan() {
 /// computes the operand (Conv, Add, Linear here), and the residual Add runs
 /// inside the second Conv: the outputs are bit-identical to the same graph
 /// with every pre-ReLU value and the Conv output also outputs (which keeps
-/// them apart), NaN included.
+/// them apart), NaN included. With 4 channels the second convolution sums
+/// directly, with 32 by Winograd's algorithm.
 #[test]
 fn fused_relus_give_the_same_bits() {
     let yaml = r#"
 opset: 1
 inputs: [{name: x, dtype: f32, shape: [n, 2, 6, 6]}]
 nodes:
-  - {name: c1, op: Conv2d, inputs: [x], attrs: {in_channels: 2, out_channels: 4, kernel_size: 3, padding: 1}}
+  - {name: c1, op: Conv2d, inputs: [x], attrs: {in_channels: 2, out_channels: CH, kernel_size: 3, padding: 1}}
   - {name: r1, op: ReLU, inputs: [c1]}
-  - {name: c2, op: Conv2d, inputs: [r1], attrs: {in_channels: 4, out_channels: 4, kernel_size: 3, padding: 1}}
+  - {name: c2, op: Conv2d, inputs: [r1], attrs: {in_channels: CH, out_channels: CH, kernel_size: 3, padding: 1}}
   - {name: s, op: Add, inputs: [c2, r1]}
   - {name: r2, op: ReLU, inputs: [s]}
   - {name: f, op: Flatten, inputs: [r2]}
-  - {name: l, op: Linear, inputs: [f], attrs: {in_features: 144, out_features: 70}}
+  - {name: l, op: Linear, inputs: [f], attrs: {in_features: FEATURES, out_features: 70}}
   - {name: r3, op: ReLU, inputs: [l]}
 outputs: [OUTPUTS]
 "#;
+    for channels in [4, 32] {
+        let yaml = yaml.replace("CH", &channels.to_string()).replace("FEATURES", &(channels * 36).to_string());
+        fused_relus_give_the_same_bits_with(&yaml);
+    }
+}
+
+fn fused_relus_give_the_same_bits_with(yaml: &str) {
     let graph = |outputs: &str| with_outputs(yaml, outputs);
     let fused = Model::initialized(graph("r3"), BTreeMap::new(), 7).unwrap();
     let apart = Model::new(graph("r3, c1, c2, s, l"), fused.state_dict()).unwrap();

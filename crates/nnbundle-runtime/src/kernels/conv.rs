@@ -14,6 +14,7 @@ use rayon::prelude::*;
 use super::Scratch;
 use super::elementwise::{Binary, BinaryOp};
 use super::gemm::{NR, PackedA, PanelSource};
+use super::winograd::{self, MIN_CHANNELS};
 use super::{Float, Kernel, KernelResult, by_planes, first_dtype, view, with_float};
 use crate::value::Arg;
 
@@ -26,6 +27,8 @@ pub(crate) struct Conv {
     /// The f32 weights packed for GEMM on first use (a model's weights only
     /// change through a re-plan, which builds new kernels).
     packed: OnceLock<Vec<PackedA>>,
+    /// The f32 weights transformed for [`winograd`] on first use, where it applies.
+    winograd: OnceLock<Vec<PackedA>>,
     /// A fused ReLU on the output.
     relu: bool,
     /// A fused `Add` of the last operand to the output (before the ReLU).
@@ -57,6 +60,7 @@ impl Conv {
             bias: a.bool("bias"),
             spatial,
             packed: OnceLock::new(),
+            winograd: OnceLock::new(),
             relu: false,
             addend: false,
         }
@@ -335,14 +339,7 @@ fn run<T: Float>(k: &Conv, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult 
     };
     let (plane, taps, positions) = (h * wd, cg * kh * kw, oh * ow);
     let pointwise = kh == 1 && kw == 1 && [wh, ww].iter().all(|a| a.stride == 1 && a.pad_begin == 0 && a.pad_end == 0);
-    // Each group's weights are prepared (packed) once per run, not once per
-    // image; a model's own weights once for the kernel's life.
-    let groups = (0..g)
-        .map(|gi| ArrayView2::from_shape((og, taps), &w[gi * og * taps..][..og * taps]))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())?;
-    let cache = matches!(args.get(1), Some(Arg::Weight(_))).then_some(&k.packed);
-    let weights = T::conv_weights(groups, cache);
+    let own_weights = matches!(args.get(1), Some(Arg::Weight(_)));
     let mut shape = vec![n, o];
     if k.spatial == 2 {
         shape.push(oh);
@@ -358,6 +355,31 @@ fn run<T: Float>(k: &Conv, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult 
     let relu = k.relu && !add_after;
     let padded = if T::READS_IN_PLACE { pad_input(x, (n, c, h, wd), (cg, kh, kw), k.windows, scratch) } else { None };
     let mut y = T::buffer_in(scratch, n * o * positions);
+    let unit = |w: Window| w.stride == 1 && w.dilation == 1;
+    let winograd_fits = (k.spatial, g, kh, kw) == (2, 1, 3, 3) && unit(wh) && unit(ww) && c.min(o) >= MIN_CHANNELS;
+    let by_winograd = padded.as_ref().filter(|_| winograd_fits && positions > 0).is_some_and(|padded| {
+        let problem = winograd::Problem {
+            padded: &padded.data[..n * c * padded.plane.0 * padded.plane.1],
+            plane: padded.plane,
+            images: n,
+            channels: c,
+            outputs: o,
+            bias: &bias,
+            addend,
+            relu,
+        };
+        T::conv_winograd(&problem, w, own_weights.then_some(&k.winograd), &mut y, scratch)
+    });
+    if by_winograd {
+        return finish(k, (y, &shape), padded, (add_after, args), scratch);
+    }
+    // Each group's weights are prepared (packed) once per run, not once per
+    // image; a model's own weights once for the kernel's life.
+    let groups = (0..g)
+        .map(|gi| ArrayView2::from_shape((og, taps), &w[gi * og * taps..][..og * taps]))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    let weights = T::conv_weights(groups, own_weights.then_some(&k.packed));
     let convolve = |(bi, image): (usize, &mut [T])| -> Result<(), String> {
         for (gi, dst) in image.chunks_exact_mut((og * positions).max(1)).enumerate() {
             let cols = Im2Col {
@@ -383,10 +405,22 @@ fn run<T: Float>(k: &Conv, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult 
     } else {
         y.chunks_exact_mut(image_len).enumerate().try_for_each(convolve)?;
     }
+    finish(k, (y, &shape), padded, (add_after, args), scratch)
+}
+
+/// The output `y` of `shape` as a value, once the padded input is given
+/// back; then the `Add` that could not be fused (its operand broadcasts).
+fn finish<T: Float>(
+    k: &Conv,
+    (y, shape): (Vec<T>, &[usize]),
+    padded: Option<PaddedInput<T>>,
+    (add_after, args): (bool, &[Arg<'_>]),
+    scratch: &Scratch,
+) -> KernelResult {
     if let Some(padded) = padded {
         T::recycle_in(scratch, padded.data);
     }
-    let y = T::into_value(ArrayD::from_shape_vec(IxDyn(&shape), y).map_err(|e| e.to_string())?);
+    let y = T::into_value(ArrayD::from_shape_vec(IxDyn(shape), y).map_err(|e| e.to_string())?);
     if add_after {
         let add = Binary::with_relu(BinaryOp::Add, k.relu);
         return add.run(&[Arg::Value(&y), args[args.len() - 1]], scratch);

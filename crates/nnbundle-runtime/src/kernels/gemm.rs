@@ -111,6 +111,37 @@ pub(crate) trait PanelSource: Sync {
     fn rows_in_place(&self) -> Option<&[f32]> {
         None
     }
+    /// `B` already packed whole, panel after panel as [`Self::pack_panel`]
+    /// writes them (panel `q` at `q * NR * k`), for the product to read as is.
+    fn packed(&self) -> Option<&[f32]> {
+        None
+    }
+}
+
+/// A right operand its producer wrote packed: `k` rows, `n` columns, in
+/// `n.div_ceil(NR)` panels laid out as [`PanelSource::pack_panel`] writes
+/// them (the columns of the last panel past `n` are computed and dropped).
+pub(crate) struct Prepacked<'a> {
+    pub(crate) k: usize,
+    pub(crate) n: usize,
+    pub(crate) panels: &'a [f32],
+}
+
+impl PanelSource for Prepacked<'_> {
+    fn dim(&self) -> (usize, usize) {
+        (self.k, self.n)
+    }
+
+    fn pack_panel(&self, start: usize, cols: usize, panel: &mut [f32]) {
+        panel.copy_from_slice(&self.panels[start * self.k..][..NR * self.k]);
+        for row in panel.chunks_exact_mut(NR) {
+            row[cols..].fill(0.0);
+        }
+    }
+
+    fn packed(&self) -> Option<&[f32]> {
+        Some(self.panels)
+    }
 }
 
 impl PanelSource for ArrayView2<'_, f32> {
@@ -387,12 +418,20 @@ pub(crate) fn gemm(
     // layer: 20% of a run), while with many panels (the wide MLP) packed
     // panels read faster.
     let in_place = b.rows_in_place().filter(|_| a.m <= IN_PLACE_MAX_ROWS);
+    let prepacked = b.packed();
+    if let Some(panels) = prepacked {
+        assert!(panels.len() >= n.div_ceil(NR) * NR * k, "prepacked operand: {} floats", panels.len());
+    }
     let mut buffer = PackBuffer::take();
     for j0 in (0..n).step_by(block) {
         let width = block.min(n - j0);
         let panels = width.div_ceil(NR);
-        // Read in place, only a last partial panel is packed.
-        let first_packed = if in_place.is_some() { width / NR } else { 0 };
+        // Read in place, only a last partial panel is packed; prepacked, none.
+        let first_packed = match (prepacked, in_place) {
+            (Some(_), _) => panels,
+            (None, Some(_)) => width / NR,
+            (None, None) => 0,
+        };
         let packed_b = buffer.first((panels - first_packed) * NR * k);
         let pack = |(i, panel): (usize, &mut [f32])| {
             let q = first_packed + i;
@@ -404,8 +443,9 @@ pub(crate) fn gemm(
             packed_b.chunks_exact_mut(NR * k).enumerate().for_each(pack);
         }
         let packed_b = &*packed_b;
-        let panel_b = |q: usize| match in_place {
-            Some(src) if q < first_packed => PanelB::Strided { src, ld: n, q0: j0 + q * NR },
+        let panel_b = |q: usize| match (prepacked, in_place) {
+            (Some(panels), _) => PanelB::Packed(&panels[(j0 + q * NR) * k..][..NR * k]),
+            (None, Some(src)) if q < first_packed => PanelB::Strided { src, ld: n, q0: j0 + q * NR },
             _ => PanelB::Packed(&packed_b[(q - first_packed) * NR * k..][..NR * k]),
         };
         let panels_b = || (0..panels).map(|q| (q, panel_b(q)));
@@ -1116,6 +1156,18 @@ mod tests {
                 let mut in_place = Array2::from_elem((m, n), f32::NAN);
                 gemm(&PackedA::pack(a.view()), &b_rows.view(), &mut in_place.view_mut(), init, Epilogue::None);
                 assert_eq!(in_place.mapv(f32::to_bits), c.mapv(f32::to_bits), "{what}, B in place");
+                // So does B packed beforehand by its producer (garbage in
+                // the columns past n: they are computed and dropped).
+                let mut panels = vec![f32::NAN; n.div_ceil(NR) * NR * k];
+                for (q, panel) in panels.chunks_exact_mut((NR * k).max(1)).enumerate() {
+                    let cols = NR.min(n - q * NR);
+                    b.pack_panel(q * NR, cols, panel);
+                    panel.chunks_exact_mut(NR).for_each(|row| row[cols..].fill(f32::NAN));
+                }
+                let prepacked = Prepacked { k, n, panels: &panels };
+                let mut from_panels = Array2::from_elem((m, n), f32::NAN);
+                gemm(&PackedA::pack(a.view()), &prepacked, &mut from_panels.view_mut(), init, Epilogue::None);
+                assert_eq!(from_panels.mapv(f32::to_bits), c.mapv(f32::to_bits), "{what}, B prepacked");
                 // Column-major and strided outputs give the same bits, and the
                 // ReLU epilogue the ReLU of them, in every layout.
                 let relu_c = c.mapv(relu);

@@ -13,6 +13,7 @@ mod norm;
 mod pool;
 mod scratch;
 mod shape;
+mod winograd;
 
 use std::borrow::Cow;
 use std::sync::OnceLock;
@@ -103,6 +104,20 @@ pub(crate) trait Float:
         out: &mut ArrayViewMut2<'_, Self>,
         bias_addend_relu: (&[Self], Option<&[Self]>, bool),
     );
+    /// `y = conv(p) + bias (+ addend)`, ReLU'd if asked, for a 3x3 kernel
+    /// `w [outputs, channels, 3, 3]` with unit strides and dilations, by
+    /// Winograd's algorithm where this type has it (f32): returns whether it
+    /// did. With `cache` (a model's own weights), the weights are transformed
+    /// once for the kernel's life.
+    fn conv_winograd(
+        _p: &winograd::Problem<'_, Self>,
+        _w: &[Self],
+        _cache: Option<&OnceLock<Vec<gemm::PackedA>>>,
+        _y: &mut [Self],
+        _scratch: &Scratch,
+    ) -> bool {
+        false
+    }
 }
 
 impl Float for f32 {
@@ -159,6 +174,25 @@ impl Float for f32 {
                 }
             },
         }
+    }
+    fn conv_winograd(
+        p: &winograd::Problem<'_, f32>,
+        w: &[f32],
+        cache: Option<&OnceLock<Vec<gemm::PackedA>>>,
+        y: &mut [f32],
+        scratch: &Scratch,
+    ) -> bool {
+        let transform = || winograd::transform_weights(w, (p.outputs, p.channels));
+        let owned;
+        let u = match cache {
+            Some(cache) => cache.get_or_init(transform),
+            None => {
+                owned = transform();
+                &owned
+            }
+        };
+        winograd::convolve(p, u, y, scratch);
+        true
     }
 }
 
