@@ -127,6 +127,17 @@ pub(crate) struct Prepacked<'a> {
     pub(crate) panels: &'a [f32],
 }
 
+/// All of `b`'s panels, as [`Prepacked`] reads them: for a right operand
+/// used by many products (a layer's transposed weights).
+pub(crate) fn pack_panels(b: &impl PanelSource) -> Vec<f32> {
+    let (k, n) = b.dim();
+    let mut panels = vec![0.0; n.div_ceil(NR) * NR * k];
+    for (q, panel) in panels.chunks_exact_mut((NR * k).max(1)).enumerate() {
+        b.pack_panel(q * NR, NR.min(n - q * NR), panel);
+    }
+    panels
+}
+
 impl PanelSource for Prepacked<'_> {
     fn dim(&self) -> (usize, usize) {
         (self.k, self.n)

@@ -8,7 +8,7 @@ use nnbundle_graph::Attrs;
 
 use super::Scratch;
 use super::activation::{relu, relu_in_place};
-use super::gemm::{Epilogue, Init, PackedA, gemm, matvec};
+use super::gemm::{Epilogue, Init, PackedA, Prepacked, gemm, matvec, pack_panels};
 use super::{Float, Kernel, KernelResult, first_dtype, view, with_float};
 use crate::value::{Arg, Value};
 
@@ -17,6 +17,9 @@ pub(crate) struct Linear {
     /// The f32 weight packed for GEMM on the first batch that needs it (a
     /// model's weights only change through a re-plan, which builds new kernels).
     packed: OnceLock<PackedA>,
+    /// The f32 weight's transpose `Wᵀ [in, out]` in panels for GEMM, for
+    /// layers of few inputs (see [`MIN_PACKED_INPUTS`]), on first use.
+    panels: OnceLock<Vec<f32>>,
     /// A fused ReLU on the output.
     relu: bool,
     /// Whether a 2-D f32 output may be column-major (its reader takes it).
@@ -25,15 +28,23 @@ pub(crate) struct Linear {
 
 impl Linear {
     pub(crate) fn new(a: &Attrs) -> Self {
-        Linear { bias: a.bool("bias"), packed: OnceLock::new(), relu: false, transposed_out: false }
+        Linear {
+            bias: a.bool("bias"),
+            packed: OnceLock::new(),
+            panels: OnceLock::new(),
+            relu: false,
+            transposed_out: false,
+        }
     }
 }
 
 /// Up to this many rows, `affine` uses matrix-vector products.
 const SMALL_BATCH: usize = 4;
 
-/// Below this many input features a tile's inner loop is too short to repay
-/// packing: measured on the textbook MLP (20 inputs), matrixmultiply wins.
+/// Below this many input features, `y = x · Wᵀ` with `Wᵀ` packed once
+/// beats both a dot product per output (whose sum across vector lanes costs
+/// more than its few terms: 70% of the textbook MLP at batch 2) and packing
+/// `W` as the left operand (tiles of short sums scattered into `y`).
 const MIN_PACKED_INPUTS: usize = 64;
 
 /// `x [.., in] · wᵀ (+ b)` for a weight `w [out, in]`.
@@ -77,17 +88,20 @@ fn run<T: Float>(k: &Linear, args: &[Arg<'_>]) -> KernelResult {
     Ok(T::into_value(y))
 }
 
-/// f32: matrix-vector products up to [`SMALL_BATCH`] rows. Above it, when
-/// the output may be column-major, `yᵀ = W · xᵀ` into a row-major `yᵀ`;
-/// otherwise, with [`MIN_PACKED_INPUTS`] inputs or more, `yᵀ = W · xᵀ` into
-/// a row-major `y`, and below, `y = x · Wᵀ` packing both operands. The
-/// products take `x` in any layout and start their sums at the bias.
+/// f32: below [`MIN_PACKED_INPUTS`] inputs, `y = x · Wᵀ` with `Wᵀ` packed
+/// once (unless a larger batch may take a column-major output). Otherwise
+/// matrix-vector products up to [`SMALL_BATCH`] rows; above it, when the
+/// output may be column-major, `yᵀ = W · xᵀ` into a row-major `yᵀ`, else
+/// into a row-major `y`. The products take `x` in any layout and start
+/// their sums at the bias.
 fn run_f32(k: &Linear, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult {
     let x = view::<f32>(args, 0)?;
     let w = view::<f32>(args, 1)?.into_dimensionality::<Ix2>().map_err(|e| e.to_string())?;
     let in_f = *x.shape().last().ok_or("input is a scalar")?;
     let rows = x.len() / in_f.max(1);
-    if in_f != w.ncols() || (rows <= SMALL_BATCH && !w.is_standard_layout()) {
+    let transposed = k.transposed_out && x.ndim() == 2 && rows > SMALL_BATCH;
+    let few_inputs = in_f < MIN_PACKED_INPUTS && !transposed;
+    if in_f != w.ncols() || (rows <= SMALL_BATCH && !few_inputs && !w.is_standard_layout()) {
         return run::<f32>(k, args);
     }
     let bias = if k.bias {
@@ -111,7 +125,7 @@ fn run_f32(k: &Linear, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult {
     // The products start their sums at the bias and apply the ReLU to each
     // tile as they store it: no pass over the output before or after.
     let epilogue = Epilogue::relu_if(k.relu);
-    if rows <= SMALL_BATCH {
+    if rows <= SMALL_BATCH && !few_inputs {
         let x2 = x.as_standard_layout();
         let x2 = x2.view().into_shape_with_order((rows, in_f)).map_err(|e| e.to_string())?;
         let mut y = output((rows, out))?;
@@ -140,14 +154,21 @@ fn run_f32(k: &Linear, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult {
             standard.view().into_shape_with_order((rows, in_f)).map_err(|e| e.to_string())?
         }
     };
-    let transposed = k.transposed_out && x.ndim() == 2;
-    if !transposed && in_f < MIN_PACKED_INPUTS {
-        // Few inputs: tiles are short sums, so their output should go to
-        // contiguous rows. `y = x · Wᵀ` with both operands packed per call
-        // (`rows x in` and `in x out` floats: little for few inputs).
+    if few_inputs {
+        // Tiles are short sums, so their output should go to contiguous
+        // rows: `y = x · Wᵀ`, `x` packed per call (`rows x in` floats).
+        let fresh;
+        let panels = match args.get(1) {
+            Some(Arg::Weight(_)) => k.panels.get_or_init(|| pack_panels(&w.t())),
+            _ => {
+                fresh = pack_panels(&w.t());
+                &fresh
+            }
+        };
         let mut y = output((rows, out))?;
         let init = bias.map_or(Init::Zero, Init::ColumnBias);
-        gemm(&PackedA::pack(x2), &w.t(), &mut y.view_mut(), init, epilogue);
+        let w_t = Prepacked { k: in_f, n: out, panels };
+        gemm(&PackedA::pack(x2), &w_t, &mut y.view_mut(), init, epilogue);
         return Ok(Value::F32(reshape(y)?));
     }
     let fresh;
