@@ -368,7 +368,7 @@ fn run<T: Float>(k: &Conv, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult 
             addend,
             relu,
         };
-        T::conv_winograd(&problem, w, own_weights.then_some(&k.winograd), &mut y, scratch)
+        T::conv_winograd(&problem, w, own_weights.then_some(&k.winograd), &mut y)
     });
     if by_winograd {
         return finish(k, (y, &shape), padded, (add_after, args), scratch);

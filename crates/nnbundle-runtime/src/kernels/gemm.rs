@@ -17,6 +17,7 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 
 use super::activation::relu;
+use super::scratch::ThreadBuffer;
 
 #[cfg(target_arch = "x86_64")]
 mod avx512;
@@ -433,7 +434,7 @@ pub(crate) fn gemm(
     if let Some(panels) = prepacked {
         assert!(panels.len() >= n.div_ceil(NR) * NR * k, "prepacked operand: {} floats", panels.len());
     }
-    let mut buffer = PackBuffer::take();
+    let mut buffer = ThreadBuffer::take(&PACK_BUFFER);
     for j0 in (0..n).step_by(block) {
         let width = block.min(n - j0);
         let panels = width.div_ceil(NR);
@@ -537,37 +538,10 @@ pub(crate) fn gemm(
 }
 
 thread_local! {
+    /// Each thread's buffer for packed panels of `B`: packing writes every
+    /// float that is read, so it is never zeroed again (a fresh buffer
+    /// zero-filled per product was 10% of the textbook MLP at batch 256).
     static PACK_BUFFER: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
-}
-
-/// This thread's buffer for packed panels of `B`, taken for one product and
-/// given back when dropped: kept between products, never shrunk and never
-/// zeroed again, since packing writes every float that is read (a fresh
-/// buffer zero-filled per product was 10% of the textbook MLP at batch 256).
-/// A product started on this thread while another holds the buffer (work
-/// stealing) takes an empty one.
-struct PackBuffer(Vec<f32>);
-
-impl PackBuffer {
-    fn take() -> Self {
-        PackBuffer(PACK_BUFFER.take())
-    }
-
-    /// The first `len` floats, holding stale values.
-    fn first(&mut self, len: usize) -> &mut [f32] {
-        if self.0.len() < len {
-            self.0.resize(len, 0.0);
-        }
-        &mut self.0[..len]
-    }
-}
-
-impl Drop for PackBuffer {
-    fn drop(&mut self) {
-        let buffer = std::mem::take(&mut self.0);
-        // Nothing to give back to while the thread's storage is torn down.
-        let _ = PACK_BUFFER.try_with(|slot| slot.set(buffer));
-    }
 }
 
 /// A right operand read in place, not packed: row `kk` of `B` is the run of
@@ -1154,7 +1128,7 @@ mod tests {
                 // Row-major output (NaN where nothing is written), against
                 // f64; this thread's packing buffer holds NaNs before, so a
                 // float that packing leaves unwritten shows too.
-                PackBuffer::take().0 = vec![f32::NAN; 1 << 18];
+                ThreadBuffer::take(&PACK_BUFFER).first(1 << 18).fill(f32::NAN);
                 let mut c = Array2::from_elem((m, n), f32::NAN);
                 gemm(&PackedA::pack(a.view()), &b, &mut c.view_mut(), init, Epilogue::None);
                 for ((i, j), &v) in c.indexed_iter() {

@@ -114,7 +114,6 @@ pub(crate) trait Float:
         _w: &[Self],
         _cache: Option<&OnceLock<Vec<gemm::PackedA>>>,
         _y: &mut [Self],
-        _scratch: &Scratch,
     ) -> bool {
         false
     }
@@ -180,7 +179,6 @@ impl Float for f32 {
         w: &[f32],
         cache: Option<&OnceLock<Vec<gemm::PackedA>>>,
         y: &mut [f32],
-        scratch: &Scratch,
     ) -> bool {
         let transform = || winograd::transform_weights(w, (p.outputs, p.channels));
         let owned;
@@ -191,7 +189,7 @@ impl Float for f32 {
                 &owned
             }
         };
-        winograd::convolve(p, u, y, scratch);
+        winograd::convolve(p, u, y);
         true
     }
 }

@@ -6,7 +6,9 @@
 //! frees here and kernels take their outputs from here, so after the first
 //! run a model stops allocating its big intermediates.
 
+use std::cell::Cell;
 use std::sync::{Mutex, PoisonError};
+use std::thread::LocalKey;
 
 use crate::value::Value;
 
@@ -73,6 +75,38 @@ impl Scratch {
         {
             *smallest = v;
         }
+    }
+}
+
+/// A thread's work buffer (one thread-local slot per use), taken for one
+/// task and given back when dropped: kept between tasks, grown when a task
+/// needs more, never shrunk and never zeroed (its users write every float
+/// they read). A task started on this thread while another holds the buffer
+/// (work stealing) takes an empty one.
+pub(crate) struct ThreadBuffer {
+    slot: &'static LocalKey<Cell<Vec<f32>>>,
+    data: Vec<f32>,
+}
+
+impl ThreadBuffer {
+    pub(crate) fn take(slot: &'static LocalKey<Cell<Vec<f32>>>) -> Self {
+        ThreadBuffer { slot, data: slot.take() }
+    }
+
+    /// The first `len` floats, holding stale values.
+    pub(crate) fn first(&mut self, len: usize) -> &mut [f32] {
+        if self.data.len() < len {
+            self.data.resize(len, 0.0);
+        }
+        &mut self.data[..len]
+    }
+}
+
+impl Drop for ThreadBuffer {
+    fn drop(&mut self) {
+        let data = std::mem::take(&mut self.data);
+        // Nothing to give back to while the thread's storage is torn down.
+        let _ = self.slot.try_with(|slot| slot.set(data));
     }
 }
 

@@ -26,9 +26,9 @@ use multiversion::multiversion;
 use ndarray::{ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 
-use super::Scratch;
 use super::activation::relu;
 use super::gemm::{self, NR, PackedA, Prepacked};
+use super::scratch::ThreadBuffer;
 
 #[cfg(target_arch = "x86_64")]
 mod avx512;
@@ -61,6 +61,9 @@ const SKEW: usize = 16;
 fn strides(tiles: usize, (channels, outputs): (usize, usize)) -> (usize, usize) {
     (tiles.next_multiple_of(NR) * channels + SKEW, outputs * tiles + SKEW)
 }
+
+/// Blocks per thread when threads split a convolution.
+const TASKS_PER_THREAD: usize = 4;
 
 /// Multiply-adds (of direct summation) from which threads split the work.
 const PARALLEL_WORK: usize = 1 << 22;
@@ -115,21 +118,26 @@ impl<T> Problem<'_, T> {
         (oh.div_ceil(2), ow.div_ceil(2))
     }
 
-    /// Tile rows per block.
-    fn block_rows(&self) -> usize {
+    /// Tile rows per block: as many as keep a block's work in L2, and, on
+    /// `threads` threads, few enough for [`TASKS_PER_THREAD`] blocks each
+    /// (a thread that wakes late still finds work).
+    fn block_rows(&self, threads: usize) -> usize {
         let per_tile = POINTS * (self.channels + self.outputs);
         let (th, tw) = self.tiles();
-        (BLOCK_FLOATS / per_tile / tw.max(1)).clamp(1, th.max(1))
+        let in_cache = BLOCK_FLOATS / per_tile / tw.max(1);
+        let shared = if threads > 1 { (self.images * th).div_ceil(TASKS_PER_THREAD * threads) } else { th };
+        in_cache.min(shared).clamp(1, th.max(1))
     }
 }
 
 /// `y [images, outputs, oh, ow] = conv(padded, w) + bias (+ addend)`, then
-/// the ReLU, for `u` the weights from [`transform_weights`]. Takes its work
-/// buffers from `scratch`.
+/// the ReLU, for `u` the weights from [`transform_weights`]. Each thread
+/// keeps its work buffer (up to [`BLOCK_FLOATS`] floats for blocks of one
+/// tile row or more) for the next convolution.
 ///
 /// # Panics
 /// If the sizes disagree.
-pub(crate) fn convolve(p: &Problem<'_, f32>, u: &[PackedA], y: &mut [f32], scratch: &Scratch) {
+pub(crate) fn convolve(p: &Problem<'_, f32>, u: &[PackedA], y: &mut [f32]) {
     let ((ph, pw), (oh, ow)) = (p.plane, p.out());
     assert!(ph >= 3 && pw >= 3, "a 3x3 window fits the padded input");
     assert_eq!(u.len(), POINTS, "transformed weights per point");
@@ -137,7 +145,9 @@ pub(crate) fn convolve(p: &Problem<'_, f32>, u: &[PackedA], y: &mut [f32], scrat
     assert_eq!(y.len(), p.images * p.outputs * oh * ow, "output");
     assert!(p.bias.len() == p.outputs && p.addend.is_none_or(|r| r.len() == y.len()), "bias and addend");
     let (th, tw) = p.tiles();
-    let rows = p.block_rows();
+    let threads = rayon::current_num_threads();
+    let parallel = threads > 1 && p.images * p.outputs * p.channels * 9 * oh * ow >= PARALLEL_WORK;
+    let rows = p.block_rows(if parallel { threads } else { 1 });
     let per_image = th.div_ceil(rows);
     // Each block's part of every output plane: `2 * rows` output rows.
     let mut blocks: Vec<(usize, Vec<&mut [f32]>)> = Vec::with_capacity(p.images * per_image);
@@ -150,23 +160,24 @@ pub(crate) fn convolve(p: &Problem<'_, f32>, u: &[PackedA], y: &mut [f32], scrat
             }
         }
     }
-    let work = |blocks: &mut [(usize, Vec<&mut [f32]>)]| {
-        let (v_stride, m_stride) = strides(rows * tw, (p.channels, p.outputs));
-        let mut buffer = scratch.any(POINTS * (v_stride + m_stride));
-        for (block, out) in blocks {
-            let (image, first) = (*block / per_image, *block % per_image * rows);
-            run_block(p, u, (image, first..(first + rows).min(th)), out, &mut buffer);
-        }
-        scratch.keep(buffer);
+    let (v_stride, m_stride) = strides(rows * tw, (p.channels, p.outputs));
+    let work = |(block, mut out): (usize, Vec<&mut [f32]>)| {
+        let mut buffer = ThreadBuffer::take(&BLOCK_BUFFER);
+        let (image, first) = (block / per_image, block % per_image * rows);
+        let buffer = buffer.first(POINTS * (v_stride + m_stride));
+        run_block(p, u, (image, first..(first + rows).min(th)), &mut out, buffer);
     };
-    let threads = rayon::current_num_threads();
-    if threads > 1 && p.images * p.outputs * p.channels * 9 * oh * ow >= PARALLEL_WORK {
-        // One group of blocks per thread, each with its own buffers.
-        let per_thread = blocks.len().div_ceil(threads);
-        blocks.par_chunks_mut(per_thread).for_each(work);
+    if parallel {
+        blocks.into_par_iter().for_each(work);
     } else {
-        work(&mut blocks);
+        blocks.into_iter().for_each(work);
     }
+}
+
+thread_local! {
+    /// Each thread's buffer for a block's transformed input and products
+    /// (both written whole before they are read).
+    static BLOCK_BUFFER: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 /// Tile rows `tile_rows` of image `image`: input transform, the 16
@@ -470,7 +481,7 @@ mod tests {
             };
             let mut y = vec![f32::NAN; self.images * self.outputs * oh * ow];
             let u = transform_weights(w, (self.outputs, self.channels));
-            convolve(&problem, &u, &mut y, &Scratch::default());
+            convolve(&problem, &u, &mut y);
             y
         }
     }
