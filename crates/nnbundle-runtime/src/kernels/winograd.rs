@@ -97,7 +97,7 @@ pub(crate) struct Problem<'a, T> {
     pub(crate) images: usize,
     pub(crate) channels: usize,
     pub(crate) outputs: usize,
-    /// The start of each output channel's sums.
+    /// Added to each output channel's sums.
     pub(crate) bias: &'a [T],
     /// A residual connection's operand, laid out as the output, added to
     /// each sum after the bias.
@@ -132,14 +132,15 @@ impl<T> Problem<'_, T> {
 
 /// `y [images, outputs, oh, ow] = conv(padded, w) + bias (+ addend)`, then
 /// the ReLU, for `u` the weights from [`transform_weights`]. Each thread
-/// keeps its work buffer (up to [`BLOCK_FLOATS`] floats for blocks of one
-/// tile row or more) for the next convolution.
+/// keeps its work buffer (about [`BLOCK_FLOATS`] floats, more when one tile
+/// row needs more) for the next convolution.
 ///
 /// # Panics
 /// If the sizes disagree.
 pub(crate) fn convolve(p: &Problem<'_, f32>, u: &[PackedA], y: &mut [f32]) {
-    let ((ph, pw), (oh, ow)) = (p.plane, p.out());
+    let (ph, pw) = p.plane;
     assert!(ph >= 3 && pw >= 3, "a 3x3 window fits the padded input");
+    let (oh, ow) = p.out();
     assert_eq!(u.len(), POINTS, "transformed weights per point");
     assert_eq!(p.padded.len(), p.images * p.channels * ph * pw, "padded input");
     assert_eq!(y.len(), p.images * p.outputs * oh * ow, "output");
