@@ -353,14 +353,20 @@ fn run<T: Float>(k: &Conv, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult 
     let addend = addend.as_ref().map(|r| r.as_slice().expect("standard layout"));
     let add_after = k.addend && addend.is_none();
     let relu = k.relu && !add_after;
-    let padded = if T::READS_IN_PLACE { pad_input(x, (n, c, h, wd), (cg, kh, kw), k.windows, scratch) } else { None };
     let mut y = T::buffer_in(scratch, n * o * positions);
+    // 3x3, unit strides and dilations, enough channels: Winograd's algorithm
+    // (which reads the input with bounds: no padded copy).
+    let pads = [wh.pad_begin, wh.pad_end, ww.pad_begin, ww.pad_end].map(usize::try_from);
     let unit = |w: Window| w.stride == 1 && w.dilation == 1;
     let winograd_fits = (k.spatial, g, kh, kw) == (2, 1, 3, 3) && unit(wh) && unit(ww) && c.min(o) >= MIN_CHANNELS;
-    let by_winograd = padded.as_ref().filter(|_| winograd_fits && positions > 0).is_some_and(|padded| {
+    if let [Ok(top), Ok(bottom), Ok(left), Ok(right)] = pads
+        && winograd_fits
+        && positions > 0
+    {
         let problem = winograd::Problem {
-            padded: &padded.data[..n * c * padded.plane.0 * padded.plane.1],
-            plane: padded.plane,
+            input: x,
+            plane: (h, wd),
+            pads: (top, bottom, left, right),
             images: n,
             channels: c,
             outputs: o,
@@ -368,11 +374,11 @@ fn run<T: Float>(k: &Conv, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult 
             addend,
             relu,
         };
-        T::conv_winograd(&problem, w, own_weights.then_some(&k.winograd), &mut y)
-    });
-    if by_winograd {
-        return finish(k, (y, &shape), padded, (add_after, args), scratch);
+        if T::conv_winograd(&problem, w, own_weights.then_some(&k.winograd), &mut y) {
+            return finish(k, (y, &shape), None, (add_after, args), scratch);
+        }
     }
+    let padded = if T::READS_IN_PLACE { pad_input(x, (n, c, h, wd), (cg, kh, kw), k.windows, scratch) } else { None };
     // Each group's weights are prepared (packed) once per run, not once per
     // image; a model's own weights once for the kernel's life.
     let groups = (0..g)

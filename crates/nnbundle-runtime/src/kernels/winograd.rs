@@ -2,8 +2,9 @@
 //! F(2x2, 3x3) (Lavin and Gray, "Fast Algorithms for Convolutional Neural
 //! Networks", 2016).
 //!
-//! Each 2x2 block of outputs (a *tile*) reads a 4x4 block of the zero-padded
-//! input. Transformed (`V = Bᵀ d B` per input channel, `U = G g Gᵀ` per
+//! Each 2x2 block of outputs (a *tile*) reads a 4x4 block of the input
+//! (zero in the padding, which is never stored: the transforms read the
+//! input with bounds). Transformed (`V = Bᵀ d B` per input channel, `U = G g Gᵀ` per
 //! channel pair), the tile's outputs are `Y = Aᵀ M A` with `M[ξ] = Σ_c U[ξ] ·
 //! V[ξ]` for each of the 16 points `ξ` of the 4x4 transformed tile: 16
 //! multiply-adds per channel pair and tile instead of direct summation's 36,
@@ -87,13 +88,15 @@ pub(crate) fn transform_weights(w: &[f32], (o, c): (usize, usize)) -> Vec<Packed
     u.iter().map(|u| PackedA::pack(ArrayView2::from_shape((o, c), u).expect("o x c transformed weights"))).collect()
 }
 
-/// One convolution: `images` images of `channels` zero-padded planes in, as
-/// many images of `outputs` planes out.
+/// One convolution: `images` images of `channels` planes in, as many
+/// images of `outputs` planes out.
 pub(crate) struct Problem<'a, T> {
-    /// The zero-padded input, planes of `plane` after one another.
-    pub(crate) padded: &'a [T],
-    /// Padded `(height, width)`; the output is 2 smaller in each.
+    /// The input, planes of `plane` after one another.
+    pub(crate) input: &'a [T],
+    /// The input's `(height, width)`.
     pub(crate) plane: (usize, usize),
+    /// Zeros around each plane: `(top, bottom, left, right)`.
+    pub(crate) pads: (usize, usize, usize, usize),
     pub(crate) images: usize,
     pub(crate) channels: usize,
     pub(crate) outputs: usize,
@@ -107,15 +110,29 @@ pub(crate) struct Problem<'a, T> {
 }
 
 impl<T> Problem<'_, T> {
+    /// The padded plane's `(height, width)`.
+    fn padded(&self) -> (usize, usize) {
+        let ((h, w), (top, bottom, left, right)) = (self.plane, self.pads);
+        (h + top + bottom, w + left + right)
+    }
+
     /// The output's `(height, width)`.
     fn out(&self) -> (usize, usize) {
-        (self.plane.0 - 2, self.plane.1 - 2)
+        let (ph, pw) = self.padded();
+        (ph - 2, pw - 2)
     }
 
     /// Tiles down and across an output plane.
     fn tiles(&self) -> (usize, usize) {
         let (oh, ow) = self.out();
         (oh.div_ceil(2), ow.div_ceil(2))
+    }
+
+    /// Where the chunk of tiles from `tx0` of tile row `ty` reads.
+    fn window(&self, (ty, tx0): (usize, usize)) -> Window {
+        let ((h, _), (top, _, left, _)) = (self.plane, self.pads);
+        let rows = std::array::from_fn(|r| (2 * ty + r).checked_sub(top).filter(|&y| y < h));
+        Window { rows, x0: (2 * tx0) as isize - left as isize }
     }
 
     /// Tile rows per block: as many as keep a block's work in L2, and, on
@@ -130,7 +147,7 @@ impl<T> Problem<'_, T> {
     }
 }
 
-/// `y [images, outputs, oh, ow] = conv(padded, w) + bias (+ addend)`, then
+/// `y [images, outputs, oh, ow] = conv(input, w) + bias (+ addend)`, then
 /// the ReLU, for `u` the weights from [`transform_weights`]. Each thread
 /// keeps its work buffer (about [`BLOCK_FLOATS`] floats, more when one tile
 /// row needs more) for the next convolution.
@@ -138,11 +155,11 @@ impl<T> Problem<'_, T> {
 /// # Panics
 /// If the sizes disagree.
 pub(crate) fn convolve(p: &Problem<'_, f32>, u: &[PackedA], y: &mut [f32]) {
-    let (ph, pw) = p.plane;
+    let (ph, pw) = p.padded();
     assert!(ph >= 3 && pw >= 3, "a 3x3 window fits the padded input");
     let (oh, ow) = p.out();
     assert_eq!(u.len(), POINTS, "transformed weights per point");
-    assert_eq!(p.padded.len(), p.images * p.channels * ph * pw, "padded input");
+    assert_eq!(p.input.len(), p.images * p.channels * p.plane.0 * p.plane.1, "input");
     assert_eq!(y.len(), p.images * p.outputs * oh * ow, "output");
     assert!(p.bias.len() == p.outputs && p.addend.is_none_or(|r| r.len() == y.len()), "bias and addend");
     let (th, tw) = p.tiles();
@@ -294,8 +311,8 @@ fn input_transform(
     v: &mut [f32],
     point_len: usize,
 ) {
-    let ((ph, pw), (_, tw), c) = (p.plane, p.tiles(), p.channels);
-    let planes = &p.padded[image * c * ph * pw..][..c * ph * pw];
+    let ((h, w), (_, tw), c) = (p.plane, p.tiles(), p.channels);
+    let planes = &p.input[image * c * h * w..][..c * h * w];
     #[cfg(target_arch = "x86_64")]
     let fast = avx512::available();
     let mut values = [[0f32; CHUNK]; POINTS];
@@ -303,16 +320,17 @@ fn input_transform(
         for tx0 in (0..tw).step_by(CHUNK) {
             let count = CHUNK.min(tw - tx0);
             let first = r * tw + tx0;
+            let window = p.window((ty, tx0));
             // Where tile `first + t` of channel `ci` goes in each point's matrix.
             let at = |t: usize, ci: usize| (first + t) / NR * NR * c + ci * NR + (first + t) % NR;
-            // A whole chunk in one panel, inside the plane: all channels at once.
+            // A whole chunk in one panel: all channels at once.
             #[cfg(target_arch = "x86_64")]
-            if fast && count == CHUNK && first % NR + CHUNK <= NR && 2 * tx0 + avx512::SPAN <= pw && 2 * ty + 3 < ph {
-                avx512::input_chunks(planes, (2 * ty * pw + 2 * tx0, pw, ph * pw, c), v, (point_len, at(0, 0)));
+            if fast && count == CHUNK && first % NR + CHUNK <= NR {
+                avx512::input_chunks((planes, (h, w)), window, v, (point_len, at(0, 0)));
                 continue;
             }
-            for (ci, plane) in planes.chunks_exact(ph * pw).enumerate() {
-                input_chunk(plane, (ph, pw), (ty, tx0), &mut values);
+            for (ci, plane) in planes.chunks_exact((h * w).max(1)).enumerate() {
+                input_chunk(plane, w, window, &mut values);
                 for t in 0..count {
                     for (point, values) in values.iter().enumerate() {
                         v[point * point_len + at(t, ci)] = values[t];
@@ -323,26 +341,40 @@ fn input_transform(
     }
 }
 
-/// `V = Bᵀ d B` for the [`CHUNK`] tiles from `tx0` of tile row `ty` of one
-/// zero-padded plane (zero past its edges), into `v[ξ][t]`.
+/// Where a chunk of [`CHUNK`] tiles reads its input: 4 rows of [`SPAN`]
+/// values, zero in the padding.
+#[derive(Clone, Copy, Debug)]
+struct Window {
+    /// Each row's index in its plane, `None` in the padding.
+    rows: [Option<usize>; 4],
+    /// The input column of the first value (negative in the left padding).
+    x0: isize,
+}
+
+/// Input values one chunk reads per row.
+const SPAN: usize = 2 * CHUNK + 2;
+
+/// Of `len` values from input column `x0`, those inside a row of `width`:
+/// `lo..hi`.
+fn inside(x0: isize, len: usize, width: usize) -> (usize, usize) {
+    let lo = (-x0).clamp(0, len as isize);
+    let hi = (width as isize - x0).clamp(lo, len as isize);
+    (lo as usize, hi as usize)
+}
+
+/// `V = Bᵀ d B` for the [`CHUNK`] tiles `window` reads of one plane of
+/// `width` columns, into `v[ξ][t]`.
 #[inline(always)]
-fn input_chunk(plane: &[f32], (ph, pw): (usize, usize), (ty, tx0): (usize, usize), v: &mut [[f32; CHUNK]; POINTS]) {
-    const SPAN: usize = 2 * CHUNK + 2;
+fn input_chunk(plane: &[f32], width: usize, window: Window, v: &mut [[f32; CHUNK]; POINTS]) {
     // Each of the tile's 4 input rows transformed along x: h[r][j][t].
     let mut h = [[[0f32; CHUNK]; 4]; 4];
-    let x0 = 2 * tx0;
-    for (r, h) in h.iter_mut().enumerate() {
-        let yy = 2 * ty + r;
-        let mut edge = [0f32; SPAN];
-        let row: &[f32; SPAN] = if yy < ph && x0 + SPAN <= pw {
-            plane[yy * pw + x0..][..SPAN].try_into().expect("span")
-        } else {
-            if yy < ph {
-                let len = pw - x0;
-                edge[..len].copy_from_slice(&plane[yy * pw + x0..][..len]);
-            }
-            &edge
-        };
+    for (h, y) in h.iter_mut().zip(window.rows) {
+        let mut row = [0f32; SPAN];
+        let (lo, hi) = inside(window.x0, SPAN, width);
+        if let Some(y) = y.filter(|_| hi > lo) {
+            let from = (y * width) as isize + window.x0 + lo as isize;
+            row[lo..hi].copy_from_slice(&plane[from as usize..][..hi - lo]);
+        }
         let (mut even, mut odd) = ([0f32; CHUNK + 1], [0f32; CHUNK + 1]);
         for ((e, o), pair) in even.iter_mut().zip(&mut odd).zip(row.chunks_exact(2)) {
             *e = pair[0];
@@ -428,7 +460,7 @@ mod tests {
             (ph - 2, pw - 2)
         }
 
-        /// The input, zero-padded: what the convolution kernel hands over.
+        /// The input, zero-padded (for the reference).
         fn pad(&self, x: &[f32]) -> Vec<f32> {
             let ((h, w), (ph, pw), (top, _, left, _)) = (self.plane, self.padded_plane(), self.pads);
             let mut padded = vec![0f32; self.images * self.channels * ph * pw];
@@ -468,11 +500,12 @@ mod tests {
         }
 
         /// The runtime's result for input `x`.
-        fn run(&self, padded: &[f32], w: &[f32], (bias, addend, relu): (&[f32], Option<&[f32]>, bool)) -> Vec<f32> {
+        fn run(&self, input: &[f32], w: &[f32], (bias, addend, relu): (&[f32], Option<&[f32]>, bool)) -> Vec<f32> {
             let (oh, ow) = self.out();
             let problem = Problem {
-                padded,
-                plane: self.padded_plane(),
+                input,
+                plane: self.plane,
+                pads: self.pads,
                 images: self.images,
                 channels: self.channels,
                 outputs: self.outputs,
@@ -520,7 +553,7 @@ mod tests {
             let padded = case.pad(&x);
             for (addend, relu) in [(None, false), (Some(&addend[..]), true), (Some(&addend[..]), false)] {
                 let what = format!("case {k}, addend {}, relu {relu}", addend.is_some());
-                let y = case.run(&padded, &weights, (&bias, addend, relu));
+                let y = case.run(&x, &weights, (&bias, addend, relu));
                 let reference = case.reference(&padded, &weights, &bias, addend);
                 for (at, (&got, &(sum, size))) in y.iter().zip(&reference).enumerate() {
                     let want = if relu { sum.max(0.0) } else { sum };
@@ -528,7 +561,7 @@ mod tests {
                     let bound = 8.0 * f64::from(f32::EPSILON) * size;
                     assert!((f64::from(got) - want).abs() <= bound, "{what}, at {at}: {got} vs {want} (±{bound})");
                 }
-                let threaded = pool.install(|| case.run(&padded, &weights, (&bias, addend, relu)));
+                let threaded = pool.install(|| case.run(&x, &weights, (&bias, addend, relu)));
                 let bits = |y: &[f32]| y.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(&threaded), bits(&y), "{what}: three threads");
             }
@@ -547,7 +580,7 @@ mod tests {
         for (y, x) in [(0, 0), (5, 6), (5, 7), (6, 6), (11, 35), (3, 16), (3, 17)] {
             let mut input: Vec<f32> = (0..16 * h * w).map(|i| value(i, 2)).collect();
             input[3 * h * w + y * w + x] = f32::NAN;
-            let out = case.run(&case.pad(&input), &weights, (&bias, None, false));
+            let out = case.run(&input, &weights, (&bias, None, false));
             let (oh, ow) = case.out();
             for (at, v) in out.iter().enumerate() {
                 let (oy, ox) = (at / ow % oh, at % ow);
@@ -566,21 +599,31 @@ mod tests {
             eprintln!("skipped: this CPU lacks AVX-512F");
             return;
         }
-        // Input: 4 rows of one plane, 34 floats each, into a point stride of 40.
-        let pw = avx512::SPAN + 3;
-        let mut plane: Vec<f32> = (0..5 * pw).map(|i| value(i, 3) * 1e3).collect();
-        plane[pw + 7] = f32::NAN;
-        plane[2 * pw + 20] = -0.0;
-        let stride = 40;
-        let mut fast = vec![f32::NAN; POINTS * stride];
-        avx512::input_chunks(&plane, (pw + 1, pw, 0, 1), &mut fast, (stride, 3));
-        let mut values = [[0f32; CHUNK]; POINTS];
-        // Tile row 0 of the plane shifted by one row and one column.
-        input_chunk(&plane[pw + 1..], (4, pw), (0, 0), &mut values);
-        for (point, values) in values.iter().enumerate() {
-            let got = &fast[point * stride + 3..][..CHUNK];
-            let same = got.iter().zip(values).all(|(a, b)| a.to_bits() == b.to_bits());
-            assert!(same, "point {point}: {got:?} vs {values:?}");
+        // Input: windows of 4 rows of a 5 x 37 plane (34 values each, some
+        // in the padding), into a point stride of 40.
+        let (h, w) = (5, SPAN + 3);
+        let mut plane: Vec<f32> = (0..h * w).map(|i| value(i, 3) * 1e3).collect();
+        plane[w + 7] = f32::NAN;
+        plane[2 * w + 20] = -0.0;
+        let windows = [
+            Window { rows: [Some(1), Some(2), Some(3), Some(4)], x0: 1 },
+            Window { rows: [None, Some(0), Some(1), Some(2)], x0: -1 },
+            Window { rows: [Some(3), Some(4), None, None], x0: 3 },
+            Window { rows: [Some(0), None, Some(2), Some(1)], x0: -20 },
+            Window { rows: [Some(2), Some(2), Some(2), Some(2)], x0: 30 },
+            Window { rows: [Some(4), Some(3), Some(2), Some(1)], x0: 40 },
+        ];
+        for window in windows {
+            let stride = 40;
+            let mut fast = vec![f32::NAN; POINTS * stride];
+            avx512::input_chunks((&plane, (h, w)), window, &mut fast, (stride, 3));
+            let mut values = [[0f32; CHUNK]; POINTS];
+            input_chunk(&plane, w, window, &mut values);
+            for (point, values) in values.iter().enumerate() {
+                let got = &fast[point * stride + 3..][..CHUNK];
+                let same = got.iter().zip(values).all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "{window:?}, point {point}: {got:?} vs {values:?}");
+            }
         }
         // Output: 16 points of 16 tiles, stride 20, two rows with addends.
         let mut m: Vec<f32> = (0..POINTS * 20).map(|i| value(i, 4) * 10.0).collect();

@@ -11,68 +11,74 @@
 #![allow(unsafe_code)]
 
 use std::arch::x86_64::{
-    __m512i, _mm512_add_ps, _mm512_loadu_epi32, _mm512_loadu_ps, _mm512_max_ps, _mm512_permutex2var_ps, _mm512_set1_ps,
-    _mm512_setzero_ps, _mm512_storeu_ps, _mm512_sub_ps,
+    __m512, __m512i, _mm512_add_ps, _mm512_loadu_epi32, _mm512_loadu_ps, _mm512_maskz_loadu_ps, _mm512_max_ps,
+    _mm512_permutex2var_ps, _mm512_set1_ps, _mm512_setzero_ps, _mm512_storeu_ps, _mm512_sub_ps,
 };
 
-use super::{CHUNK, NR, POINTS};
+use super::{CHUNK, NR, POINTS, Window, inside};
 
 const _: () = assert!(CHUNK == 16, "a chunk is one vector of tiles");
-
-/// Input floats one chunk reads per row.
-pub(super) const SPAN: usize = 2 * CHUNK + 2;
 
 /// Whether this CPU runs the transforms here (checked once, then cached by std).
 pub(super) fn available() -> bool {
     std::is_x86_feature_detected!("avx512f")
 }
 
-/// `V = Bᵀ d B` for [`CHUNK`] tiles of each of `channels` planes (`plane`
-/// floats apart in `src`), whose 4 input rows start at `at`, `at + pitch`,
-/// ... of the first plane ([`SPAN`] floats each): point `ξ`'s values for
-/// channel `c` go to `v[ξ * point_len + to + c * NR..][..CHUNK]` (`NR` the
-/// GEMM's panel width).
+/// `V = Bᵀ d B` for the [`CHUNK`] tiles `window` reads of each plane of
+/// `planes` (`channels` planes of `h x w` after one another): point `ξ`'s
+/// values for channel `c` go to `v[ξ * point_len + to + c * NR..][..CHUNK]`
+/// (`NR` the GEMM's panel width).
 ///
 /// # Panics
-/// If the CPU lacks AVX-512F, `src` ends before the last row's span, or `v`
-/// ends early.
+/// If the CPU lacks AVX-512F, a row of `window` is past `h`, or `v` ends
+/// early.
 pub(super) fn input_chunks(
-    src: &[f32],
-    (at, pitch, plane, channels): (usize, usize, usize, usize),
+    (planes, (h, w)): (&[f32], (usize, usize)),
+    window: Window,
     v: &mut [f32],
     (point_len, to): (usize, usize),
 ) {
     assert!(available(), "AVX-512F transform on a CPU without it");
+    assert!(window.rows.iter().flatten().all(|&y| y < h), "rows of the plane");
+    let channels = planes.len() / (h * w).max(1);
     if channels == 0 {
         return;
     }
-    assert!(src.len() >= at + (channels - 1) * plane + 3 * pitch + SPAN, "input rows of {SPAN} floats");
     assert!(v.len() >= (POINTS - 1) * point_len + to + (channels - 1) * NR + CHUNK, "transformed input");
-    for c in 0..channels {
+    for (c, plane) in planes.chunks_exact(h * w).enumerate() {
+        let rows = window.rows.map(|y| y.map(|y| &plane[y * w..][..w]));
         // SAFETY: AVX-512F is present (asserted above).
-        unsafe { input(&src[at + c * plane..], pitch, v, (point_len, to + c * NR)) }
+        unsafe { input(rows, window.x0, v, (point_len, to + c * NR)) }
     }
+}
+
+/// The 16 values of `row` from column `x0` on, zero outside the row (and
+/// for a row in the padding).
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn load(row: Option<&[f32]>, x0: isize) -> __m512 {
+    let Some(row) = row else { return _mm512_setzero_ps() };
+    let (lo, hi) = inside(x0, 16, row.len());
+    if hi <= lo {
+        return _mm512_setzero_ps();
+    }
+    let lanes = ((1u32 << hi) - (1u32 << lo)) as u16;
+    // SAFETY: the masked load reads only the lanes in `lanes`, which address
+    // `row[x0 + lo..x0 + hi]`, inside the row; the others are not accessed
+    // (and cannot fault).
+    unsafe { _mm512_maskz_loadu_ps(lanes, row.as_ptr().wrapping_offset(x0)) }
 }
 
 #[target_feature(enable = "avx512f")]
 #[inline]
-fn input(src: &[f32], pitch: usize, v: &mut [f32], (point_len, to): (usize, usize)) {
+fn input(rows: [Option<&[f32]>; 4], x0: isize, v: &mut [f32], (point_len, to): (usize, usize)) {
     let (even, odd) = (index(&EVEN), index(&ODD));
     // Each row along x: h[r][j]. (Loops, not closures: a closure does not
     // inherit the target features, and was called, not inlined.)
     let mut h = [[_mm512_setzero_ps(); 4]; 4];
-    for (r, h) in h.iter_mut().enumerate() {
-        // SAFETY: each row holds SPAN = 34 floats (asserted by the caller):
-        // the loads read 0..32 and 2..34.
-        let (lo, hi, lo2, hi2) = unsafe {
-            let row = src.as_ptr().add(r * pitch);
-            (
-                _mm512_loadu_ps(row),
-                _mm512_loadu_ps(row.add(16)),
-                _mm512_loadu_ps(row.add(2)),
-                _mm512_loadu_ps(row.add(18)),
-            )
-        };
+    for (h, row) in h.iter_mut().zip(rows) {
+        // Values 0..32 and 2..34 of the chunk's span.
+        let (lo, hi, lo2, hi2) = (load(row, x0), load(row, x0 + 16), load(row, x0 + 2), load(row, x0 + 18));
         let (d0, d1) = (_mm512_permutex2var_ps(lo, even, hi), _mm512_permutex2var_ps(lo, odd, hi));
         let (d2, d3) = (_mm512_permutex2var_ps(lo2, even, hi2), _mm512_permutex2var_ps(lo2, odd, hi2));
         *h = [_mm512_sub_ps(d0, d2), _mm512_add_ps(d1, d2), _mm512_sub_ps(d2, d1), _mm512_sub_ps(d1, d3)];
