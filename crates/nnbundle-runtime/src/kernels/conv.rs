@@ -2,8 +2,9 @@
 //! the weights and the input's im2col matrix, its sums starting at the bias.
 //! In f32 the im2col matrix is never stored: with unit strides the GEMM reads
 //! its rows in place from a zero-padded copy of the input ([`Padded`]);
-//! otherwise it packs the matrix panel by panel. A 1-D convolution runs as a
-//! 2-D one of height 1.
+//! otherwise it packs the matrix panel by panel. 3x3 f32 convolutions with
+//! unit strides over enough channels take Winograd's algorithm instead
+//! ([`winograd`]). A 1-D convolution runs as a 2-D one of height 1.
 
 use std::sync::OnceLock;
 
