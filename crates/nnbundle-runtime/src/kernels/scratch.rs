@@ -93,12 +93,17 @@ impl ThreadBuffer {
         ThreadBuffer { slot, data: slot.take() }
     }
 
-    /// The first `len` floats, holding stale values.
+    /// `len` floats from the first cache-line boundary (64 bytes), holding
+    /// stale values. Vector loads and stores then never straddle two lines:
+    /// the allocator aligns large buffers to 16 bytes, and every 64-byte
+    /// access of the products and transforms split in two.
     pub(crate) fn first(&mut self, len: usize) -> &mut [f32] {
-        if self.data.len() < len {
-            self.data.resize(len, 0.0);
+        const LINE_FLOATS: usize = 64 / size_of::<f32>();
+        if self.data.len() < len + LINE_FLOATS {
+            self.data.resize(len + LINE_FLOATS, 0.0);
         }
-        &mut self.data[..len]
+        let skip = self.data.as_ptr().align_offset(64).min(LINE_FLOATS);
+        &mut self.data[skip..skip + len]
     }
 }
 
@@ -113,6 +118,27 @@ impl Drop for ThreadBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    thread_local! {
+        static TEST_BUFFER: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+    }
+
+    #[test]
+    fn thread_buffers_are_line_aligned_and_kept() {
+        for len in [1, 17, 1000, 4096] {
+            let mut buffer = ThreadBuffer::take(&TEST_BUFFER);
+            let slice = buffer.first(len);
+            assert_eq!((slice.len(), slice.as_ptr() as usize % 64), (len, 0), "{len} floats");
+            slice.fill(len as f32);
+        }
+        // The next task on this thread finds the last one's values; a task
+        // nested in it (while the buffer is taken) gets a fresh buffer.
+        let mut outer = ThreadBuffer::take(&TEST_BUFFER);
+        assert!(outer.first(4096).iter().all(|&v| v == 4096.0));
+        let mut inner = ThreadBuffer::take(&TEST_BUFFER);
+        assert_eq!(inner.data.capacity(), 0);
+        assert_eq!(inner.first(3).len(), 3);
+    }
 
     #[test]
     fn reuses_the_smallest_buffer_that_fits_and_zeroes_it() {
