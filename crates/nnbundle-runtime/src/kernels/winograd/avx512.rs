@@ -6,7 +6,8 @@
 //! code, so the same bits.
 //!
 //! The unsafe code is the vector loads and stores (bounds are checked on the
-//! slices they read from) and the call into a `target_feature` function after
+//! slices they access; a masked load at a row's edge accesses only the lanes
+//! inside the row) and the call into a `target_feature` function after
 //! run-time detection.
 #![allow(unsafe_code)]
 
