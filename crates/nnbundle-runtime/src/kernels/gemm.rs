@@ -475,7 +475,10 @@ pub(crate) fn gemm(
                             let size = (MR.min(a.m - p * MR), NR.min(width - q * NR));
                             let at = (0, j0 + q * NR);
                             let init = init.from(p * MR, 0);
-                            band.put_product((panel_a, &[]), panel_b, &mut tile, (at, size), (init, epilogue));
+                            // A thread mostly takes the next panel next (rayon
+                            // splits the range in halves): fetch it meanwhile.
+                            let next = if q == 0 { a.panel_after(p) } else { &[] };
+                            band.put_product((panel_a, next), panel_b, &mut tile, (at, size), (init, epilogue));
                         }
                     },
                 );
