@@ -9,7 +9,7 @@ use nnbundle_graph::Attrs;
 use super::Scratch;
 use super::activation::{relu, relu_in_place};
 use super::gemm::{Epilogue, Init, PackedA, Prepacked, gemm, matvec, pack_panels};
-use super::{Float, Kernel, KernelResult, first_dtype, view, with_float};
+use super::{Float, Kernel, KernelResult, first_dtype, prepared, view, with_float};
 use crate::value::{Arg, Value};
 
 pub(crate) struct Linear {
@@ -99,6 +99,7 @@ fn run_f32(k: &Linear, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult {
     let w = view::<f32>(args, 1)?.into_dimensionality::<Ix2>().map_err(|e| e.to_string())?;
     let in_f = *x.shape().last().ok_or("input is a scalar")?;
     let rows = x.len() / in_f.max(1);
+    let own_weight = matches!(args.get(1), Some(Arg::Weight(_)));
     let transposed = k.transposed_out && x.ndim() == 2 && rows > SMALL_BATCH;
     let few_inputs = in_f < MIN_PACKED_INPUTS && !transposed;
     if in_f != w.ncols() || (rows <= SMALL_BATCH && !few_inputs && !w.is_standard_layout()) {
@@ -157,37 +158,23 @@ fn run_f32(k: &Linear, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult {
     if few_inputs {
         // Tiles are short sums, so their output should go to contiguous
         // rows: `y = x · Wᵀ`, `x` packed per call (`rows x in` floats).
-        let fresh;
-        let panels = match args.get(1) {
-            Some(Arg::Weight(_)) => k.panels.get_or_init(|| pack_panels(&w.t())),
-            _ => {
-                fresh = pack_panels(&w.t());
-                &fresh
-            }
-        };
+        let panels = prepared::<[f32]>(own_weight.then_some(&k.panels), || pack_panels(&w.t()));
         let mut y = output((rows, out))?;
         let init = bias.map_or(Init::Zero, Init::ColumnBias);
-        let w_t = Prepacked { k: in_f, n: out, panels };
+        let w_t = Prepacked { k: in_f, n: out, panels: &panels };
         gemm(&PackedA::pack(x2), &w_t, &mut y.view_mut(), init, epilogue);
         return Ok(Value::F32(reshape(y)?));
     }
-    let fresh;
-    let packed = match args.get(1) {
-        Some(Arg::Weight(_)) => k.packed.get_or_init(|| PackedA::pack(w.view())),
-        _ => {
-            fresh = PackedA::pack(w.view());
-            &fresh
-        }
-    };
+    let packed = prepared::<PackedA>(own_weight.then_some(&k.packed), || PackedA::pack(w.view()));
     let init = bias.map_or(Init::Zero, Init::RowBias);
     if transposed {
         // Row-major `yᵀ`: whole tiles go straight into its rows.
         let mut y_t = output((out, rows))?;
-        gemm(packed, &x2.t(), &mut y_t.view_mut(), init, epilogue);
+        gemm(&packed, &x2.t(), &mut y_t.view_mut(), init, epilogue);
         return Ok(Value::F32(y_t.reversed_axes().into_dyn()));
     }
     let mut y = output((rows, out))?;
-    gemm(packed, &x2.t(), &mut y.view_mut().reversed_axes(), init, epilogue);
+    gemm(&packed, &x2.t(), &mut y.view_mut().reversed_axes(), init, epilogue);
     Ok(Value::F32(reshape(y)?))
 }
 

@@ -15,7 +15,7 @@ mod scratch;
 mod shape;
 mod winograd;
 
-use std::borrow::Cow;
+use std::borrow::{Borrow, Cow};
 use std::sync::OnceLock;
 
 use ndarray::{ArrayD, ArrayView2, ArrayViewMut2, LinalgScalar};
@@ -54,6 +54,19 @@ pub(crate) trait Kernel: Send + Sync {
     /// cost. Returns whether it may; most kernels do not.
     fn allow_transposed_output(&mut self) -> bool {
         false
+    }
+}
+
+/// `make()`, made once and kept in `cache` when there is one (weights a
+/// model owns, which change only through a re-plan), else made for this run
+/// only (weights computed by the graph).
+pub(crate) fn prepared<'a, B: ToOwned + ?Sized>(
+    cache: Option<&'a OnceLock<B::Owned>>,
+    make: impl FnOnce() -> B::Owned,
+) -> Cow<'a, B> {
+    match cache {
+        Some(cache) => Cow::Borrowed(cache.get_or_init(make).borrow()),
+        None => Cow::Owned(make()),
     }
 }
 
@@ -144,11 +157,7 @@ impl Float for f32 {
         groups: Vec<ArrayView2<'a, f32>>,
         cache: Option<&'a OnceLock<Vec<gemm::PackedA>>>,
     ) -> Cow<'a, [gemm::PackedA]> {
-        let pack = || groups.iter().map(|w| gemm::PackedA::pack(w.view())).collect();
-        match cache {
-            Some(cache) => Cow::Borrowed(cache.get_or_init(pack)),
-            None => Cow::Owned(pack()),
-        }
+        prepared(cache, || groups.iter().map(|w| gemm::PackedA::pack(w.view())).collect())
     }
     fn conv_product(
         w: &gemm::PackedA,
@@ -180,16 +189,8 @@ impl Float for f32 {
         cache: Option<&OnceLock<Vec<gemm::PackedA>>>,
         y: &mut [f32],
     ) -> bool {
-        let transform = || winograd::transform_weights(w, (p.outputs, p.channels));
-        let owned;
-        let u = match cache {
-            Some(cache) => cache.get_or_init(transform),
-            None => {
-                owned = transform();
-                &owned
-            }
-        };
-        winograd::convolve(p, u, y);
+        let u = prepared::<[_]>(cache, || winograd::transform_weights(w, (p.outputs, p.channels)));
+        winograd::convolve(p, &u, y);
         true
     }
 }
