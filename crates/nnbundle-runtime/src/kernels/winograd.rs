@@ -27,7 +27,6 @@ use multiversion::multiversion;
 use ndarray::{ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 
-use super::activation::relu;
 use super::gemm::{self, NR, PackedA, Prepacked};
 use super::scratch::ThreadBuffer;
 
@@ -246,6 +245,7 @@ fn output_transform(
     let ((oh, ow), (_, tw)) = (p.out(), p.tiles());
     let tiles = tile_rows.len() * tw;
     let y0 = 2 * tile_rows.start;
+    let epilogue = gemm::Epilogue::relu_if(p.relu);
     #[cfg(target_arch = "x86_64")]
     let fast = avx512::available();
     let mut points = [[0f32; CHUNK]; POINTS];
@@ -266,11 +266,7 @@ fn output_transform(
                     continue;
                 }
                 for (point, values) in points.iter_mut().enumerate() {
-                    let from = &m[point * m_stride + oc * tiles + r * tw + tx0..];
-                    match <&[f32; CHUNK]>::try_from(from.get(..CHUNK).unwrap_or(&[])) {
-                        Ok(from) if count == CHUNK => *values = *from,
-                        _ => values[..count].copy_from_slice(&from[..count]),
-                    }
+                    values[..count].copy_from_slice(&m[point * m_stride + oc * tiles + r * tw + tx0..][..count]);
                 }
                 let rows = output_chunk(&points);
                 let width = (2 * count).min(ow - x0);
@@ -285,20 +281,15 @@ fn output_transform(
                         Some(addend) => {
                             let addend = &addend[yy * ow + x0..][..width];
                             for ((d, &v), &r) in dst.iter_mut().zip(values).zip(addend) {
-                                *d = epilogue(p.relu, v + bias + r);
+                                *d = epilogue.apply(v + bias + r);
                             }
                         }
-                        None => dst.iter_mut().zip(values).for_each(|(d, &v)| *d = epilogue(p.relu, v + bias)),
+                        None => dst.iter_mut().zip(values).for_each(|(d, &v)| *d = epilogue.apply(v + bias)),
                     }
                 }
             }
         }
     }
-}
-
-#[inline(always)]
-fn epilogue(relu_on: bool, x: f32) -> f32 {
-    if relu_on { relu(x) } else { x }
 }
 
 /// `V[ξ]` for the tiles of tile rows `tile_rows` of image `image`, packed as
@@ -640,7 +631,7 @@ mod tests {
             let want = output_chunk(&points);
             for (a, got) in [upper, lower].iter().enumerate() {
                 for (x, &g) in got.iter().enumerate() {
-                    let e = epilogue(relu, want[a][x] + 0.25 + addend[a * 2 * CHUNK + x]);
+                    let e = gemm::Epilogue::relu_if(relu).apply(want[a][x] + 0.25 + addend[a * 2 * CHUNK + x]);
                     assert_eq!(g.to_bits(), e.to_bits(), "relu {relu}, row {a}, column {x}");
                 }
                 assert!(got[6..8].iter().all(|v| v.is_nan()), "tile 3's outputs are NaN");
