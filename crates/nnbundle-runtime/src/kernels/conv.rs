@@ -128,6 +128,14 @@ impl<T> PaddedInput<T> {
     }
 }
 
+/// The paddings of height and width windows, `(top, bottom, left, right)`;
+/// `None` when one is negative (a crop).
+fn paddings([wh, ww]: [Window; 2]) -> Option<(usize, usize, usize, usize)> {
+    let pads = [wh.pad_begin, wh.pad_end, ww.pad_begin, ww.pad_end].map(usize::try_from);
+    let [Ok(top), Ok(bottom), Ok(left), Ok(right)] = pads else { return None };
+    Some((top, bottom, left, right))
+}
+
 /// The zero-padded copy of `x [n, c, h, w]` a unit-stride convolution reads
 /// in place (taps over groups of `cg` channels); `None` when the strides are
 /// not 1 or a padding is negative.
@@ -138,8 +146,7 @@ fn pad_input<T: Float>(
     [wh, ww]: [Window; 2],
     scratch: &Scratch,
 ) -> Option<PaddedInput<T>> {
-    let pads = [wh.pad_begin, wh.pad_end, ww.pad_begin, ww.pad_end].map(usize::try_from);
-    let [Ok(top), Ok(bottom), Ok(left), Ok(right)] = pads else { return None };
+    let (top, bottom, left, right) = paddings([wh, ww])?;
     let (Ok(dy), Ok(dx)) = (usize::try_from(wh.dilation), usize::try_from(ww.dilation)) else { return None };
     if wh.stride != 1 || ww.stride != 1 {
         return None;
@@ -357,17 +364,16 @@ fn run<T: Float>(k: &Conv, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult 
     let mut y = T::buffer_in(scratch, n * o * positions);
     // 3x3, unit strides and dilations, enough channels: Winograd's algorithm
     // (which reads the input with bounds: no padded copy).
-    let pads = [wh.pad_begin, wh.pad_end, ww.pad_begin, ww.pad_end].map(usize::try_from);
     let unit = |w: Window| w.stride == 1 && w.dilation == 1;
     let winograd_fits = (k.spatial, g, kh, kw) == (2, 1, 3, 3) && unit(wh) && unit(ww) && c.min(o) >= MIN_CHANNELS;
-    if let [Ok(top), Ok(bottom), Ok(left), Ok(right)] = pads
+    if let Some(pads) = paddings(k.windows)
         && winograd_fits
         && positions > 0
     {
         let problem = winograd::Problem {
             input: x,
             plane: (h, wd),
-            pads: (top, bottom, left, right),
+            pads,
             images: n,
             channels: c,
             outputs: o,
@@ -376,7 +382,7 @@ fn run<T: Float>(k: &Conv, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult 
             relu,
         };
         if T::conv_winograd(&problem, w, own_weights.then_some(&k.winograd), &mut y) {
-            return finish(k, (y, &shape), None, (add_after, args), scratch);
+            return finish(k, (y, &shape), (add_after, args), scratch);
         }
     }
     let padded = if T::READS_IN_PLACE { pad_input(x, (n, c, h, wd), (cg, kh, kw), k.windows, scratch) } else { None };
@@ -412,21 +418,20 @@ fn run<T: Float>(k: &Conv, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult 
     } else {
         y.chunks_exact_mut(image_len).enumerate().try_for_each(convolve)?;
     }
-    finish(k, (y, &shape), padded, (add_after, args), scratch)
-}
-
-/// The output `y` of `shape` as a value, once the padded input is given
-/// back; then the `Add` that could not be fused (its operand broadcasts).
-fn finish<T: Float>(
-    k: &Conv,
-    (y, shape): (Vec<T>, &[usize]),
-    padded: Option<PaddedInput<T>>,
-    (add_after, args): (bool, &[Arg<'_>]),
-    scratch: &Scratch,
-) -> KernelResult {
     if let Some(padded) = padded {
         T::recycle_in(scratch, padded.data);
     }
+    finish(k, (y, &shape), (add_after, args), scratch)
+}
+
+/// The output `y` of `shape` as a value; then the `Add` that could not be
+/// fused (its operand broadcasts).
+fn finish<T: Float>(
+    k: &Conv,
+    (y, shape): (Vec<T>, &[usize]),
+    (add_after, args): (bool, &[Arg<'_>]),
+    scratch: &Scratch,
+) -> KernelResult {
     let y = T::into_value(ArrayD::from_shape_vec(IxDyn(shape), y).map_err(|e| e.to_string())?);
     if add_after {
         let add = Binary::with_relu(BinaryOp::Add, k.relu);
