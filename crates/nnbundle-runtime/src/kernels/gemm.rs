@@ -1146,11 +1146,9 @@ mod tests {
                 assert_eq!(in_place.mapv(f32::to_bits), c.mapv(f32::to_bits), "{what}, B in place");
                 // So does B packed beforehand by its producer (garbage in
                 // the columns past n: they are computed and dropped).
-                let mut panels = vec![f32::NAN; n.div_ceil(NR) * NR * k];
+                let mut panels = pack_panels(&b);
                 for (q, panel) in panels.chunks_exact_mut((NR * k).max(1)).enumerate() {
-                    let cols = NR.min(n - q * NR);
-                    b.pack_panel(q * NR, cols, panel);
-                    panel.chunks_exact_mut(NR).for_each(|row| row[cols..].fill(f32::NAN));
+                    panel.chunks_exact_mut(NR).for_each(|row| row[NR.min(n - q * NR)..].fill(f32::NAN));
                 }
                 let prepacked = Prepacked { k, n, panels: &panels };
                 let mut from_panels = Array2::from_elem((m, n), f32::NAN);
