@@ -58,6 +58,17 @@ fn count_readers(steps: &[Step]) -> HashMap<usize, usize> {
     readers
 }
 
+/// The step that computes each value slot.
+fn producers(steps: &[Step]) -> HashMap<usize, usize> {
+    steps.iter().enumerate().map(|(i, s)| (s.out, i)).collect()
+}
+
+/// Removes the steps marked `true` (those a fusion pass merged into others).
+fn remove_marked(steps: &mut Vec<Step>, marked: Vec<bool>) {
+    let mut marked = marked.into_iter();
+    steps.retain(|_| !marked.next().expect("one mark per step"));
+}
+
 /// Hands each `Add` of a convolution's output and another value (a residual
 /// connection) to the convolution, when nothing else reads its output, it
 /// is not a model output, and the other value is computed before the
@@ -67,7 +78,7 @@ fn count_readers(steps: &[Step]) -> HashMap<usize, usize> {
 /// the same sum plus the same value.
 fn fuse_addends(graph: &Graph, steps: &mut Vec<Step>, outputs: &[usize]) {
     let readers = count_readers(steps);
-    let producer: HashMap<usize, usize> = steps.iter().enumerate().map(|(i, s)| (s.out, i)).collect();
+    let producer = producers(steps);
     let mut fused = vec![false; steps.len()];
     for i in 0..steps.len() {
         let [Source::Value(u), Source::Value(v)] = steps[i].args[..] else { continue };
@@ -86,8 +97,7 @@ fn fuse_addends(graph: &Graph, steps: &mut Vec<Step>, outputs: &[usize]) {
             }
         }
     }
-    let mut fused = fused.into_iter();
-    steps.retain(|_| !fused.next().expect("one flag per step"));
+    remove_marked(steps, fused);
 }
 
 /// Hands each ReLU to the step that computes its operand, when nothing else
@@ -97,7 +107,7 @@ fn fuse_addends(graph: &Graph, steps: &mut Vec<Step>, outputs: &[usize]) {
 /// results are bit-identical (the same select, on the same values).
 fn fuse_relus(graph: &Graph, steps: &mut Vec<Step>, outputs: &[usize]) {
     let readers = count_readers(steps);
-    let mut producer: HashMap<usize, usize> = steps.iter().enumerate().map(|(i, s)| (s.out, i)).collect();
+    let mut producer = producers(steps);
     let mut fused = vec![false; steps.len()];
     for i in 0..steps.len() {
         let [Source::Value(v)] = steps[i].args[..] else { continue };
@@ -112,8 +122,7 @@ fn fuse_relus(graph: &Graph, steps: &mut Vec<Step>, outputs: &[usize]) {
             fused[i] = true;
         }
     }
-    let mut fused = fused.into_iter();
-    steps.retain(|_| !fused.next().expect("one flag per step"));
+    remove_marked(steps, fused);
 }
 
 /// Lets a Linear step whose output only the next Linear reads (as its input,
