@@ -175,18 +175,17 @@ impl BundleWriter {
 
     /// Dtype and shape of every `params` tensor and alias, as the graph check wants them.
     fn params_table(&self) -> BTreeMap<String, WeightInfo> {
-        let info = |t: &Tensor| WeightInfo { dtype: t.dtype(), shape: t.shape().iter().map(|&d| d as u64).collect() };
         let mut table: BTreeMap<String, WeightInfo> = self
             .tensors
             .iter()
             .filter(|(_, (_, g))| g == PARAMS_GROUP)
-            .map(|(n, (t, _))| (n.clone(), info(t)))
+            .map(|(n, (t, _))| (n.clone(), WeightInfo::from(t)))
             .collect();
         for (alias, target) in &self.aliases {
             if let Some((t, g)) = self.tensors.get(target)
                 && g == PARAMS_GROUP
             {
-                table.insert(alias.clone(), info(t));
+                table.insert(alias.clone(), WeightInfo::from(t));
             }
         }
         table

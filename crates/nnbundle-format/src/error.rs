@@ -93,6 +93,14 @@ pub enum FormatError {
         /// What the user should do.
         hint: &'static str,
     },
+    /// An axis order that is not a permutation of a tensor's axes.
+    #[error("perm {perm:?} is not a permutation of the axes of shape {shape:?}")]
+    InvalidPermutation {
+        /// The order asked for.
+        perm: Vec<usize>,
+        /// The tensor's shape.
+        shape: Vec<u64>,
+    },
     /// A manifest whose fields disagree with each other.
     #[error("manifest field `{field}`: {reason}")]
     Manifest {

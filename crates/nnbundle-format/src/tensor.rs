@@ -54,6 +54,43 @@ impl Tensor {
         Tensor::from_bytes(T::DTYPE, shape, T::into_buffer(values))
     }
 
+    /// The same elements under another shape of the same element count (no copy).
+    pub fn reshaped(&self, shape: Vec<usize>) -> Result<Tensor, FormatError> {
+        Tensor::from_bytes(self.dtype, shape, self.data.clone())
+    }
+
+    /// The tensor with its axes reordered: axis `i` of the result is axis
+    /// `perm[i]` of `self`. Element bytes are moved as they are.
+    pub fn permuted(&self, perm: &[usize]) -> Result<Tensor, FormatError> {
+        let rank = self.shape.len();
+        let mut sorted = perm.to_vec();
+        sorted.sort_unstable();
+        if !sorted.iter().copied().eq(0..rank) {
+            return Err(FormatError::InvalidPermutation { perm: perm.to_vec(), shape: shape_u64(&self.shape) });
+        }
+        let size = self.dtype.size();
+        let dst_shape: Vec<usize> = perm.iter().map(|&p| self.shape[p]).collect();
+        let mut src_strides = vec![1usize; rank];
+        for i in (0..rank.saturating_sub(1)).rev() {
+            src_strides[i] = src_strides[i + 1] * self.shape[i + 1];
+        }
+        let src = self.as_bytes();
+        let mut out = Vec::with_capacity(src.len());
+        let mut index = vec![0usize; rank];
+        for _ in 0..self.len() {
+            let offset: usize = index.iter().zip(perm).map(|(&i, &p)| i * src_strides[p]).sum();
+            out.extend_from_slice(&src[offset * size..(offset + 1) * size]);
+            for axis in (0..rank).rev() {
+                index[axis] += 1;
+                if index[axis] < dst_shape[axis] {
+                    break;
+                }
+                index[axis] = 0;
+            }
+        }
+        Tensor::from_bytes(self.dtype, dst_shape, out)
+    }
+
     /// A rank-0 tensor holding one value.
     pub fn scalar<T: Element>(value: T) -> Self {
         Tensor { dtype: T::DTYPE, shape: Vec::new(), data: T::into_buffer(vec![value]) }
@@ -162,5 +199,23 @@ mod array {
                 .view::<T>()?
                 .map(|v| ArrayViewD::from_shape(IxDyn(&self.shape), v).expect("tensor length matches its shape")))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permuted_moves_elements_to_their_new_positions() {
+        // x[i, j, k] = 100 i + 10 j + k, shape [2, 3, 2]; y = x.transpose(2, 0, 1): y[k, i, j] = x[i, j, k].
+        let x: Vec<i32> =
+            (0..2).flat_map(|i| (0..3).flat_map(move |j| (0..2).map(move |k| 100 * i + 10 * j + k))).collect();
+        let t = Tensor::from_vec(vec![2, 3, 2], x).unwrap();
+        let y = t.permuted(&[2, 0, 1]).unwrap();
+        assert_eq!(y.shape(), [2, 2, 3]);
+        assert_eq!(y.to_vec::<i32>().unwrap(), [0, 10, 20, 100, 110, 120, 1, 11, 21, 101, 111, 121]);
+        assert!(matches!(t.permuted(&[0, 0, 1]), Err(FormatError::InvalidPermutation { .. })));
+        assert!(matches!(t.permuted(&[0, 1]), Err(FormatError::InvalidPermutation { .. })));
     }
 }

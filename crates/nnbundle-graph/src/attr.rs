@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use crate::op::OpKind;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -195,6 +196,72 @@ pub struct AttrSpec {
 /// Shorthand for op tables.
 pub const fn attr(name: &'static str, ty: AttrType, default: AttrDefault, doc: &'static str) -> AttrSpec {
     AttrSpec { name, ty, default, doc }
+}
+
+/// A node's attributes seen through its op: the same accessors as
+/// [`Attrs`], but asking for a name the op does not define fails in debug
+/// builds (and reads as absent in release builds, as [`Attrs`] does).
+#[derive(Debug, Clone, Copy)]
+pub struct NodeAttrs<'a> {
+    op: OpKind,
+    attrs: &'a Attrs,
+}
+
+macro_rules! checked_accessors {
+    ($($(#[$doc:meta])* $name:ident -> $ret:ty;)*) => {
+        $(
+            $(#[$doc])*
+            pub fn $name(&self, name: &str) -> $ret {
+                self.expect_defined(name);
+                self.attrs.$name(name)
+            }
+        )*
+    };
+}
+
+impl<'a> NodeAttrs<'a> {
+    /// The attributes `attrs` of a node of `op`.
+    pub fn new(op: OpKind, attrs: &'a Attrs) -> Self {
+        NodeAttrs { op, attrs }
+    }
+
+    /// The unchecked attributes.
+    pub fn raw(&self) -> &'a Attrs {
+        self.attrs
+    }
+
+    fn expect_defined(&self, name: &str) {
+        debug_assert!(self.op.def().attr(name).is_some(), "{} has no attribute `{name}`", self.op);
+    }
+
+    /// The value of `name`, if set.
+    pub fn get(&self, name: &str) -> Option<&'a AttrValue> {
+        self.expect_defined(name);
+        self.attrs.get(name)
+    }
+
+    /// A list-of-integers attribute.
+    pub fn ints(&self, name: &str) -> &'a [i64] {
+        self.expect_defined(name);
+        self.attrs.ints(name)
+    }
+
+    /// A string attribute.
+    pub fn str(&self, name: &str) -> &'a str {
+        self.expect_defined(name);
+        self.attrs.str(name)
+    }
+
+    checked_accessors! {
+        /// An integer attribute.
+        int -> i64;
+        /// An optional integer attribute.
+        opt_int -> Option<i64>;
+        /// A float attribute.
+        float -> f64;
+        /// A boolean attribute.
+        bool -> bool;
+    }
 }
 
 /// A node's attributes after parsing, with every default filled in.

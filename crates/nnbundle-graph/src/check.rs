@@ -6,19 +6,10 @@ use nnbundle_format::DType;
 
 use crate::attr::Attrs;
 use crate::document::{Draft, DraftNode};
-use crate::graph::{Graph, Node};
-use crate::op::{OpKind, Operands, ParamDType, Role, Slot};
+use crate::graph::{Graph, Node, Operand, WeightInfo, ancestors, bind_operands};
+use crate::op::{OpKind, Operands, ParamDType, ParamSpec, Role, Slot};
 use crate::report::{Code, Report};
-use crate::value::{Shape, ValueInfo};
-
-/// What a bundle holds for one weight: its dtype and shape.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WeightInfo {
-    /// Element type.
-    pub dtype: DType,
-    /// Shape.
-    pub shape: Vec<u64>,
-}
+use crate::value::{Dim, Shape, ValueInfo};
 
 /// The outcome of checking a graph: the graph when it has no error, every
 /// problem found, and the dtype and shape inferred for each value.
@@ -67,19 +58,9 @@ pub(crate) fn topological(nodes: &[Node]) -> Vec<usize> {
     toposort(nodes.iter().map(|n| (n.name.as_str(), n.inputs.as_slice()))).0
 }
 
-/// The slots `node` fills from its inputs, and from weights, in order.
-fn slot_sources(slots: &[Slot], inputs: &[String]) -> Vec<(Slot, Option<usize>)> {
-    if let [s] = slots
-        && s.role == Role::Variadic
-    {
-        return (0..inputs.len()).map(|i| (*s, Some(i))).collect();
-    }
-    slots.iter().enumerate().map(|(i, s)| (*s, (i < inputs.len()).then_some(i))).collect()
-}
-
 /// Checks a node's attributes (names, types, required ones, values) and fills
 /// defaults; returns false when the node cannot be used further.
-fn check_node_attrs(report: &mut Report, node: &mut DraftNode, op: OpKind) -> bool {
+pub(crate) fn check_node_attrs(report: &mut Report, node: &mut DraftNode, op: OpKind) -> bool {
     let def = op.def();
     let before = report.problems.len();
     let name = node.name.clone();
@@ -121,12 +102,9 @@ fn check_node_attrs(report: &mut Report, node: &mut DraftNode, op: OpKind) -> bo
 
 struct Checker<'a> {
     draft: &'a Draft,
-    weights: Option<&'a BTreeMap<String, WeightInfo>>,
     report: Report,
     /// Nodes whose attributes, wiring and references are all good.
     usable: Vec<bool>,
-    used_weights: BTreeSet<String>,
-    values: HashMap<String, ValueInfo>,
 }
 
 impl Checker<'_> {
@@ -175,27 +153,9 @@ impl Checker<'_> {
         if !self.usable[i] {
             return;
         }
-        let slots = op.def().present_slots(&node.attrs);
-        let variadic = slots.iter().any(|s| s.role == Role::Variadic);
-        let min = if variadic { 1 } else { slots.iter().filter(|s| s.role == Role::Data).count() };
-        let max = if variadic { usize::MAX } else { slots.len() };
-        let n = node.inputs.len();
-        if n < min || n > max {
+        if let Some(message) = arity_problem(op, &node.attrs, node.inputs.len()) {
             self.usable[i] = false;
-            let names: Vec<&str> = slots.iter().map(|s| s.name).collect();
-            let range = match (variadic, min == max) {
-                (true, _) => "at least 1 input".to_owned(),
-                (false, true) => format!("{min} inputs ({})", names.join(", ")),
-                (false, false) => {
-                    format!("{min} to {max} inputs ({}; parameters not given come from the weights)", names.join(", "))
-                }
-            };
-            self.err(
-                Code::InputCount,
-                format!("{}.inputs", node.path),
-                &node.name,
-                format!("{op} takes {range}, found {n}"),
-            );
+            self.err(Code::InputCount, format!("{}.inputs", node.path), &node.name, message);
         }
     }
 
@@ -239,45 +199,69 @@ impl Checker<'_> {
 
     fn reachability(&mut self) {
         let nodes = &self.draft.nodes;
-        let index: HashMap<&str, usize> = nodes.iter().enumerate().map(|(i, n)| (n.name.as_str(), i)).collect();
-        let mut seen = vec![false; nodes.len()];
-        let mut stack: Vec<usize> = self.draft.outputs.iter().filter_map(|o| index.get(o.as_str()).copied()).collect();
-        while let Some(i) = stack.pop() {
-            if std::mem::replace(&mut seen[i], true) {
-                continue;
-            }
-            stack.extend(nodes[i].inputs.iter().filter_map(|n| index.get(n.as_str()).copied()));
-        }
-        for (i, node) in nodes.iter().enumerate() {
-            if !seen[i] {
-                self.report.warning(
-                    Code::Unreachable,
-                    node.path.clone(),
-                    Some(&node.name),
-                    "no graph output depends on this node",
-                );
-            }
+        let needed = ancestors(
+            nodes.iter().map(|n| (n.name.as_str(), n.inputs.as_slice())),
+            self.draft.outputs.iter().map(String::as_str),
+        );
+        for (node, _) in nodes.iter().zip(needed).filter(|(_, needed)| !needed) {
+            self.report.warning(
+                Code::Unreachable,
+                node.path.clone(),
+                Some(&node.name),
+                "no graph output depends on this node",
+            );
         }
     }
+}
 
+/// Why a node of `op` cannot take `n` inputs, if it cannot.
+pub(crate) fn arity_problem(op: OpKind, attrs: &Attrs, n: usize) -> Option<String> {
+    let slots = op.def().present_slots(attrs);
+    let variadic = slots.iter().any(|s| s.role == Role::Variadic);
+    let min = if variadic { 1 } else { slots.iter().filter(|s| s.role == Role::Data).count() };
+    let max = if variadic { usize::MAX } else { slots.len() };
+    if (min..=max).contains(&n) {
+        return None;
+    }
+    let names: Vec<&str> = slots.iter().map(|s| s.name).collect();
+    let range = match (variadic, min == max) {
+        (true, _) => "at least 1 input".to_owned(),
+        (false, true) => format!("{min} inputs ({})", names.join(", ")),
+        (false, false) => {
+            format!("{min} to {max} inputs ({}; parameters not given come from the weights)", names.join(", "))
+        }
+    };
+    Some(format!("{op} takes {range}, found {n}"))
+}
+
+/// Shape inference over nodes in dependency order: the facts known about
+/// each value, and the weights the nodes read.
+pub(crate) struct Inference<'a> {
+    /// Facts about values inferred so far (graph inputs first).
+    pub values: HashMap<String, ValueInfo>,
+    /// The weights to check parameters against, when there are weights.
+    pub weights: Option<&'a BTreeMap<String, WeightInfo>>,
+    /// Weights some node reads.
+    pub used_weights: BTreeSet<String>,
+}
+
+impl Inference<'_> {
     /// Facts about a parameter operand, checking a stored weight against the op's requirements.
     fn param_operand(
         &mut self,
+        report: &mut Report,
         node: &DraftNode,
         op: OpKind,
-        slot: Slot,
-        fed_by: Option<&String>,
+        (slot, spec, operand): (Slot, ParamSpec, &Operand<'_>),
         input_dtype: Option<DType>,
     ) -> Option<ValueInfo> {
-        let spec = op.def().rule.param(slot.name, &node.attrs)?;
-        let (info, what, path) = match fed_by {
-            Some(value) => (
-                self.values.get(value).cloned(),
+        let (info, what, path) = match operand {
+            Operand::Value(value) => (
+                self.values.get(*value).cloned(),
                 format!("input `{value}` for {op} `{}`", slot.name),
                 format!("{}.inputs", node.path),
             ),
-            None => {
-                let name = format!("{}.{}", node.name, slot.name);
+            Operand::Weight { name, .. } => {
                 self.used_weights.insert(name.clone());
                 let Some(weights) = self.weights else {
                     // Without weights, what the attributes imply is all there is to know.
@@ -288,13 +272,13 @@ impl Checker<'_> {
                     };
                     return spec.shape.map(|s| ValueInfo::new(dtype, Shape::fixed(&s)));
                 };
-                match weights.get(&name) {
+                match weights.get(name) {
                     None if spec.required => {
                         let shape = spec.shape.as_ref().map(|s| format!(" of shape {s:?}")).unwrap_or_default();
-                        self.err(
+                        report.error(
                             Code::MissingParameter,
                             node.path.clone(),
-                            &node.name,
+                            Some(&node.name),
                             format!("{op} needs weight `{name}`{shape}, which the bundle does not have"),
                         );
                         return None;
@@ -310,56 +294,71 @@ impl Checker<'_> {
         };
         let info = info?;
         if !spec.dtype.accepts(info.dtype, input_dtype) {
-            self.err(
+            report.error(
                 Code::ParameterDType,
                 path.clone(),
-                &node.name,
+                Some(&node.name),
                 format!("{what} is {}, {op} needs {}", info.dtype, spec.dtype.describe(input_dtype)),
             );
         }
         if let Some(want) = &spec.shape
             && !(info.shape.rank() == want.len()
-                && info.shape.0.iter().zip(want).all(|(d, &w)| d.compatible(&crate::value::Dim::Fixed(w))))
+                && info.shape.0.iter().zip(want).all(|(d, &w)| d.compatible(&Dim::Fixed(w))))
         {
-            self.err(
+            report.error(
                 Code::ParameterShape,
                 path,
-                &node.name,
+                Some(&node.name),
                 format!("{what} has shape {}, the attributes imply {:?}", info.shape, want),
             );
         }
         Some(info)
     }
 
-    fn infer(&mut self, i: usize, node: &DraftNode, op: OpKind) {
-        let slots = op.def().present_slots(&node.attrs);
-        let sources = slot_sources(&slots, &node.inputs);
+    /// Binds a node's operands, checks its parameters and infers its output,
+    /// recording it under the node's name. Problems go to `report`; shape
+    /// rules run only for a `usable` node whose data operands are all known.
+    pub(crate) fn infer(
+        &mut self,
+        report: &mut Report,
+        node: &DraftNode,
+        op: OpKind,
+        usable: bool,
+    ) -> Option<ValueInfo> {
         let input_dtype = node.inputs.first().and_then(|n| self.values.get(n)).map(|v| v.dtype);
         let mut operands = Operands::default();
         let mut complete = true;
-        for (slot, source) in sources {
-            let fed_by = source.map(|j| &node.inputs[j]);
-            match slot.role {
-                Role::Param => {
-                    let info = self.param_operand(node, op, slot, fed_by, input_dtype);
+        for (slot, operand) in bind_operands(&node.name, op, &node.attrs, &node.inputs) {
+            match (slot.role, &operand) {
+                (Role::Param, _) => {
+                    let spec = match &operand {
+                        Operand::Weight { spec, .. } => Some(spec.clone()),
+                        Operand::Value(_) => op.def().rule.param(slot.name, &node.attrs),
+                    };
+                    let info =
+                        spec.and_then(|spec| self.param_operand(report, node, op, (slot, spec, &operand), input_dtype));
                     operands.params.insert(slot.name, info);
                 }
-                _ => match fed_by.map(|n| self.values.get(n)) {
-                    Some(Some(v)) => operands.data.push(v.clone()),
-                    Some(None) => complete = false,
-                    None => {}
+                (_, Operand::Value(v)) => match self.values.get(*v) {
+                    Some(info) => operands.data.push(info.clone()),
+                    None => complete = false,
                 },
+                (_, Operand::Weight { .. }) => {}
             }
         }
-        if !complete || !self.usable[i] {
-            return;
+        if !complete || !usable {
+            return None;
         }
         match op.def().rule.infer(&node.attrs, &operands) {
             Ok(Some(v)) => {
-                self.values.insert(node.name.clone(), v);
+                self.values.insert(node.name.clone(), v.clone());
+                Some(v)
             }
-            Ok(None) => {}
-            Err(msg) => self.err(Code::Shape, node.path.clone(), &node.name, msg),
+            Ok(None) => None,
+            Err(msg) => {
+                report.error(Code::Shape, node.path.clone(), Some(&node.name), msg);
+                None
+            }
         }
     }
 }
@@ -377,8 +376,7 @@ pub(crate) fn analyze_draft(
             None => false,
         });
     }
-    let mut checker =
-        Checker { draft: &draft, weights, report, usable, used_weights: BTreeSet::new(), values: HashMap::new() };
+    let mut checker = Checker { draft: &draft, report, usable };
     checker.names();
     let defined: BTreeSet<&str> =
         draft.inputs.iter().map(|i| i.name.as_str()).chain(draft.nodes.iter().map(|n| n.name.as_str())).collect();
@@ -414,28 +412,28 @@ pub(crate) fn analyze_draft(
     checker.cycles(&stuck);
     checker.reachability();
 
+    let mut inference = Inference { values: HashMap::new(), weights, used_weights: BTreeSet::new() };
     for input in &draft.inputs {
-        checker.values.insert(input.name.clone(), ValueInfo::new(input.dtype, input.shape.clone()));
+        inference.values.insert(input.name.clone(), ValueInfo::new(input.dtype, input.shape.clone()));
     }
     for &i in &order {
         let node = &draft.nodes[i];
         if let Some(op) = node.op {
-            checker.infer(i, node, op);
+            inference.infer(&mut checker.report, node, op, checker.usable[i]);
         }
     }
     if let Some(weights) = weights {
         // Nodes that inference skipped (on a cycle, after an error) still own their parameters.
         for (i, node) in draft.nodes.iter().enumerate() {
             if let (Some(op), true) = (node.op, checker.usable[i] || node.attrs_ok) {
-                let present = op.def().present_slots(&node.attrs);
-                for (k, slot) in present.iter().enumerate() {
-                    if slot.role == Role::Param && k >= node.inputs.len() {
-                        checker.used_weights.insert(format!("{}.{}", node.name, slot.name));
+                for (_, operand) in bind_operands(&node.name, op, &node.attrs, &node.inputs) {
+                    if let Operand::Weight { name, .. } = operand {
+                        inference.used_weights.insert(name);
                     }
                 }
             }
         }
-        for name in weights.keys().filter(|w| !checker.used_weights.contains(*w)) {
+        for name in weights.keys().filter(|w| !inference.used_weights.contains(*w)) {
             checker.report.error(
                 Code::UnusedWeight,
                 format!("tensors.{name}"),
@@ -444,7 +442,7 @@ pub(crate) fn analyze_draft(
             );
         }
     }
-    let Checker { report, values, .. } = checker;
+    let (report, values) = (checker.report, inference.values);
     let graph = if report.has_errors() {
         None
     } else {
@@ -457,24 +455,4 @@ pub(crate) fn analyze_draft(
         nodes.map(|nodes| Graph::from_parts(draft.opset, draft.inputs, nodes, draft.outputs))
     };
     Analysis { graph, report, values: values.into_iter().collect() }
-}
-
-/// Normalizes `attrs` for `op` exactly as graph checking does (types,
-/// defaults) and checks their rules; returns the first problem found.
-/// Importers call this before handing attributes to a shape rule.
-pub fn prepare_attrs(op: OpKind, attrs: &mut Attrs) -> Result<(), String> {
-    let mut node = DraftNode {
-        name: String::new(),
-        op: Some(op),
-        inputs: Vec::new(),
-        attrs: std::mem::take(attrs),
-        path: "attrs".into(),
-        explicit_inputs: true,
-        attrs_ok: true,
-        unparsed_attrs: Vec::new(),
-    };
-    let mut report = Report::default();
-    let ok = check_node_attrs(&mut report, &mut node, op);
-    *attrs = node.attrs;
-    if ok { Ok(()) } else { Err(report.problems.first().map(|p| p.message.clone()).unwrap_or_default()) }
 }

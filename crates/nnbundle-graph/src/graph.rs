@@ -2,13 +2,13 @@
 
 use std::collections::BTreeMap;
 
-use nnbundle_format::{DType, FormatError, Sha256Digest, canonical, yaml};
+use nnbundle_format::{DType, FormatError, Sha256Digest, Tensor, canonical, yaml};
 use serde::Serialize;
 
-use crate::attr::{AttrValue, Attrs};
-use crate::check::{Analysis, WeightInfo, analyze_draft};
+use crate::attr::{AttrValue, Attrs, NodeAttrs};
+use crate::check::{Analysis, analyze_draft};
 use crate::document::{Draft, parse_document};
-use crate::op::{OPSET, OpKind, Role};
+use crate::op::{OPSET, OpKind, ParamSpec, Role, Slot};
 use crate::report::Report;
 use crate::value::{Dim, Shape};
 
@@ -50,6 +50,109 @@ pub struct Parameter {
     pub shape: Option<Vec<u64>>,
     /// Whether the weight must exist.
     pub required: bool,
+}
+
+/// Where one operand of a node comes from: the rule of spec §9.2.
+///
+/// Slot *k* takes `inputs[k]` when the node gives it; otherwise a parameter
+/// slot present under the node's attributes takes the node's own weight
+/// `<node>.<slot>`. A variadic op takes every input in its one slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Operand<'a> {
+    /// A value named in the node's `inputs`.
+    Value(&'a str),
+    /// The node's weight `<node>.<slot>`, with what the op requires of it
+    /// (a weight that is not `required` may be absent and is then no operand).
+    Weight {
+        /// Full weight name (`hidden.weight`).
+        name: String,
+        /// The op's requirements on it under the node's attributes.
+        spec: ParamSpec,
+    },
+}
+
+/// The operands of a node of `op` named `node` with `attrs` and `inputs`, in slot order.
+pub(crate) fn bind_operands<'a>(
+    node: &str,
+    op: OpKind,
+    attrs: &Attrs,
+    inputs: &'a [String],
+) -> Vec<(Slot, Operand<'a>)> {
+    let def = op.def();
+    let present = def.present_slots(attrs);
+    if let [slot] = present[..]
+        && slot.role == Role::Variadic
+    {
+        return inputs.iter().map(|v| (slot, Operand::Value(v))).collect();
+    }
+    present
+        .into_iter()
+        .enumerate()
+        .filter_map(|(k, slot)| match inputs.get(k) {
+            Some(v) => Some((slot, Operand::Value(v.as_str()))),
+            None if slot.role == Role::Param => def
+                .rule
+                .param(slot.name, attrs)
+                .map(|spec| (slot, Operand::Weight { name: format!("{node}.{}", slot.name), spec })),
+            None => None,
+        })
+        .collect()
+}
+
+impl Node {
+    /// Every operand the node reads, in slot order, each with where it
+    /// comes from (spec §9.2). Inputs beyond the op's slots are not listed.
+    pub fn operands(&self) -> Vec<(Slot, Operand<'_>)> {
+        bind_operands(&self.name, self.op, &self.attrs, &self.inputs)
+    }
+
+    /// The attributes, read through accessors that fail (in debug builds) on
+    /// a name the op does not define, so a misspelt name is a test failure
+    /// instead of a silent default.
+    pub fn checked_attrs(&self) -> NodeAttrs<'_> {
+        NodeAttrs::new(self.op, &self.attrs)
+    }
+}
+
+/// What a bundle holds for one weight: its dtype and shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WeightInfo {
+    /// Element type.
+    pub dtype: DType,
+    /// Shape.
+    pub shape: Vec<u64>,
+}
+
+impl From<&Tensor> for WeightInfo {
+    fn from(t: &Tensor) -> Self {
+        WeightInfo { dtype: t.dtype(), shape: t.shape().iter().map(|&d| d as u64).collect() }
+    }
+}
+
+impl WeightInfo {
+    /// The table of weights by name that graph checks take.
+    pub fn table<'a, S: AsRef<str> + 'a>(
+        weights: impl IntoIterator<Item = (S, &'a Tensor)>,
+    ) -> BTreeMap<String, WeightInfo> {
+        weights.into_iter().map(|(n, t)| (n.as_ref().to_owned(), WeightInfo::from(t))).collect()
+    }
+}
+
+/// Which of `nodes` (name, inputs) the values `outputs` depend on.
+pub(crate) fn ancestors<'a>(
+    nodes: impl ExactSizeIterator<Item = (&'a str, &'a [String])> + Clone,
+    outputs: impl IntoIterator<Item = &'a str>,
+) -> Vec<bool> {
+    let index: std::collections::HashMap<&str, usize> = nodes.clone().enumerate().map(|(i, (n, _))| (n, i)).collect();
+    let inputs: Vec<&[String]> = nodes.map(|(_, inputs)| inputs).collect();
+    let mut needed = vec![false; inputs.len()];
+    let mut stack: Vec<usize> = outputs.into_iter().filter_map(|o| index.get(o).copied()).collect();
+    while let Some(i) = stack.pop() {
+        if !std::mem::replace(&mut needed[i], true) {
+            stack.extend(inputs[i].iter().filter_map(|n| index.get(n.as_str()).copied()));
+        }
+    }
+    needed
 }
 
 /// A layer graph. Build one by parsing YAML ([`Graph::from_yaml`]) or in
@@ -123,6 +226,12 @@ impl Graph {
         self.nodes.iter().flat_map(node_parameters).collect()
     }
 
+    /// For each node, in document order, whether any of `outputs` (value
+    /// names) depends on it.
+    pub fn needed<'a>(&'a self, outputs: impl IntoIterator<Item = &'a str>) -> Vec<bool> {
+        ancestors(self.nodes.iter().map(|n| (n.name.as_str(), n.inputs.as_slice())), outputs)
+    }
+
     /// Checks the graph against weights (dtype and shape of every `params`
     /// tensor by name) and infers every value's dtype and shape.
     pub fn check(&self, weights: Option<&BTreeMap<String, WeightInfo>>) -> Analysis {
@@ -166,20 +275,17 @@ impl Graph {
 
 /// The parameters of one node: present parameter slots not fed by its inputs.
 pub(crate) fn node_parameters(node: &Node) -> Vec<Parameter> {
-    let def = node.op.def();
-    let present = def.present_slots(&node.attrs);
-    present
-        .iter()
-        .enumerate()
-        .filter(|(i, s)| s.role == Role::Param && *i >= node.inputs.len())
-        .filter_map(|(_, s)| {
-            def.rule.param(s.name, &node.attrs).map(|spec| Parameter {
-                name: format!("{}.{}", node.name, s.name),
+    node.operands()
+        .into_iter()
+        .filter_map(|(slot, operand)| match operand {
+            Operand::Weight { name, spec } => Some(Parameter {
+                name,
                 node: node.name.clone(),
-                slot: s.name,
+                slot: slot.name,
                 shape: spec.shape,
                 required: spec.required,
-            })
+            }),
+            Operand::Value(_) => None,
         })
         .collect()
 }
@@ -221,9 +327,8 @@ impl Graph {
     /// ancestors, the graph inputs those read, and `outputs` as the outputs.
     pub fn subgraph(&self, outputs: &[&str]) -> Result<Graph, Report> {
         let mut report = Report::default();
-        let index: BTreeMap<&str, usize> = self.nodes.iter().enumerate().map(|(i, n)| (n.name.as_str(), i)).collect();
         for (k, o) in outputs.iter().enumerate() {
-            if !index.contains_key(o) {
+            if self.node(o).is_none() {
                 report.error(
                     crate::report::Code::UnknownReference,
                     format!("outputs[{k}]"),
@@ -235,13 +340,7 @@ impl Graph {
         if report.has_errors() {
             return Err(report);
         }
-        let mut keep = vec![false; self.nodes.len()];
-        let mut stack: Vec<usize> = outputs.iter().map(|o| index[o]).collect();
-        while let Some(i) = stack.pop() {
-            if !std::mem::replace(&mut keep[i], true) {
-                stack.extend(self.nodes[i].inputs.iter().filter_map(|n| index.get(n.as_str()).copied()));
-            }
-        }
+        let keep = self.needed(outputs.iter().copied());
         let nodes: Vec<Node> = self.nodes.iter().zip(&keep).filter(|(_, k)| **k).map(|(n, _)| n.clone()).collect();
         let used: std::collections::BTreeSet<&str> =
             nodes.iter().flat_map(|n| n.inputs.iter().map(String::as_str)).collect();

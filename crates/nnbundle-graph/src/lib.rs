@@ -29,6 +29,7 @@
 #![deny(missing_docs)]
 
 mod attr;
+mod build;
 mod check;
 mod document;
 mod graph;
@@ -40,11 +41,12 @@ pub mod schema;
 mod summary;
 mod value;
 
-pub use attr::{AttrDefault, AttrSpec, AttrType, AttrValue, Attrs};
-pub use check::{Analysis, WeightInfo, prepare_attrs};
+pub use attr::{AttrDefault, AttrSpec, AttrType, AttrValue, Attrs, NodeAttrs};
+pub use build::GraphBuilder;
+pub use check::Analysis;
 pub use document::{is_symbol, is_value_name};
-pub use graph::{Graph, GraphInput, Node, Parameter, analyze};
-pub use op::{OPSET, OpDef, OpKind, OpRule, Operands, ParamDType, ParamSpec, Role, Slot};
+pub use graph::{Graph, GraphInput, Node, Operand, Parameter, WeightInfo, analyze};
+pub use op::{OPSET, OpDef, OpKind, ParamDType, ParamSpec, Role, Slot};
 pub use ops::Window;
 pub use ops::conv::{conv_padding, conv_windows};
 pub use ops::matmul::matmul_shape;

@@ -97,7 +97,7 @@ impl ParamSpec {
 /// The operands a shape rule sees: each present slot by name, in slot order.
 /// A `None` entry is an operand whose facts are unknown (a weight not given).
 #[derive(Debug, Clone, Default)]
-pub struct Operands {
+pub(crate) struct Operands {
     /// Data operands, in order (variadic ones included).
     pub data: Vec<ValueInfo>,
     /// Parameter operands by slot name.
@@ -106,18 +106,18 @@ pub struct Operands {
 
 impl Operands {
     /// The first data operand.
-    pub fn input(&self) -> &ValueInfo {
+    pub(crate) fn input(&self) -> &ValueInfo {
         &self.data[0]
     }
 
     /// A parameter operand, when present and known.
-    pub fn param(&self, name: &str) -> Option<&ValueInfo> {
+    pub(crate) fn param(&self, name: &str) -> Option<&ValueInfo> {
         self.params.get(name).and_then(Option::as_ref)
     }
 }
 
 /// The behaviour of one op: attribute checks, parameters and the shape rule.
-pub trait OpRule: Sync {
+pub(crate) trait OpRule: Sync {
     /// Checks attribute values beyond their types; returns (attribute, message) pairs.
     fn check_attrs(&self, _attrs: &Attrs) -> Vec<(&'static str, String)> {
         Vec::new()
@@ -145,7 +145,7 @@ pub struct OpDef {
     /// Its operand slots, data first, then parameters.
     pub slots: &'static [Slot],
     /// Its behaviour.
-    pub rule: &'static dyn OpRule,
+    pub(crate) rule: &'static dyn OpRule,
 }
 
 impl fmt::Debug for OpDef {

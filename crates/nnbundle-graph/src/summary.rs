@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use crate::check::WeightInfo;
+use crate::graph::WeightInfo;
 use crate::graph::{Graph, node_parameters};
 
 /// `1234567` as `1,234,567`.

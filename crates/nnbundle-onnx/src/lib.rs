@@ -19,9 +19,24 @@ mod tensor;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-pub use export::{EXPORT_OPSET, export};
-pub use import::{Imported, SUPPORTED_OPS, SUPPORTED_OPSETS, import_model};
+pub use export::{EXPORT_OPSET, ExportError, ExportSupport, export, export_support};
+pub use import::table::IMPORT_GAPS;
+pub use import::{Imported, SUPPORTED_OPSETS, import_model};
+use nnbundle_graph::OpKind;
 use prost::Message;
+
+/// The ONNX op types (default domain) the importer translates, sorted.
+pub fn supported_ops() -> Vec<&'static str> {
+    let mut ops: Vec<&'static str> = import::table::translators().map(|t| t.onnx).collect();
+    ops.sort_unstable();
+    ops
+}
+
+/// The ONNX op types that import to `op` when a node fits it directly
+/// (empty for the ops in [`IMPORT_GAPS`]).
+pub fn import_sources(op: OpKind) -> Vec<&'static str> {
+    import::table::translators().filter(|t| t.produces.contains(&op)).map(|t| t.onnx).collect()
+}
 
 /// Largest ONNX file read (protobuf's own limit is 2 GiB).
 pub const MAX_ONNX_BYTES: u64 = 2 << 30;
@@ -41,7 +56,13 @@ pub enum ImportError {
     },
     /// The bytes are not an ONNX protobuf.
     #[error("not an ONNX model: {0}")]
-    Decode(String),
+    Decode(#[source] prost::DecodeError),
+    /// The file is larger than an ONNX protobuf can be.
+    #[error("{size} bytes, above protobuf's 2 GiB limit")]
+    TooLarge {
+        /// The file's size.
+        size: u64,
+    },
     /// The model has no graph.
     #[error("the ONNX model has no graph")]
     NoGraph,
@@ -82,7 +103,7 @@ pub enum ImportError {
 
 /// Imports ONNX bytes.
 pub fn import(bytes: &[u8]) -> Result<Imported, ImportError> {
-    let model = proto::ModelProto::decode(bytes).map_err(|e| ImportError::Decode(e.to_string()))?;
+    let model = proto::ModelProto::decode(bytes).map_err(ImportError::Decode)?;
     import_model(&model)
 }
 
@@ -91,7 +112,7 @@ pub fn import_file(path: &Path) -> Result<Imported, ImportError> {
     let io = |source| ImportError::Io { path: path.display().to_string(), source };
     let len = std::fs::metadata(path).map_err(io)?.len();
     if len > MAX_ONNX_BYTES {
-        return Err(ImportError::Decode(format!("{len} bytes, above protobuf's 2 GiB limit")));
+        return Err(ImportError::TooLarge { size: len });
     }
     import(&std::fs::read(path).map_err(io)?)
 }

@@ -4,6 +4,8 @@ use nnbundle_container::ContainerError;
 use nnbundle_format::DType;
 use nnbundle_graph::Report;
 
+use crate::reuse::LoadReport;
+
 /// What went wrong while loading, building or running a model.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -58,9 +60,83 @@ pub enum RuntimeError {
         /// What went wrong.
         message: String,
     },
-    /// A builder or state-dict call that cannot be honoured.
-    #[error("{0}")]
-    Invalid(String),
+    /// A node reads a weight the model does not hold.
+    #[error("node `{node}` reads weight `{name}`, which the model does not have")]
+    MissingWeight {
+        /// The node.
+        node: String,
+        /// The weight's full name (`hidden.weight`).
+        name: String,
+    },
+    /// The graph uses an op this runtime has no kernel for.
+    #[error("node `{node}`: this runtime has no kernel for op {op}")]
+    NoKernel {
+        /// The node.
+        node: String,
+        /// Its op.
+        op: &'static str,
+    },
+    /// A call that needs a model with a given number of inputs or outputs.
+    #[error("{call} needs a model with {expected} {what}(s); this one has {found}")]
+    Arity {
+        /// The call (`forward`).
+        call: &'static str,
+        /// `input` or `output`.
+        what: &'static str,
+        /// How many the call needs.
+        expected: usize,
+        /// How many the model has.
+        found: usize,
+    },
+    /// A parameter that could not be initialised.
+    #[error("parameter `{parameter}`: {reason}")]
+    Init {
+        /// The parameter's full name.
+        parameter: String,
+        /// Why.
+        reason: String,
+    },
+    /// A strict state-dict load that did not match the model exactly.
+    #[error("strict load_state_dict failed:\n{report}")]
+    StrictLoad {
+        /// What was loaded, missing, unexpected and mismatched.
+        report: Box<LoadReport>,
+    },
+}
+
+impl RuntimeError {
+    /// A stable kebab-case code for the error (the container's codes for container errors).
+    pub fn code(&self) -> &'static str {
+        match self {
+            RuntimeError::Container(e) => e.code(),
+            RuntimeError::NoGraph => "no-graph",
+            RuntimeError::Graph { .. } => "invalid-graph",
+            RuntimeError::UnknownInput { .. } => "unknown-input",
+            RuntimeError::MissingInput { .. } => "missing-input",
+            RuntimeError::BadInput { .. } => "bad-input",
+            RuntimeError::Node { .. } => "node-failed",
+            RuntimeError::MissingWeight { .. } => "missing-parameter",
+            RuntimeError::NoKernel { .. } => "no-kernel",
+            RuntimeError::Arity { .. } => "arity",
+            RuntimeError::Init { .. } => "init",
+            RuntimeError::StrictLoad { .. } => "strict-load",
+        }
+    }
+
+    /// Where the error is: an entry or tensor for container errors, else the
+    /// input, node or parameter concerned.
+    pub fn location(&self) -> Option<String> {
+        match self {
+            RuntimeError::Container(e) => e.location(),
+            RuntimeError::UnknownInput { name, .. }
+            | RuntimeError::MissingInput { name, .. }
+            | RuntimeError::BadInput { name, .. } => Some(format!("inputs.{name}")),
+            RuntimeError::Node { node, .. } | RuntimeError::NoKernel { node, .. } => Some(format!("nodes.{node}")),
+            RuntimeError::MissingWeight { name, .. } => Some(format!("tensors.{name}")),
+            RuntimeError::Init { parameter, .. } => Some(format!("tensors.{parameter}")),
+            _ => None,
+        }
+    }
 }
 
 /// Result type of this crate.

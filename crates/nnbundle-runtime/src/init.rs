@@ -50,8 +50,9 @@ fn scheme(node: &Node, p: &Parameter) -> Option<Scheme> {
 
 /// A freshly initialised parameter of dtype `dtype` (f32 or f64; i64 for counters).
 pub(crate) fn init_parameter(node: &Node, p: &Parameter, dtype: DType, rng: &mut ChaCha8Rng) -> Result<Tensor> {
-    let scheme = scheme(node, p).ok_or_else(|| {
-        RuntimeError::Invalid(format!("parameter `{}` has no default initialisation; give it with set_weight", p.name))
+    let scheme = scheme(node, p).ok_or_else(|| RuntimeError::Init {
+        parameter: p.name.clone(),
+        reason: "has no default initialisation; give it with set_weight".into(),
     })?;
     let shape: Vec<usize> = p.shape.clone().unwrap_or_default().iter().map(|&d| d as usize).collect();
     let n: usize = shape.iter().product();
@@ -60,11 +61,11 @@ pub(crate) fn init_parameter(node: &Node, p: &Parameter, dtype: DType, rng: &mut
     }
     let values: Vec<f64> = match scheme {
         UniformInit(bound) => {
-            let dist = Uniform::new_inclusive(-bound, bound).map_err(|e| RuntimeError::Invalid(e.to_string()))?;
+            let dist = Uniform::new_inclusive(-bound, bound).map_err(|e| init_error(p, e))?;
             (0..n).map(|_| dist.sample(rng)).collect()
         }
         NormalInit => {
-            let dist = Normal::new(0.0, 1.0).map_err(|e| RuntimeError::Invalid(e.to_string()))?;
+            let dist = Normal::new(0.0, 1.0).map_err(|e| init_error(p, e))?;
             (0..n).map(|_| dist.sample(rng)).collect()
         }
         Constant(c) => vec![c; n],
@@ -73,5 +74,9 @@ pub(crate) fn init_parameter(node: &Node, p: &Parameter, dtype: DType, rng: &mut
         DType::F64 => Tensor::from_vec(shape, values),
         _ => Tensor::from_vec(shape, values.into_iter().map(|v| v as f32).collect::<Vec<f32>>()),
     };
-    tensor.map_err(|e| RuntimeError::Invalid(format!("parameter `{}`: {e}", p.name)))
+    tensor.map_err(|e| init_error(p, e))
+}
+
+fn init_error(p: &Parameter, reason: impl std::fmt::Display) -> RuntimeError {
+    RuntimeError::Init { parameter: p.name.clone(), reason: reason.to_string() }
 }

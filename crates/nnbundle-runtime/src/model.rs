@@ -6,7 +6,7 @@ use std::path::Path;
 use nnbundle_container::{Bundle, BundleWriter};
 use nnbundle_format::names::PARAMS_GROUP;
 use nnbundle_format::{MetaValue, Tensor};
-use nnbundle_graph::{Dim, Graph, OpKind, Role, WeightInfo};
+use nnbundle_graph::{Dim, Graph, OpKind, Operand, WeightInfo};
 
 use crate::error::{Result, RuntimeError};
 use crate::kernels::{Kernel, Scratch, build_kernel};
@@ -178,13 +178,7 @@ impl Model {
     /// A model from a graph and its weights by name. Checks the weights
     /// against the graph and plans the execution.
     pub fn new(graph: Graph, weights: BTreeMap<String, Tensor>) -> Result<Model> {
-        let table: BTreeMap<String, WeightInfo> = weights
-            .iter()
-            .map(|(n, t)| {
-                (n.clone(), WeightInfo { dtype: t.dtype(), shape: t.shape().iter().map(|&d| d as u64).collect() })
-            })
-            .collect();
-        let report = graph.check(Some(&table)).report;
+        let report = graph.check(Some(&WeightInfo::table(&weights))).report;
         if report.has_errors() {
             return Err(RuntimeError::Graph { report });
         }
@@ -220,46 +214,29 @@ impl Model {
             self.weight_names.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
         // Only nodes some output depends on run.
         let index: HashMap<&str, usize> = graph.nodes().iter().enumerate().map(|(i, n)| (n.name.as_str(), i)).collect();
-        let mut needed = vec![false; graph.nodes().len()];
-        let mut stack: Vec<usize> = graph.outputs().iter().filter_map(|o| index.get(o.as_str()).copied()).collect();
-        while let Some(i) = stack.pop() {
-            if !std::mem::replace(&mut needed[i], true) {
-                stack.extend(graph.nodes()[i].inputs.iter().filter_map(|n| index.get(n.as_str()).copied()));
-            }
-        }
+        let needed = graph.needed(graph.outputs().iter().map(String::as_str));
         let mut steps = Vec::new();
         for node in graph.topological_order() {
             let i = index[node.name.as_str()];
             if !needed[i] {
                 continue;
             }
-            let def = node.op.def();
-            let present = def.present_slots(&node.attrs);
             let mut args = Vec::new();
-            let variadic = present.iter().any(|s| s.role == Role::Variadic);
-            if variadic {
-                args.extend(node.inputs.iter().map(|n| Source::Value(slot_of[n.as_str()])));
-            } else {
-                for (k, slot) in present.iter().enumerate() {
-                    match (node.inputs.get(k), slot.role) {
-                        (Some(v), _) => args.push(Source::Value(slot_of[v.as_str()])),
-                        (None, Role::Param) => {
-                            // Optional parameters (num_batches_tracked) are not operands of the kernels.
-                            let spec = def.rule.param(slot.name, &node.attrs);
-                            if spec.is_some_and(|s| s.required) {
-                                let name = format!("{}.{}", node.name, slot.name);
-                                let w = *weight_of
-                                    .get(name.as_str())
-                                    .ok_or_else(|| RuntimeError::Invalid(format!("weight `{name}` is missing")))?;
-                                args.push(Source::Weight(w));
-                            }
-                        }
-                        (None, _) => {}
+            for (_, operand) in node.operands() {
+                match operand {
+                    Operand::Value(v) => args.push(Source::Value(slot_of[v])),
+                    // Optional parameters (num_batches_tracked) are not operands of the kernels.
+                    Operand::Weight { spec, .. } if !spec.required => {}
+                    Operand::Weight { name, .. } => {
+                        let w = *weight_of
+                            .get(name.as_str())
+                            .ok_or_else(|| RuntimeError::MissingWeight { node: node.name.clone(), name })?;
+                        args.push(Source::Weight(w));
                     }
                 }
             }
             let kernel = build_kernel(node)
-                .ok_or_else(|| RuntimeError::Invalid(format!("this runtime has no kernel for op {}", node.op)))?;
+                .ok_or_else(|| RuntimeError::NoKernel { node: node.name.clone(), op: node.op.name() })?;
             steps.push(Step { node: i, kernel, args, out: slot_of[node.name.as_str()], frees: Vec::new() });
         }
         let outputs: Vec<usize> = graph.outputs().iter().map(|o| slot_of[o.as_str()]).collect();
@@ -384,19 +361,14 @@ impl Model {
 
     /// Runs a model with one input and one output: `y = net(x)`.
     pub fn forward(&self, x: impl Into<Value>) -> Result<Value> {
+        let arity = |what, found| RuntimeError::Arity { call: "forward", what, expected: 1, found };
         let [input] = self.graph.inputs() else {
-            return Err(RuntimeError::Invalid(format!(
-                "forward needs a model with one input; this one has {}",
-                self.graph.inputs().len()
-            )));
+            return Err(arity("input", self.graph.inputs().len()));
         };
         let mut out = self.run([(input.name.clone(), x.into())])?;
         match self.graph.outputs() {
             [only] => Ok(out.remove(only).expect("computed")),
-            many => Err(RuntimeError::Invalid(format!(
-                "forward needs a model with one output; this one has {}",
-                many.len()
-            ))),
+            many => Err(arity("output", many.len())),
         }
     }
 
@@ -431,15 +403,7 @@ impl Model {
 
     /// A readable summary: each layer with its attributes, then parameter counts and bytes.
     pub fn summary(&self) -> String {
-        let table: BTreeMap<String, WeightInfo> = self
-            .weight_names
-            .iter()
-            .zip(&self.weights)
-            .map(|(n, t)| {
-                (n.clone(), WeightInfo { dtype: t.dtype(), shape: t.shape().iter().map(|&d| d as u64).collect() })
-            })
-            .collect();
-        self.graph.summary(Some(&table))
+        self.graph.summary(Some(&WeightInfo::table(self.weight_names.iter().zip(&self.weights))))
     }
 
     pub(crate) fn weights_mut(&mut self) -> impl Iterator<Item = (&String, &mut Tensor)> {

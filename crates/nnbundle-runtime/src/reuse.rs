@@ -111,7 +111,7 @@ impl Model {
         }
         report.unexpected = source.keys().filter(|k| !used.contains(k.as_str())).cloned().collect();
         if options.strict && !report.is_complete() {
-            return Err(RuntimeError::Invalid(format!("strict load_state_dict failed:\n{report}")));
+            return Err(RuntimeError::StrictLoad { report: Box::new(report) });
         }
         let updates: BTreeMap<String, Tensor> = updates.into_iter().collect();
         for (name, current) in self.weights_mut() {

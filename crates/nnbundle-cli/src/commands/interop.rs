@@ -5,7 +5,8 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, anyhow};
-use nnbundle_container::{Bundle, ContainerError, write_atomically};
+use nnbundle_container::{Bundle, BundleWriter, ContainerError, write_atomically};
+use nnbundle_onnx::Imported;
 use prost::Message;
 
 use crate::Outcome;
@@ -18,7 +19,7 @@ pub(crate) fn import(model: &Path, output: &Path) -> Outcome {
         other => anyhow!(other).context(format!("`{}`", model.display())),
     })?;
     let manifest =
-        imported.to_writer()?.save(output).with_context(|| format!("cannot write `{}`", output.display()))?;
+        bundle_writer(&imported)?.save(output).with_context(|| format!("cannot write `{}`", output.display()))?;
     bar.finish_and_clear();
     anstream::println!(
         "{GOOD}imported{GOOD:#} {} ({} nodes, {} tensors, ONNX opset {})",
@@ -28,6 +29,22 @@ pub(crate) fn import(model: &Path, output: &Path) -> Outcome {
         imported.opset
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// A bundle writer holding an imported graph, its weights and aliases, and
+/// where they came from as metadata.
+fn bundle_writer(imported: &Imported) -> Result<BundleWriter, ContainerError> {
+    let mut w = BundleWriter::new();
+    w.set_graph(imported.graph.clone());
+    for (name, t) in &imported.weights {
+        w.add_tensor(name.clone(), t.clone())?;
+    }
+    for (alias, target) in &imported.aliases {
+        w.add_alias(alias.clone(), target.clone())?;
+    }
+    w.set_metadata("source_format", "onnx")?;
+    w.set_metadata("source_opset", imported.opset)?;
+    Ok(w)
 }
 
 pub(crate) fn export(bundle_path: &Path, output: &Path) -> Outcome {
@@ -41,7 +58,11 @@ pub(crate) fn export(bundle_path: &Path, output: &Path) -> Outcome {
         .map_err(|e| anyhow!("cannot export to ONNX: {e}"))?;
     let bytes = model.encode_to_vec();
     write_atomically(output, |w| {
-        std::io::Write::write_all(w, &bytes).map_err(|e| ContainerError::InvalidContent { reason: e.to_string() })
+        std::io::Write::write_all(w, &bytes).map_err(|source| ContainerError::Io {
+            op: "write",
+            path: output.to_path_buf(),
+            source,
+        })
     })
     .with_context(|| format!("cannot write `{}`", output.display()))?;
     anstream::println!(

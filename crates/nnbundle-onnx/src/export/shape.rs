@@ -1,0 +1,71 @@
+//! Pass-throughs and shape ops as ONNX.
+
+use nnbundle_graph::{OpKind, normalize_axis};
+
+use super::ExportSupport::{Full, Partial};
+use super::{Args, ExportRule, Exporter, a_int, a_ints};
+
+/// The export rules of this family.
+pub(crate) const RULES: &[ExportRule] = &[
+    ExportRule { op: OpKind::Dropout, support: Full, export: identity },
+    ExportRule { op: OpKind::Identity, support: Full, export: identity },
+    ExportRule {
+        op: OpKind::Flatten,
+        support: Partial("dimensions after `end_dim` must be static: ONNX's Reshape cannot keep a symbolic one there"),
+        export: flatten,
+    },
+    ExportRule { op: OpKind::Reshape, support: Full, export: reshape },
+    ExportRule { op: OpKind::Permute, support: Full, export: permute },
+    ExportRule {
+        op: OpKind::Concat,
+        support: Full,
+        export: |ex, n| {
+            ex.emit("Concat", n.node.inputs.clone(), &n.out, vec![a_int("axis", n.attrs().int("dim"))]);
+            Ok(())
+        },
+    },
+];
+
+fn identity(ex: &mut Exporter<'_>, n: &Args<'_>) -> Result<(), String> {
+    ex.emit("Identity", vec![n.x.clone()], &n.out, vec![]);
+    Ok(())
+}
+
+fn flatten(ex: &mut Exporter<'_>, n: &Args<'_>) -> Result<(), String> {
+    let a = n.attrs();
+    let info = ex.values.get(&n.x).cloned().ok_or("Flatten needs its input's shape")?;
+    let r = info.shape.rank().max(1);
+    let (s, e) = (normalize_axis(a.int("start_dim"), r), normalize_axis(a.int("end_dim"), r));
+    let (Some(s), Some(e)) = (s, e) else { return Err("Flatten dims out of range".into()) };
+    let mut shape: Vec<i64> = vec![0; s];
+    shape.push(-1);
+    for d in &info.shape.0[e + 1..] {
+        shape.push(d.fixed().ok_or("Flatten before a symbolic trailing dimension has no ONNX Reshape form")? as i64);
+    }
+    let sh = ex.shape_constant(&n.out, shape);
+    ex.emit("Reshape", vec![n.x.clone(), sh], &n.out, vec![]);
+    Ok(())
+}
+
+fn reshape(ex: &mut Exporter<'_>, n: &Args<'_>) -> Result<(), String> {
+    let a = n.attrs();
+    let sh = ex.shape_constant(&n.out, a.ints("shape").to_vec());
+    // ONNX reads 0 as "copy" unless allowzero; opset 1 does so only with zero_copies_input.
+    let allow_zero = a.ints("shape").contains(&0) && !a.bool("zero_copies_input");
+    ex.emit("Reshape", vec![n.x.clone(), sh], &n.out, if allow_zero { vec![a_int("allowzero", 1)] } else { vec![] });
+    Ok(())
+}
+
+fn permute(ex: &mut Exporter<'_>, n: &Args<'_>) -> Result<(), String> {
+    // ONNX wants non-negative axes.
+    let r = ex.rank(&n.x).ok_or("Permute needs its input's rank")?;
+    let perm = n
+        .attrs()
+        .ints("dims")
+        .iter()
+        .map(|&d| normalize_axis(d, r).map(|v| v as i64))
+        .collect::<Option<Vec<_>>>()
+        .ok_or("Permute dims out of range")?;
+    ex.emit("Transpose", vec![n.x.clone()], &n.out, vec![a_ints("perm", perm)]);
+    Ok(())
+}

@@ -1,0 +1,89 @@
+//! ONNX activations and softmaxes.
+
+use nnbundle_graph::{AttrValue, OpKind};
+
+use super::table::Translator;
+use super::{Importer, OnnxNode, Operand, attr_f, attr_i, attr_s};
+use crate::proto::NodeProto;
+
+/// The translators of this family.
+pub(crate) const TRANSLATORS: &[Translator] = &[
+    Translator { onnx: "Relu", produces: &[OpKind::ReLU], translate: |im, n| unary(im, n, OpKind::ReLU, vec![]) },
+    Translator {
+        onnx: "Sigmoid",
+        produces: &[OpKind::Sigmoid],
+        translate: |im, n| unary(im, n, OpKind::Sigmoid, vec![]),
+    },
+    Translator { onnx: "Tanh", produces: &[OpKind::Tanh], translate: |im, n| unary(im, n, OpKind::Tanh, vec![]) },
+    Translator {
+        onnx: "LeakyRelu",
+        produces: &[OpKind::LeakyReLU],
+        translate: |im, n| {
+            let slope = f64::from(attr_f(n.proto, "alpha", 0.01));
+            unary(im, n, OpKind::LeakyReLU, vec![("negative_slope", AttrValue::Float(slope))])
+        },
+    },
+    Translator {
+        onnx: "Gelu",
+        produces: &[OpKind::GELU],
+        translate: |im, n| {
+            let approx = attr_s(n.proto, "approximate", "none");
+            unary(im, n, OpKind::GELU, vec![("approximate", AttrValue::Str(approx))])
+        },
+    },
+    Translator {
+        onnx: "Softmax",
+        produces: &[OpKind::Softmax],
+        translate: |im, n| im.softmax(n.proto, n.hint, n.arg(0)?).map(Some),
+    },
+    Translator {
+        onnx: "LogSoftmax",
+        produces: &[OpKind::LogSoftmax],
+        translate: |im, n| im.softmax(n.proto, n.hint, n.arg(0)?).map(Some),
+    },
+];
+
+/// A one-operand op with fixed attributes.
+fn unary(
+    im: &mut Importer,
+    n: &OnnxNode<'_>,
+    op: OpKind,
+    attrs: Vec<(&str, AttrValue)>,
+) -> Result<Option<String>, String> {
+    im.add(n.hint, op, attrs, vec![n.arg(0)?]).map(Some)
+}
+
+impl Importer {
+    pub(crate) fn softmax(&mut self, node: &NodeProto, hint: &str, x: Operand) -> Result<String, String> {
+        let kind = if node.op_type == "Softmax" { OpKind::Softmax } else { OpKind::LogSoftmax };
+        let rank = self.rank(&x).ok_or("Softmax needs its input's rank")? as i64;
+        if self.opset >= 13 {
+            return self.add(hint, kind, vec![("dim", AttrValue::Int(attr_i(node, "axis", -1)))], vec![x]);
+        }
+        // Before opset 13 the input is flattened to 2-D at `axis` and normalized over the second part.
+        let axis = attr_i(node, "axis", 1);
+        let axis = if axis < 0 { axis + rank } else { axis };
+        if !(0..rank).contains(&axis) {
+            return Err(format!("axis {axis} is out of range for rank {rank}"));
+        }
+        if axis == rank - 1 {
+            return self.add(hint, kind, vec![("dim", AttrValue::Int(-1))], vec![x]);
+        }
+        let shape =
+            self.static_shape(&x).ok_or("Softmax before opset 13 over several axes needs a static input shape")?;
+        let inner: i64 = shape[axis as usize..].iter().product();
+        let flat = self.add(
+            &format!("{hint}_2d"),
+            OpKind::Reshape,
+            vec![("shape", AttrValue::Ints(vec![-1, inner]))],
+            vec![x],
+        )?;
+        let soft = self.add(
+            &format!("{hint}_normalized"),
+            kind,
+            vec![("dim", AttrValue::Int(1))],
+            vec![Operand::Value(flat)],
+        )?;
+        self.add(hint, OpKind::Reshape, vec![("shape", AttrValue::Ints(shape))], vec![Operand::Value(soft)])
+    }
+}

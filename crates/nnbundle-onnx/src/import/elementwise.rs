@@ -1,0 +1,52 @@
+//! ONNX elementwise arithmetic.
+
+use nnbundle_graph::OpKind;
+
+use super::table::Translator;
+use super::{Importer, OnnxNode, Operand, attr};
+use crate::proto::NodeProto;
+
+/// The translators of this family.
+pub(crate) const TRANSLATORS: &[Translator] = &[
+    Translator { onnx: "Add", produces: &[OpKind::Add], translate: binary },
+    Translator { onnx: "Sub", produces: &[OpKind::Sub], translate: binary },
+    Translator { onnx: "Mul", produces: &[OpKind::Mul], translate: binary },
+    Translator { onnx: "Div", produces: &[OpKind::Div], translate: binary },
+];
+
+fn binary(im: &mut Importer, n: &OnnxNode<'_>) -> Result<Option<String>, String> {
+    im.binary(n.proto, n.hint, n.arg(0)?, n.arg(1)?).map(Some)
+}
+
+impl Importer {
+    pub(crate) fn binary(&mut self, node: &NodeProto, hint: &str, a: Operand, b: Operand) -> Result<String, String> {
+        if attr(node, "axis").is_some() {
+            return Err(format!(
+                "{} with the legacy `axis` broadcast attribute is not supported (re-export at opset 7 or newer)",
+                node.op_type
+            ));
+        }
+        let kind = match node.op_type.as_str() {
+            "Add" => OpKind::Add,
+            "Sub" => OpKind::Sub,
+            "Mul" => OpKind::Mul,
+            _ => OpKind::Div,
+        };
+        match (&a, &b) {
+            (Operand::Const(..), Operand::Value(_)) => match kind {
+                OpKind::Add | OpKind::Mul => self.add(hint, kind, vec![], vec![b, a]),
+                OpKind::Sub => {
+                    // c - x = (x * -1) + c
+                    let minus = self.scalar(&b, -1.0);
+                    let neg = self.add(&format!("{hint}_negated"), OpKind::Mul, vec![], vec![b, minus])?;
+                    self.add(hint, OpKind::Add, vec![], vec![Operand::Value(neg), a])
+                }
+                _ => Err("Div of a constant by a value is not expressible in opset 1".into()),
+            },
+            (Operand::Const(..), Operand::Const(..)) => {
+                Err("constant arithmetic is not folded; simplify the model (onnxsim) first".into())
+            }
+            _ => self.add(hint, kind, vec![], vec![a, b]),
+        }
+    }
+}

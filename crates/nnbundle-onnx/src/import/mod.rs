@@ -1,0 +1,424 @@
+//! ONNX to nnbundle: the importer core. Each ONNX op is translated by one
+//! row of the table in [`table`], kept in the file of its op family (the
+//! same file names as the graph crate's `ops` and the runtime's `ops`).
+
+mod activation;
+mod conv;
+mod elementwise;
+mod fold;
+mod index;
+mod linear;
+mod matmul;
+mod norm;
+mod pool;
+mod shape;
+pub(crate) mod table;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use nnbundle_format::{DType, Tensor};
+use nnbundle_graph::{
+    AttrValue, Attrs, Dim, GraphBuilder, GraphInput, Node, OpKind, Role, Shape, ValueInfo, WeightInfo,
+};
+
+use crate::ImportError;
+use crate::proto::{AttributeProto, DimensionValue, GraphProto, ModelProto, NodeProto};
+use crate::tensor::{dtype_of, from_proto};
+
+/// ONNX default-domain opsets the importer reads.
+pub const SUPPORTED_OPSETS: std::ops::RangeInclusive<i64> = 6..=25;
+
+/// An imported model: the graph, its stored weights and aliases (tied initializers).
+#[derive(Debug, Clone)]
+pub struct Imported {
+    /// The graph.
+    pub graph: nnbundle_graph::Graph,
+    /// Stored weights by parameter name.
+    pub weights: BTreeMap<String, Tensor>,
+    /// Parameter names that share another parameter's stored tensor.
+    pub aliases: BTreeMap<String, String>,
+    /// The model's default-domain opset.
+    pub opset: i64,
+}
+
+/// A node operand: a graph value, or a constant (with the ONNX name it came from).
+#[derive(Debug, Clone)]
+pub(crate) enum Operand {
+    Value(String),
+    Const(Tensor, Option<String>),
+}
+
+/// One ONNX node as a translator sees it.
+pub(crate) struct OnnxNode<'a> {
+    /// The node.
+    pub proto: &'a NodeProto,
+    /// The name its output gets (its ONNX output name, made valid).
+    pub hint: &'a str,
+    /// Its inputs, resolved.
+    pub operands: Vec<Operand>,
+    /// Whether an output after the first is named (and so may be read).
+    pub extra_outputs_used: bool,
+}
+
+impl OnnxNode<'_> {
+    /// Operand `i`, or an error naming it.
+    pub fn arg(&self, i: usize) -> Result<Operand, String> {
+        self.operands.get(i).cloned().ok_or_else(|| format!("{} needs input {i}", self.proto.op_type))
+    }
+}
+
+pub(crate) struct Importer {
+    opset: i64,
+    /// ONNX value name to our value name.
+    names: HashMap<String, String>,
+    used: BTreeSet<String>,
+    consts: HashMap<String, Tensor>,
+    builder: GraphBuilder,
+    weights: BTreeMap<String, Tensor>,
+    aliases: BTreeMap<String, String>,
+    /// ONNX initializer name to the weight that stores it unchanged.
+    stored: HashMap<String, String>,
+}
+
+/// A value name from an ONNX name: dot-separated parts of `[A-Za-z0-9_]`.
+fn sanitize(name: &str) -> String {
+    let mapped: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '.' { c } else { '_' }).collect();
+    let parts: Vec<&str> = mapped.split('.').filter(|p| !p.is_empty()).collect();
+    let joined = parts.join(".");
+    if joined.is_empty() { "v".into() } else { joined }
+}
+
+pub(crate) fn attr<'a>(node: &'a NodeProto, name: &str) -> Option<&'a AttributeProto> {
+    node.attribute.iter().find(|a| a.name == name)
+}
+
+pub(crate) fn attr_i(node: &NodeProto, name: &str, default: i64) -> i64 {
+    attr(node, name).map_or(default, |a| a.i)
+}
+
+pub(crate) fn attr_f(node: &NodeProto, name: &str, default: f32) -> f32 {
+    attr(node, name).map_or(default, |a| a.f)
+}
+
+pub(crate) fn attr_s(node: &NodeProto, name: &str, default: &str) -> String {
+    attr(node, name).map_or(default.to_owned(), |a| String::from_utf8_lossy(&a.s).into_owned())
+}
+
+pub(crate) fn attr_ints(node: &NodeProto, name: &str) -> Option<Vec<i64>> {
+    attr(node, name).map(|a| a.ints.clone())
+}
+
+impl Importer {
+    fn fresh(&mut self, hint: &str) -> String {
+        let base = sanitize(hint);
+        let mut name = base.clone();
+        let mut k = 1;
+        while self.used.contains(&name) {
+            name = format!("{base}_{k}");
+            k += 1;
+        }
+        self.used.insert(name.clone());
+        name
+    }
+
+    /// The operand for an ONNX input name.
+    fn operand(&self, onnx: &str) -> Result<Operand, String> {
+        if let Some(t) = self.consts.get(onnx) {
+            return Ok(Operand::Const(t.clone(), Some(onnx.to_owned())));
+        }
+        self.names
+            .get(onnx)
+            .map(|n| Operand::Value(n.clone()))
+            .ok_or_else(|| format!("input `{onnx}` is not defined before it is used"))
+    }
+
+    pub(crate) fn info(&self, op: &Operand) -> Option<ValueInfo> {
+        match op {
+            Operand::Value(v) => self.builder.value(v).cloned(),
+            Operand::Const(t, _) => {
+                Some(ValueInfo::new(t.dtype(), Shape::fixed(&t.shape().iter().map(|&d| d as u64).collect::<Vec<_>>())))
+            }
+        }
+    }
+
+    /// Static shape of an operand, when every dimension is known.
+    pub(crate) fn static_shape(&self, op: &Operand) -> Option<Vec<i64>> {
+        self.info(op)?.shape.to_fixed().map(|v| v.into_iter().map(|d| d as i64).collect())
+    }
+
+    pub(crate) fn rank(&self, op: &Operand) -> Option<usize> {
+        self.info(op).map(|i| i.shape.rank())
+    }
+
+    /// Adds a node named after `hint` applying `op` to `operands` (values first,
+    /// then constants, which become the node's parameters); the graph builder
+    /// checks it and infers its output. Returns the output's name.
+    pub(crate) fn add(
+        &mut self,
+        hint: &str,
+        op: OpKind,
+        attrs: Vec<(&str, AttrValue)>,
+        operands: Vec<Operand>,
+    ) -> Result<String, String> {
+        let mut a = Attrs::default();
+        for (k, v) in attrs {
+            a.set(k, v);
+        }
+        // Which parameter slots exist depends on attributes with defaults (`bias`).
+        a.fill_defaults(op.def().attrs);
+        let name = self.fresh(hint);
+        let slots = op.def().present_slots(&a);
+        let mut inputs = Vec::new();
+        let mut seen_const = false;
+        for (k, operand) in operands.iter().enumerate() {
+            let slot = if slots.len() == 1 && slots[0].role == Role::Variadic {
+                slots[0]
+            } else {
+                *slots.get(k).ok_or_else(|| format!("{op} takes at most {} operands here", slots.len()))?
+            };
+            match operand {
+                Operand::Value(v) => {
+                    if seen_const {
+                        return Err(format!(
+                            "{op} would need a constant before a value among its operands, which opset 1 cannot express"
+                        ));
+                    }
+                    inputs.push(v.clone());
+                }
+                Operand::Const(t, source) => {
+                    if slot.role != Role::Param {
+                        return Err(format!(
+                            "{op} operand `{}` is a constant, but opset 1 takes a value there",
+                            slot.name
+                        ));
+                    }
+                    seen_const = true;
+                    let weight = format!("{name}.{}", slot.name);
+                    self.builder.weight(weight.clone(), WeightInfo::from(t));
+                    match source.as_ref().and_then(|s| self.stored.get(s)) {
+                        Some(first) if self.weights.get(first).is_some_and(|w| w == t) => {
+                            self.aliases.insert(weight, first.clone());
+                        }
+                        _ => {
+                            if let Some(s) = source {
+                                self.stored.entry(s.clone()).or_insert_with(|| weight.clone());
+                            }
+                            self.weights.insert(weight, t.clone());
+                        }
+                    }
+                }
+            }
+        }
+        self.builder.push(Node { name: name.clone(), op, inputs, attrs: a }).map_err(|p| p.message)?;
+        Ok(name)
+    }
+
+    fn import_node(&mut self, node: &NodeProto, translator: &table::Translator) -> Result<(), String> {
+        let out = node.output.first().cloned().unwrap_or_default();
+        let operands: Vec<Operand> =
+            node.input.iter().filter(|i| !i.is_empty()).map(|i| self.operand(i)).collect::<Result<_, _>>()?;
+        // Shape ops on constants are folded into new constants.
+        if let [Operand::Const(t, _), rest @ ..] = operands.as_slice()
+            && rest.iter().all(|o| matches!(o, Operand::Const(..)))
+            && let Some(folded) = fold::fold(node, t, rest)?
+        {
+            self.consts.insert(out, folded);
+            return Ok(());
+        }
+        // Nodes are named after their output value, which other nodes refer to.
+        let onnx = OnnxNode {
+            proto: node,
+            hint: &out,
+            operands,
+            extra_outputs_used: node.output.iter().skip(1).any(|o| !o.is_empty()),
+        };
+        // `None`: a constant, which the translator recorded.
+        if let Some(value) = (translator.translate)(self, &onnx)? {
+            self.names.insert(out, value);
+        }
+        Ok(())
+    }
+
+    /// Records the constant output of `node`.
+    pub(crate) fn constant(&mut self, node: &OnnxNode<'_>, t: Tensor) {
+        self.consts.insert(node.hint.to_owned(), t);
+    }
+
+    /// A scalar constant of the dtype of `like`.
+    pub(crate) fn scalar(&self, like: &Operand, v: f64) -> Operand {
+        let t = match self.info(like).map(|i| i.dtype) {
+            Some(DType::F64) => Tensor::scalar(v),
+            _ => Tensor::scalar(v as f32),
+        };
+        Operand::Const(t, None)
+    }
+
+    /// Windows of Conv/pools: pads (2n list) from `pads` or `auto_pad`.
+    pub(crate) fn pads(
+        &self,
+        node: &NodeProto,
+        x: &Operand,
+        kernel: &[i64],
+        strides: &[i64],
+        dilations: &[i64],
+    ) -> Result<Vec<i64>, String> {
+        let n = kernel.len();
+        if strides.len() != n || dilations.len() != n {
+            return Err(format!(
+                "kernel_shape {kernel:?}, strides {strides:?} and dilations {dilations:?} must have one value per spatial dimension"
+            ));
+        }
+        if kernel.iter().chain(strides).chain(dilations).any(|&v| !(1..=1 << 20).contains(&v)) {
+            return Err(format!(
+                "kernel_shape {kernel:?}, strides {strides:?} and dilations {dilations:?} must be between 1 and 2^20"
+            ));
+        }
+        match attr_s(node, "auto_pad", "NOTSET").as_str() {
+            "NOTSET" => Ok(attr_ints(node, "pads").unwrap_or_else(|| vec![0; 2 * n])),
+            "VALID" => Ok(vec![0; 2 * n]),
+            mode @ ("SAME_UPPER" | "SAME_LOWER") => {
+                let shape = self
+                    .static_shape(x)
+                    .ok_or("auto_pad SAME_* needs the input's spatial size, which is not static here")?;
+                if shape.len() != n + 2 {
+                    return Err(format!("input of shape {shape:?} does not have {n} spatial dimensions"));
+                }
+                let mut begins = Vec::new();
+                let mut ends = Vec::new();
+                for i in 0..n {
+                    let size = shape[2 + i];
+                    let out = size.saturating_add(strides[i] - 1) / strides[i];
+                    let total = (out - 1)
+                        .saturating_mul(strides[i])
+                        .saturating_add((kernel[i] - 1) * dilations[i] + 1)
+                        .saturating_sub(size)
+                        .max(0);
+                    let small = total / 2;
+                    let (b, e) = if mode == "SAME_UPPER" { (small, total - small) } else { (total - small, small) };
+                    begins.push(b);
+                    ends.push(e);
+                }
+                begins.extend(ends);
+                Ok(begins)
+            }
+            other => Err(format!("auto_pad `{other}` is not an ONNX mode")),
+        }
+    }
+}
+
+/// Imports a decoded ONNX model.
+pub fn import_model(model: &ModelProto) -> Result<Imported, ImportError> {
+    let graph = model.graph.as_ref().ok_or(ImportError::NoGraph)?;
+    let opset = model
+        .opset_import
+        .iter()
+        .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
+        .map(|o| o.version)
+        .ok_or(ImportError::Opset { version: None })?;
+    if !SUPPORTED_OPSETS.contains(&opset) {
+        return Err(ImportError::Opset { version: Some(opset) });
+    }
+    import_graph(graph, opset)
+}
+
+fn import_graph(graph: &GraphProto, opset: i64) -> Result<Imported, ImportError> {
+    let mut im = Importer {
+        opset,
+        names: HashMap::new(),
+        used: BTreeSet::new(),
+        consts: HashMap::new(),
+        builder: GraphBuilder::new(),
+        weights: BTreeMap::new(),
+        aliases: BTreeMap::new(),
+        stored: HashMap::new(),
+    };
+    for t in &graph.initializer {
+        let tensor = from_proto(t).map_err(|reason| ImportError::Tensor { name: t.name.clone(), reason })?;
+        im.consts.insert(t.name.clone(), tensor);
+    }
+    let mut unknown = 0;
+    for input in &graph.input {
+        if im.consts.contains_key(&input.name) {
+            continue; // An initializer listed as an input (IR < 4): a constant.
+        }
+        let tensor_type = input
+            .r#type
+            .as_ref()
+            .and_then(|t| t.tensor_type.as_ref())
+            .ok_or_else(|| ImportError::Input { name: input.name.clone(), reason: "is not a tensor".into() })?;
+        let dtype = dtype_of(tensor_type.elem_type).ok_or_else(|| ImportError::Input {
+            name: input.name.clone(),
+            reason: format!("has ONNX element type {}", tensor_type.elem_type),
+        })?;
+        let dims = tensor_type.shape.as_ref().map(|s| s.dim.clone()).unwrap_or_default();
+        let shape = Shape(
+            dims.iter()
+                .map(|d| match &d.value {
+                    Some(DimensionValue::DimValue(v)) if *v >= 0 => Dim::Fixed(*v as u64),
+                    Some(DimensionValue::DimParam(p)) if nnbundle_graph::is_symbol(&sanitize(p).replace('.', "_")) => {
+                        Dim::Symbol(sanitize(p).replace('.', "_"))
+                    }
+                    _ => {
+                        unknown += 1;
+                        Dim::Symbol(format!("dim{unknown}"))
+                    }
+                })
+                .collect(),
+        );
+        let name = im.fresh(&input.name);
+        im.names.insert(input.name.clone(), name.clone());
+        im.builder
+            .input(GraphInput { name, dtype, shape })
+            .map_err(|p| ImportError::Input { name: input.name.clone(), reason: p.message })?;
+    }
+    let mut failures: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut reasons: Vec<String> = Vec::new();
+    let mut failed: BTreeSet<&str> = BTreeSet::new();
+    for (i, node) in graph.node.iter().enumerate() {
+        let known_domain = node.domain.is_empty() || node.domain == "ai.onnx";
+        let translator = table::translator(&node.op_type).filter(|_| known_domain);
+        let Some(translator) = translator else {
+            let op = if known_domain { node.op_type.clone() } else { format!("{}:{}", node.domain, node.op_type) };
+            failures.entry(op).or_default().push(node_label(node, i));
+            failed.extend(node.output.iter().map(String::as_str));
+            continue;
+        };
+        // Nodes downstream of a failure are not blamed for it.
+        if node.input.iter().any(|v| failed.contains(v.as_str())) {
+            failed.extend(node.output.iter().map(String::as_str));
+            continue;
+        }
+        if let Err(reason) = im.import_node(node, translator) {
+            failed.extend(node.output.iter().map(String::as_str));
+            failures.entry(node.op_type.clone()).or_default().push(node_label(node, i));
+            reasons.push(format!("{} ({}): {reason}", node_label(node, i), node.op_type));
+        }
+    }
+    if !failures.is_empty() {
+        return Err(ImportError::Unsupported { ops: failures, reasons });
+    }
+    let mut outputs = Vec::new();
+    for o in &graph.output {
+        if im.consts.contains_key(&o.name) {
+            return Err(ImportError::Input {
+                name: o.name.clone(),
+                reason: "is a graph output that is a constant; opset 1 outputs are computed values".into(),
+            });
+        }
+        let name = im.names.get(&o.name).cloned().ok_or_else(|| ImportError::Input {
+            name: o.name.clone(),
+            reason: "is a graph output no node computes".into(),
+        })?;
+        outputs.push(name);
+    }
+    let output_set: BTreeSet<String> = outputs.iter().cloned().collect();
+    let (inputs, mut nodes) = std::mem::take(&mut im.builder).into_parts();
+    fold::fold_bias(&mut nodes, &mut im.weights, &im.aliases, &output_set);
+    let graph = nnbundle_graph::Graph::new(inputs, nodes, outputs).map_err(ImportError::Graph)?;
+    Ok(Imported { graph, weights: im.weights, aliases: im.aliases, opset })
+}
+
+fn node_label(node: &NodeProto, index: usize) -> String {
+    if node.name.is_empty() { format!("node {index}") } else { format!("`{}`", node.name) }
+}

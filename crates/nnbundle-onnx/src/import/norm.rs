@@ -1,0 +1,85 @@
+//! ONNX normalizations.
+
+use nnbundle_graph::{AttrValue, OpKind};
+
+use super::table::Translator;
+use super::{Importer, Operand, attr_f, attr_i};
+use crate::proto::NodeProto;
+
+/// The translators of this family.
+pub(crate) const TRANSLATORS: &[Translator] = &[
+    Translator {
+        onnx: "BatchNormalization",
+        produces: &[OpKind::BatchNorm1d, OpKind::BatchNorm2d],
+        translate: |im, n| im.batch_norm(n.proto, n.hint, &n.operands, n.extra_outputs_used).map(Some),
+    },
+    Translator {
+        onnx: "LayerNormalization",
+        produces: &[OpKind::LayerNorm],
+        translate: |im, n| {
+            if n.extra_outputs_used {
+                return Err(
+                    "LayerNormalization's mean and inverse-deviation outputs are used, which opset 1 does not produce"
+                        .into(),
+                );
+            }
+            im.layer_norm(n.proto, n.hint, &n.operands).map(Some)
+        },
+    },
+];
+
+impl Importer {
+    pub(crate) fn batch_norm(
+        &mut self,
+        node: &NodeProto,
+        hint: &str,
+        ops: &[Operand],
+        extra: bool,
+    ) -> Result<String, String> {
+        if extra || attr_i(node, "training_mode", 0) != 0 || attr_i(node, "is_test", 1) == 0 {
+            return Err("training-mode BatchNormalization (batch statistics, updated means) is outside opset 1".into());
+        }
+        if attr_i(node, "spatial", 1) == 0 {
+            return Err("BatchNormalization with spatial=0 is not supported".into());
+        }
+        let x = ops.first().cloned().ok_or("BatchNormalization needs X")?;
+        let kind = match self.rank(&x) {
+            Some(2 | 3) => OpKind::BatchNorm1d,
+            Some(4) => OpKind::BatchNorm2d,
+            _ => return Err("BatchNormalization is supported on [N, C], [N, C, L] and [N, C, H, W] inputs".into()),
+        };
+        let c = self
+            .static_shape(ops.get(1).ok_or("BatchNormalization needs a scale")?)
+            .and_then(|s| s.first().copied())
+            .ok_or("BatchNormalization needs the scale's shape")?;
+        let attrs = vec![
+            ("num_features", AttrValue::Int(c)),
+            ("eps", AttrValue::Float(f64::from(attr_f(node, "epsilon", 1e-5)))),
+        ];
+        self.add(hint, kind, attrs, ops.to_vec())
+    }
+
+    pub(crate) fn layer_norm(&mut self, node: &NodeProto, hint: &str, ops: &[Operand]) -> Result<String, String> {
+        let x = ops.first().cloned().ok_or("LayerNormalization needs X")?;
+        let scale_shape =
+            ops.get(1).and_then(|s| self.static_shape(s)).ok_or("LayerNormalization needs the scale's shape")?;
+        let rank = self.rank(&x).ok_or("LayerNormalization needs its input's rank")? as i64;
+        let axis = attr_i(node, "axis", -1);
+        let axis = if axis < 0 { axis + rank } else { axis };
+        if !(0..rank).contains(&axis) {
+            return Err(format!("axis {axis} is out of range for rank {rank}"));
+        }
+        let normalized = (rank - axis) as usize;
+        if scale_shape.len() != normalized {
+            return Err(format!(
+                "LayerNormalization scale of shape {scale_shape:?} does not cover the {normalized} trailing dimensions (broadcast scales are not supported)"
+            ));
+        }
+        let attrs = vec![
+            ("normalized_shape", AttrValue::Ints(scale_shape)),
+            ("eps", AttrValue::Float(f64::from(attr_f(node, "epsilon", 1e-5)))),
+            ("bias", AttrValue::Bool(ops.len() > 2)),
+        ];
+        self.add(hint, OpKind::LayerNorm, attrs, ops.to_vec())
+    }
+}

@@ -1,0 +1,167 @@
+//! ONNX constants, pass-throughs and shape ops.
+
+use nnbundle_graph::{AttrValue, Dim, OpKind};
+
+use super::table::Translator;
+use super::{Importer, OnnxNode, Operand, attr, attr_f, attr_i, attr_ints};
+use crate::proto::NodeProto;
+use crate::tensor::from_proto;
+
+/// The translators of this family.
+pub(crate) const TRANSLATORS: &[Translator] = &[
+    Translator { onnx: "Constant", produces: &[], translate: constant },
+    Translator {
+        onnx: "Identity",
+        produces: &[OpKind::Identity],
+        translate: |im, n| im.add(n.hint, OpKind::Identity, vec![], vec![n.arg(0)?]).map(Some),
+    },
+    Translator { onnx: "Dropout", produces: &[OpKind::Dropout], translate: dropout },
+    Translator {
+        onnx: "Flatten",
+        produces: &[OpKind::Flatten],
+        translate: |im, n| im.flatten(n.hint, n.arg(0)?, attr_i(n.proto, "axis", 1)).map(Some),
+    },
+    Translator {
+        onnx: "Reshape",
+        produces: &[OpKind::Reshape],
+        translate: |im, n| im.reshape(n.proto, n.hint, n.arg(0)?, n.operands.get(1).cloned()).map(Some),
+    },
+    Translator {
+        onnx: "Transpose",
+        produces: &[OpKind::Permute],
+        translate: |im, n| {
+            let rank = im.rank(&n.arg(0)?).ok_or("Transpose needs its input's rank")? as i64;
+            let perm = attr_ints(n.proto, "perm").unwrap_or_else(|| (0..rank).rev().collect());
+            im.add(n.hint, OpKind::Permute, vec![("dims", AttrValue::Ints(perm))], vec![n.arg(0)?]).map(Some)
+        },
+    },
+    Translator {
+        onnx: "Concat",
+        produces: &[OpKind::Concat],
+        translate: |im, n| {
+            let axis = attr(n.proto, "axis").map(|a| a.i).ok_or("Concat needs `axis`")?;
+            im.add(n.hint, OpKind::Concat, vec![("dim", AttrValue::Int(axis))], n.operands.clone()).map(Some)
+        },
+    },
+];
+
+fn constant(im: &mut Importer, n: &OnnxNode<'_>) -> Result<Option<String>, String> {
+    let t = attr(n.proto, "value")
+        .and_then(|a| a.t.as_ref())
+        .ok_or("Constant without a tensor `value` (sparse and scalar-list forms are not supported)")?;
+    let tensor = from_proto(t).map_err(|e| format!("Constant value: {e}"))?;
+    im.constant(n, tensor);
+    Ok(None)
+}
+
+fn dropout(im: &mut Importer, n: &OnnxNode<'_>) -> Result<Option<String>, String> {
+    let training = n.operands.get(2).and_then(|o| match o {
+        Operand::Const(t, _) => t.to_vec::<bool>().ok().map(|v| v.iter().any(|&b| b)),
+        _ => Some(true),
+    });
+    if attr_i(n.proto, "is_test", 1) == 0 || training == Some(true) {
+        return Err(
+            "training-mode dropout (random masks) is outside opset 1; export the model in inference mode".into()
+        );
+    }
+    if n.extra_outputs_used {
+        return Err("Dropout's mask output is used, which opset 1 does not produce".into());
+    }
+    let p = match n.operands.get(1) {
+        Some(Operand::Const(t, _)) => t.to_vec::<f32>().ok().and_then(|v| v.first().copied()).unwrap_or(0.5),
+        _ => attr_f(n.proto, "ratio", 0.5),
+    };
+    im.add(n.hint, OpKind::Dropout, vec![("p", AttrValue::Float(f64::from(p)))], vec![n.arg(0)?]).map(Some)
+}
+
+impl Importer {
+    pub(crate) fn flatten(&mut self, hint: &str, x: Operand, axis: i64) -> Result<String, String> {
+        let rank = self.rank(&x).ok_or("Flatten needs its input's rank")? as i64;
+        let axis = if axis < 0 { axis + rank } else { axis };
+        if !(0..=rank).contains(&axis) {
+            return Err(format!("axis {axis} is out of range for rank {rank}"));
+        }
+        let reshape = |s: &mut Self, shape: Vec<i64>| {
+            s.add(hint, OpKind::Reshape, vec![("shape", AttrValue::Ints(shape))], vec![x.clone()])
+        };
+        if axis == 0 {
+            return reshape(self, vec![1, -1]);
+        }
+        if axis == rank {
+            return reshape(self, vec![-1, 1]);
+        }
+        if axis == 1 {
+            return self.add(
+                hint,
+                OpKind::Flatten,
+                vec![("start_dim", AttrValue::Int(1)), ("end_dim", AttrValue::Int(-1))],
+                vec![x],
+            );
+        }
+        let tail = self.add(
+            &format!("{hint}_tail"),
+            OpKind::Flatten,
+            vec![("start_dim", AttrValue::Int(axis)), ("end_dim", AttrValue::Int(-1))],
+            vec![x],
+        )?;
+        self.add(
+            hint,
+            OpKind::Flatten,
+            vec![("start_dim", AttrValue::Int(0)), ("end_dim", AttrValue::Int(axis - 1))],
+            vec![Operand::Value(tail)],
+        )
+    }
+
+    pub(crate) fn reshape(
+        &mut self,
+        node: &NodeProto,
+        hint: &str,
+        x: Operand,
+        shape: Option<Operand>,
+    ) -> Result<String, String> {
+        let target: Vec<i64> = match (shape, attr_ints(node, "shape")) {
+            (Some(Operand::Const(t, _)), _) => t.to_vec::<i64>().map_err(|e| format!("Reshape shape: {e}"))?,
+            (None, Some(s)) => s,
+            _ => {
+                return Err(
+                    "Reshape needs a constant target shape (a shape computed at run time is outside opset 1)".into()
+                );
+            }
+        };
+        let allow_zero = attr_i(node, "allowzero", 0) != 0;
+        let input = self.info(&x).map(|i| i.shape);
+        // [0, .., 0, -1, tail...] keeping leading dims and a matching static tail is a Flatten,
+        // whatever the leading dims are (a symbolic batch, typically).
+        let lead = target.iter().take_while(|&&d| d == 0).count();
+        if !allow_zero
+            && lead > 0
+            && target.get(lead) == Some(&-1)
+            && let Some(shape) = &input
+        {
+            let tail = &target[lead + 1..];
+            let r = shape.rank();
+            let fits = r > lead + tail.len()
+                && tail.iter().all(|&d| d > 0)
+                && shape.0[r - tail.len()..].iter().zip(tail).all(|(dim, &t)| dim.fixed() == Some(t as u64));
+            if fits {
+                let end = (r - tail.len() - 1) as i64;
+                return self.add(
+                    hint,
+                    OpKind::Flatten,
+                    vec![("start_dim", AttrValue::Int(lead as i64)), ("end_dim", AttrValue::Int(end))],
+                    vec![x],
+                );
+            }
+        }
+        // ONNX's 0 copies the input's size: substitute static sizes; keep the copy when a size is symbolic.
+        let copied = |i: usize| input.as_ref().and_then(|s| s.0.get(i)).and_then(Dim::fixed);
+        let needs_copy = !allow_zero && target.iter().enumerate().any(|(i, &d)| d == 0 && copied(i).is_none());
+        let resolved: Vec<i64> = target
+            .iter()
+            .enumerate()
+            .map(|(i, &d)| if d == 0 && !allow_zero && !needs_copy { copied(i).map_or(0, |n| n as i64) } else { d })
+            .collect();
+        let attrs = vec![("shape", AttrValue::Ints(resolved)), ("zero_copies_input", AttrValue::Bool(needs_copy))];
+        self.add(hint, OpKind::Reshape, attrs, vec![x])
+    }
+}

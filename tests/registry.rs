@@ -1,0 +1,80 @@
+//! Every registry of the workspace held to the vocabulary, with no Python:
+//! each op of `OpKind::ALL` has a runtime kernel, an ONNX export rule (full,
+//! or partial with a documented reason), an ONNX import translator unless
+//! it is a documented gap, a numpy case, and survives save → load → run with
+//! identical output bits.
+
+#[path = "support/op_cases.rs"]
+mod op_cases;
+
+use std::collections::BTreeSet;
+
+use nnbundle::graph::OpKind;
+use nnbundle::onnx::{ExportSupport, IMPORT_GAPS, import_sources, supported_ops};
+use nnbundle::{Bundle, Model};
+
+#[test]
+fn every_op_has_a_runtime_kernel() {
+    let missing: Vec<OpKind> = OpKind::ALL.iter().copied().filter(|&op| !nnbundle::runtime::supports(op)).collect();
+    assert!(missing.is_empty(), "ops without a runtime kernel: {missing:?}");
+}
+
+#[test]
+fn every_op_has_an_export_rule() {
+    let missing: Vec<OpKind> =
+        OpKind::ALL.iter().copied().filter(|&op| nnbundle::onnx::export_support(op).is_none()).collect();
+    assert!(missing.is_empty(), "ops without an ONNX export rule: {missing:?}");
+    for &op in OpKind::ALL {
+        if let Some(ExportSupport::Partial(reason)) = nnbundle::onnx::export_support(op) {
+            assert!(reason.len() > 20, "{op}: a partial export must say what does not export, found {reason:?}");
+        }
+    }
+}
+
+#[test]
+fn every_op_imports_from_onnx_or_is_a_documented_gap() {
+    let gaps: BTreeSet<OpKind> = IMPORT_GAPS.iter().map(|(op, _)| *op).collect();
+    for &op in OpKind::ALL {
+        let sources = import_sources(op);
+        match (sources.is_empty(), gaps.contains(&op)) {
+            (true, false) => panic!("{op} has no ONNX import translator and is not listed in IMPORT_GAPS"),
+            (false, true) => panic!("{op} is listed in IMPORT_GAPS but {sources:?} import to it"),
+            _ => {}
+        }
+    }
+    // The op list is derived from the translators: one translator per ONNX op type.
+    let ops = supported_ops();
+    let unique: BTreeSet<&str> = ops.iter().copied().collect();
+    assert_eq!(unique.len(), ops.len(), "an ONNX op type has two translators: {ops:?}");
+}
+
+#[test]
+fn every_op_has_a_numpy_case() {
+    let covered: BTreeSet<OpKind> = op_cases::cases().iter().map(|c| c.op).collect();
+    let missing: Vec<OpKind> = OpKind::ALL.iter().copied().filter(|op| !covered.contains(op)).collect();
+    assert!(missing.is_empty(), "ops without a case in tests/support/op_cases.rs: {missing:?}");
+}
+
+/// tract's `test-nnef-cycle`: every case, saved to bundle bytes and loaded
+/// back, computes bit-identical outputs.
+#[test]
+fn every_op_survives_save_load_run() {
+    let mut rng = op_cases::rng();
+    let mut covered = BTreeSet::new();
+    for case in op_cases::cases() {
+        let built = op_cases::build(&case, &mut rng);
+        let before = built.model.run(built.inputs.clone()).unwrap_or_else(|e| panic!("{}: {e}", case.name));
+        let bytes = built.model.to_writer().unwrap().to_bytes().unwrap_or_else(|e| panic!("{}: save: {e}", case.name));
+        let bundle = Bundle::from_bytes(bytes).unwrap_or_else(|e| panic!("{}: open: {e}", case.name));
+        let reloaded = Model::from_bundle(&bundle).unwrap_or_else(|e| panic!("{}: load: {e}", case.name));
+        assert_eq!(reloaded.graph(), built.model.graph(), "{}: the graph changed", case.name);
+        let after = reloaded.run(built.inputs).unwrap_or_else(|e| panic!("{}: run after load: {e}", case.name));
+        for (name, value) in &before {
+            let (a, b) = (value.to_tensor(), after[name].to_tensor());
+            assert_eq!((a.dtype(), a.shape()), (b.dtype(), b.shape()), "{}: output `{name}`", case.name);
+            assert!(a.as_bytes() == b.as_bytes(), "{}: output `{name}` differs in its bits after a reload", case.name);
+        }
+        covered.insert(case.op);
+    }
+    assert_eq!(covered.len(), OpKind::ALL.len(), "the cycle must cover every op");
+}
