@@ -221,7 +221,7 @@ fn cases() -> Vec<(&'static str, Vec<u8>, &'static str, &'static str)> {
                 b"manifesX",
                 b"manifest",
             ),
-            "not-a-zip",
+            "bad-entry",
             "no duplicate entry names",
         ),
         (

@@ -25,6 +25,13 @@ pub enum ContainerError {
         /// Why the zip structure could not be read.
         reason: String,
     },
+    /// The zip library could not read the archive's structure.
+    #[error("not a bundle: {source}")]
+    Zip {
+        /// The zip library's error.
+        #[source]
+        source: zip::result::ZipError,
+    },
     /// A zip entry that breaks the container rules.
     #[error("entry `{entry}`: {reason}")]
     BadEntry {
@@ -121,7 +128,7 @@ impl ContainerError {
     pub fn code(&self) -> &'static str {
         match self {
             ContainerError::Io { .. } => "io",
-            ContainerError::NotAZip { .. } => "not-a-zip",
+            ContainerError::NotAZip { .. } | ContainerError::Zip { .. } => "not-a-zip",
             ContainerError::BadEntry { .. } => "bad-entry",
             ContainerError::MissingEntry { .. } => "missing-entry",
             ContainerError::Document { source: FormatError::UnsupportedVersion { .. }, .. } => "unsupported-version",
@@ -156,6 +163,10 @@ impl ContainerError {
 
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         ContainerError::Io { op, path: path.into(), source }
+    }
+
+    pub(crate) fn zip(source: zip::result::ZipError) -> Self {
+        ContainerError::Zip { source }
     }
 
     pub(crate) fn entry(entry: impl Into<String>, reason: impl Into<String>) -> Self {

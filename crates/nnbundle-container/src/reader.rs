@@ -476,9 +476,27 @@ fn scan_entries(bytes: &[u8], headers: Headers<'_>) -> Result<BTreeMap<String, L
     scan_entries_limited(bytes, headers, MAX_ENTRIES)
 }
 
+/// The first entry name that appears twice among the central-directory
+/// records starting at `cd_start` (read raw, as the zip crate keeps one
+/// entry per name).
+fn duplicate_name(bytes: &[u8], cd_start: usize) -> Option<String> {
+    let field =
+        |at: usize| -> Option<usize> { Some(u16::from_le_bytes(bytes.get(at..at + 2)?.try_into().ok()?).into()) };
+    let mut seen = HashSet::new();
+    let mut at = cd_start;
+    while bytes.get(at..at + 4)? == b"PK\x01\x02" {
+        let (name_len, extra_len, comment_len) = (field(at + 28)?, field(at + 30)?, field(at + 32)?);
+        let name = bytes.get(at + 46..at + 46 + name_len)?;
+        if !seen.insert(name) {
+            return Some(String::from_utf8_lossy(name).into_owned());
+        }
+        at += 46 + name_len + extra_len + comment_len;
+    }
+    None
+}
+
 fn scan_entries_limited(bytes: &[u8], headers: Headers<'_>, max_entries: usize) -> Result<BTreeMap<String, Located>> {
-    let archive =
-        zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| ContainerError::NotAZip { reason: e.to_string() })?;
+    let archive = zip::ZipArchive::new(Cursor::new(bytes)).map_err(ContainerError::zip)?;
     if archive.len() > max_entries {
         return Err(ContainerError::NotAZip {
             reason: format!("{} entries, above the limit of {max_entries} (MAX_ENTRIES)", archive.len()),
@@ -487,24 +505,22 @@ fn scan_entries_limited(bytes: &[u8], headers: Headers<'_>, max_entries: usize) 
     if archive.offset() != 0 {
         return Err(ContainerError::NotAZip { reason: format!("{} bytes precede the first entry", archive.offset()) });
     }
-    if archive.has_duplicate_names() {
-        return Err(ContainerError::NotAZip { reason: "the archive has duplicate entry names".into() });
-    }
     let cd_start = usize::try_from(archive.central_directory_start()).unwrap_or(usize::MAX);
+    if archive.has_duplicate_names() {
+        // The zip crate keeps one entry per name: find the repeated one in the raw directory.
+        let name = duplicate_name(bytes, cd_start).unwrap_or_else(|| "(unknown)".into());
+        return Err(ContainerError::entry(name, "appears twice in the central directory"));
+    }
     let mut out = BTreeMap::new();
     let mut spans = Vec::with_capacity(archive.len());
-    let mut seen = HashSet::new();
     for index in 0..archive.len() {
-        let file = archive.by_index_data(index).map_err(|e| ContainerError::NotAZip { reason: e.to_string() })?;
+        let file = archive.by_index_data(index).map_err(ContainerError::zip)?;
         let raw_name = file.name_raw();
         let name = String::from_utf8_lossy(raw_name).into_owned();
         let Ok(utf8) = std::str::from_utf8(raw_name) else {
             return Err(ContainerError::entry(name, "name is not UTF-8"));
         };
         check_entry_name(utf8)?;
-        if !seen.insert(utf8.to_owned()) {
-            return Err(ContainerError::entry(name, "appears twice"));
-        }
         if file.encrypted() {
             return Err(ContainerError::entry(name, "is encrypted"));
         }
