@@ -34,16 +34,18 @@
 mod builder;
 mod error;
 mod init;
-mod kernels;
+mod linalg;
 mod model;
+mod ops;
+mod plan;
 mod reuse;
 mod validate;
 mod value;
 
 pub use builder::{Layer, ModelBuilder, Sequential};
 pub use error::{Result, RuntimeError};
-pub use kernels::supports;
 pub use model::Model;
+pub use ops::supports;
 pub use reuse::{LoadOptions, LoadReport, Mismatch, extract};
 pub use validate::{Check, Finding, Status, ValidateOptions, ValidationReport, report_schema, validate};
 pub use value::Value;

@@ -1,34 +1,17 @@
 //! A runnable model: a checked graph, its weights, and an execution plan.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use nnbundle_container::{Bundle, BundleWriter};
 use nnbundle_format::names::PARAMS_GROUP;
 use nnbundle_format::{MetaValue, Tensor};
-use nnbundle_graph::{Dim, Graph, OpKind, Operand, WeightInfo};
+use nnbundle_graph::{Dim, Graph, WeightInfo};
 
 use crate::error::{Result, RuntimeError};
-use crate::kernels::{Kernel, Scratch, build_kernel};
+use crate::ops::Scratch;
+use crate::plan::{Source, Step};
 use crate::value::{Arg, Value};
-
-/// Where a kernel operand comes from.
-#[derive(Debug, Clone, Copy)]
-enum Source {
-    /// A value slot (graph input or node output).
-    Value(usize),
-    /// A weight, by index.
-    Weight(usize),
-}
-
-struct Step {
-    node: usize,
-    kernel: Box<dyn Kernel>,
-    args: Vec<Source>,
-    out: usize,
-    /// Value slots whose last reader is this step.
-    frees: Vec<usize>,
-}
 
 /// A model rebuilt from a bundle (or built in code), ready to run.
 ///
@@ -45,106 +28,6 @@ pub struct Model {
     metadata: BTreeMap<String, MetaValue>,
     /// Buffers of freed intermediates, reused by later steps and runs.
     scratch: Scratch,
-}
-
-/// How many operands of the steps read each value slot.
-fn count_readers(steps: &[Step]) -> HashMap<usize, usize> {
-    let mut readers: HashMap<usize, usize> = HashMap::new();
-    for arg in steps.iter().flat_map(|s| &s.args) {
-        if let Source::Value(v) = arg {
-            *readers.entry(*v).or_default() += 1;
-        }
-    }
-    readers
-}
-
-/// The step that computes each value slot.
-fn producers(steps: &[Step]) -> HashMap<usize, usize> {
-    steps.iter().enumerate().map(|(i, s)| (s.out, i)).collect()
-}
-
-/// Removes the steps marked `true` (those a fusion pass merged into others).
-fn remove_marked(steps: &mut Vec<Step>, marked: Vec<bool>) {
-    let mut marked = marked.into_iter();
-    steps.retain(|_| !marked.next().expect("one mark per step"));
-}
-
-/// Hands each `Add` of a convolution's output and another value (a residual
-/// connection) to the convolution, when nothing else reads its output, it
-/// is not a model output, and the other value is computed before the
-/// convolution runs: the convolution adds it to each sum as it stores it
-/// (and then the ReLU that usually follows, see [`fuse_relus`]), and the
-/// sum is never stored apart. Outputs are bit-identical: each element is
-/// the same sum plus the same value.
-fn fuse_addends(graph: &Graph, steps: &mut Vec<Step>, outputs: &[usize]) {
-    let readers = count_readers(steps);
-    let producer = producers(steps);
-    let mut fused = vec![false; steps.len()];
-    for i in 0..steps.len() {
-        let [Source::Value(u), Source::Value(v)] = steps[i].args[..] else { continue };
-        if graph.nodes()[steps[i].node].op != OpKind::Add || u == v {
-            continue;
-        }
-        for (mine, other) in [(u, v), (v, u)] {
-            let Some(&p) = producer.get(&mine) else { continue };
-            let is_conv = matches!(graph.nodes()[steps[p].node].op, OpKind::Conv1d | OpKind::Conv2d);
-            let ready = producer.get(&other).is_none_or(|&q| q < p);
-            if is_conv && ready && readers[&mine] == 1 && !outputs.contains(&mine) && steps[p].kernel.fuse_addend() {
-                steps[p].args.push(Source::Value(other));
-                steps[p].out = steps[i].out;
-                fused[i] = true;
-                break;
-            }
-        }
-    }
-    remove_marked(steps, fused);
-}
-
-/// Hands each ReLU to the step that computes its operand, when nothing else
-/// reads that value and it is not an output, and the step's kernel takes it
-/// (Linear, Conv, elementwise arithmetic): the ReLU then runs on the
-/// output while it is in cache, and the intermediate is never stored. The
-/// results are bit-identical (the same select, on the same values).
-fn fuse_relus(graph: &Graph, steps: &mut Vec<Step>, outputs: &[usize]) {
-    let readers = count_readers(steps);
-    let mut producer = producers(steps);
-    let mut fused = vec![false; steps.len()];
-    for i in 0..steps.len() {
-        let [Source::Value(v)] = steps[i].args[..] else { continue };
-        if graph.nodes()[steps[i].node].op != OpKind::ReLU || readers[&v] != 1 || outputs.contains(&v) {
-            continue;
-        }
-        if let Some(&p) = producer.get(&v)
-            && steps[p].kernel.fuse_relu()
-        {
-            steps[p].out = steps[i].out;
-            producer.insert(steps[i].out, p);
-            fused[i] = true;
-        }
-    }
-    remove_marked(steps, fused);
-}
-
-/// Lets a Linear step whose output only the next Linear reads (as its input,
-/// and not a model output) write that output column-major: the first then
-/// stores whole tiles of `yᵀ = W · xᵀ` straight into its rows, and the
-/// second takes its input's transpose as a row-major operand (read in place
-/// or packed by row copies, instead of register transposes). Sums run in the
-/// same order either way, so outputs are bit-identical.
-fn transpose_linear_chains(graph: &Graph, steps: &mut [Step], outputs: &[usize]) {
-    let readers = count_readers(steps);
-    let is_linear = |step: &Step| graph.nodes()[step.node].op == OpKind::Linear;
-    for i in 0..steps.len() {
-        let out = steps[i].out;
-        if !is_linear(&steps[i]) || outputs.contains(&out) || readers.get(&out) != Some(&1) {
-            continue;
-        }
-        let reads_out = |a: &Source| matches!(a, Source::Value(v) if *v == out);
-        let reader = steps.iter().find(|s| s.args.iter().any(reads_out));
-        if reader.is_some_and(|r| is_linear(r) && r.args.first().is_some_and(reads_out)) {
-            steps[i].kernel.allow_transposed_output();
-        }
-    }
 }
 
 impl std::fmt::Debug for Model {
@@ -198,69 +81,11 @@ impl Model {
         Ok(model)
     }
 
-    /// Orders the nodes the outputs need and resolves every operand to a slot or a weight.
+    /// Plans the execution again (after the weights changed: kernels keep
+    /// weights they prepared on first use, and new ones forget them).
     pub(crate) fn plan(&mut self) -> Result<()> {
-        let graph = &self.graph;
-        let mut slot_of: HashMap<&str, usize> = HashMap::new();
-        for input in graph.inputs() {
-            let id = slot_of.len();
-            slot_of.insert(&input.name, id);
-        }
-        for node in graph.nodes() {
-            let id = slot_of.len();
-            slot_of.insert(&node.name, id);
-        }
-        let weight_of: HashMap<&str, usize> =
-            self.weight_names.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
-        // Only nodes some output depends on run.
-        let index: HashMap<&str, usize> = graph.nodes().iter().enumerate().map(|(i, n)| (n.name.as_str(), i)).collect();
-        let needed = graph.needed(graph.outputs().iter().map(String::as_str));
-        let mut steps = Vec::new();
-        for node in graph.topological_order() {
-            let i = index[node.name.as_str()];
-            if !needed[i] {
-                continue;
-            }
-            let mut args = Vec::new();
-            for (_, operand) in node.operands() {
-                match operand {
-                    Operand::Value(v) => args.push(Source::Value(slot_of[v])),
-                    // Optional parameters (num_batches_tracked) are not operands of the kernels.
-                    Operand::Weight { spec, .. } if !spec.required => {}
-                    Operand::Weight { name, .. } => {
-                        let w = *weight_of
-                            .get(name.as_str())
-                            .ok_or_else(|| RuntimeError::MissingWeight { node: node.name.clone(), name })?;
-                        args.push(Source::Weight(w));
-                    }
-                }
-            }
-            let kernel = build_kernel(node)
-                .ok_or_else(|| RuntimeError::NoKernel { node: node.name.clone(), op: node.op.name() })?;
-            steps.push(Step { node: i, kernel, args, out: slot_of[node.name.as_str()], frees: Vec::new() });
-        }
-        let outputs: Vec<usize> = graph.outputs().iter().map(|o| slot_of[o.as_str()]).collect();
-        fuse_addends(graph, &mut steps, &outputs);
-        fuse_relus(graph, &mut steps, &outputs);
-        transpose_linear_chains(graph, &mut steps, &outputs);
-        // Free each intermediate value after its last reader (outputs are kept).
-        let mut last_reader: HashMap<usize, usize> = HashMap::new();
-        for (si, step) in steps.iter().enumerate() {
-            for a in &step.args {
-                if let Source::Value(v) = a {
-                    last_reader.insert(*v, si);
-                }
-            }
-        }
-        for (v, si) in last_reader {
-            if !outputs.contains(&v) {
-                steps[si].frees.push(v);
-            }
-        }
-        self.inputs = graph.inputs().iter().map(|i| slot_of[i.name.as_str()]).collect();
-        self.outputs = outputs;
-        self.slots = slot_of.len();
-        self.steps = steps;
+        let plan = crate::plan::plan(&self.graph, &self.weight_names)?;
+        (self.steps, self.inputs, self.outputs, self.slots) = (plan.steps, plan.inputs, plan.outputs, plan.slots);
         Ok(())
     }
 

@@ -7,9 +7,12 @@ use nnbundle_format::DType;
 use nnbundle_graph::Attrs;
 
 use super::Scratch;
-use super::activation::{relu, relu_in_place};
-use super::gemm::{Epilogue, Init, PackedA, Prepacked, gemm, matvec, pack_panels};
+use super::activation::relu_in_place;
 use super::{Float, Kernel, KernelResult, first_dtype, prepared, view, with_float};
+use crate::linalg::Epilogue;
+use crate::linalg::gemm::{Init, PackedA, Prepacked, gemm, pack_panels};
+use crate::linalg::matvec::matvec;
+use crate::linalg::relu;
 use crate::value::{Arg, Value};
 
 pub(crate) struct Linear {

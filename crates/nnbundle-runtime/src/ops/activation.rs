@@ -5,6 +5,7 @@ use nnbundle_graph::{Attrs, normalize_axis};
 
 use super::Scratch;
 use super::{Float, Kernel, KernelResult, by_chunks, first_dtype, view, with_float};
+use crate::linalg::relu;
 use crate::value::Arg;
 
 #[derive(Clone, Copy)]
@@ -43,12 +44,6 @@ impl Unary {
 
 fn sigmoid<T: Float>(x: T) -> T {
     T::one() / (T::one() + (-x).exp())
-}
-
-/// ReLU as a select the compiler vectorizes; NaN stays NaN, as in PyTorch.
-#[inline(always)]
-pub(crate) fn relu<T: Float>(x: T) -> T {
-    if x < T::zero() { T::zero() } else { x }
 }
 
 /// ReLU over `xs` in place (split across threads when large, as the `ReLU`

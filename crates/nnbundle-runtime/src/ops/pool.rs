@@ -5,8 +5,8 @@ use ndarray::{Array4, ArrayD, IxDyn, s};
 use nnbundle_graph::{Attrs, Window, pool_windows};
 
 use super::Scratch;
-use super::conv::{as_4d, hw};
-use super::{Float, Kernel, KernelResult, by_planes, first_dtype, view, with_float};
+
+use super::{Float, Kernel, KernelResult, as_4d, by_planes, first_dtype, hw, view, with_float};
 use crate::value::Arg;
 
 #[derive(Clone, Copy, PartialEq, Eq)]

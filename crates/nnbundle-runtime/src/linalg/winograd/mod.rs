@@ -586,7 +586,7 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn vector_transforms_agree_bit_for_bit() {
-        if !crate::kernels::avx512_test_runs(avx512::available()) {
+        if !crate::linalg::avx512_test_runs(avx512::available()) {
             return;
         }
         // Input: windows of 4 rows of a 5 x 37 plane (34 values each, some

@@ -1,4 +1,6 @@
-//! Single-precision matrix products over a packed left operand.
+//! Single-precision matrix products over a packed left operand: the API
+//! (`gemm`, `gemm_windows`); packing is in `pack`, the micro-kernels in
+//! `micro` and `avx512`.
 //!
 //! `C (+)= A · B` where `A` (weights, constant for a model's life) is packed
 //! once into panels of [`MR`] rows, `B` is packed per call into panels of
@@ -11,16 +13,19 @@
 //! the same way (one fused multiply-add per term, in `k` order), so they agree
 //! bit for bit where FMA exists.
 
-use multiversion::multiversion;
-use multiversion::target::target_cfg_f;
-use ndarray::{ArrayView2, ArrayViewMut2};
+use ndarray::ArrayViewMut2;
 use rayon::prelude::*;
 
-use super::activation::relu;
 use super::scratch::ThreadBuffer;
+pub(crate) use super::{Epilogue, relu};
 
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+mod micro;
+mod pack;
+
+use micro::{Dst, PanelB, Start, micro_kernel, padded};
+pub(crate) use pack::{PackedA, PanelSource, Prepacked, pack_panels};
 
 /// Rows of a micro-tile.
 const MR: usize = 12;
@@ -36,9 +41,6 @@ pub(crate) const NR: usize = 32;
 /// 50 us of work on one core: waking a second thread costs more than it
 /// saves on smaller ones, measured on the textbook MLP).
 const PARALLEL_WORK: usize = 1 << 22;
-/// Matrix-vector products over at least this many weights split across
-/// threads (memory-bound: 4 MiB of f32 is about 200 us of reading).
-const PARALLEL_MATVEC: usize = 1 << 20;
 /// Packed `B` block size in floats: kept within the per-core L2 cache while
 /// every panel of `A` passes over it.
 const B_BLOCK_FLOATS: usize = 1 << 18;
@@ -49,167 +51,6 @@ const IN_PLACE_MAX_ROWS: usize = 4 * MR;
 
 /// One micro-tile of the product, row-major.
 type Tile = [[f32; NR]; MR];
-
-/// A left operand `A [m, k]` packed in panels of [`MR`] rows (the last one
-/// [`THIRD_MR`] or [`HALF_MR`] rows when no more are left): a panel of `h`
-/// rows starting at row `r` holds `A[r + i][kk]` at `kk * h + i`; rows past
-/// `m` are zero.
-#[derive(Debug, Clone)]
-pub(crate) struct PackedA {
-    m: usize,
-    k: usize,
-    data: Vec<f32>,
-}
-
-impl PackedA {
-    /// Packs `a`, any layout.
-    pub(crate) fn pack(a: ArrayView2<'_, f32>) -> PackedA {
-        let (m, k) = a.dim();
-        let last = match m % MR {
-            0 => 0,
-            left if left <= THIRD_MR => THIRD_MR,
-            left if left <= HALF_MR => HALF_MR,
-            _ => MR,
-        };
-        let mut data = vec![0.0; (m / MR * MR + last) * k];
-        for (p, panel) in data.chunks_mut((MR * k).max(1)).enumerate() {
-            let height = panel.len() / k.max(1);
-            for i in 0..height.min(m - p * MR) {
-                for (kk, &v) in a.row(p * MR + i).iter().enumerate() {
-                    panel[kk * height + i] = v;
-                }
-            }
-        }
-        PackedA { m, k, data }
-    }
-
-    /// The panels in row order: full ones of [`MR`] rows, then a last one
-    /// that may be [`THIRD_MR`] or [`HALF_MR`] rows (its height is its
-    /// length over `k`).
-    fn panels(&self) -> std::slice::Chunks<'_, f32> {
-        self.data.chunks(MR * self.k)
-    }
-
-    /// The panel after panel `p` (empty after the last): what to prefetch
-    /// while a tile of panel `p` computes.
-    fn panel_after(&self, p: usize) -> &[f32] {
-        let rest = self.data.get((p + 1) * MR * self.k..).unwrap_or(&[]);
-        &rest[..rest.len().min(MR * self.k)]
-    }
-}
-
-/// A right operand `B [k, n]` that packs itself, one panel of [`NR`]
-/// columns at a time: a matrix, or the implicit im2col matrix of a convolution.
-pub(crate) trait PanelSource: Sync {
-    /// `(k, n)`.
-    fn dim(&self) -> (usize, usize);
-    /// Writes columns `start..start + cols` (`cols <= NR`) into `panel`:
-    /// `B[kk][start + j]` at `kk * NR + j`, zero for `j >= cols`. Every float
-    /// of `panel` is written (it holds stale values before).
-    fn pack_panel(&self, start: usize, cols: usize, panel: &mut [f32]);
-    /// `B` itself when it is row-major and contiguous (`k` rows of `n`), for
-    /// the product to read whole panels in place instead of packing them.
-    fn rows_in_place(&self) -> Option<&[f32]> {
-        None
-    }
-    /// `B` already packed whole, panel after panel as [`Self::pack_panel`]
-    /// writes them (panel `q` at `q * NR * k`), for the product to read as is.
-    fn packed(&self) -> Option<&[f32]> {
-        None
-    }
-}
-
-/// A right operand its producer wrote packed: `k` rows, `n` columns, in
-/// `n.div_ceil(NR)` panels laid out as [`PanelSource::pack_panel`] writes
-/// them (the columns of the last panel past `n` are computed and dropped).
-pub(crate) struct Prepacked<'a> {
-    pub(crate) k: usize,
-    pub(crate) n: usize,
-    pub(crate) panels: &'a [f32],
-}
-
-/// All of `b`'s panels, as [`Prepacked`] reads them: for a right operand
-/// used by many products (a layer's transposed weights).
-pub(crate) fn pack_panels(b: &impl PanelSource) -> Vec<f32> {
-    let (k, n) = b.dim();
-    let mut panels = vec![0.0; n.div_ceil(NR) * NR * k];
-    for (q, panel) in panels.chunks_exact_mut((NR * k).max(1)).enumerate() {
-        b.pack_panel(q * NR, NR.min(n - q * NR), panel);
-    }
-    panels
-}
-
-impl PanelSource for Prepacked<'_> {
-    fn dim(&self) -> (usize, usize) {
-        (self.k, self.n)
-    }
-
-    fn pack_panel(&self, start: usize, cols: usize, panel: &mut [f32]) {
-        panel.copy_from_slice(&self.panels[start * self.k..][..NR * self.k]);
-        for row in panel.chunks_exact_mut(NR) {
-            row[cols..].fill(0.0);
-        }
-    }
-
-    fn packed(&self) -> Option<&[f32]> {
-        Some(self.panels)
-    }
-}
-
-impl PanelSource for ArrayView2<'_, f32> {
-    fn dim(&self) -> (usize, usize) {
-        ArrayView2::dim(self)
-    }
-
-    fn rows_in_place(&self) -> Option<&[f32]> {
-        self.to_slice()
-    }
-
-    fn pack_panel(&self, start: usize, cols: usize, panel: &mut [f32]) {
-        let k = self.nrows();
-        match self.as_slice() {
-            // Row-major: each NR-wide piece is one fixed-size copy.
-            Some(rows) if cols == NR => {
-                let n = self.ncols();
-                for (dst, src) in panel.chunks_exact_mut(NR).zip(rows[start..].chunks(n)) {
-                    let dst: &mut [f32; NR] = dst.try_into().expect("NR-wide chunk");
-                    dst.copy_from_slice(&src[..NR]);
-                }
-            }
-            // Column-major (the transpose of a row-major matrix, such as the
-            // activations of a linear layer): each column is contiguous.
-            _ if self.t().as_slice().is_some() => {
-                let columns = &self.t().to_slice().expect("checked contiguous")[start * k..];
-                if cols == NR {
-                    let columns: [&[f32]; NR] = std::array::from_fn(|j| &columns[j * k..(j + 1) * k]);
-                    #[cfg(target_arch = "x86_64")]
-                    if avx512::available() {
-                        return avx512::pack_columns(&columns, k, panel);
-                    }
-                    // NR sequential reads per row of the panel, one sequential write.
-                    for (kk, dst) in panel.chunks_exact_mut(NR).enumerate() {
-                        for (d, column) in dst.iter_mut().zip(&columns) {
-                            *d = column[kk];
-                        }
-                    }
-                } else {
-                    panel.fill(0.0);
-                    for (j, column) in columns.chunks_exact(k).take(cols).enumerate() {
-                        for (kk, &v) in column.iter().enumerate() {
-                            panel[kk * NR + j] = v;
-                        }
-                    }
-                }
-            }
-            _ => {
-                for (kk, dst) in panel.chunks_exact_mut(NR).enumerate() {
-                    dst[cols..].fill(0.0);
-                    dst[..cols].iter_mut().zip(self.row(kk).iter().skip(start)).for_each(|(d, &v)| *d = v);
-                }
-            }
-        }
-    }
-}
 
 /// The output matrix, by memory layout.
 enum Out<'a, 'b> {
@@ -339,50 +180,6 @@ impl<'a> Init<'a> {
             Init::Zero => Start::Zero,
             Init::RowBias(bias) => Start::RowBias(bias),
             Init::ColumnBias(bias) => Start::ColumnBias(bias[..NR].try_into().expect("NR columns of bias")),
-        }
-    }
-}
-
-/// `values` then zeros, in `store`: the bias of a tile that the output
-/// holds only part of.
-fn padded<'s>(values: &[f32], store: &'s mut [f32; NR]) -> &'s [f32; NR] {
-    store.fill(0.0);
-    store[..values.len()].copy_from_slice(values);
-    store
-}
-
-/// Where a micro-kernel's sums start.
-#[derive(Clone, Copy)]
-enum Start<'a> {
-    /// At zero.
-    Zero,
-    /// At `bias[i]` in tile row `i`.
-    RowBias(&'a [f32]),
-    /// At `bias[j]` in tile column `j`.
-    ColumnBias(&'a [f32; NR]),
-}
-
-/// What a product does to each output element once its sum is complete.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Epilogue {
-    /// Nothing: the sum is the output.
-    None,
-    /// A fused ReLU ([`relu`]: the select of the `ReLU` op, so bit-identical).
-    Relu,
-}
-
-impl Epilogue {
-    /// [`Epilogue::Relu`] for a kernel with a fused ReLU, else [`Epilogue::None`].
-    pub(crate) fn relu_if(fused: bool) -> Self {
-        if fused { Epilogue::Relu } else { Epilogue::None }
-    }
-
-    /// The epilogue of one value (the micro-kernels test the epilogue once
-    /// per tile instead).
-    pub(crate) fn apply(self, x: f32) -> f32 {
-        match self {
-            Epilogue::None => x,
-            Epilogue::Relu => relu(x),
         }
     }
 }
@@ -687,253 +484,18 @@ pub(crate) fn gemm_windows(
     }
 }
 
-/// Where a micro-kernel reads row `kk` (of [`NR`] floats) of its panel of `B`.
-#[derive(Clone, Copy)]
-enum PanelB<'a> {
-    /// A packed panel: at `kk * NR`.
-    Packed(&'a [f32]),
-    /// In place (see [`Windows`]): at `offsets[kk] + q0` of the source.
-    Shifted { src: &'a [f32], offsets: &'a [usize], q0: usize },
-    /// In place, a row-major `B` (`src` holds its rows of `ld`): at `kk * ld + q0`.
-    Strided { src: &'a [f32], ld: usize, q0: usize },
-}
-
-impl PanelB<'_> {
-    /// Rows of `B`: the product's inner dimension.
-    fn k(&self) -> usize {
-        match self {
-            PanelB::Packed(b) => b.len() / NR,
-            PanelB::Shifted { offsets, .. } => offsets.len(),
-            PanelB::Strided { src, ld, .. } => src.len() / ld,
-        }
-    }
-}
-
-/// Where a micro-kernel puts its tile.
-enum Dst<'a> {
-    /// Into the first rows of `tile`, overwriting them.
-    Tile(&'a mut Tile),
-    /// Into a row-major output, overwriting it: the whole tile (as many rows
-    /// as the panel of `A`, [`NR`] columns) from the slice's start, rows `ld`
-    /// apart, with no tile in between.
-    Rows(&'a mut [f32], usize),
-    /// As [`Dst::Rows`], each sum plus the value at the same place in the
-    /// second slice (laid out as the first) before the epilogue: a residual
-    /// connection's `Add`, fused.
-    RowsPlus(&'a mut [f32], &'a [f32], usize),
-}
-
-/// One tile: the product of a packed panel of `A` (of [`MR`], [`HALF_MR`] or
-/// [`THIRD_MR`] rows, as its length over `k` says) and one of `B`, its sums
-/// starting at `start`, put in `dst` through `epilogue` (the sums are
-/// complete: products never split `k`).
-///
-/// `prefetch` is what the next tiles will read (the next panel of `A`, or
-/// nothing): the AVX-512 kernel asks for one of its cache lines per term,
-/// so that a weight matrix streamed from memory once per product arrives
-/// while this tile computes (the wide MLP at batch 64 ran 10-15% faster).
-fn micro_kernel(a: &[f32], b: PanelB<'_>, dst: Dst<'_>, start: Start<'_>, epilogue: Epilogue, prefetch: &[f32]) {
-    let k = b.k();
-    // One kernel per way of finding B's rows, so each is compiled straight.
-    match b {
-        PanelB::Packed(b) => {
-            let rows = b.chunks_exact(NR).map(|row| row.try_into().expect("NR-wide row"));
-            tile_of(a, k, rows, (start, dst), epilogue, prefetch);
-        }
-        PanelB::Shifted { src, offsets, q0 } => {
-            let rows = offsets.iter().map(move |&at| src[at + q0..][..NR].try_into().expect("NR-wide row"));
-            tile_of(a, k, rows, (start, dst), epilogue, prefetch);
-        }
-        PanelB::Strided { src, ld, q0 } => {
-            let rows = (0..k).map(move |kk| src[kk * ld + q0..][..NR].try_into().expect("NR-wide row"));
-            tile_of(a, k, rows, (start, dst), epilogue, prefetch);
-        }
-    }
-}
-
-/// [`micro_kernel`] over the `k` rows of `B` that `b_rows` yields, on the
-/// fastest kernel this CPU runs.
-#[inline(always)]
-fn tile_of<'b>(
-    a: &[f32],
-    k: usize,
-    b_rows: impl Iterator<Item = &'b [f32; NR]> + Clone,
-    (start, dst): (Start<'_>, Dst<'_>),
-    epilogue: Epilogue,
-    prefetch: &[f32],
-) {
-    #[cfg(target_arch = "x86_64")]
-    if avx512::available() {
-        return avx512::micro_kernel(a, k, b_rows, (start, dst), epilogue, prefetch);
-    }
-    portable_micro_kernel(a, k, b_rows, (start, dst), epilogue);
-}
-
-/// [`micro_kernel`] in plain Rust, as `6 x 16` sub-tiles (`4 x 16` for a
-/// [`THIRD_MR`]-row panel): twelve 256-bit accumulators fit AVX2's sixteen
-/// registers (larger tiles spill, or fall out of the auto-vectorizer).
-#[multiversion(targets("x86_64+avx2+fma", "aarch64+neon"))]
-fn portable_micro_kernel<'b>(
-    a: &[f32],
-    k: usize,
-    b_rows: impl Iterator<Item = &'b [f32; NR]> + Clone,
-    (start, mut dst): (Start<'_>, Dst<'_>),
-    epilogue: Epilogue,
-) {
-    // Fused multiply-add where the instruction set has it (a software fma
-    // would be far slower than a multiply and an add).
-    let fused = target_cfg_f!(any(target_feature = "fma", target_arch = "aarch64"));
-    let height = a.len() / k.max(1);
-    for c0 in (0..NR).step_by(SUB_COLS) {
-        if height == THIRD_MR {
-            sub_tile::<THIRD_MR>(a, height, b_rows.clone(), (0, c0), (start, &mut dst), (epilogue, fused));
-        } else {
-            for r0 in (0..height).step_by(HALF_MR) {
-                sub_tile::<HALF_MR>(a, height, b_rows.clone(), (r0, c0), (start, &mut dst), (epilogue, fused));
-            }
-        }
-    }
-}
-
-/// Columns of a sub-tile of [`portable_micro_kernel`].
-const SUB_COLS: usize = 16;
-
-/// The `ROWS x` [`SUB_COLS`] sub-tile at `(r0, c0)` of a
-/// [`portable_micro_kernel`] tile (inlined there, so compiled for its
-/// instruction set).
-#[inline(always)]
-fn sub_tile<'b, const ROWS: usize>(
-    a: &[f32],
-    height: usize,
-    b_rows: impl Iterator<Item = &'b [f32; NR]>,
-    (r0, c0): (usize, usize),
-    (start, dst): (Start<'_>, &mut Dst<'_>),
-    (epilogue, fused): (Epilogue, bool),
-) {
-    // The cell of row i, column j of the sub-tile in the destination.
-    let at = |i: usize, ld: usize| (r0 + i) * ld + c0;
-    let mut acc = [[0f32; SUB_COLS]; ROWS];
-    match start {
-        Start::RowBias(bias) => acc.iter_mut().zip(&bias[r0..r0 + ROWS]).for_each(|(acc, &b)| acc.fill(b)),
-        Start::ColumnBias(bias) => acc.iter_mut().for_each(|acc| acc.copy_from_slice(&bias[c0..c0 + SUB_COLS])),
-        Start::Zero => {}
-    }
-    for (av, bv) in a.chunks_exact(height).zip(b_rows) {
-        let av: &[f32; ROWS] = av[r0..r0 + ROWS].try_into().expect("ROWS-tall chunk");
-        let bv: &[f32; SUB_COLS] = bv[c0..c0 + SUB_COLS].try_into().expect("SUB_COLS-wide chunk");
-        for (row, &ai) in acc.iter_mut().zip(av) {
-            for (c, &bj) in row.iter_mut().zip(bv) {
-                *c = if fused { ai.mul_add(bj, *c) } else { ai * bj + *c };
-            }
-        }
-    }
-    if let Dst::RowsPlus(_, addend, ld) = dst {
-        for (i, acc) in acc.iter_mut().enumerate() {
-            acc.iter_mut().zip(&addend[at(i, *ld)..][..SUB_COLS]).for_each(|(x, &r)| *x += r);
-        }
-    }
-    if epilogue == Epilogue::Relu {
-        acc.iter_mut().flatten().for_each(|x| *x = relu(*x));
-    }
-    for (i, acc) in acc.iter().enumerate() {
-        match dst {
-            Dst::Tile(tile) => tile[r0 + i][c0..c0 + SUB_COLS].copy_from_slice(acc),
-            Dst::Rows(c, ld) | Dst::RowsPlus(c, _, ld) => c[at(i, *ld)..][..SUB_COLS].copy_from_slice(acc),
-        }
-    }
-}
-
-/// `y[i] += W[i] · x` for a row-major `w [y.len(), x.len()]`: one pass over
-/// `W` in stored order, 16 lanes per row (batch-1 inference is bound by
-/// reading the weights, which the baseline SSE2 build reads at half speed).
-pub(crate) fn matvec(w: &[f32], x: &[f32], y: &mut [f32]) {
-    /// Rows of `W` per task when threads split a large product.
-    const ROWS_PER_TASK: usize = 64;
-    if w.len() >= PARALLEL_MATVEC && rayon::current_num_threads() > 1 && !x.is_empty() {
-        y.par_chunks_mut(ROWS_PER_TASK)
-            .zip(w.par_chunks(ROWS_PER_TASK * x.len()))
-            .for_each(|(y, w)| matvec_rows(w, x, y));
-    } else {
-        matvec_rows(w, x, y);
-    }
-}
-
-/// Rows of `W` a matrix-vector step reads together: four independent streams
-/// keep the memory system busy (21 GB/s here on a 64 MiB matrix, against 9.5
-/// one row at a time).
-const MATVEC_ROWS: usize = 4;
-
-#[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma", "aarch64+neon"))]
-fn matvec_rows(w: &[f32], x: &[f32], y: &mut [f32]) {
-    const LANES: usize = 16;
-    let fused = target_cfg_f!(any(target_feature = "fma", target_arch = "aarch64"));
-    let k = x.len();
-    if k == 0 {
-        return;
-    }
-    let whole = k / LANES * LANES;
-    let (x_lanes, x_tail) = x.split_at(whole);
-    let tail = |row: &[f32]| -> f32 { row[whole..].iter().zip(x_tail).map(|(a, b)| a * b).sum() };
-    let mut groups = y.chunks_exact_mut(MATVEC_ROWS);
-    let mut rows = w.chunks_exact(MATVEC_ROWS * k);
-    for (out, block) in (&mut groups).zip(&mut rows) {
-        let mut acc = [[0f32; LANES]; MATVEC_ROWS];
-        for c in (0..whole).step_by(LANES) {
-            let xb: &[f32; LANES] = x_lanes[c..c + LANES].try_into().expect("LANES-wide chunk");
-            for (r, acc) in acc.iter_mut().enumerate() {
-                let wb: &[f32; LANES] = block[r * k + c..r * k + c + LANES].try_into().expect("LANES-wide chunk");
-                for i in 0..LANES {
-                    acc[i] = if fused { wb[i].mul_add(xb[i], acc[i]) } else { wb[i] * xb[i] + acc[i] };
-                }
-            }
-        }
-        for (r, (out, acc)) in out.iter_mut().zip(&acc).enumerate() {
-            *out += acc.iter().sum::<f32>() + tail(&block[r * k..][..k]);
-        }
-    }
-    for (out, row) in groups.into_remainder().iter_mut().zip(rows.remainder().chunks_exact(k)) {
-        let mut acc = [0f32; LANES];
-        for (a, b) in row[..whole].chunks_exact(LANES).zip(x_lanes.chunks_exact(LANES)) {
-            for ((s, &a), &b) in acc.iter_mut().zip(a).zip(b) {
-                *s += a * b;
-            }
-        }
-        *out += acc.iter().sum::<f32>() + tail(row);
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::micro::portable_micro_kernel;
     use super::*;
     use ndarray::Array2;
-
-    #[test]
-    fn matvec_matches_a_naive_product() {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
-        pool.install(check_matvec);
-    }
-
-    fn check_matvec() {
-        const { assert!(300 * 3500 >= PARALLEL_MATVEC, "the last shape splits across threads") };
-        for (n, k) in [(1, 1), (3, 15), (5, 16), (7, 33), (2, 300), (4, 0), (300, 3500)] {
-            let w: Vec<f32> = (0..n * k).map(|i| ((i * 13 % 17) as f32 - 8.0) / 4.0).collect();
-            let x: Vec<f32> = (0..k).map(|i| ((i * 7 % 11) as f32 - 5.0) / 2.0).collect();
-            // The product adds to what y holds.
-            let mut y: Vec<f32> = (0..n).map(|i| i as f32).collect();
-            matvec(&w, &x, &mut y);
-            for (i, &v) in y.iter().enumerate() {
-                let e: f64 = i as f64 + (0..k).map(|t| f64::from(w[i * k + t]) * f64::from(x[t])).sum::<f64>();
-                assert!((f64::from(v) - e).abs() <= 1e-4 * (1.0 + e.abs()), "{n}x{k} row {i}");
-            }
-        }
-    }
 
     /// The AVX-512 and the portable micro-kernels round the same way (one
     /// fused multiply-add per term), so their tiles agree bit for bit.
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn micro_kernels_agree_bit_for_bit() {
-        if !crate::kernels::avx512_test_runs(avx512::available() && std::is_x86_feature_detected!("fma")) {
+        if !crate::linalg::avx512_test_runs(avx512::available() && std::is_x86_feature_detected!("fma")) {
             return;
         }
         let k = 37;
@@ -1007,7 +569,7 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn column_packing_transposes_exactly() {
-        if !crate::kernels::avx512_test_runs(avx512::available()) {
+        if !crate::linalg::avx512_test_runs(avx512::available()) {
             return;
         }
         for k in [0, 1, 15, 16, 17, 40] {

@@ -6,17 +6,17 @@
 //! unit strides over enough channels take Winograd's algorithm instead
 //! ([`winograd`]). A 1-D convolution runs as a 2-D one of height 1.
 
+use std::borrow::Cow;
 use std::sync::OnceLock;
 
-use ndarray::{Array2, ArrayD, ArrayView2, ArrayView4, ArrayViewMut2, Axis, IxDyn};
+use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewMut2, IxDyn};
 use nnbundle_graph::{Attrs, Window, conv_windows};
 use rayon::prelude::*;
 
-use super::Scratch;
 use super::elementwise::{Binary, BinaryOp};
-use super::gemm::{NR, PackedA, PanelSource};
-use super::winograd::{self, MIN_CHANNELS};
-use super::{Float, Kernel, KernelResult, by_planes, first_dtype, view, with_float};
+use super::{Float, Kernel, KernelResult, Scratch, as_4d, by_planes, first_dtype, hw, prepared, view, with_float};
+use crate::linalg::gemm::{self, NR, PackedA, PanelSource};
+use crate::linalg::winograd::{self, MIN_CHANNELS};
 use crate::value::Arg;
 
 pub(crate) struct Conv {
@@ -34,23 +34,6 @@ pub(crate) struct Conv {
     relu: bool,
     /// A fused `Add` of the last operand to the output (before the ReLU).
     addend: bool,
-}
-
-const UNIT: Window = Window { kernel: 1, stride: 1, pad_begin: 0, pad_end: 0, dilation: 1, ceil_mode: false };
-
-/// Adds a unit height to 1-D shapes: `[N, C, L]` becomes `[N, C, 1, L]`.
-pub(crate) fn as_4d<'a, T>(x: ndarray::ArrayViewD<'a, T>, spatial: usize) -> Result<ArrayView4<'a, T>, String> {
-    let x = if spatial == 1 { x.insert_axis(Axis(2)) } else { x };
-    x.into_dimensionality().map_err(|e| e.to_string())
-}
-
-/// Windows for height and width of a 1-D or 2-D op.
-pub(crate) fn hw(windows: Vec<Window>) -> [Window; 2] {
-    match windows.as_slice() {
-        [w] => [UNIT, *w],
-        [h, w] => [*h, *w],
-        _ => [UNIT, UNIT],
-    }
 }
 
 impl Conv {
@@ -322,7 +305,7 @@ impl PanelSource for Im2Col<'_, f32> {
     }
 }
 
-fn run<T: Float>(k: &Conv, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult {
+fn run<T: ConvFloat>(k: &Conv, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult {
     let x = as_4d(view::<T>(args, 0)?, k.spatial)?;
     let w = as_4d(view::<T>(args, 1)?, k.spatial)?;
     let b = if k.bias { Some(view::<T>(args, 2)?) } else { None };
@@ -453,5 +436,121 @@ impl Kernel for Conv {
     fn fuse_addend(&mut self) -> bool {
         self.addend = true;
         true
+    }
+}
+
+/// Conv's f32/f64 specialisation: how each float type prepares weights and
+/// computes the per-group product (the GEMM and Winograd in f32, ndarray's
+/// product in f64).
+pub(crate) trait ConvFloat: Float {
+    /// Whether [`ConvFloat::conv_product`] reads a unit-stride convolution's
+    /// input in place from a zero-padded copy ([`Padded`]).
+    const READS_IN_PLACE: bool;
+    /// One group's convolution weights `[og, taps]`, prepared once per run
+    /// for [`ConvFloat::conv_product`] (packed for the GEMM in f32).
+    type ConvWeights<'a>: Sync + Clone
+    where
+        Self: 'a;
+    /// Prepares each group's weights; with `cache` (a model's own weights,
+    /// which change only through a re-plan), once for the kernel's life.
+    fn conv_weights<'a>(
+        groups: Vec<ArrayView2<'a, Self>>,
+        cache: Option<&'a OnceLock<Vec<gemm::PackedA>>>,
+    ) -> Cow<'a, [Self::ConvWeights<'a>]>;
+    /// `out = bias + w · cols (+ addend)` (`bias[i]` along row `i`, the
+    /// addend laid out as `out`) for one group's prepared weights and one
+    /// image's im2col matrix, with this type's fastest product, then a ReLU
+    /// if `relu`.
+    fn conv_product(
+        w: &Self::ConvWeights<'_>,
+        cols: &Im2Col<'_, Self>,
+        out: &mut ArrayViewMut2<'_, Self>,
+        bias_addend_relu: (&[Self], Option<&[Self]>, bool),
+    );
+    /// `y = conv(p) + bias (+ addend)`, ReLU'd if asked, for a 3x3 kernel
+    /// `w [outputs, channels, 3, 3]` with unit strides and dilations, by
+    /// Winograd's algorithm where this type has it (f32): returns whether it
+    /// did. With `cache` (a model's own weights), the weights are transformed
+    /// once for the kernel's life.
+    fn conv_winograd(
+        _p: &winograd::Problem<'_, Self>,
+        _w: &[Self],
+        _cache: Option<&OnceLock<Vec<gemm::PackedA>>>,
+        _y: &mut [Self],
+    ) -> bool {
+        false
+    }
+}
+
+impl ConvFloat for f32 {
+    const READS_IN_PLACE: bool = true;
+    type ConvWeights<'a> = gemm::PackedA;
+    fn conv_weights<'a>(
+        groups: Vec<ArrayView2<'a, f32>>,
+        cache: Option<&'a OnceLock<Vec<gemm::PackedA>>>,
+    ) -> Cow<'a, [gemm::PackedA]> {
+        prepared(cache, || groups.iter().map(|w| gemm::PackedA::pack(w.view())).collect())
+    }
+    fn conv_product(
+        w: &gemm::PackedA,
+        cols: &Im2Col<'_, f32>,
+        out: &mut ArrayViewMut2<'_, f32>,
+        (bias, addend, relu): (&[f32], Option<&[f32]>, bool),
+    ) {
+        // The sums start at the bias, and the addend and the ReLU apply to
+        // each tile as it is stored: no pass over the output before or after.
+        let epilogue = gemm::Epilogue::relu_if(relu);
+        match (&cols.padded, out.as_slice_mut()) {
+            (Some(padded), Some(out)) => {
+                let (rows, width) = cols.out_dim();
+                let b = gemm::Windows { src: padded.data, offsets: padded.offsets, rows, pitch: padded.pitch, width };
+                gemm::gemm_windows(w, &b, out, bias, (addend, epilogue));
+            }
+            _ => match addend {
+                None => gemm::gemm(w, cols, out, gemm::Init::RowBias(bias), epilogue),
+                Some(addend) => {
+                    gemm::gemm(w, cols, out, gemm::Init::RowBias(bias), gemm::Epilogue::None);
+                    out.iter_mut().zip(addend).for_each(|(d, &r)| *d = epilogue.apply(*d + r));
+                }
+            },
+        }
+    }
+    fn conv_winograd(
+        p: &winograd::Problem<'_, f32>,
+        w: &[f32],
+        cache: Option<&OnceLock<Vec<gemm::PackedA>>>,
+        y: &mut [f32],
+    ) -> bool {
+        let u = prepared::<[_]>(cache, || winograd::transform_weights(w, (p.outputs, p.channels)));
+        winograd::convolve(p, &u, y);
+        true
+    }
+}
+
+impl ConvFloat for f64 {
+    const READS_IN_PLACE: bool = false;
+    type ConvWeights<'a> = ArrayView2<'a, f64>;
+    fn conv_weights<'a>(
+        groups: Vec<ArrayView2<'a, f64>>,
+        _: Option<&'a OnceLock<Vec<gemm::PackedA>>>,
+    ) -> Cow<'a, [ArrayView2<'a, f64>]> {
+        Cow::Owned(groups)
+    }
+    fn conv_product(
+        w: &ArrayView2<'_, f64>,
+        cols: &Im2Col<'_, f64>,
+        out: &mut ArrayViewMut2<'_, f64>,
+        (bias, addend, relu): (&[f64], Option<&[f64]>, bool),
+    ) {
+        for (mut row, &b) in out.rows_mut().into_iter().zip(bias) {
+            row.fill(b);
+        }
+        ndarray::linalg::general_mat_mul(1.0, w, &cols.materialize(), 1.0, out);
+        if let Some(addend) = addend {
+            out.iter_mut().zip(addend).for_each(|(d, &r)| *d += r);
+        }
+        if relu {
+            out.mapv_inplace(crate::linalg::relu);
+        }
     }
 }
