@@ -20,7 +20,7 @@ enum Scheme {
 use Scheme::{Constant, NormalInit, UniformInit};
 
 fn scheme(node: &Node, p: &Parameter) -> Option<Scheme> {
-    let a = &node.attrs;
+    let a = node.checked_attrs();
     let fan_in = |shape: &[u64]| shape.iter().skip(1).product::<u64>().max(1) as f64;
     let shape = p.shape.clone().unwrap_or_default();
     Some(match (node.op, p.slot) {

@@ -81,16 +81,19 @@ pub(crate) fn fold_bias(
     while i + 1 < nodes.len() {
         let (lin, add) = (&nodes[i], &nodes[i + 1]);
         let fits = lin.op == OpKind::Linear
-            && !lin.attrs.bool("bias")
+            && !lin.checked_attrs().bool("bias")
             && lin.inputs.len() == 1
             && add.op == OpKind::Add
             && add.inputs == [lin.name.clone()]
             && readers.get(&lin.name) == Some(&1)
             && !graph_outputs.contains(&lin.name);
+        if !fits {
+            i += 1;
+            continue;
+        }
         let bias = format!("{}.other", add.name);
-        let out = lin.attrs.int("out_features") as usize;
-        let ok_bias = fits
-            && weights.get(&bias).is_some_and(|b| b.len() == out && b.shape().last() == Some(&out))
+        let out = lin.checked_attrs().int("out_features") as usize;
+        let ok_bias = weights.get(&bias).is_some_and(|b| b.len() == out && b.shape().last() == Some(&out))
             && !aliases.contains_key(&bias);
         let weight = format!("{}.weight", lin.name);
         if ok_bias && weights.contains_key(&weight) && !aliases.contains_key(&weight) {

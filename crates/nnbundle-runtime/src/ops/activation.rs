@@ -1,7 +1,7 @@
 //! Elementwise activations and `Softmax`/`LogSoftmax`.
 
 use ndarray::Axis;
-use nnbundle_graph::{Attrs, normalize_axis};
+use nnbundle_graph::{NodeAttrs, normalize_axis};
 
 use super::Scratch;
 use super::{Float, Kernel, KernelResult, by_chunks, first_dtype, view, with_float};
@@ -25,10 +25,10 @@ impl Unary {
     pub(crate) fn relu() -> Self {
         Unary(Fun::Relu)
     }
-    pub(crate) fn leaky_relu(a: &Attrs) -> Self {
+    pub(crate) fn leaky_relu(a: NodeAttrs<'_>) -> Self {
         Unary(Fun::LeakyRelu(a.float("negative_slope")))
     }
-    pub(crate) fn gelu(a: &Attrs) -> Self {
+    pub(crate) fn gelu(a: NodeAttrs<'_>) -> Self {
         Unary(if a.str("approximate") == "tanh" { Fun::GeluTanh } else { Fun::GeluErf })
     }
     pub(crate) fn silu() -> Self {
@@ -104,7 +104,7 @@ pub(crate) struct Softmax {
 }
 
 impl Softmax {
-    pub(crate) fn new(a: &Attrs, log: bool) -> Self {
+    pub(crate) fn new(a: NodeAttrs<'_>, log: bool) -> Self {
         Softmax { dim: a.int("dim"), log }
     }
 }

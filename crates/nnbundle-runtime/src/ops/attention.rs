@@ -2,7 +2,7 @@
 
 use ndarray::{Array2, Array3, ArrayView2, Axis, Ix1, Ix2, Ix3, s};
 use nnbundle_format::DType;
-use nnbundle_graph::Attrs;
+use nnbundle_graph::NodeAttrs;
 
 use super::Scratch;
 use super::activation::softmax_lanes;
@@ -17,7 +17,7 @@ pub(crate) struct MultiheadAttention {
 }
 
 impl MultiheadAttention {
-    pub(crate) fn new(a: &Attrs) -> Self {
+    pub(crate) fn new(a: NodeAttrs<'_>) -> Self {
         MultiheadAttention {
             heads: a.int("num_heads").max(1) as usize,
             bias: a.bool("bias"),

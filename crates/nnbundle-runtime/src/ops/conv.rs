@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use std::sync::OnceLock;
 
 use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewMut2, IxDyn};
-use nnbundle_graph::{Attrs, Window, conv_windows};
+use nnbundle_graph::{NodeAttrs, Window, conv_windows};
 use rayon::prelude::*;
 
 use super::elementwise::{Binary, BinaryOp};
@@ -37,9 +37,9 @@ pub(crate) struct Conv {
 }
 
 impl Conv {
-    pub(crate) fn new(a: &Attrs, spatial: usize) -> Self {
+    pub(crate) fn new(a: NodeAttrs<'_>, spatial: usize) -> Self {
         Conv {
-            windows: hw(conv_windows(a, spatial)),
+            windows: hw(conv_windows(a.raw(), spatial)),
             groups: a.int("groups").max(1) as usize,
             bias: a.bool("bias"),
             spatial,

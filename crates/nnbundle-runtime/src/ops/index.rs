@@ -2,7 +2,7 @@
 
 use ndarray::{ArrayD, Axis, IxDyn};
 use nnbundle_format::DType;
-use nnbundle_graph::Attrs;
+use nnbundle_graph::NodeAttrs;
 
 use super::Scratch;
 use super::{Float, Kernel, KernelResult, view, with_float};
@@ -59,7 +59,7 @@ pub(crate) struct Gather {
 }
 
 impl Gather {
-    pub(crate) fn new(a: &Attrs) -> Self {
+    pub(crate) fn new(a: NodeAttrs<'_>) -> Self {
         Gather { axis: a.int("axis") }
     }
 }

@@ -4,7 +4,7 @@ use std::sync::OnceLock;
 
 use ndarray::{Array2, ArrayD, Ix1, Ix2, IxDyn};
 use nnbundle_format::DType;
-use nnbundle_graph::Attrs;
+use nnbundle_graph::NodeAttrs;
 
 use super::Scratch;
 use super::activation::relu_in_place;
@@ -30,7 +30,7 @@ pub(crate) struct Linear {
 }
 
 impl Linear {
-    pub(crate) fn new(a: &Attrs) -> Self {
+    pub(crate) fn new(a: NodeAttrs<'_>) -> Self {
         Linear {
             bias: a.bool("bias"),
             packed: OnceLock::new(),

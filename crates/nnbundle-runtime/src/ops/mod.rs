@@ -27,7 +27,7 @@ pub fn supports(op: OpKind) -> bool {
 
 /// The kernel for a checked node; `None` for an op this runtime does not implement.
 pub(crate) fn build_kernel(node: &Node) -> Option<Box<dyn Kernel>> {
-    let a = &node.attrs;
+    let a = node.checked_attrs();
     Some(match node.op {
         OpKind::Linear => Box::new(linear::Linear::new(a)),
         OpKind::Conv1d => Box::new(conv::Conv::new(a, 1)),

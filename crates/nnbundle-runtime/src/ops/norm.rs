@@ -1,7 +1,7 @@
 //! `BatchNorm1d/2d` (running statistics) and `LayerNorm`.
 
 use ndarray::{ArrayD, Axis};
-use nnbundle_graph::Attrs;
+use nnbundle_graph::NodeAttrs;
 
 use super::Scratch;
 use super::{Float, Kernel, KernelResult, first_dtype, view, with_float};
@@ -13,7 +13,7 @@ pub(crate) struct BatchNorm {
 }
 
 impl BatchNorm {
-    pub(crate) fn new(a: &Attrs) -> Self {
+    pub(crate) fn new(a: NodeAttrs<'_>) -> Self {
         BatchNorm { eps: a.float("eps"), affine: a.bool("affine") }
     }
 }
@@ -51,7 +51,7 @@ pub(crate) struct LayerNorm {
 }
 
 impl LayerNorm {
-    pub(crate) fn new(a: &Attrs) -> Self {
+    pub(crate) fn new(a: NodeAttrs<'_>) -> Self {
         let affine = a.bool("elementwise_affine");
         LayerNorm {
             eps: a.float("eps"),

@@ -2,7 +2,7 @@
 
 use multiversion::multiversion;
 use ndarray::{Array4, ArrayD, IxDyn, s};
-use nnbundle_graph::{Attrs, Window, pool_windows};
+use nnbundle_graph::{NodeAttrs, Window, pool_windows};
 
 use super::Scratch;
 
@@ -23,8 +23,9 @@ pub(crate) struct Pool {
 }
 
 impl Pool {
-    pub(crate) fn new(a: &Attrs, spatial: usize, kind: Kind) -> Self {
-        Pool { windows: hw(pool_windows(a, spatial)), kind, count_include_pad: a.bool("count_include_pad"), spatial }
+    pub(crate) fn new(a: NodeAttrs<'_>, spatial: usize, kind: Kind) -> Self {
+        let count_include_pad = kind == Kind::Avg && a.bool("count_include_pad");
+        Pool { windows: hw(pool_windows(a.raw(), spatial)), kind, count_include_pad, spatial }
     }
 }
 
@@ -170,7 +171,7 @@ pub(crate) struct AdaptiveAvg {
 }
 
 impl AdaptiveAvg {
-    pub(crate) fn new(a: &Attrs) -> Self {
+    pub(crate) fn new(a: NodeAttrs<'_>) -> Self {
         let o = a.ints("output_size");
         AdaptiveAvg { out: [o.first().copied().unwrap_or(1) as usize, o.get(1).copied().unwrap_or(1) as usize] }
     }

@@ -1,7 +1,7 @@
 //! Shape ops: copies, `Flatten`, `Reshape`, `Permute`, `Concat`.
 
 use ndarray::{ArrayD, Axis, IxDyn};
-use nnbundle_graph::{Attrs, normalize_axis};
+use nnbundle_graph::{NodeAttrs, normalize_axis};
 
 use super::Scratch;
 use super::{Kernel, KernelResult};
@@ -49,7 +49,7 @@ pub(crate) struct Flatten {
 }
 
 impl Flatten {
-    pub(crate) fn new(a: &Attrs) -> Self {
+    pub(crate) fn new(a: NodeAttrs<'_>) -> Self {
         Flatten { start: a.int("start_dim"), end: a.int("end_dim") }
     }
 }
@@ -77,7 +77,7 @@ pub(crate) struct Reshape {
 }
 
 impl Reshape {
-    pub(crate) fn new(a: &Attrs) -> Self {
+    pub(crate) fn new(a: NodeAttrs<'_>) -> Self {
         Reshape { shape: a.ints("shape").to_vec(), zero_copies_input: a.bool("zero_copies_input") }
     }
 }
@@ -114,7 +114,7 @@ pub(crate) struct Permute {
 }
 
 impl Permute {
-    pub(crate) fn new(a: &Attrs) -> Self {
+    pub(crate) fn new(a: NodeAttrs<'_>) -> Self {
         Permute { dims: a.ints("dims").to_vec() }
     }
 }
@@ -133,7 +133,7 @@ pub(crate) struct Concat {
 }
 
 impl Concat {
-    pub(crate) fn new(a: &Attrs) -> Self {
+    pub(crate) fn new(a: NodeAttrs<'_>) -> Self {
         Concat { dim: a.int("dim") }
     }
 }
