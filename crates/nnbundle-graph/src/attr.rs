@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::op::OpKind;
+use crate::ops::OpKind;
 use serde::Serialize;
 use serde_json::Value;
 

@@ -7,7 +7,8 @@ use nnbundle_format::DType;
 use crate::attr::Attrs;
 use crate::document::{Draft, DraftNode};
 use crate::graph::{Graph, Node, Operand, WeightInfo, ancestors, bind_operands};
-use crate::op::{OpKind, Operands, ParamDType, ParamSpec, Role, Slot};
+use crate::op::{Operands, ParamDType, ParamSpec, Role, Slot};
+use crate::ops::OpKind;
 use crate::report::{Code, Report};
 use crate::value::{Dim, Shape, ValueInfo};
 

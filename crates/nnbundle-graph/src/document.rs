@@ -6,7 +6,8 @@ use serde_json::{Map, Value};
 
 use crate::attr::{Attrs, describe_json};
 use crate::graph::{GraphInput, Node};
-use crate::op::{OPSET, OpKind};
+use crate::op::OPSET;
+use crate::ops::OpKind;
 use crate::report::{Code, Report};
 use crate::value::{Dim, Shape};
 

@@ -8,7 +8,8 @@ use serde::Serialize;
 use crate::attr::{AttrValue, Attrs, NodeAttrs};
 use crate::check::{Analysis, analyze_draft};
 use crate::document::{Draft, parse_document};
-use crate::op::{OPSET, OpKind, ParamSpec, Role, Slot};
+use crate::op::{OPSET, ParamSpec, Role, Slot};
+use crate::ops::OpKind;
 use crate::report::Report;
 use crate::value::{Dim, Shape};
 

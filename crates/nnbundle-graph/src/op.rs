@@ -1,4 +1,5 @@
-//! The op vocabulary: what each op accepts and how its output shape follows.
+//! The types that define an op: operand slots, parameter requirements,
+//! the shape-rule trait and `OpDef`. The list of ops is in `crate::ops`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -167,82 +168,6 @@ impl OpDef {
             .copied()
             .filter(|s| s.role != Role::Param || self.rule.param(s.name, attrs).is_some())
             .collect()
-    }
-}
-
-macro_rules! vocabulary {
-    ($($kind:ident => $module:ident :: $def:ident),* $(,)?) => {
-        /// Every op of the vocabulary.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        #[non_exhaustive]
-        pub enum OpKind { $(
-            #[doc = concat!("The `", stringify!($kind), "` op.")]
-            $kind,
-        )* }
-
-        impl OpKind {
-            /// Every op, in the spec's order.
-            pub const ALL: &'static [OpKind] = &[$(OpKind::$kind),*];
-
-            /// The op's definition.
-            pub fn def(self) -> &'static OpDef {
-                match self { $(OpKind::$kind => &crate::ops::$module::$def,)* }
-            }
-        }
-    };
-}
-
-vocabulary! {
-    Linear => linear::LINEAR,
-    Conv1d => conv::CONV1D,
-    Conv2d => conv::CONV2D,
-    MaxPool1d => pool::MAXPOOL1D,
-    MaxPool2d => pool::MAXPOOL2D,
-    AvgPool1d => pool::AVGPOOL1D,
-    AvgPool2d => pool::AVGPOOL2D,
-    AdaptiveAvgPool2d => pool::ADAPTIVEAVGPOOL2D,
-    BatchNorm1d => norm::BATCHNORM1D,
-    BatchNorm2d => norm::BATCHNORM2D,
-    LayerNorm => norm::LAYERNORM,
-    Embedding => index::EMBEDDING,
-    Gather => index::GATHER,
-    Dropout => shape::DROPOUT,
-    Flatten => shape::FLATTEN,
-    Reshape => shape::RESHAPE,
-    Permute => shape::PERMUTE,
-    Concat => shape::CONCAT,
-    Add => elementwise::ADD,
-    Sub => elementwise::SUB,
-    Mul => elementwise::MUL,
-    Div => elementwise::DIV,
-    MatMul => matmul::MATMUL,
-    ReLU => activation::RELU,
-    LeakyReLU => activation::LEAKYRELU,
-    GELU => activation::GELU,
-    SiLU => activation::SILU,
-    Sigmoid => activation::SIGMOID,
-    Tanh => activation::TANH,
-    Softmax => activation::SOFTMAX,
-    LogSoftmax => activation::LOGSOFTMAX,
-    Identity => shape::IDENTITY,
-    MultiheadAttention => attention::MULTIHEADATTENTION,
-}
-
-impl OpKind {
-    /// The op's name in graphs (`Linear`).
-    pub fn name(self) -> &'static str {
-        self.def().name
-    }
-
-    /// The op named `name` (case-sensitive).
-    pub fn from_name(name: &str) -> Option<OpKind> {
-        OpKind::ALL.iter().copied().find(|k| k.name() == name)
-    }
-}
-
-impl fmt::Display for OpKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
     }
 }
 

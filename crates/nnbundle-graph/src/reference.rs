@@ -4,7 +4,8 @@
 use std::fmt::Write;
 
 use crate::attr::AttrDefault;
-use crate::op::{OPSET, OpKind, ParamDType, Role};
+use crate::op::{OPSET, ParamDType, Role};
+use crate::ops::OpKind;
 
 /// Markdown reference of every op: summary, operands, attributes.
 pub fn op_reference_markdown() -> String {

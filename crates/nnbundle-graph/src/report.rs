@@ -2,10 +2,11 @@
 
 use std::fmt;
 
+use schemars::JsonSchema;
 use serde::Serialize;
 
 /// How serious a problem is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// The graph is still valid.
@@ -15,7 +16,7 @@ pub enum Severity {
 }
 
 /// Stable problem codes (the `code` field of JSON reports).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum Code {
@@ -63,9 +64,30 @@ pub enum Code {
 }
 
 impl Code {
-    /// The code as written in reports.
-    pub fn as_str(self) -> String {
-        serde_json::to_value(self).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+    /// The code as written in reports (what it serializes to).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::Yaml => "yaml",
+            Code::UnknownField => "unknown-field",
+            Code::MissingField => "missing-field",
+            Code::InvalidField => "invalid-field",
+            Code::UnsupportedOpset => "unsupported-opset",
+            Code::UnknownOp => "unknown-op",
+            Code::UnknownAttribute => "unknown-attribute",
+            Code::MissingAttribute => "missing-attribute",
+            Code::InvalidAttribute => "invalid-attribute",
+            Code::DuplicateName => "duplicate-name",
+            Code::UnknownReference => "unknown-reference",
+            Code::InputCount => "input-count",
+            Code::Cycle => "cycle",
+            Code::Unreachable => "unreachable",
+            Code::Shape => "shape",
+            Code::MissingParameter => "missing-parameter",
+            Code::UnusedWeight => "unused-weight",
+            Code::ParameterShape => "parameter-shape",
+            Code::ParameterDType => "parameter-dtype",
+            Code::Limit => "limit",
+        }
     }
 }
 
@@ -85,13 +107,24 @@ pub struct Problem {
     pub message: String,
 }
 
-impl fmt::Display for Problem {
+impl fmt::Display for Severity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let sev = match self.severity {
+        f.write_str(match self {
             Severity::Error => "error",
             Severity::Warning => "warning",
-        };
-        write!(f, "{sev}[{}] {}", self.code.as_str(), self.path)?;
+        })
+    }
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}[{}] {}", self.severity, self.code, self.path)?;
         if let Some(node) = &self.node {
             write!(f, " (node `{node}`)")?;
         }
@@ -160,3 +193,15 @@ impl fmt::Display for Report {
 }
 
 impl std::error::Error for Report {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn code_strings_are_what_codes_serialize_to() {
+        for code in [Code::Yaml, Code::UnsupportedOpset, Code::ParameterDType, Code::MissingParameter, Code::Limit] {
+            assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
+        }
+    }
+}

@@ -5,7 +5,8 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde_json::{Value, json};
 
 use crate::attr::{AttrDefault, AttrSpec, AttrType};
-use crate::op::{OPSET, OpKind, Role};
+use crate::op::{OPSET, Role};
+use crate::ops::OpKind;
 
 fn attr_schema(spec: &AttrSpec) -> Value {
     let int = json!({"type": "integer"});

@@ -47,5 +47,5 @@ pub use error::{Result, RuntimeError};
 pub use model::Model;
 pub use ops::supports;
 pub use reuse::{LoadOptions, LoadReport, Mismatch, extract};
-pub use validate::{Check, Finding, Status, ValidateOptions, ValidationReport, report_schema, validate};
+pub use validate::{Check, Finding, FindingCode, Status, ValidateOptions, ValidationReport, report_schema, validate};
 pub use value::Value;

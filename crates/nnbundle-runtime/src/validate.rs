@@ -49,13 +49,46 @@ pub struct Check {
     pub detail: String,
 }
 
+/// The stable kebab-case code of a finding: a graph problem's, or the
+/// container's and validator's own (`hash-mismatch`, `sample-mismatch`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum FindingCode {
+    /// A graph problem's code.
+    Graph(Code),
+    /// A container or validation code.
+    Bundle(&'static str),
+}
+
+impl FindingCode {
+    /// The code as written in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingCode::Graph(code) => code.as_str(),
+            FindingCode::Bundle(code) => code,
+        }
+    }
+}
+
+impl std::fmt::Display for FindingCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for FindingCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// One problem found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Finding {
     /// `error` or `warning`.
-    pub severity: &'static str,
+    pub severity: Severity,
     /// Stable kebab-case code (`hash-mismatch`, `parameter-shape`, ...).
-    pub code: String,
+    pub code: FindingCode,
     /// Where: an entry (`manifest.yaml`), a tensor (`tensors.hidden.weight`), a YAML path (`nodes[3].attrs.kernel_size`).
     pub location: String,
     /// The node concerned, for graph problems.
@@ -98,8 +131,8 @@ impl ValidationReport {
 /// A graph problem as a report finding.
 fn graph_finding(p: &nnbundle_graph::Problem) -> Finding {
     Finding {
-        severity: if p.severity == Severity::Error { "error" } else { "warning" },
-        code: p.code.as_str(),
+        severity: p.severity,
+        code: FindingCode::Graph(p.code),
         location: p.path.clone(),
         node: p.node.clone(),
         message: p.message.clone(),
@@ -111,8 +144,8 @@ fn container_finding(e: &ContainerError) -> Vec<Finding> {
         ContainerError::Verification(all) => all.iter().flat_map(container_finding).collect(),
         ContainerError::Graph { report } => report.problems.iter().map(graph_finding).collect(),
         other => vec![Finding {
-            severity: "error",
-            code: other.code().to_owned(),
+            severity: Severity::Error,
+            code: FindingCode::Bundle(other.code()),
             location: other.location().unwrap_or_default(),
             node: None,
             message: other.to_string(),
@@ -121,7 +154,7 @@ fn container_finding(e: &ContainerError) -> Vec<Finding> {
 }
 
 fn check(name: &'static str, findings: &[Finding], passed: String) -> Check {
-    let errors = findings.iter().filter(|f| f.severity == "error").count();
+    let errors = findings.iter().filter(|f| f.severity == Severity::Error).count();
     if errors == 0 {
         Check { name, status: Status::Passed, detail: passed }
     } else {
@@ -204,7 +237,7 @@ pub fn validate(path: &Path, options: ValidateOptions) -> ValidationReport {
                 &weight_findings,
                 "every parameter present with the implied dtype and shape".into(),
             ));
-            graph_ok = !analysis.report.has_errors() && graph_findings.iter().all(|f| f.severity != "error");
+            graph_ok = !analysis.report.has_errors() && graph_findings.iter().all(|f| f.severity != Severity::Error);
             report.problems.extend(graph_findings);
             report.problems.extend(weight_findings);
         }
@@ -242,7 +275,7 @@ pub fn validate(path: &Path, options: ValidateOptions) -> ValidationReport {
 }
 
 fn finish(mut report: ValidationReport) -> ValidationReport {
-    report.errors = report.problems.iter().filter(|p| p.severity == "error").count();
+    report.errors = report.problems.iter().filter(|p| p.severity == Severity::Error).count();
     report.warnings = report.problems.len() - report.errors;
     report.valid = report.errors == 0;
     report
@@ -250,9 +283,9 @@ fn finish(mut report: ValidationReport) -> ValidationReport {
 
 /// Re-runs each stored sample and compares with its stored outputs.
 fn run_samples(bundle: &Bundle) -> Vec<Finding> {
-    let fail = |location: String, code: &str, message: String| Finding {
-        severity: "error",
-        code: code.into(),
+    let fail = |location: String, code: &'static str, message: String| Finding {
+        severity: Severity::Error,
+        code: FindingCode::Bundle(code),
         location,
         node: None,
         message,

@@ -38,7 +38,7 @@ fn print_human(report: &ValidationReport) {
         anstream::println!();
     }
     for p in &report.problems {
-        let style = if p.severity == "error" { BAD } else { WARN };
+        let style = if p.severity == nnbundle_graph::Severity::Error { BAD } else { WARN };
         let node = p.node.as_ref().map(|n| format!(" (node `{n}`)")).unwrap_or_default();
         anstream::println!("{style}{}{style:#}[{}] {}{node}: {}", p.severity, p.code, p.location, p.message);
     }

@@ -1,4 +1,28 @@
-//! The op definitions, one file per family, and the shape helpers they share.
+//! The op vocabulary: every op's definition, one file per family, the list
+//! of ops (`vocabulary!` below: the one place that names every op), and the
+//! shape helpers the definitions share.
+//!
+//! # Adding an op
+//!
+//! Every step but the first two is checked by `tests/registry.rs` (which
+//! needs no Python) or by the drift test of `tests/schemas.rs`:
+//!
+//! 1. its `OpDef` (name, summary, attributes, slots, shape rule) in
+//!    `crates/nnbundle-graph/src/ops/<family>.rs`;
+//! 2. one line in `vocabulary!` below (the opset's order: append);
+//! 3. its kernel in `crates/nnbundle-runtime/src/ops/<family>.rs` and one
+//!    arm of `build_kernel` in `crates/nnbundle-runtime/src/ops/mod.rs`
+//!    (and, for an op with parameters, its PyTorch initialisation in
+//!    `crates/nnbundle-runtime/src/init.rs`);
+//! 4. its ONNX export rule in `crates/nnbundle-onnx/src/export/<family>.rs`
+//!    (full, or partial with the reason);
+//! 5. its ONNX import translator in `crates/nnbundle-onnx/src/import/<family>.rs`,
+//!    or an entry in `IMPORT_GAPS` (`import/table.rs`) saying why none;
+//! 6. a case in `tests/support/op_cases.rs` and its numpy reference in
+//!    `tests/python/ops_reference.py` (the save → load → run cycle then
+//!    covers it too);
+//! 7. `NNB_UPDATE_SCHEMAS=1 cargo test --test schemas` to regenerate
+//!    `spec/OPS.md` and the schemas, and a `### Format` line in `CHANGELOG.md`.
 
 pub(crate) mod activation;
 pub(crate) mod attention;
@@ -14,6 +38,9 @@ pub(crate) mod shape;
 use nnbundle_format::DType;
 
 use crate::attr::Attrs;
+use std::fmt;
+
+use crate::op::OpDef;
 use crate::value::{Dim, Shape, ValueInfo};
 
 /// Value `i` of a list attribute, 1 when absent (only checked attributes reach the
@@ -136,5 +163,81 @@ impl Window {
                 len + self.pad_begin + self.pad_end
             )
         })
+    }
+}
+
+macro_rules! vocabulary {
+    ($($kind:ident => $module:ident :: $def:ident),* $(,)?) => {
+        /// Every op of the vocabulary.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[non_exhaustive]
+        pub enum OpKind { $(
+            #[doc = concat!("The `", stringify!($kind), "` op.")]
+            $kind,
+        )* }
+
+        impl OpKind {
+            /// Every op, in the spec's order.
+            pub const ALL: &'static [OpKind] = &[$(OpKind::$kind),*];
+
+            /// The op's definition.
+            pub fn def(self) -> &'static OpDef {
+                match self { $(OpKind::$kind => &$module::$def,)* }
+            }
+        }
+    };
+}
+
+vocabulary! {
+    Linear => linear::LINEAR,
+    Conv1d => conv::CONV1D,
+    Conv2d => conv::CONV2D,
+    MaxPool1d => pool::MAXPOOL1D,
+    MaxPool2d => pool::MAXPOOL2D,
+    AvgPool1d => pool::AVGPOOL1D,
+    AvgPool2d => pool::AVGPOOL2D,
+    AdaptiveAvgPool2d => pool::ADAPTIVEAVGPOOL2D,
+    BatchNorm1d => norm::BATCHNORM1D,
+    BatchNorm2d => norm::BATCHNORM2D,
+    LayerNorm => norm::LAYERNORM,
+    Embedding => index::EMBEDDING,
+    Gather => index::GATHER,
+    Dropout => shape::DROPOUT,
+    Flatten => shape::FLATTEN,
+    Reshape => shape::RESHAPE,
+    Permute => shape::PERMUTE,
+    Concat => shape::CONCAT,
+    Add => elementwise::ADD,
+    Sub => elementwise::SUB,
+    Mul => elementwise::MUL,
+    Div => elementwise::DIV,
+    MatMul => matmul::MATMUL,
+    ReLU => activation::RELU,
+    LeakyReLU => activation::LEAKYRELU,
+    GELU => activation::GELU,
+    SiLU => activation::SILU,
+    Sigmoid => activation::SIGMOID,
+    Tanh => activation::TANH,
+    Softmax => activation::SOFTMAX,
+    LogSoftmax => activation::LOGSOFTMAX,
+    Identity => shape::IDENTITY,
+    MultiheadAttention => attention::MULTIHEADATTENTION,
+}
+
+impl OpKind {
+    /// The op's name in graphs (`Linear`).
+    pub fn name(self) -> &'static str {
+        self.def().name
+    }
+
+    /// The op named `name` (case-sensitive).
+    pub fn from_name(name: &str) -> Option<OpKind> {
+        OpKind::ALL.iter().copied().find(|k| k.name() == name)
+    }
+}
+
+impl fmt::Display for OpKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
