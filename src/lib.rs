@@ -22,10 +22,11 @@
 #![deny(missing_docs)]
 
 pub use nnbundle_container::{
-    self as container, Bundle, BundleWriter, Chunking, ContainerError, OpenOptions, TensorInfo, Verify, graph,
-    load_tensor, load_tensors, save_tensor, save_tensors,
+    self as container, Bundle, BundleWriter, Chunking, ContainerError, OpenOptions, TensorInfo, Verify, load_tensor,
+    load_tensors, save_tensor, save_tensors,
 };
 pub use nnbundle_format::{self as format, DType, Element, Manifest, MetaValue, Sha256Digest, Tensor, bf16, f16};
+pub use nnbundle_graph as graph;
 pub use nnbundle_onnx as onnx;
 pub use nnbundle_runtime::{
     self as runtime, Layer, LoadOptions, LoadReport, Model, ModelBuilder, RuntimeError, Sequential, Value, extract,

@@ -50,7 +50,6 @@ pub use op::{OPSET, OpDef, ParamDType, ParamSpec, Role, Slot};
 pub use ops::OpKind;
 pub use ops::Window;
 pub use ops::conv::{conv_padding, conv_windows};
-pub use ops::matmul::matmul_shape;
 pub use ops::pool::pool_windows;
 pub use reference::op_reference_markdown;
 pub use report::{Code, Problem, Report, Severity};

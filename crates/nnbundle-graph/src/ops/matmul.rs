@@ -32,7 +32,7 @@ impl OpRule for MatMulRule {
 }
 
 /// The output shape of numpy's `matmul`.
-pub fn matmul_shape(a: &Shape, b: &Shape) -> Result<Shape, String> {
+pub(crate) fn matmul_shape(a: &Shape, b: &Shape) -> Result<Shape, String> {
     if a.rank() == 0 || b.rank() == 0 {
         return Err(format!("MatMul needs operands of rank 1 or more, found {a} and {b}"));
     }

@@ -30,7 +30,7 @@ pub mod conv;
 pub(crate) mod elementwise;
 pub(crate) mod index;
 pub(crate) mod linear;
-pub mod matmul;
+pub(crate) mod matmul;
 pub(crate) mod norm;
 pub mod pool;
 pub(crate) mod shape;
