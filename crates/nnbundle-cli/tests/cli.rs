@@ -235,6 +235,14 @@ fn onnx_export_and_import() {
 }
 
 #[test]
+fn export_write_failure_is_an_io_error() {
+    let dir = fixture();
+    let out = nnb(dir.path(), &["export", "mlp.nnb", "--to", "onnx", "-o", "no/such/folder/mlp.onnx"]);
+    assert_eq!(exit_code(&out), 2, "{out}");
+    assert!(out.contains("no/such/folder/mlp.onnx"), "the error names the file: {out}");
+}
+
+#[test]
 fn onnx_import_lists_every_unsupported_op() {
     use nnbundle_onnx::proto::{
         GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TypeProto, TypeProtoTensor, ValueInfoProto,

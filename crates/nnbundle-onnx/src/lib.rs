@@ -101,6 +101,21 @@ pub enum ImportError {
     Graph(nnbundle_graph::Report),
 }
 
+impl ImportError {
+    /// A stable kebab-case code for the error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ImportError::Io { .. } => "io",
+            ImportError::Decode(_) | ImportError::TooLarge { .. } | ImportError::NoGraph => "not-onnx",
+            ImportError::Opset { .. } => "unsupported-opset",
+            ImportError::Tensor { .. } => "bad-tensor",
+            ImportError::Input { .. } => "bad-input",
+            ImportError::Unsupported { .. } => "unsupported-op",
+            ImportError::Graph(_) => "invalid-graph",
+        }
+    }
+}
+
 /// Imports ONNX bytes.
 pub fn import(bytes: &[u8]) -> Result<Imported, ImportError> {
     let model = proto::ModelProto::decode(bytes).map_err(ImportError::Decode)?;
