@@ -49,6 +49,14 @@ fn every_op_imports_from_onnx_or_is_a_documented_gap() {
 }
 
 #[test]
+fn every_op_states_its_numerics() {
+    for &op in OpKind::ALL {
+        let numerics = op.def().numerics;
+        assert!(numerics.len() > 8 && numerics.ends_with('.'), "{op}: numerics {numerics:?} is not a definition");
+    }
+}
+
+#[test]
 fn every_op_has_a_numpy_case() {
     let covered: BTreeSet<OpKind> = op_cases::cases().iter().map(|c| c.op).collect();
     let missing: Vec<OpKind> = OpKind::ALL.iter().copied().filter(|op| !covered.contains(op)).collect();

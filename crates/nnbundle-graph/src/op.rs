@@ -141,6 +141,9 @@ pub struct OpDef {
     pub name: &'static str,
     /// One line on what it computes.
     pub summary: &'static str,
+    /// The exact definition of its result, where the summary leaves a
+    /// choice (normative: generated into `spec/OPS.md`).
+    pub numerics: &'static str,
     /// Its attributes.
     pub attrs: &'static [AttrSpec],
     /// Its operand slots, data first, then parameters.

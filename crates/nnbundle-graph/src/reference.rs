@@ -24,7 +24,7 @@ pub fn op_reference_markdown() -> String {
     }
     for op in OpKind::ALL {
         let def = op.def();
-        let _ = writeln!(out, "\n## {}\n\n{}\n", def.name, def.summary);
+        let _ = writeln!(out, "\n## {}\n\n{}\n\nNumerics: {}\n", def.name, def.summary, def.numerics);
         let _ = writeln!(out, "Operands, in order:\n");
         for slot in def.slots {
             let role = match slot.role {

@@ -18,28 +18,36 @@ impl OpRule for Unary {
 }
 
 macro_rules! unary {
-    ($static:ident, $name:literal, $summary:literal, $attrs:expr) => {
-        pub(crate) static $static: OpDef =
-            OpDef { name: $name, summary: $summary, attrs: $attrs, slots: SLOTS, rule: &Unary($name) };
+    ($static:ident, $name:literal, $summary:literal, $numerics:literal, $attrs:expr) => {
+        pub(crate) static $static: OpDef = OpDef {
+            name: $name,
+            summary: $summary,
+            numerics: $numerics,
+            attrs: $attrs,
+            slots: SLOTS,
+            rule: &Unary($name),
+        };
     };
 }
 
-unary!(RELU, "ReLU", "max(x, 0)", &[]);
+unary!(RELU, "ReLU", "max(x, 0)", "`max(x, 0)`; NaN stays NaN.", &[]);
 unary!(
     LEAKYRELU,
     "LeakyReLU",
     "x if x >= 0 else negative_slope * x",
+    "`x` for `x >= 0`, else `negative_slope * x`; NaN stays NaN.",
     &[attr("negative_slope", T::Float, D::Float(0.01), "slope for negative inputs")]
 );
 unary!(
     GELU,
     "GELU",
     "exact: x * 0.5 * (1 + erf(x / sqrt(2))); tanh: x * 0.5 * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3)))",
+    "`approximate: none` is `x/2 * (1 + erf(x / sqrt 2))`; `tanh` is `x/2 * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x³)))`.",
     &[attr("approximate", T::Choice(&["none", "tanh"]), D::Str("none"), "`none` (exact, erf) or `tanh`")]
 );
-unary!(SILU, "SiLU", "x * sigmoid(x)", &[]);
-unary!(SIGMOID, "Sigmoid", "1 / (1 + exp(-x))", &[]);
-unary!(TANH, "Tanh", "tanh(x)", &[]);
+unary!(SILU, "SiLU", "x * sigmoid(x)", "`x * sigmoid(x)`.", &[]);
+unary!(SIGMOID, "Sigmoid", "1 / (1 + exp(-x))", "`1 / (1 + exp(-x))`.", &[]);
+unary!(TANH, "Tanh", "tanh(x)", "the hyperbolic tangent.", &[]);
 
 const DIM: &[AttrSpec] =
     &[attr("dim", T::Int, D::Required, "the dimension normalized over; negative counts from the end")];
@@ -47,6 +55,7 @@ const DIM: &[AttrSpec] =
 pub(crate) static SOFTMAX: OpDef = OpDef {
     name: "Softmax",
     summary: "exp(x - max) / sum(exp(x - max)) along dim",
+    numerics: "`exp(x - max) / sum(exp(x - max))` along `dim`, the maximum taken along `dim`.",
     attrs: DIM,
     slots: SLOTS,
     rule: &AlongDim("Softmax"),
@@ -54,6 +63,7 @@ pub(crate) static SOFTMAX: OpDef = OpDef {
 pub(crate) static LOGSOFTMAX: OpDef = OpDef {
     name: "LogSoftmax",
     summary: "x - max - log(sum(exp(x - max))) along dim",
+    numerics: "`x - max - log(sum(exp(x - max)))` along `dim`, the maximum taken along `dim`.",
     attrs: DIM,
     slots: SLOTS,
     rule: &AlongDim("LogSoftmax"),

@@ -10,6 +10,7 @@ use crate::value::{Dim, ValueInfo};
 pub(crate) static MULTIHEADATTENTION: OpDef = OpDef {
     name: "MultiheadAttention",
     summary: "softmax(q k^T / sqrt(head_dim) + mask) v per head, projections in_proj/out_proj; inputs query, key, value [, attn_mask]",
+    numerics: "with E = `embed_dim`, H = `num_heads`, h = E/H: `q = query W_qᵀ + b_q`, `k = key W_kᵀ + b_k`, `v = value W_vᵀ + b_v` where `W_q, W_k, W_v` are rows `[0, E)`, `[E, 2E)`, `[2E, 3E)` of `in_proj_weight` (and likewise `in_proj_bias`); each is split into H heads of width h; per head, `A = softmax(q kᵀ / sqrt(h) + M) v`; heads are concatenated and `out = A out_proj.weightᵀ + out_proj.bias`. The mask M is 0 without `attn_mask`; a float mask is added; a bool mask is `-inf` where true. A `[L, S]` mask applies to every batch element and head, a `[N*H, L, S]` mask to batch element `b`, head `j` at index `b*H + j`. Layout `[L, N, E]`, or `[N, L, E]` with `batch_first`. Only the attention output is returned.",
     attrs: &[
         attr("embed_dim", T::Int, D::Required, "model width E"),
         attr("num_heads", T::Int, D::Required, "heads; divides embed_dim"),

@@ -30,6 +30,7 @@ const SLOTS: &[Slot] = &[slot("input", Role::Data), slot("weight", Role::Param),
 pub(crate) static CONV1D: OpDef = OpDef {
     name: "Conv1d",
     summary: "1-D cross-correlation; input [N, in_channels, L]; weight [out_channels, in_channels/groups, k], bias [out_channels]",
+    numerics: "cross-correlation (the kernel is not flipped) over zero-padded input; with `groups = g`, input and output channels are split into g equal groups and group i of the output sees only group i of the input; weight `[out, in/g, k]`.",
     attrs: conv_attrs!(1),
     slots: SLOTS,
     rule: &ConvRule { n: 1, name: "Conv1d" },
@@ -38,6 +39,7 @@ pub(crate) static CONV1D: OpDef = OpDef {
 pub(crate) static CONV2D: OpDef = OpDef {
     name: "Conv2d",
     summary: "2-D cross-correlation; input [N, in_channels, H, W]; weight [out_channels, in_channels/groups, kh, kw], bias [out_channels]",
+    numerics: "cross-correlation (the kernel is not flipped) over zero-padded input; with `groups = g`, input and output channels are split into g equal groups and group i of the output sees only group i of the input; weight `[out, in/g, kh, kw]`.",
     attrs: conv_attrs!(2),
     slots: SLOTS,
     rule: &ConvRule { n: 2, name: "Conv2d" },

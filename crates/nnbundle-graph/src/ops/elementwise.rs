@@ -8,19 +8,41 @@ use crate::value::ValueInfo;
 const SLOTS: &[Slot] = &[slot("input", Role::Data), slot("other", Role::Param)];
 
 macro_rules! binary {
-    ($static:ident, $name:literal, $summary:literal) => {
-        pub(crate) static $static: OpDef =
-            OpDef { name: $name, summary: $summary, attrs: &[], slots: SLOTS, rule: &Binary($name) };
+    ($static:ident, $name:literal, $summary:literal, $numerics:literal) => {
+        pub(crate) static $static: OpDef = OpDef {
+            name: $name,
+            summary: $summary,
+            numerics: $numerics,
+            attrs: &[],
+            slots: SLOTS,
+            rule: &Binary($name),
+        };
     };
 }
 
-binary!(ADD, "Add", "input + other, numpy broadcasting; other is a second input or the weight `<node>.other`");
-binary!(SUB, "Sub", "input - other, numpy broadcasting; other is a second input or the weight `<node>.other`");
-binary!(MUL, "Mul", "input * other, numpy broadcasting; other is a second input or the weight `<node>.other`");
+binary!(
+    ADD,
+    "Add",
+    "input + other, numpy broadcasting; other is a second input or the weight `<node>.other`",
+    "IEEE 754 addition on broadcast operands."
+);
+binary!(
+    SUB,
+    "Sub",
+    "input - other, numpy broadcasting; other is a second input or the weight `<node>.other`",
+    "IEEE 754 subtraction on broadcast operands."
+);
+binary!(
+    MUL,
+    "Mul",
+    "input * other, numpy broadcasting; other is a second input or the weight `<node>.other`",
+    "IEEE 754 multiplication on broadcast operands."
+);
 binary!(
     DIV,
     "Div",
-    "input / other (IEEE division), numpy broadcasting; other is a second input or the weight `<node>.other`"
+    "input / other (IEEE division), numpy broadcasting; other is a second input or the weight `<node>.other`",
+    "IEEE 754 division on broadcast operands (division by zero gives infinities or NaN)."
 );
 
 struct Binary(&'static str);

@@ -18,6 +18,7 @@ fn require_indices(op: &str, v: &ValueInfo) -> Result<(), String> {
 pub(crate) static EMBEDDING: OpDef = OpDef {
     name: "Embedding",
     summary: "rows of weight [num_embeddings, embedding_dim] picked by integer indices: [...] -> [..., embedding_dim]",
+    numerics: "row `i` of the weight for each index `i`; an index outside `[0, num_embeddings)` is a run-time error. `padding_idx` has no effect at inference.",
     attrs: &[
         attr("num_embeddings", T::Int, D::Required, "rows of the table"),
         attr("embedding_dim", T::Int, D::Required, "size of each row"),
@@ -62,6 +63,7 @@ impl OpRule for EmbeddingRule {
 pub(crate) static GATHER: OpDef = OpDef {
     name: "Gather",
     summary: "numpy take(input, indices, axis): out shape input[:axis] + indices.shape + input[axis+1:]; negative indices count from the end",
+    numerics: "numpy `take` along `axis`; an index `i < 0` means `i + size`; an index outside `[-size, size)` is a run-time error.",
     attrs: &[attr("axis", T::Int, D::Int(0), "the axis indexed; negative counts from the end")],
     slots: &[slot("input", Role::Data), slot("indices", Role::Param)],
     rule: &GatherRule,

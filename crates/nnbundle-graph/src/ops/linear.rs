@@ -15,6 +15,7 @@ const SLOTS: &[Slot] = &[slot("input", Role::Data), slot("weight", Role::Param),
 pub(crate) static LINEAR: OpDef = OpDef {
     name: "Linear",
     summary: "y = x W^T + b over the last dimension; weight [out_features, in_features], bias [out_features]",
+    numerics: "`y = x Wᵀ + b` with `W` `[out, in]`, over the last dimension of `x`.",
     attrs: ATTRS,
     slots: SLOTS,
     rule: &LinearRule,

@@ -8,6 +8,7 @@ use crate::value::{Shape, ValueInfo};
 pub(crate) static MATMUL: OpDef = OpDef {
     name: "MatMul",
     summary: "numpy matmul(input, other); other is a second input or the weight `<node>.other`",
+    numerics: "numpy `matmul`: 1-D operands are promoted (a leading 1 for the left, a trailing 1 for the right) and the added dimension removed; batch dimensions broadcast.",
     attrs: &[],
     slots: &[slot("input", Role::Data), slot("other", Role::Param)],
     rule: &MatMulRule,

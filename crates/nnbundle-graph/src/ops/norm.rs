@@ -22,6 +22,7 @@ const BN_SLOTS: &[Slot] = &[
 pub(crate) static BATCHNORM1D: OpDef = OpDef {
     name: "BatchNorm1d",
     summary: "(x - running_mean) / sqrt(running_var + eps) * weight + bias over channel dim 1 of [N, C] or [N, C, L]",
+    numerics: "`y = (x - running_mean) / sqrt(running_var + eps) * weight + bias`, per channel (dimension 1); without `affine`, weight 1 and bias 0. `num_batches_tracked` is not read.",
     attrs: BN_ATTRS,
     slots: BN_SLOTS,
     rule: &BatchNormRule { name: "BatchNorm1d", ranks: &[2, 3], layout: "[N, C] or [N, C, L]" },
@@ -29,6 +30,7 @@ pub(crate) static BATCHNORM1D: OpDef = OpDef {
 pub(crate) static BATCHNORM2D: OpDef = OpDef {
     name: "BatchNorm2d",
     summary: "(x - running_mean) / sqrt(running_var + eps) * weight + bias over channel dim 1 of [N, C, H, W]",
+    numerics: "`y = (x - running_mean) / sqrt(running_var + eps) * weight + bias`, per channel (dimension 1); without `affine`, weight 1 and bias 0. `num_batches_tracked` is not read.",
     attrs: BN_ATTRS,
     slots: BN_SLOTS,
     rule: &BatchNormRule { name: "BatchNorm2d", ranks: &[4], layout: "[N, C, H, W]" },
@@ -71,6 +73,7 @@ impl OpRule for BatchNormRule {
 pub(crate) static LAYERNORM: OpDef = OpDef {
     name: "LayerNorm",
     summary: "normalizes over the last len(normalized_shape) dimensions (biased variance), then * weight + bias",
+    numerics: "over the last `len(normalized_shape)` dimensions, mean `m` and biased variance `v` (divided by the element count); `y = (x - m) / sqrt(v + eps) * weight + bias`.",
     attrs: &[
         attr("normalized_shape", T::Ints, D::Required, "the trailing dimensions normalized over"),
         attr("eps", T::Float, D::Float(1e-5), "added to the variance"),

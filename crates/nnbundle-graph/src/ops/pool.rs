@@ -50,6 +50,7 @@ macro_rules! avg_attrs {
 pub(crate) static MAXPOOL1D: OpDef = OpDef {
     name: "MaxPool1d",
     summary: "maximum over sliding windows of [N, C, L]",
+    numerics: "the maximum over each window; padding positions never win (they are -infinity); padding may be asymmetric (2n values) and at most the window's extent minus one on each side, so every window holds an input element; a NaN in a window gives NaN.",
     attrs: max_attrs!(1),
     slots: SLOTS,
     rule: &PoolRule { n: 1, name: "MaxPool1d" },
@@ -57,6 +58,7 @@ pub(crate) static MAXPOOL1D: OpDef = OpDef {
 pub(crate) static MAXPOOL2D: OpDef = OpDef {
     name: "MaxPool2d",
     summary: "maximum over sliding windows of [N, C, H, W]",
+    numerics: "the maximum over each window; padding positions never win (they are -infinity); padding may be asymmetric (2n values) and at most the window's extent minus one on each side, so every window holds an input element; a NaN in a window gives NaN.",
     attrs: max_attrs!(2),
     slots: SLOTS,
     rule: &PoolRule { n: 2, name: "MaxPool2d" },
@@ -64,6 +66,7 @@ pub(crate) static MAXPOOL2D: OpDef = OpDef {
 pub(crate) static AVGPOOL1D: OpDef = OpDef {
     name: "AvgPool1d",
     summary: "mean over sliding windows of [N, C, L]",
+    numerics: "the window has k taps spaced by `dilation`; the output is the sum over the taps inside the input, divided by: with `count_include_pad`, the number of taps inside the padded input (before `n + pad_end`, so padding counts but the overflow of a `ceil_mode` window does not, as in PyTorch); without, the number of taps inside the input. Padding rules are those of MaxPool.",
     attrs: avg_attrs!(1),
     slots: SLOTS,
     rule: &PoolRule { n: 1, name: "AvgPool1d" },
@@ -71,6 +74,7 @@ pub(crate) static AVGPOOL1D: OpDef = OpDef {
 pub(crate) static AVGPOOL2D: OpDef = OpDef {
     name: "AvgPool2d",
     summary: "mean over sliding windows of [N, C, H, W]",
+    numerics: "per spatial dimension as AvgPool1d: the window has k taps spaced by `dilation`; the output is the sum over the taps inside the input, divided by: with `count_include_pad`, the number of taps inside the padded input (before `n + pad_end`, so padding counts but the overflow of a `ceil_mode` window does not); without, the number of taps inside the input.",
     attrs: avg_attrs!(2),
     slots: SLOTS,
     rule: &PoolRule { n: 2, name: "AvgPool2d" },
@@ -133,6 +137,7 @@ impl OpRule for PoolRule {
 pub(crate) static ADAPTIVEAVGPOOL2D: OpDef = OpDef {
     name: "AdaptiveAvgPool2d",
     summary: "mean over adaptive windows so that [N, C, H, W] becomes [N, C, oh, ow]",
+    numerics: "output position i of a dimension of length n with output size o averages input positions `floor(i*n/o)` to `ceil((i+1)*n/o) - 1`.",
     attrs: &[attr("output_size", T::Spatial(2), D::Required, "output height and width")],
     slots: SLOTS,
     rule: &AdaptiveRule,

@@ -15,6 +15,7 @@ impl OpRule for Same {
 pub(crate) static IDENTITY: OpDef = OpDef {
     name: "Identity",
     summary: "returns its input",
+    numerics: "the input unchanged.",
     attrs: &[],
     slots: &[slot("input", Role::Data)],
     rule: &Same,
@@ -23,6 +24,7 @@ pub(crate) static IDENTITY: OpDef = OpDef {
 pub(crate) static DROPOUT: OpDef = OpDef {
     name: "Dropout",
     summary: "identity at inference (p is kept for the record)",
+    numerics: "the input unchanged.",
     attrs: &[attr("p", T::Float, D::Float(0.5), "drop probability during training, in [0, 1)")],
     slots: &[slot("input", Role::Data)],
     rule: &DropoutRule,
@@ -62,6 +64,7 @@ fn product(dims: &[Dim]) -> Dim {
 pub(crate) static FLATTEN: OpDef = OpDef {
     name: "Flatten",
     summary: "merges dimensions start_dim..=end_dim into one",
+    numerics: "moves no element: the same elements in C order under the new shape.",
     attrs: &[
         attr("start_dim", T::Int, D::Int(1), "first dimension merged; negative counts from the end"),
         attr("end_dim", T::Int, D::Int(-1), "last dimension merged; negative counts from the end"),
@@ -96,6 +99,7 @@ impl OpRule for FlattenRule {
 pub(crate) static RESHAPE: OpDef = OpDef {
     name: "Reshape",
     summary: "same elements, C order, new shape; one -1 is inferred; with zero_copies_input a 0 copies the input's size at that position",
+    numerics: "moves no element: the same elements in C order under the new shape.",
     attrs: &[
         attr("shape", T::Ints, D::Required, "the new shape; sizes >= 0, at most one -1"),
         attr(
@@ -185,6 +189,7 @@ impl OpRule for ReshapeRule {
 pub(crate) static PERMUTE: OpDef = OpDef {
     name: "Permute",
     summary: "reorders dimensions: output dim i is input dim dims[i]",
+    numerics: "output element `[i_0, ..., i_n]` is input element at `i_k` on axis `dims[k]`; values are copied unchanged.",
     attrs: &[attr(
         "dims",
         T::Ints,
@@ -219,6 +224,7 @@ impl OpRule for PermuteRule {
 pub(crate) static CONCAT: OpDef = OpDef {
     name: "Concat",
     summary: "joins its inputs along dim (torch.cat)",
+    numerics: "the inputs' elements, unchanged, one after another along `dim`.",
     attrs: &[attr("dim", T::Int, D::Int(0), "the dimension joined; negative counts from the end")],
     slots: &[slot("inputs", Role::Variadic)],
     rule: &ConcatRule,
