@@ -239,6 +239,28 @@ def reference(op, attrs, ops):
         return 1 / (1 + np.exp(-x))
     if op == "Tanh":
         return np.tanh(x)
+    if op == "Hardtanh":
+        return np.clip(x, attrs["min_val"], attrs["max_val"])
+    if op == "Hardsigmoid":
+        return np.clip(attrs["alpha"] * x + attrs["beta"], 0, 1)
+    if op == "Hardswish":
+        return x * np.clip(x + 3, 0, 6) / 6
+    if op == "Exp":
+        return np.exp(x)
+    if op == "Log":
+        return np.log(x)
+    if op == "Sqrt":
+        return np.sqrt(x)
+    if op == "Erf":
+        return np.vectorize(math.erf)(x)
+    if op == "Neg":
+        return -x
+    if op == "Abs":
+        return np.abs(x)
+    if op == "Reciprocal":
+        return 1 / x
+    if op == "Pow":
+        return np.power(x, ops["other"])
     if op == "Softmax":
         return softmax(x, attrs["dim"])
     if op == "LogSoftmax":

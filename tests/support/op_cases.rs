@@ -10,6 +10,8 @@ use rand_chacha::ChaCha8Rng;
 #[derive(Clone, Copy)]
 pub enum Gen {
     Float,
+    /// Floats in [-8, 8): past the bends of the hard activations.
+    Wide,
     Positive,
     /// Mostly false, never true in a whole last-axis row.
     Mask,
@@ -304,6 +306,28 @@ pub fn cases() -> Vec<Case> {
         case("silu", SiLU, attrs! {}, &[&[3, 4]]),
         case("sigmoid", Sigmoid, attrs! {}, &[&[3, 4]]),
         case("tanh", Tanh, attrs! {}, &[&[3, 4]]),
+        // Opset 2: elementwise functions.
+        case("hardtanh", Hardtanh, attrs! {"min_val": -0.5, "max_val": 0.7}, &[&[3, 4]]),
+        case("hardtanh_relu6", Hardtanh, attrs! {"min_val": 0.0, "max_val": 6.0}, &[&[4, 5]]).data_gen(0, Gen::Wide),
+        case("hardsigmoid", Hardsigmoid, attrs! {}, &[&[4, 5]]).data_gen(0, Gen::Wide),
+        case("hardsigmoid_onnx_default", Hardsigmoid, attrs! {"alpha": 0.2, "beta": 0.5}, &[&[4, 5]])
+            .data_gen(0, Gen::Wide),
+        case("hardswish", Hardswish, attrs! {}, &[&[4, 5]]).data_gen(0, Gen::Wide),
+        case("hardswish_f64", Hardswish, attrs! {}, &[&[4, 5]]).data_gen(0, Gen::Wide).f64(),
+        case("exp", Exp, attrs! {}, &[&[3, 4]]),
+        case("log", Log, attrs! {}, &[&[3, 4]]).data_gen(0, Gen::Positive),
+        case("sqrt", Sqrt, attrs! {}, &[&[3, 4]]).data_gen(0, Gen::Positive),
+        case("sqrt_f64", Sqrt, attrs! {}, &[&[3, 4]]).data_gen(0, Gen::Positive).f64(),
+        case("erf", Erf, attrs! {}, &[&[3, 4]]),
+        case("neg", Neg, attrs! {}, &[&[3, 4]]),
+        case("abs", Abs, attrs! {}, &[&[3, 4]]),
+        case("reciprocal", Reciprocal, attrs! {}, &[&[3, 4]]).data_gen(0, Gen::Positive),
+        case("pow_weight_exponent", Pow, attrs! {}, &[&[3, 4]]).data_gen(0, Gen::Positive).param(
+            "other",
+            &[4],
+            Gen::Float,
+        ),
+        case("pow_value_exponent", Pow, attrs! {}, &[&[2, 3, 4], &[3, 1]]).data_gen(0, Gen::Positive),
         case("softmax_dim1", Softmax, attrs! {"dim": 1}, &[&[3, 4, 5]]),
         case("softmax_negative", Softmax, attrs! {"dim": -1}, &[&[3, 4, 5]]),
         case("softmax_dim0", Softmax, attrs! {"dim": 0}, &[&[3, 4]]),
@@ -354,6 +378,7 @@ pub fn random(shape: &[usize], kind: Gen, dtype: DType, rng: &mut ChaCha8Rng) ->
     };
     match kind {
         Gen::Float => float(floats(rng, -2.0, 2.0)),
+        Gen::Wide => float(floats(rng, -8.0, 8.0)),
         Gen::Positive => float(floats(rng, 0.5, 2.0)),
         Gen::Index(lo, hi) => {
             Tensor::from_vec(shape.to_vec(), (0..n).map(|_| rng.random_range(lo..hi)).collect::<Vec<i64>>()).unwrap()

@@ -267,7 +267,7 @@ fn onnx_import_lists_every_unsupported_op() {
             node: vec![
                 node("Relu", "r", "x", "a"),
                 node("LSTM", "lstm_1", "a", "b"),
-                node("Erf", "e", "b", "c"),
+                node("Einsum", "e", "b", "c"),
                 node("LSTM", "lstm_2", "x", "d"),
             ],
             input: vec![value("x")],

@@ -374,18 +374,23 @@ pub(crate) fn parse_document(bytes: &[u8]) -> Result<(Draft, Report), Report> {
 
     let opset = match top.get("opset") {
         None => {
-            p.err(Code::MissingField, "opset", None, "missing field `opset` (this library implements opset 1)");
+            p.err(
+                Code::MissingField,
+                "opset",
+                None,
+                format!("missing field `opset` (this library reads opsets 1 to {OPSET})"),
+            );
             OPSET
         }
         Some(v) => match v.as_u64() {
-            Some(n) if n == u64::from(OPSET) => OPSET,
+            Some(n) if (1..=u64::from(OPSET)).contains(&n) => n as u32,
             Some(n) => {
                 let advice = if n > u64::from(OPSET) { "upgrade nnbundle" } else { "opsets start at 1" };
                 p.err(
                     Code::UnsupportedOpset,
                     "opset",
                     None,
-                    format!("the graph uses opset {n}, this library implements opset {OPSET}: {advice}"),
+                    format!("the graph uses opset {n}, this library reads opsets 1 to {OPSET}: {advice}"),
                 );
                 OPSET
             }
@@ -446,5 +451,15 @@ pub(crate) fn parse_document(bytes: &[u8]) -> Result<(Draft, Report), Report> {
             })
             .unwrap_or_default(),
     };
+    for node in &nodes {
+        if let Some(op) = node.op.filter(|op| op.since() > opset) {
+            p.err(
+                Code::UnknownOp,
+                &format!("{}.op", node.path),
+                Some(&node.name),
+                format!("`{op}` is in the vocabulary from opset {}; this graph declares opset {opset}", op.since()),
+            );
+        }
+    }
     Ok((Draft { opset, inputs, nodes, outputs }, p.report))
 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::attr::{AttrValue, Attrs, NodeAttrs};
 use crate::check::{Analysis, analyze_draft};
 use crate::document::{Draft, parse_document};
-use crate::op::{OPSET, ParamSpec, Role, Slot};
+use crate::op::{ParamSpec, Role, Slot};
 use crate::ops::OpKind;
 use crate::report::Report;
 use crate::value::{Dim, Shape};
@@ -183,7 +183,9 @@ impl Graph {
         for node in &mut nodes {
             node.attrs.fill_defaults(node.op.def().attrs);
         }
-        let draft = Draft::from_graph(OPSET, inputs, nodes, outputs);
+        // Writers declare the lowest opset that has every op the graph uses.
+        let opset = nodes.iter().map(|n| n.op.since()).max().unwrap_or(1);
+        let draft = Draft::from_graph(opset, inputs, nodes, outputs);
         let analysis = analyze_draft(draft, Report::default(), None);
         analysis.graph.ok_or(analysis.report)
     }

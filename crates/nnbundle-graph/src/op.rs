@@ -174,5 +174,6 @@ impl OpDef {
     }
 }
 
-/// The version of the op vocabulary this library implements.
-pub const OPSET: u32 = 1;
+/// The latest version of the op vocabulary this library implements; it
+/// reads graphs of every opset from 1 to this one.
+pub const OPSET: u32 = 2;

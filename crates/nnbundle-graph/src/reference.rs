@@ -10,21 +10,30 @@ use crate::ops::OpKind;
 /// Markdown reference of every op: summary, operands, attributes.
 pub fn op_reference_markdown() -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "# Op reference, opset {OPSET}\n");
+    let _ = writeln!(out, "# Op reference, opsets 1 to {OPSET}\n");
     let _ = writeln!(
         out,
         "Generated from the op registry (`crates/nnbundle-graph`); a test fails when this file differs. \
-         Normative together with section 9 of [FORMAT.md](FORMAT.md), which states the rules every op follows and the numerics.\n"
+         Normative together with section 9 of [FORMAT.md](FORMAT.md), which states the rules every op follows. \
+         An op is in the vocabulary from the opset in its `since` column on; a graph declares an opset at least \
+         that of every op it uses.\n"
     );
-    let _ = writeln!(out, "| op | computes |\n|---|---|");
+    let _ = writeln!(out, "| op | since | computes |\n|---|---|---|");
     for op in OpKind::ALL {
         let def = op.def();
-        let _ =
-            writeln!(out, "| [`{}`](#{}) | {} |", def.name, def.name.to_lowercase(), def.summary.replace('|', "\\|"));
+        let summary = def.summary.replace('|', "\\|");
+        let _ = writeln!(out, "| [`{}`](#{}) | {} | {summary} |", def.name, def.name.to_lowercase(), op.since());
     }
     for op in OpKind::ALL {
         let def = op.def();
-        let _ = writeln!(out, "\n## {}\n\n{}\n\nNumerics: {}\n", def.name, def.summary, def.numerics);
+        let _ = writeln!(
+            out,
+            "\n## {}\n\n{}\n\nSince opset {}. Numerics: {}\n",
+            def.name,
+            def.summary,
+            op.since(),
+            def.numerics
+        );
         let _ = writeln!(out, "Operands, in order:\n");
         for slot in def.slots {
             let role = match slot.role {

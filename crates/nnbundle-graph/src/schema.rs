@@ -88,13 +88,13 @@ impl JsonSchema for GraphDocumentSchema {
         let sequential: Vec<Value> = OpKind::ALL.iter().map(|&op| node_schema(op, true)).collect();
         json_schema!({
             "title": "nnbundle graph document",
-            "description": format!("A layer graph of opset {OPSET}: named inputs, nodes from the closed op vocabulary, named outputs. Give either `nodes` (long form) or `sequential` (each node reads the previous one; names default to the index; outputs default to the last node)."),
+            "description": format!("A layer graph of opset 1 to {OPSET}: named inputs, nodes from the closed op vocabulary, named outputs. Give either `nodes` (long form) or `sequential` (each node reads the previous one; names default to the index; outputs default to the last node)."),
             "type": "object",
             "additionalProperties": false,
             "required": ["opset", "inputs"],
             "oneOf": [{"required": ["nodes", "outputs"]}, {"required": ["sequential"]}],
             "properties": {
-                "opset": {"const": OPSET, "description": "version of the op vocabulary"},
+                "opset": {"type": "integer", "minimum": 1, "maximum": OPSET, "description": "version of the op vocabulary: at least the opset of every op the graph uses (see OPS.md)"},
                 "inputs": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/Input"}},
                 "nodes": {"type": "array", "items": {"oneOf": nodes}},
                 "sequential": {"type": "array", "items": {"oneOf": sequential}},

@@ -3,7 +3,11 @@
 use std::collections::BTreeMap;
 
 use nnbundle_format::DType;
-use nnbundle_graph::{Code, Graph, Report, Severity, WeightInfo, analyze};
+use nnbundle_graph::{Attrs, Code, Graph, Node, OpKind, Report, Severity, WeightInfo, analyze};
+
+fn node(name: &str, op: OpKind, inputs: &[&str]) -> Node {
+    Node { name: name.into(), op, inputs: inputs.iter().map(|s| s.to_string()).collect(), attrs: Attrs::default() }
+}
 
 fn problems(yaml: &str) -> Report {
     analyze(yaml.as_bytes(), None).report
@@ -25,7 +29,7 @@ fn unknown_op_suggests_the_right_case() {
         &r,
         Code::UnknownOp,
         "nodes[0].op",
-        "unknown op `Relu`: not in the opset 1 vocabulary; did you mean `ReLU`?",
+        "unknown op `Relu`: not in the opset 2 vocabulary; did you mean `ReLU`?",
     );
     let r = problems(&format!("{HEAD}nodes: [{{name: a, op: PythonCall, inputs: [x]}}]\noutputs: [a]\n"));
     expect(&r, Code::UnknownOp, "nodes[0].op", "unknown op `PythonCall`");
@@ -229,13 +233,31 @@ fn parameters_can_be_graph_inputs() {
 }
 
 #[test]
+fn an_op_needs_the_opset_that_added_it() {
+    let yaml = "opset: 1\ninputs: [{name: x, dtype: f32, shape: [2]}]\nsequential: [{name: e, op: Exp}]\n";
+    expect(
+        &problems(yaml),
+        Code::UnknownOp,
+        "sequential[0].op",
+        "`Exp` is in the vocabulary from opset 2; this graph declares opset 1",
+    );
+    let graph = Graph::from_yaml(yaml.replace("opset: 1", "opset: 2").as_bytes()).unwrap();
+    assert_eq!(graph.opset(), 2);
+    // Built in code, a graph declares the lowest opset that has its ops.
+    let relu = Graph::new(graph.inputs().to_vec(), vec![node("r", OpKind::ReLU, &["x"])], vec!["r".into()]).unwrap();
+    assert_eq!(relu.opset(), 1);
+    let exp = Graph::new(graph.inputs().to_vec(), vec![node("e", OpKind::Exp, &["x"])], vec!["e".into()]).unwrap();
+    assert_eq!(exp.opset(), 2);
+}
+
+#[test]
 fn document_structure_problems() {
-    let r = problems("opset: 2\ninputs: [{name: x, dtype: f33, shape: [batch, -1]}]\nnodes: []\nextra: 1\n");
+    let r = problems("opset: 3\ninputs: [{name: x, dtype: f33, shape: [batch, -1]}]\nnodes: []\nextra: 1\n");
     expect(
         &r,
         Code::UnsupportedOpset,
         "opset",
-        "the graph uses opset 2, this library implements opset 1: upgrade nnbundle",
+        "the graph uses opset 3, this library reads opsets 1 to 2: upgrade nnbundle",
     );
     expect(&r, Code::InvalidField, "inputs[0].dtype", "unknown dtype `f33`");
     expect(

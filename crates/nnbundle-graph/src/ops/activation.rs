@@ -1,4 +1,7 @@
-//! Activations: `ReLU`, `LeakyReLU`, `GELU`, `SiLU`, `Sigmoid`, `Tanh`, `Softmax`, `LogSoftmax`.
+//! Activations and elementwise float functions: `ReLU`, `LeakyReLU`,
+//! `GELU`, `SiLU`, `Sigmoid`, `Tanh`, `Softmax`, `LogSoftmax`; from opset 2
+//! `Hardtanh`, `Hardsigmoid`, `Hardswish`, `Exp`, `Log`, `Sqrt`, `Erf`,
+//! `Neg`, `Abs`, `Reciprocal`.
 
 use super::require_float;
 use crate::attr::{AttrDefault as D, AttrSpec, AttrType as T, Attrs, attr};
@@ -11,6 +14,17 @@ const SLOTS: &[Slot] = &[slot("input", Role::Data)];
 struct Unary(&'static str);
 
 impl OpRule for Unary {
+    fn check_attrs(&self, a: &Attrs) -> Vec<(&'static str, String)> {
+        let (lo, hi) = (a.float("min_val"), a.float("max_val"));
+        match self.0 {
+            "Hardtanh" if lo > hi || lo.is_nan() || hi.is_nan() => vec![(
+                "max_val",
+                format!("must be at least min_val ({}), found {}", a.float("min_val"), a.float("max_val")),
+            )],
+            _ => Vec::new(),
+        }
+    }
+
     fn infer(&self, _: &Attrs, ops: &Operands) -> Result<Option<ValueInfo>, String> {
         require_float(self.0, ops.input())?;
         Ok(Some(ops.input().clone()))
@@ -48,6 +62,44 @@ unary!(
 unary!(SILU, "SiLU", "x * sigmoid(x)", "`x * sigmoid(x)`.", &[]);
 unary!(SIGMOID, "Sigmoid", "1 / (1 + exp(-x))", "`1 / (1 + exp(-x))`.", &[]);
 unary!(TANH, "Tanh", "tanh(x)", "the hyperbolic tangent.", &[]);
+
+unary!(
+    HARDTANH,
+    "Hardtanh",
+    "x clamped to [min_val, max_val] (ReLU6 is Hardtanh(0, 6); ONNX's Clip)",
+    "`min_val` where `x < min_val`, `max_val` where `x > max_val`, else `x`; NaN stays NaN.",
+    &[
+        attr("min_val", T::Float, D::Float(-1.0), "the lower bound"),
+        attr("max_val", T::Float, D::Float(1.0), "the upper bound (at least `min_val`)"),
+    ]
+);
+unary!(
+    HARDSIGMOID,
+    "Hardsigmoid",
+    "alpha * x + beta clamped to [0, 1] (PyTorch's Hardsigmoid with the defaults; ONNX's HardSigmoid)",
+    "`t = alpha * x + beta`, then 0 where `t < 0`, 1 where `t > 1`, else `t`; NaN stays NaN.",
+    &[attr("alpha", T::Float, D::Float(1.0 / 6.0), "the slope"), attr("beta", T::Float, D::Float(0.5), "the offset"),]
+);
+unary!(
+    HARDSWISH,
+    "Hardswish",
+    "x * relu6(x + 3) / 6",
+    "`x * min(max(x + 3, 0), 6) / 6`, the clamp keeping a NaN.",
+    &[]
+);
+unary!(EXP, "Exp", "exp(x)", "the natural exponential.", &[]);
+unary!(LOG, "Log", "ln(x)", "the natural logarithm: -inf at 0, NaN below 0.", &[]);
+unary!(SQRT, "Sqrt", "sqrt(x)", "the IEEE 754 square root: NaN below 0, -0 at -0.", &[]);
+unary!(
+    ERF,
+    "Erf",
+    "erf(x), the Gauss error function",
+    "the Gauss error function, `2/sqrt(pi)` times the integral of `exp(-t²)` from 0 to x.",
+    &[]
+);
+unary!(NEG, "Neg", "-x", "the sign flipped (NaN and zeros included).", &[]);
+unary!(ABS, "Abs", "|x|", "the sign cleared (NaN and zeros included).", &[]);
+unary!(RECIPROCAL, "Reciprocal", "1 / x", "`1 / x` in IEEE 754 division (infinities at zeros).", &[]);
 
 const DIM: &[AttrSpec] =
     &[attr("dim", T::Int, D::Required, "the dimension normalized over; negative counts from the end")];

@@ -39,6 +39,12 @@ binary!(
     "IEEE 754 multiplication on broadcast operands."
 );
 binary!(
+    POW,
+    "Pow",
+    "input ** other, numpy broadcasting; other is a second input or the weight `<node>.other`",
+    "C's `pow` on broadcast operands: a negative base with a non-integer exponent gives NaN, `0 ** 0` is 1."
+);
+binary!(
     DIV,
     "Div",
     "input / other (IEEE division), numpy broadcasting; other is a second input or the weight `<node>.other`",

@@ -167,28 +167,38 @@ impl Window {
 }
 
 macro_rules! vocabulary {
-    ($($kind:ident => $module:ident :: $def:ident),* $(,)?) => {
+    ($(opset $since:literal { $($kind:ident => $module:ident :: $def:ident),* $(,)? })*) => {
         /// Every op of the vocabulary.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         #[non_exhaustive]
-        pub enum OpKind { $(
-            #[doc = concat!("The `", stringify!($kind), "` op.")]
+        pub enum OpKind { $($(
+            #[doc = concat!("The `", stringify!($kind), "` op (since opset ", stringify!($since), ").")]
             $kind,
-        )* }
+        )*)* }
 
         impl OpKind {
-            /// Every op, in the spec's order.
-            pub const ALL: &'static [OpKind] = &[$(OpKind::$kind),*];
+            /// Every op, in the spec's order (opset 1's first).
+            pub const ALL: &'static [OpKind] = &[$($(OpKind::$kind),*),*];
 
             /// The op's definition.
             pub fn def(self) -> &'static OpDef {
-                match self { $(OpKind::$kind => &$module::$def,)* }
+                match self { $($(OpKind::$kind => &$module::$def,)*)* }
+            }
+
+            /// The first opset whose vocabulary has the op: a graph that uses
+            /// it declares that opset or a later one.
+            pub fn since(self) -> u32 {
+                match self { $($(OpKind::$kind)|* => $since,)* }
             }
         }
     };
 }
 
+// The list of ops, by the opset that added them. An opset only ever adds
+// ops (or attributes with defaults that keep the old meaning): a graph of
+// opset N reads the same under every later opset.
 vocabulary! {
+    opset 1 {
     Linear => linear::LINEAR,
     Conv1d => conv::CONV1D,
     Conv2d => conv::CONV2D,
@@ -222,6 +232,20 @@ vocabulary! {
     LogSoftmax => activation::LOGSOFTMAX,
     Identity => shape::IDENTITY,
     MultiheadAttention => attention::MULTIHEADATTENTION,
+    }
+    opset 2 {
+    Hardtanh => activation::HARDTANH,
+    Hardsigmoid => activation::HARDSIGMOID,
+    Hardswish => activation::HARDSWISH,
+    Exp => activation::EXP,
+    Log => activation::LOG,
+    Sqrt => activation::SQRT,
+    Erf => activation::ERF,
+    Neg => activation::NEG,
+    Abs => activation::ABS,
+    Reciprocal => activation::RECIPROCAL,
+    Pow => elementwise::POW,
+    }
 }
 
 impl OpKind {

@@ -34,6 +34,35 @@ pub(crate) const RULES: &[ExportRule] = &[
             Ok(())
         },
     },
+    ExportRule {
+        op: OpKind::Hardtanh,
+        support: Full,
+        export: |ex, n| {
+            let a = n.attrs();
+            let lo = ex.scalar(&n.out, "min", n.dtype, a.float("min_val"));
+            let hi = ex.scalar(&n.out, "max", n.dtype, a.float("max_val"));
+            ex.emit("Clip", vec![n.x.clone(), lo, hi], &n.out, vec![]);
+            Ok(())
+        },
+    },
+    ExportRule {
+        op: OpKind::Hardsigmoid,
+        support: Full,
+        export: |ex, n| {
+            let a = n.attrs();
+            let attrs = vec![a_float("alpha", a.float("alpha") as f32), a_float("beta", a.float("beta") as f32)];
+            ex.emit("HardSigmoid", vec![n.x.clone()], &n.out, attrs);
+            Ok(())
+        },
+    },
+    ExportRule { op: OpKind::Hardswish, support: Full, export: |ex, n| same(ex, n, "HardSwish") },
+    ExportRule { op: OpKind::Exp, support: Full, export: |ex, n| same(ex, n, "Exp") },
+    ExportRule { op: OpKind::Log, support: Full, export: |ex, n| same(ex, n, "Log") },
+    ExportRule { op: OpKind::Sqrt, support: Full, export: |ex, n| same(ex, n, "Sqrt") },
+    ExportRule { op: OpKind::Erf, support: Full, export: |ex, n| same(ex, n, "Erf") },
+    ExportRule { op: OpKind::Neg, support: Full, export: |ex, n| same(ex, n, "Neg") },
+    ExportRule { op: OpKind::Abs, support: Full, export: |ex, n| same(ex, n, "Abs") },
+    ExportRule { op: OpKind::Reciprocal, support: Full, export: |ex, n| same(ex, n, "Reciprocal") },
     ExportRule { op: OpKind::Softmax, support: Full, export: |ex, n| softmax(ex, n, "Softmax") },
     ExportRule { op: OpKind::LogSoftmax, support: Full, export: |ex, n| softmax(ex, n, "LogSoftmax") },
 ];

@@ -10,6 +10,7 @@ pub(crate) const RULES: &[ExportRule] = &[
     ExportRule { op: OpKind::Sub, support: Full, export: |ex, n| binary(ex, n, "Sub") },
     ExportRule { op: OpKind::Mul, support: Full, export: |ex, n| binary(ex, n, "Mul") },
     ExportRule { op: OpKind::Div, support: Full, export: |ex, n| binary(ex, n, "Div") },
+    ExportRule { op: OpKind::Pow, support: Full, export: |ex, n| binary(ex, n, "Pow") },
 ];
 
 /// `onnx(input, other)`.

@@ -15,6 +15,33 @@ pub(crate) const TRANSLATORS: &[Translator] = &[
         translate: |im, n| unary(im, n, OpKind::Sigmoid, vec![]),
     },
     Translator { onnx: "Tanh", produces: &[OpKind::Tanh], translate: |im, n| unary(im, n, OpKind::Tanh, vec![]) },
+    Translator { onnx: "Clip", produces: &[OpKind::Hardtanh], translate: clip },
+    Translator {
+        onnx: "HardSigmoid",
+        produces: &[OpKind::Hardsigmoid],
+        translate: |im, n| {
+            let (alpha, beta) = (attr_f(n.proto, "alpha", 0.2), attr_f(n.proto, "beta", 0.5));
+            let attrs =
+                vec![("alpha", AttrValue::Float(f64::from(alpha))), ("beta", AttrValue::Float(f64::from(beta)))];
+            unary(im, n, OpKind::Hardsigmoid, attrs)
+        },
+    },
+    Translator {
+        onnx: "HardSwish",
+        produces: &[OpKind::Hardswish],
+        translate: |im, n| unary(im, n, OpKind::Hardswish, vec![]),
+    },
+    Translator { onnx: "Exp", produces: &[OpKind::Exp], translate: |im, n| unary(im, n, OpKind::Exp, vec![]) },
+    Translator { onnx: "Log", produces: &[OpKind::Log], translate: |im, n| unary(im, n, OpKind::Log, vec![]) },
+    Translator { onnx: "Sqrt", produces: &[OpKind::Sqrt], translate: |im, n| unary(im, n, OpKind::Sqrt, vec![]) },
+    Translator { onnx: "Erf", produces: &[OpKind::Erf], translate: |im, n| unary(im, n, OpKind::Erf, vec![]) },
+    Translator { onnx: "Neg", produces: &[OpKind::Neg], translate: |im, n| unary(im, n, OpKind::Neg, vec![]) },
+    Translator { onnx: "Abs", produces: &[OpKind::Abs], translate: |im, n| unary(im, n, OpKind::Abs, vec![]) },
+    Translator {
+        onnx: "Reciprocal",
+        produces: &[OpKind::Reciprocal],
+        translate: |im, n| unary(im, n, OpKind::Reciprocal, vec![]),
+    },
     Translator {
         onnx: "LeakyRelu",
         produces: &[OpKind::LeakyReLU],
@@ -42,6 +69,29 @@ pub(crate) const TRANSLATORS: &[Translator] = &[
         translate: |im, n| im.softmax(n.proto, n.hint, n.arg(0)?).map(Some),
     },
 ];
+
+/// Clip: bounds from attributes (before opset 11) or constant inputs; a
+/// missing bound is the largest finite f64 (infinite once rounded to f32).
+fn clip(im: &mut Importer, n: &OnnxNode<'_>) -> Result<Option<String>, String> {
+    // Optional inputs keep their positions: `["x", "", "max"]` has no min.
+    let input = |i: usize| n.proto.input.get(i).filter(|s| !s.is_empty()).map(|s| im.operand(s)).transpose();
+    let bound = |i: usize, attr: &str, default: f64| -> Result<f64, String> {
+        match input(i)?.as_ref() {
+            Some(Operand::Const(t, _)) => {
+                let v =
+                    t.to_vec::<f64>().or_else(|_| t.to_vec::<f32>().map(|v| v.into_iter().map(f64::from).collect()));
+                v.ok().and_then(|v| v.first().copied()).ok_or_else(|| format!("Clip bound {i} is not a float scalar"))
+            }
+            Some(Operand::Value(_)) => Err("Clip with bounds computed at run time is not in the vocabulary".into()),
+            None => Ok(super::attr(n.proto, attr).map_or(default, |a| f64::from(a.f))),
+        }
+    };
+    let (lo, hi) = (bound(1, "min", -f64::MAX)?, bound(2, "max", f64::MAX)?);
+    if lo == 0.0 && hi == f64::MAX {
+        return unary(im, n, OpKind::ReLU, vec![]);
+    }
+    unary(im, n, OpKind::Hardtanh, vec![("min_val", AttrValue::Float(lo)), ("max_val", AttrValue::Float(hi))])
+}
 
 /// A one-operand op with fixed attributes.
 fn unary(

@@ -12,6 +12,7 @@ pub(crate) const TRANSLATORS: &[Translator] = &[
     Translator { onnx: "Sub", produces: &[OpKind::Sub], translate: binary },
     Translator { onnx: "Mul", produces: &[OpKind::Mul], translate: binary },
     Translator { onnx: "Div", produces: &[OpKind::Div], translate: binary },
+    Translator { onnx: "Pow", produces: &[OpKind::Pow], translate: binary },
 ];
 
 fn binary(im: &mut Importer, n: &OnnxNode<'_>) -> Result<Option<String>, String> {
@@ -30,6 +31,7 @@ impl Importer {
             "Add" => OpKind::Add,
             "Sub" => OpKind::Sub,
             "Mul" => OpKind::Mul,
+            "Pow" => OpKind::Pow,
             _ => OpKind::Div,
         };
         match (&a, &b) {
@@ -41,12 +43,34 @@ impl Importer {
                     let neg = self.add(&format!("{hint}_negated"), OpKind::Mul, vec![], vec![b, minus])?;
                     self.add(hint, OpKind::Add, vec![], vec![Operand::Value(neg), a])
                 }
-                _ => Err("Div of a constant by a value is not expressible in opset 1".into()),
+                OpKind::Div => {
+                    // c / x = (1 / x) * c: exact for c = 1, else rounded twice.
+                    let inverse = if matches!(&a, Operand::Const(t, _) if is_one(t)) {
+                        hint.to_owned()
+                    } else {
+                        format!("{hint}_reciprocal")
+                    };
+                    let r = self.add(&inverse, OpKind::Reciprocal, vec![], vec![b])?;
+                    if inverse == hint {
+                        return Ok(r);
+                    }
+                    self.add(hint, OpKind::Mul, vec![], vec![Operand::Value(r), a])
+                }
+                _ => Err(format!("{kind} of a constant by a value is not expressible in the vocabulary")),
             },
             (Operand::Const(..), Operand::Const(..)) => {
                 Err("constant arithmetic is not folded; simplify the model (onnxsim) first".into())
             }
             _ => self.add(hint, kind, vec![], vec![a, b]),
         }
+    }
+}
+
+/// Whether every element of `t` is 1.
+fn is_one(t: &nnbundle_format::Tensor) -> bool {
+    match t.dtype() {
+        nnbundle_format::DType::F32 => t.to_vec::<f32>().is_ok_and(|v| v.iter().all(|&x| x == 1.0)),
+        nnbundle_format::DType::F64 => t.to_vec::<f64>().is_ok_and(|v| v.iter().all(|&x| x == 1.0)),
+        _ => false,
     }
 }

@@ -17,6 +17,16 @@ enum Fun {
     Silu,
     Sigmoid,
     Tanh,
+    Hardtanh(f64, f64),
+    Hardsigmoid(f64, f64),
+    Hardswish,
+    Exp,
+    Log,
+    Sqrt,
+    Erf,
+    Neg,
+    Abs,
+    Reciprocal,
 }
 
 pub(crate) struct Unary(Fun);
@@ -39,6 +49,47 @@ impl Unary {
     }
     pub(crate) fn tanh() -> Self {
         Unary(Fun::Tanh)
+    }
+    pub(crate) fn hardtanh(a: NodeAttrs<'_>) -> Self {
+        Unary(Fun::Hardtanh(a.float("min_val"), a.float("max_val")))
+    }
+    pub(crate) fn hardsigmoid(a: NodeAttrs<'_>) -> Self {
+        Unary(Fun::Hardsigmoid(a.float("alpha"), a.float("beta")))
+    }
+    pub(crate) fn hardswish() -> Self {
+        Unary(Fun::Hardswish)
+    }
+    pub(crate) fn exp() -> Self {
+        Unary(Fun::Exp)
+    }
+    pub(crate) fn log() -> Self {
+        Unary(Fun::Log)
+    }
+    pub(crate) fn sqrt() -> Self {
+        Unary(Fun::Sqrt)
+    }
+    pub(crate) fn erf() -> Self {
+        Unary(Fun::Erf)
+    }
+    pub(crate) fn neg() -> Self {
+        Unary(Fun::Neg)
+    }
+    pub(crate) fn abs() -> Self {
+        Unary(Fun::Abs)
+    }
+    pub(crate) fn reciprocal() -> Self {
+        Unary(Fun::Reciprocal)
+    }
+}
+
+/// `x` clamped to `[lo, hi]` by selects, so a NaN stays NaN.
+fn clamp<T: Float>(x: T, lo: T, hi: T) -> T {
+    if x < lo {
+        lo
+    } else if x > hi {
+        hi
+    } else {
+        x
     }
 }
 
@@ -72,6 +123,19 @@ fn apply<T: Float>(f: Fun, x: T) -> T {
         Fun::Silu => x * sigmoid(x),
         Fun::Sigmoid => sigmoid(x),
         Fun::Tanh => x.tanh(),
+        Fun::Hardtanh(lo, hi) => clamp(x, T::from_f64(lo), T::from_f64(hi)),
+        Fun::Hardsigmoid(alpha, beta) => clamp(T::from_f64(alpha) * x + T::from_f64(beta), T::zero(), T::one()),
+        Fun::Hardswish => {
+            let six = T::from_f64(6.0);
+            x * clamp(x + T::from_f64(3.0), T::zero(), six) / six
+        }
+        Fun::Exp => x.exp(),
+        Fun::Log => x.ln(),
+        Fun::Sqrt => x.sqrt(),
+        Fun::Erf => x.erf(),
+        Fun::Neg => -x,
+        Fun::Abs => x.abs(),
+        Fun::Reciprocal => T::one() / x,
     }
 }
 

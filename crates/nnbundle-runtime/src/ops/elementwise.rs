@@ -1,4 +1,4 @@
-//! `Add`, `Sub`, `Mul`, `Div` with numpy broadcasting.
+//! `Add`, `Sub`, `Mul`, `Div`, `Pow` with numpy broadcasting.
 
 use ndarray::{ArrayD, ArrayViewMut, Dimension, IxDyn, Zip};
 
@@ -13,6 +13,7 @@ pub(crate) enum BinaryOp {
     Sub,
     Mul,
     Div,
+    Pow,
 }
 
 pub(crate) struct Binary {
@@ -40,6 +41,7 @@ fn run<T: Float>(&Binary { op, relu }: &Binary, args: &[Arg<'_>], scratch: &Scra
         BinaryOp::Sub => apply(args, scratch, relu, |x: T, y: T| x - y),
         BinaryOp::Mul => apply(args, scratch, relu, |x: T, y: T| x * y),
         BinaryOp::Div => apply(args, scratch, relu, |x: T, y: T| x / y),
+        BinaryOp::Pow => apply(args, scratch, relu, |x: T, y: T| x.powf(y)),
     }
 }
 

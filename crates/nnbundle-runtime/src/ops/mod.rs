@@ -60,6 +60,17 @@ pub(crate) fn build_kernel(node: &Node) -> Option<Box<dyn Kernel>> {
         OpKind::Softmax => Box::new(activation::Softmax::new(a, false)),
         OpKind::LogSoftmax => Box::new(activation::Softmax::new(a, true)),
         OpKind::MultiheadAttention => Box::new(attention::MultiheadAttention::new(a)),
+        OpKind::Hardtanh => Box::new(activation::Unary::hardtanh(a)),
+        OpKind::Hardsigmoid => Box::new(activation::Unary::hardsigmoid(a)),
+        OpKind::Hardswish => Box::new(activation::Unary::hardswish()),
+        OpKind::Exp => Box::new(activation::Unary::exp()),
+        OpKind::Log => Box::new(activation::Unary::log()),
+        OpKind::Sqrt => Box::new(activation::Unary::sqrt()),
+        OpKind::Erf => Box::new(activation::Unary::erf()),
+        OpKind::Neg => Box::new(activation::Unary::neg()),
+        OpKind::Abs => Box::new(activation::Unary::abs()),
+        OpKind::Reciprocal => Box::new(activation::Unary::reciprocal()),
+        OpKind::Pow => Box::new(elementwise::Binary::new(elementwise::BinaryOp::Pow)),
         _ => return None,
     })
 }
