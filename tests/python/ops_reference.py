@@ -239,6 +239,13 @@ def reference(op, attrs, ops):
         return 1 / (1 + np.exp(-x))
     if op == "Tanh":
         return np.tanh(x)
+    if op == "LocalResponseNorm":
+        size, c = attrs["size"], x.shape[1]
+        sq = np.zeros_like(x)
+        for ch in range(c):
+            lo, hi = max(0, ch - (size - 1) // 2), min(c - 1, ch + size // 2)
+            sq[:, ch] = (x[:, lo:hi + 1] ** 2).sum(axis=1)
+        return x / (attrs["k"] + attrs["alpha"] / size * sq) ** attrs["beta"]
     if op == "Hardtanh":
         return np.clip(x, attrs["min_val"], attrs["max_val"])
     if op == "Hardsigmoid":

@@ -306,6 +306,14 @@ pub fn cases() -> Vec<Case> {
         case("silu", SiLU, attrs! {}, &[&[3, 4]]),
         case("sigmoid", Sigmoid, attrs! {}, &[&[3, 4]]),
         case("tanh", Tanh, attrs! {}, &[&[3, 4]]),
+        case("local_response_norm", LocalResponseNorm, attrs! {"size": 3}, &[&[2, 5, 3, 4]]),
+        case(
+            "local_response_norm_even_window",
+            LocalResponseNorm,
+            attrs! {"size": 4, "alpha": 0.01, "beta": 0.5, "k": 2.0},
+            &[&[1, 6, 5]],
+        ),
+        case("local_response_norm_f64", LocalResponseNorm, attrs! {"size": 5}, &[&[1, 3, 2, 2]]).f64(),
         // Opset 2: elementwise functions.
         case("hardtanh", Hardtanh, attrs! {"min_val": -0.5, "max_val": 0.7}, &[&[3, 4]]),
         case("hardtanh_relu6", Hardtanh, attrs! {"min_val": 0.0, "max_val": 6.0}, &[&[4, 5]]).data_gen(0, Gen::Wide),

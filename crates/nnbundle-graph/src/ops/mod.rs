@@ -245,6 +245,7 @@ vocabulary! {
     Abs => activation::ABS,
     Reciprocal => activation::RECIPROCAL,
     Pow => elementwise::POW,
+    LocalResponseNorm => norm::LOCALRESPONSENORM,
     }
 }
 

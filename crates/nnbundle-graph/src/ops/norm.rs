@@ -1,4 +1,5 @@
-//! Normalization: `BatchNorm1d`, `BatchNorm2d` (running statistics), `LayerNorm`.
+//! Normalization: `BatchNorm1d`, `BatchNorm2d` (running statistics),
+//! `LayerNorm`; from opset 2 `LocalResponseNorm`.
 
 use super::{at_least_one, require_dim, require_float, require_rank};
 use crate::attr::{AttrDefault as D, AttrSpec, AttrType as T, Attrs, attr};
@@ -117,6 +118,40 @@ impl OpRule for LayerNormRule {
             && x.shape.0[r - ns.len()..].iter().zip(ns).all(|(d, &n)| d.compatible(&Dim::Fixed(n as u64)));
         if !fits {
             return Err(format!("LayerNorm expects trailing dimensions {ns:?}, input has {}", x.shape));
+        }
+        Ok(Some(x.clone()))
+    }
+}
+
+pub(crate) static LOCALRESPONSENORM: OpDef = OpDef {
+    name: "LocalResponseNorm",
+    summary: "x / (k + alpha / size * sum of x^2 over `size` neighbouring channels)^beta, channels in dim 1 of [N, C, ...]",
+    numerics: "for channel c, the sum of squares runs over channels `max(0, c - floor((size - 1) / 2))` to `min(C - 1, c + ceil((size - 1) / 2))` (missing channels count as zeros); `y = x / (k + alpha / size * sum)^beta`.",
+    attrs: &[
+        attr("size", T::Int, D::Required, "channels in the window"),
+        attr("alpha", T::Float, D::Float(1e-4), "scale of the sum of squares"),
+        attr("beta", T::Float, D::Float(0.75), "exponent"),
+        attr("k", T::Float, D::Float(1.0), "additive constant"),
+    ],
+    slots: &[slot("input", Role::Data)],
+    rule: &LocalResponseNormRule,
+};
+
+struct LocalResponseNormRule;
+
+impl OpRule for LocalResponseNormRule {
+    fn check_attrs(&self, a: &Attrs) -> Vec<(&'static str, String)> {
+        at_least_one(a, &["size"])
+    }
+
+    fn infer(&self, _: &Attrs, ops: &Operands) -> Result<Option<ValueInfo>, String> {
+        let x = ops.input();
+        require_float("LocalResponseNorm", x)?;
+        if x.shape.rank() < 3 {
+            return Err(format!(
+                "LocalResponseNorm expects input [N, C, ...] of rank 3 or more, input has {}",
+                x.shape
+            ));
         }
         Ok(Some(x.clone()))
     }

@@ -9,6 +9,21 @@ pub(crate) const RULES: &[ExportRule] = &[
     ExportRule { op: OpKind::BatchNorm1d, support: Full, export: batch_norm },
     ExportRule { op: OpKind::BatchNorm2d, support: Full, export: batch_norm },
     ExportRule { op: OpKind::LayerNorm, support: Full, export: layer_norm },
+    ExportRule {
+        op: OpKind::LocalResponseNorm,
+        support: Full,
+        export: |ex, n| {
+            let a = n.attrs();
+            let attrs = vec![
+                a_int("size", a.int("size")),
+                a_float("alpha", a.float("alpha") as f32),
+                a_float("beta", a.float("beta") as f32),
+                a_float("bias", a.float("k") as f32),
+            ];
+            ex.emit("LRN", vec![n.x.clone()], &n.out, attrs);
+            Ok(())
+        },
+    },
 ];
 
 fn batch_norm(ex: &mut Exporter<'_>, n: &Args<'_>) -> Result<(), String> {

@@ -13,10 +13,34 @@ pub(crate) const TRANSLATORS: &[Translator] = &[
     Translator { onnx: "Mul", produces: &[OpKind::Mul], translate: binary },
     Translator { onnx: "Div", produces: &[OpKind::Div], translate: binary },
     Translator { onnx: "Pow", produces: &[OpKind::Pow], translate: binary },
+    Translator { onnx: "Sum", produces: &[], translate: sum },
 ];
 
 fn binary(im: &mut Importer, n: &OnnxNode<'_>) -> Result<Option<String>, String> {
     im.binary(n.proto, n.hint, n.arg(0)?, n.arg(1)?).map(Some)
+}
+
+/// n-ary Sum as a chain of `Add`s, values first (a constant can only be
+/// the second operand of an `Add`); one operand is an `Identity`.
+fn sum(im: &mut Importer, n: &OnnxNode<'_>) -> Result<Option<String>, String> {
+    let mut operands = n.operands.clone();
+    operands.sort_by_key(|o| matches!(o, Operand::Const(..)));
+    let mut rest = operands.into_iter();
+    let first = rest.next().ok_or("Sum needs at least one input")?;
+    if matches!(first, Operand::Const(..)) {
+        return Err("Sum of constants only is not folded".into());
+    }
+    let count = n.operands.len();
+    if count == 1 {
+        return im.add(n.hint, OpKind::Identity, vec![], vec![first]).map(Some);
+    }
+    let (mut acc, mut name) = (first, String::new());
+    for (k, next) in rest.enumerate() {
+        let hint = if k + 2 == count { n.hint.to_owned() } else { format!("{}_partial{}", n.hint, k + 1) };
+        name = im.add(&hint, OpKind::Add, vec![], vec![acc, next])?;
+        acc = Operand::Value(name.clone());
+    }
+    Ok(Some(name))
 }
 
 impl Importer {

@@ -1,50 +1,10 @@
-//! Import-time folding: shape ops on constants become constants, and a
-//! bias added after a bias-free Linear joins it.
+//! Import-time folding of the graph: a bias added after a bias-free Linear
+//! joins it (constants are evaluated by `constant`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use nnbundle_format::{DType, Tensor};
 use nnbundle_graph::{AttrValue, Node, OpKind};
-
-use super::{Operand, attr_ints};
-use crate::proto::NodeProto;
-
-/// A shape op on constants, computed at import: `Ok(None)` for ops not folded.
-pub(crate) fn fold(node: &NodeProto, t: &Tensor, rest: &[Operand]) -> Result<Option<Tensor>, String> {
-    let shape = |v: Vec<usize>| t.reshaped(v).map_err(|e| e.to_string());
-    Ok(Some(match node.op_type.as_str() {
-        "Identity" => t.clone(),
-        "Transpose" => {
-            let rank = t.shape().len();
-            let perm = attr_ints(node, "perm").unwrap_or_else(|| (0..rank as i64).rev().collect());
-            let perm =
-                perm.iter().map(|&p| usize::try_from(p).map_err(|_| format!("perm {perm:?} has a negative axis")));
-            t.permuted(&perm.collect::<Result<Vec<_>, _>>()?).map_err(|e| e.to_string())?
-        }
-        "Reshape" => {
-            let Some(Operand::Const(target, _)) = rest.first() else { return Ok(None) };
-            let target = target.to_vec::<i64>().map_err(|e| e.to_string())?;
-            let copy = |i: usize| t.shape().get(i).copied().ok_or("Reshape copies a dimension the input does not have");
-            let mut known: usize = 1;
-            let mut dims = Vec::with_capacity(target.len());
-            for (i, &d) in target.iter().enumerate() {
-                let size = match d {
-                    0 => Some(copy(i)?),
-                    -1 => None,
-                    d if d > 0 => Some(usize::try_from(d).map_err(|_| "Reshape size too large")?),
-                    d => return Err(format!("Reshape size {d} is not allowed")),
-                };
-                if let Some(s) = size {
-                    known = known.checked_mul(s).ok_or("Reshape sizes overflow")?;
-                }
-                dims.push(size);
-            }
-            let fill = t.len().checked_div(known).unwrap_or(0);
-            shape(dims.into_iter().map(|d| d.unwrap_or(fill)).collect())?
-        }
-        _ => return Ok(None),
-    }))
-}
 
 pub(crate) fn scale(t: &Tensor, by: f32) -> Result<Tensor, String> {
     if by == 1.0 {

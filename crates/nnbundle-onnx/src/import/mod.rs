@@ -3,6 +3,7 @@
 //! same file names as the graph crate's `ops` and the runtime's `ops`).
 
 mod activation;
+mod constant;
 mod conv;
 mod elementwise;
 mod fold;
@@ -14,7 +15,7 @@ mod pool;
 mod shape;
 pub(crate) mod table;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use nnbundle_format::{DType, Tensor};
 use nnbundle_graph::{
@@ -78,6 +79,8 @@ pub(crate) struct Importer {
     aliases: BTreeMap<String, String>,
     /// ONNX initializer name to the weight that stores it unchanged.
     stored: HashMap<String, String>,
+    /// ONNX value names some node or graph output reads.
+    read: HashSet<String>,
 }
 
 /// A value name from an ONNX name: dot-separated parts of `[A-Za-z0-9_]`.
@@ -214,30 +217,70 @@ impl Importer {
         Ok(name)
     }
 
-    fn import_node(&mut self, node: &NodeProto, translator: &table::Translator) -> Result<(), String> {
+    fn import_node(&mut self, node: &NodeProto, translator: Option<&table::Translator>) -> Result<(), String> {
         let out = node.output.first().cloned().unwrap_or_default();
-        let operands: Vec<Operand> =
-            node.input.iter().filter(|i| !i.is_empty()).map(|i| self.operand(i)).collect::<Result<_, _>>()?;
-        // Shape ops on constants are folded into new constants.
-        if let [Operand::Const(t, _), rest @ ..] = operands.as_slice()
-            && rest.iter().all(|o| matches!(o, Operand::Const(..)))
-            && let Some(folded) = fold::fold(node, t, rest)?
-        {
+        // Inputs by position (`None` for one left out).
+        let positional: Vec<Option<Operand>> = node
+            .input
+            .iter()
+            .map(|i| if i.is_empty() { Ok(None) } else { self.operand(i).map(Some) })
+            .collect::<Result<_, _>>()?;
+        if let Some(folded) = self.evaluate(node, &positional)? {
             self.consts.insert(out, folded);
             return Ok(());
         }
+        let Some(translator) = translator else {
+            return Err(format!(
+                "{} is imported only when its inputs are constants (it is evaluated at import); here one is computed from the graph's inputs",
+                node.op_type
+            ));
+        };
         // Nodes are named after their output value, which other nodes refer to.
         let onnx = OnnxNode {
             proto: node,
             hint: &out,
-            operands,
-            extra_outputs_used: node.output.iter().skip(1).any(|o| !o.is_empty()),
+            operands: positional.into_iter().flatten().collect(),
+            extra_outputs_used: node.output.iter().skip(1).any(|o| !o.is_empty() && self.read.contains(o)),
         };
         // `None`: a constant, which the translator recorded.
         if let Some(value) = (translator.translate)(self, &onnx)? {
             self.names.insert(out, value);
         }
         Ok(())
+    }
+
+    /// The output of `node` computed at import, when every input is a
+    /// constant (or, for `Shape` and `Size`, a value of static shape).
+    fn evaluate(&self, node: &NodeProto, inputs: &[Option<Operand>]) -> Result<Option<Tensor>, String> {
+        if let ("Shape" | "Size", [Some(x @ Operand::Value(_))]) = (node.op_type.as_str(), inputs)
+            && let Some(shape) = self.static_shape(x)
+        {
+            // Only the shape matters: evaluate on an empty stand-in of that shape's rank and sizes.
+            let dims: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
+            let count: usize = dims.iter().product();
+            let stand_in = if count <= 1 << 20 {
+                Tensor::from_vec(dims, vec![0u8; count]).map_err(|e| e.to_string())?
+            } else {
+                return Ok(Some(if node.op_type == "Size" {
+                    Tensor::scalar(count as i64)
+                } else {
+                    Tensor::from_vec(vec![shape.len()], shape).map_err(|e| e.to_string())?
+                }));
+            };
+            return constant::evaluate(node, &[Some(&stand_in)], self.opset);
+        }
+        let consts: Option<Vec<Option<&Tensor>>> = inputs
+            .iter()
+            .map(|o| match o {
+                None => Some(None),
+                Some(Operand::Const(t, _)) => Some(Some(t)),
+                Some(Operand::Value(_)) => None,
+            })
+            .collect();
+        match consts {
+            Some(consts) if !consts.is_empty() => constant::evaluate(node, &consts, self.opset),
+            _ => Ok(None),
+        }
     }
 
     /// Records the constant output of `node`.
@@ -332,6 +375,7 @@ fn import_graph(graph: &GraphProto, opset: i64) -> Result<Imported, ImportError>
         weights: BTreeMap::new(),
         aliases: BTreeMap::new(),
         stored: HashMap::new(),
+        read: read_values(graph),
     };
     for t in &graph.initializer {
         let tensor = from_proto(t).map_err(|reason| ImportError::Tensor { name: t.name.clone(), reason })?;
@@ -378,12 +422,13 @@ fn import_graph(graph: &GraphProto, opset: i64) -> Result<Imported, ImportError>
     for (i, node) in graph.node.iter().enumerate() {
         let known_domain = node.domain.is_empty() || node.domain == "ai.onnx";
         let translator = table::translator(&node.op_type).filter(|_| known_domain);
-        let Some(translator) = translator else {
+        let foldable = known_domain && constant::FOLDABLE.contains(&node.op_type.as_str());
+        if translator.is_none() && !foldable {
             let op = if known_domain { node.op_type.clone() } else { format!("{}:{}", node.domain, node.op_type) };
             failures.entry(op).or_default().push(node_label(node, i));
             failed.extend(node.output.iter().map(String::as_str));
             continue;
-        };
+        }
         // Nodes downstream of a failure are not blamed for it.
         if node.input.iter().any(|v| failed.contains(v.as_str())) {
             failed.extend(node.output.iter().map(String::as_str));
@@ -417,6 +462,24 @@ fn import_graph(graph: &GraphProto, opset: i64) -> Result<Imported, ImportError>
     fold::fold_bias(&mut nodes, &mut im.weights, &im.aliases, &output_set);
     let graph = nnbundle_graph::Graph::new(inputs, nodes, outputs).map_err(ImportError::Graph)?;
     Ok(Imported { graph, weights: im.weights, aliases: im.aliases, opset })
+}
+
+/// Every value name a node of `graph` (or of a subgraph in its attributes)
+/// reads, and the graph's outputs.
+fn read_values(graph: &GraphProto) -> HashSet<String> {
+    let mut read: HashSet<String> = graph.output.iter().map(|o| o.name.clone()).collect();
+    let mut stack = vec![graph];
+    while let Some(g) = stack.pop() {
+        for node in &g.node {
+            read.extend(node.input.iter().filter(|i| !i.is_empty()).cloned());
+            for a in &node.attribute {
+                stack.extend(a.g.as_deref());
+                stack.extend(a.graphs.iter());
+            }
+        }
+        read.extend(g.output.iter().map(|o| o.name.clone()));
+    }
+    read
 }
 
 fn node_label(node: &NodeProto, index: usize) -> String {

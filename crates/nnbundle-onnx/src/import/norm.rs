@@ -9,6 +9,20 @@ use crate::proto::NodeProto;
 /// The translators of this family.
 pub(crate) const TRANSLATORS: &[Translator] = &[
     Translator {
+        onnx: "LRN",
+        produces: &[OpKind::LocalResponseNorm],
+        translate: |im, n| {
+            let size = super::attr(n.proto, "size").map(|a| a.i).ok_or("LRN needs `size`")?;
+            let attrs = vec![
+                ("size", AttrValue::Int(size)),
+                ("alpha", AttrValue::Float(f64::from(attr_f(n.proto, "alpha", 1e-4)))),
+                ("beta", AttrValue::Float(f64::from(attr_f(n.proto, "beta", 0.75)))),
+                ("k", AttrValue::Float(f64::from(attr_f(n.proto, "bias", 1.0)))),
+            ];
+            im.add(n.hint, OpKind::LocalResponseNorm, attrs, vec![n.arg(0)?]).map(Some)
+        },
+    },
+    Translator {
         onnx: "BatchNormalization",
         produces: &[OpKind::BatchNorm1d, OpKind::BatchNorm2d],
         translate: |im, n| im.batch_norm(n.proto, n.hint, &n.operands, n.extra_outputs_used).map(Some),

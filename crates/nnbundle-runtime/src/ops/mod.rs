@@ -71,6 +71,7 @@ pub(crate) fn build_kernel(node: &Node) -> Option<Box<dyn Kernel>> {
         OpKind::Abs => Box::new(activation::Unary::abs()),
         OpKind::Reciprocal => Box::new(activation::Unary::reciprocal()),
         OpKind::Pow => Box::new(elementwise::Binary::new(elementwise::BinaryOp::Pow)),
+        OpKind::LocalResponseNorm => Box::new(norm::LocalResponseNorm::new(a)),
         _ => return None,
     })
 }

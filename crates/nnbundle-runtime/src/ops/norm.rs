@@ -1,4 +1,4 @@
-//! `BatchNorm1d/2d` (running statistics) and `LayerNorm`.
+//! `BatchNorm1d/2d` (running statistics), `LayerNorm` and `LocalResponseNorm`.
 
 use ndarray::{ArrayD, Axis};
 use nnbundle_graph::NodeAttrs;
@@ -92,5 +92,48 @@ fn layer_norm<T: Float>(k: &LayerNorm, args: &[Arg<'_>]) -> KernelResult {
 impl Kernel for LayerNorm {
     fn run(&self, args: &[Arg<'_>], _: &Scratch) -> KernelResult {
         with_float!(first_dtype(args), T => layer_norm::<T>(self, args))
+    }
+}
+
+pub(crate) struct LocalResponseNorm {
+    size: usize,
+    alpha: f64,
+    beta: f64,
+    k: f64,
+}
+
+impl LocalResponseNorm {
+    pub(crate) fn new(a: NodeAttrs<'_>) -> Self {
+        let size = usize::try_from(a.int("size")).unwrap_or(1).max(1);
+        LocalResponseNorm { size, alpha: a.float("alpha"), beta: a.float("beta"), k: a.float("k") }
+    }
+}
+
+fn local_response_norm<T: Float>(k: &LocalResponseNorm, args: &[Arg<'_>]) -> KernelResult {
+    let x = view::<T>(args, 0)?;
+    let x = x.as_standard_layout();
+    let (n, c) = (x.shape()[0], x.shape()[1]);
+    let plane: usize = x.shape()[2..].iter().product();
+    let xs = x.as_slice().expect("standard layout");
+    let (before, after) = ((k.size - 1) / 2, k.size / 2);
+    let (scale, bias, beta) = (T::from_f64(k.alpha / k.size as f64), T::from_f64(k.k), T::from_f64(k.beta));
+    let mut y = vec![T::zero(); xs.len()];
+    for image in 0..n {
+        let base = image * c * plane;
+        for ch in 0..c {
+            let (lo, hi) = (ch.saturating_sub(before), (ch + after).min(c - 1));
+            for p in 0..plane {
+                let sum = (lo..=hi).map(|j| xs[base + j * plane + p]).fold(T::zero(), |s, v| s + v * v);
+                let at = base + ch * plane + p;
+                y[at] = xs[at] / (bias + scale * sum).powf(beta);
+            }
+        }
+    }
+    Ok(T::into_value(ArrayD::from_shape_vec(x.raw_dim(), y).map_err(|e| e.to_string())?))
+}
+
+impl Kernel for LocalResponseNorm {
+    fn run(&self, args: &[Arg<'_>], _: &Scratch) -> KernelResult {
+        with_float!(first_dtype(args), T => local_response_norm::<T>(self, args))
     }
 }
