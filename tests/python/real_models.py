@@ -1,0 +1,174 @@
+"""Real models through `nnb import` and `nnb run`, compared with onnxruntime.
+
+Usage: real_models.py NNB_BINARY WORK_DIR
+
+The models are the ONNX model zoo's "light" models that ship inside the
+`onnx` 1.22.0 wheel (`onnx/backend/test/data/light`): AlexNet, DenseNet-121,
+Inception v1 and v2, ResNet-50, ShuffleNet, SqueezeNet, VGG-19 and ZFNet.
+They carry their weights as `ConstantOfShape` nodes filling each tensor with
+one value; this script replaces every float weight with random values of
+the scale a trained network has (He-initialized convolutions and dense
+layers, batch-norm statistics near 0 and 1), so the comparison exercises
+real arithmetic. Each model then goes through `nnb import` and `nnb run` on
+a random input, and every output must be within 1e-4 of onnxruntime's,
+relative to the output's largest magnitude. A closing Softmax is cut off
+(its random logits would saturate it to 0 and 1 and hide any error).
+
+Prints one line per model and a closing line 'N passed, M failed'.
+"""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import helper, numpy_helper
+
+LIGHT = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "light")
+# Element-moving ops a weight may pass through before the op that uses it.
+PASS_THROUGH = {"Unsqueeze", "Reshape", "Identity", "Squeeze", "Flatten"}
+TOLERANCE = 1e-4
+
+
+def consumers(graph):
+    """Value name -> [(node, input index)]."""
+    out = {}
+    for node in graph.node:
+        for i, name in enumerate(node.input):
+            out.setdefault(name, []).append((node, i))
+    return out
+
+
+def use_of(name, uses):
+    """The first (op, input index, node) that reads `name`, past element-moving ops."""
+    seen = set()
+    while name not in seen:
+        seen.add(name)
+        readers = uses.get(name, [])
+        if not readers:
+            return None
+        node, i = readers[0]
+        if node.op_type in PASS_THROUGH and i == 0:
+            name = node.output[0]
+            continue
+        return node.op_type, i, node
+    return None
+
+
+def random_weight(shape, use, rng):
+    """Values of the scale a trained network's weight of this use has."""
+    op, i, node = use if use else ("", -1, None)
+    if op == "Conv" and i == 1 or op == "Gemm" and i == 1 or op == "MatMul" and i == 1:
+        if op == "Gemm":
+            trans_b = next((a.i for a in node.attribute if a.name == "transB"), 0)
+            fan_in = shape[1] if trans_b else shape[0]
+        elif op == "MatMul":
+            fan_in = shape[0]
+        else:
+            fan_in = int(np.prod(shape[1:]))
+        return rng.normal(0.0, np.sqrt(2.0 / max(fan_in, 1)), shape)
+    if op == "BatchNormalization" and i in (1, 4) or op == "Mul":
+        return rng.uniform(0.5, 1.5, shape)
+    return rng.normal(0.0, 0.1, shape)
+
+
+def materialize(model, rng):
+    """The model with every ConstantOfShape weight and float initializer random."""
+    graph = model.graph
+    uses = consumers(graph)
+    kept, inits = [], []
+    for node in graph.node:
+        if node.op_type == "ConstantOfShape" and node.input[0] in {t.name for t in graph.initializer}:
+            shape_init = next(t for t in graph.initializer if t.name == node.input[0])
+            shape = [int(d) for d in numpy_helper.to_array(shape_init)]
+            value = next((a.t for a in node.attribute if a.name == "value"), None)
+            dtype = numpy_helper.to_array(value).dtype if value is not None else np.float32
+            if dtype.kind == "f":
+                data = random_weight(shape, use_of(node.output[0], uses), rng).astype(dtype)
+            else:
+                data = np.full(shape, numpy_helper.to_array(value).flat[0], dtype)
+            inits.append(numpy_helper.from_array(data, node.output[0]))
+            continue
+        kept.append(node)
+    for t in graph.initializer:
+        a = numpy_helper.to_array(t)
+        if a.dtype.kind == "f" and a.size > 1:
+            a = random_weight(list(a.shape), use_of(t.name, uses), rng).astype(a.dtype)
+        inits.append(numpy_helper.from_array(a, t.name))
+    outputs = list(graph.output)
+    # A closing Softmax of random logits saturates to 0 and 1, which would
+    # hide every error before it: compare the logits instead.
+    if kept and kept[-1].op_type == "Softmax" and [o.name for o in outputs] == list(kept[-1].output):
+        logits = kept.pop().input[0]
+        inferred = onnx.shape_inference.infer_shapes(model).graph.value_info
+        outputs = [next(v for v in inferred if v.name == logits)]
+    used = {i for n in kept for i in n.input} | {o.name for o in outputs}
+    inits = [t for t in inits if t.name in used]
+    # Before IR 4 initializers are also listed as inputs: keep only real inputs.
+    constant = {t.name for t in graph.initializer} | {t.name for t in inits}
+    inputs = [i for i in graph.input if i.name not in constant]
+    new_graph = helper.make_graph(kept, graph.name, inputs, outputs, inits)
+    # IR 4 and later need no initializer listed as a graph input.
+    out = helper.make_model(new_graph, opset_imports=model.opset_import, ir_version=max(model.ir_version, 4))
+    onnx.checker.check_model(out)
+    return out
+
+
+def input_name(onnx_name):
+    """The graph name `nnb import` gives an ONNX value name (spec: the importer's mapping)."""
+    mapped = "".join(c if c.isalnum() and c.isascii() or c in "_." else "_" for c in onnx_name)
+    return ".".join(p for p in mapped.split(".") if p) or "v"
+
+
+def run_model(nnb, path, work, rng):
+    name = os.path.basename(path)[len("light_"):-len(".onnx")]
+    model = materialize(onnx.load(path), rng)
+    src = os.path.join(work, f"{name}.onnx")
+    onnx.save(model, src)
+    feeds, args = {}, []
+    for i in model.graph.input:
+        shape = [d.dim_value for d in i.type.tensor_type.shape.dim]
+        x = rng.standard_normal(shape).astype(np.float32)
+        feeds[i.name] = x
+        np.save(os.path.join(work, f"{name}_{input_name(i.name)}.npy"), x)
+        args += ["--input", f"{input_name(i.name)}={os.path.join(work, f'{name}_{input_name(i.name)}.npy')}"]
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(src, options, providers=["CPUExecutionProvider"])
+    want = dict(zip([o.name for o in session.get_outputs()], session.run(None, feeds)))
+    bundle, out_dir = os.path.join(work, f"{name}.nnb"), os.path.join(work, f"{name}_out")
+    for cmd in (["import", src, "-o", bundle], ["run", bundle, *args, "-o", out_dir]):
+        done = subprocess.run([nnb, *cmd], capture_output=True, text=True)
+        if done.returncode != 0:
+            return name, f"`nnb {cmd[0]}` exited {done.returncode}: {done.stderr.strip()[:2000]}", None
+    worst = 0.0
+    for onnx_name, ref in want.items():
+        got = np.load(os.path.join(out_dir, f"{input_name(onnx_name)}.npy"))
+        if got.shape != ref.shape or got.dtype != ref.dtype:
+            return name, f"output {onnx_name}: {got.dtype}{list(got.shape)}, onnxruntime gives {ref.dtype}{list(ref.shape)}", None
+        err = float(np.abs(got.astype(np.float64) - ref).max() / max(np.abs(ref).max(), 1e-30))
+        worst = max(worst, err)
+    return name, None if worst <= TOLERANCE else f"relative error {worst:.2e} above {TOLERANCE}", worst
+
+
+def main(nnb, work):
+    os.makedirs(work, exist_ok=True)
+    rng = np.random.default_rng(2024)
+    models = sorted(f for f in os.listdir(LIGHT) if f.endswith(".onnx"))
+    if not models:
+        sys.exit(f"no light models under {LIGHT}")
+    failures = 0
+    for f in models:
+        name, error, worst = run_model(nnb, os.path.join(LIGHT, f), work, rng)
+        if error is None:
+            print(f"{name}: ok (relative error {worst:.1e})")
+        else:
+            failures += 1
+            print(f"FAILED {name}: {error}")
+    print(f"{len(models) - failures} passed, {failures} failed")
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])
