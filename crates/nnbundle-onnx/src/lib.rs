@@ -21,7 +21,7 @@ use std::path::Path;
 
 pub use export::{EXPORT_OPSET, ExportError, ExportSupport, export, export_support};
 pub use import::table::IMPORT_GAPS;
-pub use import::{Imported, SUPPORTED_OPSETS, import_model};
+pub use import::{ImportOptions, Imported, SUPPORTED_OPSETS, import_model, import_model_with};
 use nnbundle_graph::OpKind;
 use prost::Message;
 
@@ -88,8 +88,8 @@ pub enum ImportError {
         /// Why.
         reason: String,
     },
-    /// Nodes outside the vocabulary, or using features opset 1 cannot express.
-    #[error("cannot import: {}\n{}", ops.iter().map(|(op, nodes)| format!("{op} (used by {})", nodes.join(", "))).collect::<Vec<_>>().join("; "), reasons.join("\n"))]
+    /// Nodes outside the vocabulary, or using features it cannot express.
+    #[error("{}", unsupported_report(ops, reasons))]
     Unsupported {
         /// Each op that failed, with the nodes using it.
         ops: BTreeMap<String, Vec<String>>,
@@ -99,6 +99,47 @@ pub enum ImportError {
     /// The imported graph does not pass the graph checks.
     #[error("the imported graph is invalid:\n{0}")]
     Graph(nnbundle_graph::Report),
+}
+
+/// Nodes listed per op type in an import error.
+const NODES_SHOWN: usize = 3;
+/// Reasons listed in an import error.
+const REASONS_SHOWN: usize = 12;
+
+/// The nearest thing the vocabulary offers for an ONNX op it lacks.
+fn alternative(op: &str) -> Option<&'static str> {
+    Some(match op {
+        "Einsum" => "re-export the contraction as MatMul (with Transpose/Reshape)",
+        "Mean" => "Add the inputs and Mul by 1/n",
+        "Loop" | "Scan" => "unroll the loop at export time (fixed trip count)",
+        "If" => "pin the input the condition depends on with `--input-value NAME=VALUE` so the branch folds",
+        "NonMaxSuppression" | "TopK" => "cut the graph before post-processing with `--outputs`",
+        _ => return None,
+    })
+}
+
+/// One line per op type that failed (count, a few nodes, an alternative
+/// when there is one), then one line per node's reason, capped.
+fn unsupported_report(ops: &BTreeMap<String, Vec<String>>, reasons: &[String]) -> String {
+    use std::fmt::Write;
+    let total: usize = ops.values().map(Vec::len).sum();
+    let mut out = format!("cannot import {total} node(s) of {} op type(s):", ops.len());
+    for (op, nodes) in ops {
+        let shown: Vec<&str> = nodes.iter().take(NODES_SHOWN).map(String::as_str).collect();
+        let more = nodes.len().saturating_sub(NODES_SHOWN);
+        let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+        let _ = write!(out, "\n  {op}: {} node(s): {}{more}", nodes.len(), shown.join(", "));
+        if let Some(hint) = alternative(op) {
+            let _ = write!(out, "; instead: {hint}");
+        }
+    }
+    for reason in reasons.iter().take(REASONS_SHOWN) {
+        let _ = write!(out, "\n  {reason}");
+    }
+    if reasons.len() > REASONS_SHOWN {
+        let _ = write!(out, "\n  ... and {} more", reasons.len() - REASONS_SHOWN);
+    }
+    out
 }
 
 impl ImportError {
@@ -118,16 +159,26 @@ impl ImportError {
 
 /// Imports ONNX bytes.
 pub fn import(bytes: &[u8]) -> Result<Imported, ImportError> {
+    import_with(bytes, &ImportOptions::default())
+}
+
+/// Imports ONNX bytes with `options`.
+pub fn import_with(bytes: &[u8], options: &ImportOptions) -> Result<Imported, ImportError> {
     let model = proto::ModelProto::decode(bytes).map_err(ImportError::Decode)?;
-    import_model(&model)
+    import_model_with(&model, options)
 }
 
 /// Imports an ONNX file (self-contained: external data files are refused).
 pub fn import_file(path: &Path) -> Result<Imported, ImportError> {
+    import_file_with(path, &ImportOptions::default())
+}
+
+/// Imports an ONNX file with `options`.
+pub fn import_file_with(path: &Path, options: &ImportOptions) -> Result<Imported, ImportError> {
     let io = |source| ImportError::Io { path: path.display().to_string(), source };
     let len = std::fs::metadata(path).map_err(io)?.len();
     if len > MAX_ONNX_BYTES {
         return Err(ImportError::TooLarge { size: len });
     }
-    import(&std::fs::read(path).map_err(io)?)
+    import_with(&std::fs::read(path).map_err(io)?, options)
 }

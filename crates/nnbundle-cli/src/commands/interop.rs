@@ -6,18 +6,57 @@ use std::process::ExitCode;
 
 use anyhow::{Context, anyhow};
 use nnbundle_container::{Bundle, BundleWriter, ContainerError, write_atomically};
-use nnbundle_onnx::Imported;
+use nnbundle_onnx::{ImportOptions, Imported};
 use prost::Message;
 
-use crate::Outcome;
 use crate::output::{GOOD, spinner};
+use crate::{Failure, Outcome};
 
-pub(crate) fn import(model: &Path, output: &Path) -> Outcome {
+/// The import options of `--input-shape`, `--input-value` and `--outputs`.
+pub(crate) fn import_options(
+    shapes: &[String],
+    values: &[String],
+    outputs: Vec<String>,
+) -> Result<ImportOptions, Failure> {
+    let usage = |flag: &str, arg: &str, why: &str| Failure::Io(anyhow!("--{flag} `{arg}`: {why}"));
+    let mut options = ImportOptions::default();
+    for arg in shapes {
+        let (name, dims) = arg.split_once('=').ok_or_else(|| usage("input-shape", arg, "expected NAME=d0,d1,..."))?;
+        let dims = dims
+            .split(',')
+            .filter(|d| !d.trim().is_empty())
+            .map(|d| d.trim().parse::<u64>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| usage("input-shape", arg, &format!("every dimension is a size ({e})")))?;
+        options.input_shapes.insert(name.to_owned(), dims);
+    }
+    for arg in values {
+        let (name, value) = arg.split_once('=').ok_or_else(|| usage("input-value", arg, "expected NAME=VALUE"))?;
+        options.input_values.insert(name.to_owned(), value.to_owned());
+    }
+    options.outputs = (!outputs.is_empty()).then_some(outputs);
+    Ok(options)
+}
+
+/// `nnb import`: writes `output`, or with none (`--dry-run`) reports what it would write.
+pub(crate) fn import(model: &Path, output: Option<&Path>, options: &ImportOptions) -> Outcome {
     let bar = spinner("importing");
-    let imported = nnbundle_onnx::import_file(model).map_err(|e| match e {
+    let imported = nnbundle_onnx::import_file_with(model, options).map_err(|e| match e {
         nnbundle_onnx::ImportError::Io { path, source } => anyhow!(source).context(format!("read `{path}`")),
         other => anyhow!(other).context(format!("`{}`", model.display())),
     })?;
+    let Some(output) = output else {
+        bar.finish_and_clear();
+        anstream::println!(
+            "{GOOD}would import{GOOD:#} {} ({} nodes, {} weights, ONNX opset {}, graph opset {}); nothing written",
+            model.display(),
+            imported.graph.nodes().len(),
+            imported.weights.len() + imported.aliases.len(),
+            imported.opset,
+            imported.graph.opset()
+        );
+        return Ok(ExitCode::SUCCESS);
+    };
     let manifest =
         bundle_writer(&imported)?.save(output).with_context(|| format!("cannot write `{}`", output.display()))?;
     bar.finish_and_clear();

@@ -131,13 +131,27 @@ pub(crate) enum Command {
         kind: SchemaKind,
     },
     /// Import an ONNX model (opsets 6 to 25) built from the vocabulary's counterparts.
-    #[command(after_help = "Example:\n  nnb import model.onnx -o model.nnb")]
+    #[command(after_help = "Examples:\n  nnb import model.onnx -o model.nnb\n  nnb import model.onnx --dry-run\n  \
+                      nnb import detector.onnx --input-shape images=1,3,640,640 --outputs scores -o detector.nnb\n  \
+                      nnb import vad.onnx --input-value sr=16000 -o vad.nnb")]
     Import {
         /// The ONNX model (self-contained; external data files are refused).
         model: PathBuf,
-        /// The bundle to write.
-        #[arg(short, long)]
-        output: PathBuf,
+        /// The bundle to write (not needed with --dry-run).
+        #[arg(short, long, required_unless_present = "dry_run")]
+        output: Option<PathBuf>,
+        /// Fix every dimension of an input, by its ONNX name: NAME=d0,d1,... (repeatable).
+        #[arg(long, value_name = "NAME=D0,D1,...")]
+        input_shape: Vec<String>,
+        /// Pin a scalar input to a constant, by its ONNX name: NAME=VALUE (repeatable).
+        #[arg(long, value_name = "NAME=VALUE")]
+        input_value: Vec<String>,
+        /// Keep only these ONNX outputs and the nodes they need (comma-separated).
+        #[arg(long, value_name = "NAME,...", value_delimiter = ',')]
+        outputs: Vec<String>,
+        /// Report what would be imported, or why not, and write nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Export a bundle's model to another format (ONNX, opset 17).
     #[command(after_help = "Example:\n  nnb export model.nnb --to onnx -o model.onnx")]
@@ -219,7 +233,10 @@ pub(crate) fn run(command: Command) -> Outcome {
         Command::Extract { bundle, until, output } => model::extract(&bundle, &until, &output),
         Command::Render { bundle, output, format } => model::render(&bundle, output.as_deref(), format),
         Command::Schema { kind } => validate::schema(kind),
-        Command::Import { model, output } => interop::import(&model, &output),
+        Command::Import { model, output, input_shape, input_value, outputs, dry_run } => {
+            let options = interop::import_options(&input_shape, &input_value, outputs)?;
+            interop::import(&model, output.as_deref().filter(|_| !dry_run), &options)
+        }
         Command::Export { bundle, to: ExportFormat::Onnx, output } => interop::export(&bundle, &output),
         Command::Samples(SamplesCommand::Add { bundle, input, rtol, atol }) => {
             model::add_samples(&bundle, &input, rtol, atol)

@@ -42,6 +42,21 @@ pub struct Imported {
     pub opset: i64,
 }
 
+/// What `import_with` may change about a model as it imports it.
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    /// Every dimension of an input, fixed, by ONNX input name (for models
+    /// whose shape arithmetic cannot be folded while a dimension is dynamic).
+    pub input_shapes: BTreeMap<String, Vec<u64>>,
+    /// Scalar inputs pinned to a constant, by ONNX input name, the value as
+    /// text parsed as the input's dtype (`16000`, `0.5`, `true`): the input
+    /// leaves the graph, and branches on it fold.
+    pub input_values: BTreeMap<String, String>,
+    /// Only these ONNX outputs (and the nodes they need) are imported;
+    /// `None` imports every output.
+    pub outputs: Option<Vec<String>>,
+}
+
 /// A node operand: a graph value, or a constant (with the ONNX name it came from).
 #[derive(Debug, Clone)]
 pub(crate) enum Operand {
@@ -81,6 +96,8 @@ pub(crate) struct Importer {
     stored: HashMap<String, String>,
     /// ONNX value names some node or graph output reads.
     read: HashSet<String>,
+    /// ONNX names of the graph inputs with a dimension not fixed.
+    dynamic_inputs: Vec<String>,
 }
 
 /// A value name from an ONNX name: dot-separated parts of `[A-Za-z0-9_]`.
@@ -230,10 +247,7 @@ impl Importer {
             return Ok(());
         }
         let Some(translator) = translator else {
-            return Err(format!(
-                "{} is imported only when its inputs are constants (it is evaluated at import); here one is computed from the graph's inputs",
-                node.op_type
-            ));
+            return Err(self.not_foldable(node, &positional));
         };
         // Nodes are named after their output value, which other nodes refer to.
         let onnx = OnnxNode {
@@ -281,6 +295,23 @@ impl Importer {
             Some(consts) if !consts.is_empty() => constant::evaluate(node, &consts, self.opset),
             _ => Ok(None),
         }
+    }
+
+    /// Why a node the importer only evaluates could not be: for `Shape` of
+    /// a dynamic value, which inputs to pin with `--input-shape`.
+    fn not_foldable(&self, node: &NodeProto, inputs: &[Option<Operand>]) -> String {
+        let op = &node.op_type;
+        if let ("Shape" | "Size", [Some(x @ Operand::Value(v)), ..]) = (op.as_str(), inputs) {
+            let shape = self.info(x).map_or("unknown".into(), |i| i.shape.to_string());
+            return format!(
+                "{op} of `{v}` (shape {shape}) is evaluated at import, so that shape must be static: \
+                 fix the dynamic dimensions of the inputs {} with `--input-shape NAME=d0,d1,...`",
+                self.dynamic_inputs.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+            );
+        }
+        format!(
+            "{op} is imported only when its inputs are constants (it is evaluated at import); here one is computed from the graph's inputs"
+        )
     }
 
     /// Records the constant output of `node`.
@@ -352,6 +383,11 @@ impl Importer {
 
 /// Imports a decoded ONNX model.
 pub fn import_model(model: &ModelProto) -> Result<Imported, ImportError> {
+    import_model_with(model, &ImportOptions::default())
+}
+
+/// Imports a decoded ONNX model with `options`.
+pub fn import_model_with(model: &ModelProto, options: &ImportOptions) -> Result<Imported, ImportError> {
     let graph = model.graph.as_ref().ok_or(ImportError::NoGraph)?;
     let opset = model
         .opset_import
@@ -362,10 +398,10 @@ pub fn import_model(model: &ModelProto) -> Result<Imported, ImportError> {
     if !SUPPORTED_OPSETS.contains(&opset) {
         return Err(ImportError::Opset { version: Some(opset) });
     }
-    import_graph(graph, opset)
+    import_graph(graph, opset, options)
 }
 
-fn import_graph(graph: &GraphProto, opset: i64) -> Result<Imported, ImportError> {
+fn import_graph(graph: &GraphProto, opset: i64, options: &ImportOptions) -> Result<Imported, ImportError> {
     let mut im = Importer {
         opset,
         names: HashMap::new(),
@@ -376,10 +412,21 @@ fn import_graph(graph: &GraphProto, opset: i64) -> Result<Imported, ImportError>
         aliases: BTreeMap::new(),
         stored: HashMap::new(),
         read: read_values(graph),
+        dynamic_inputs: Vec::new(),
     };
     for t in &graph.initializer {
         let tensor = from_proto(t).map_err(|reason| ImportError::Tensor { name: t.name.clone(), reason })?;
         im.consts.insert(t.name.clone(), tensor);
+    }
+    let input_names: Vec<&str> =
+        graph.input.iter().map(|i| i.name.as_str()).filter(|n| !im.consts.contains_key(*n)).collect();
+    for name in options.input_shapes.keys().chain(options.input_values.keys()) {
+        if !input_names.contains(&name.as_str()) {
+            return Err(ImportError::Input {
+                name: name.clone(),
+                reason: format!("is not a graph input (the inputs are: {})", input_names.join(", ")),
+            });
+        }
     }
     let mut unknown = 0;
     for input in &graph.input {
@@ -395,6 +442,7 @@ fn import_graph(graph: &GraphProto, opset: i64) -> Result<Imported, ImportError>
             name: input.name.clone(),
             reason: format!("has ONNX element type {}", tensor_type.elem_type),
         })?;
+        let dims_unknown = tensor_type.shape.is_none();
         let dims = tensor_type.shape.as_ref().map(|s| s.dim.clone()).unwrap_or_default();
         let shape = Shape(
             dims.iter()
@@ -410,16 +458,61 @@ fn import_graph(graph: &GraphProto, opset: i64) -> Result<Imported, ImportError>
                 })
                 .collect(),
         );
+        let bad = |reason: String| ImportError::Input { name: input.name.clone(), reason };
+        if let Some(text) = options.input_values.get(&input.name) {
+            if shape.rank() != 0 && shape.0.iter().any(|d| d.fixed() != Some(1)) {
+                return Err(bad(format!("has shape {shape}: only a scalar input can be pinned to a value")));
+            }
+            let value = scalar_of(dtype, text).map_err(|e| bad(format!("value `{text}`: {e}")))?;
+            let value = value.reshaped(vec![1; shape.rank()]).map_err(|e| bad(e.to_string()))?;
+            im.consts.insert(input.name.clone(), value);
+            continue;
+        }
+        let shape = match options.input_shapes.get(&input.name) {
+            None => shape,
+            Some(dims) => {
+                if shape.rank() != dims.len() && !dims_unknown {
+                    return Err(bad(format!(
+                        "has rank {} ({shape}); --input-shape gives {} dimensions",
+                        shape.rank(),
+                        dims.len()
+                    )));
+                }
+                if let Some((k, (d, &n))) =
+                    shape.0.iter().zip(dims).enumerate().find(|(_, (d, n))| d.fixed().is_some_and(|f| f != **n))
+                {
+                    return Err(bad(format!("dimension {k} is fixed at {d} by the model, --input-shape gives {n}")));
+                }
+                Shape::fixed(dims)
+            }
+        };
+        if shape.to_fixed().is_none() {
+            im.dynamic_inputs.push(input.name.clone());
+        }
         let name = im.fresh(&input.name);
         im.names.insert(input.name.clone(), name.clone());
         im.builder
             .input(GraphInput { name, dtype, shape })
             .map_err(|p| ImportError::Input { name: input.name.clone(), reason: p.message })?;
     }
+    let wanted: Vec<&str> = match &options.outputs {
+        None => graph.output.iter().map(|o| o.name.as_str()).collect(),
+        Some(names) => {
+            let all: Vec<&str> = graph.output.iter().map(|o| o.name.as_str()).collect();
+            if let Some(missing) = names.iter().find(|n| !all.contains(&n.as_str())) {
+                return Err(ImportError::Input {
+                    name: missing.clone(),
+                    reason: format!("is not a graph output (the outputs are: {})", all.join(", ")),
+                });
+            }
+            names.iter().map(String::as_str).collect()
+        }
+    };
+    let needed = needed_nodes(graph, &wanted);
     let mut failures: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut reasons: Vec<String> = Vec::new();
     let mut failed: BTreeSet<&str> = BTreeSet::new();
-    for (i, node) in graph.node.iter().enumerate() {
+    for (i, node) in graph.node.iter().enumerate().filter(|(i, _)| needed[*i]) {
         let known_domain = node.domain.is_empty() || node.domain == "ai.onnx";
         let translator = table::translator(&node.op_type).filter(|_| known_domain);
         let foldable = known_domain && constant::FOLDABLE.contains(&node.op_type.as_str());
@@ -444,7 +537,7 @@ fn import_graph(graph: &GraphProto, opset: i64) -> Result<Imported, ImportError>
         return Err(ImportError::Unsupported { ops: failures, reasons });
     }
     let mut outputs = Vec::new();
-    for o in &graph.output {
+    for o in graph.output.iter().filter(|o| wanted.contains(&o.name.as_str())) {
         if im.consts.contains_key(&o.name) {
             return Err(ImportError::Input {
                 name: o.name.clone(),
@@ -462,6 +555,47 @@ fn import_graph(graph: &GraphProto, opset: i64) -> Result<Imported, ImportError>
     fold::fold_bias(&mut nodes, &mut im.weights, &im.aliases, &output_set);
     let graph = nnbundle_graph::Graph::new(inputs, nodes, outputs).map_err(ImportError::Graph)?;
     Ok(Imported { graph, weights: im.weights, aliases: im.aliases, opset })
+}
+
+/// For each node of `graph`, whether one of `outputs` depends on it
+/// (through the values its inputs and its subgraphs read).
+fn needed_nodes(graph: &GraphProto, outputs: &[&str]) -> Vec<bool> {
+    let producer: HashMap<&str, usize> =
+        graph.node.iter().enumerate().flat_map(|(i, n)| n.output.iter().map(move |o| (o.as_str(), i))).collect();
+    let mut needed = vec![false; graph.node.len()];
+    let mut stack: Vec<usize> = outputs.iter().filter_map(|o| producer.get(o).copied()).collect();
+    while let Some(i) = stack.pop() {
+        if std::mem::replace(&mut needed[i], true) {
+            continue;
+        }
+        let node = &graph.node[i];
+        let mut reads: Vec<&str> = node.input.iter().map(String::as_str).collect();
+        let mut subgraphs: Vec<&GraphProto> =
+            node.attribute.iter().flat_map(|a| a.g.as_deref().into_iter().chain(a.graphs.iter())).collect();
+        while let Some(g) = subgraphs.pop() {
+            for n in &g.node {
+                reads.extend(n.input.iter().map(String::as_str));
+                subgraphs.extend(n.attribute.iter().flat_map(|a| a.g.as_deref().into_iter().chain(a.graphs.iter())));
+            }
+        }
+        stack.extend(reads.iter().filter_map(|r| producer.get(r).copied()));
+    }
+    needed
+}
+
+/// A scalar of `dtype` from its text.
+fn scalar_of(dtype: DType, text: &str) -> Result<Tensor, String> {
+    let t = text.trim();
+    let float = || t.parse::<f64>().map_err(|e| e.to_string());
+    let int = || t.parse::<i64>().map_err(|e| e.to_string());
+    Ok(match dtype {
+        DType::F32 => Tensor::scalar(float()? as f32),
+        DType::F64 => Tensor::scalar(float()?),
+        DType::I64 => Tensor::scalar(int()?),
+        DType::I32 => Tensor::scalar(i32::try_from(int()?).map_err(|e| e.to_string())?),
+        DType::Bool => Tensor::scalar(t.parse::<bool>().map_err(|e| e.to_string())?),
+        other => return Err(format!("pinning a {other} input is not supported")),
+    })
 }
 
 /// Every value name a node of `graph` (or of a subgraph in its attributes)
