@@ -239,6 +239,10 @@ def reference(op, attrs, ops):
         return 1 / (1 + np.exp(-x))
     if op == "Tanh":
         return np.tanh(x)
+    if op in ("ReduceMean", "ReduceSum", "ReduceMax"):
+        fn = {"ReduceMean": np.mean, "ReduceSum": np.sum, "ReduceMax": np.max}[op]
+        dims = attrs.get("dims")
+        return fn(x, axis=None if dims is None else tuple(dims), keepdims=attrs["keepdim"])
     if op == "LocalResponseNorm":
         size, c = attrs["size"], x.shape[1]
         sq = np.zeros_like(x)

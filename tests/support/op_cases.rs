@@ -314,6 +314,12 @@ pub fn cases() -> Vec<Case> {
             &[&[1, 6, 5]],
         ),
         case("local_response_norm_f64", LocalResponseNorm, attrs! {"size": 5}, &[&[1, 3, 2, 2]]).f64(),
+        case("reduce_mean_last_keepdim", ReduceMean, attrs! {"dims": [-1], "keepdim": true}, &[&[2, 3, 4]]),
+        case("reduce_mean_two_dims", ReduceMean, attrs! {"dims": [0, 2]}, &[&[2, 3, 4]]),
+        case("reduce_mean_all_f64", ReduceMean, attrs! {}, &[&[3, 4]]).f64(),
+        case("reduce_sum_spatial", ReduceSum, attrs! {"dims": [2, 3], "keepdim": true}, &[&[1, 3, 4, 5]]),
+        case("reduce_sum_all", ReduceSum, attrs! {}, &[&[2, 5]]),
+        case("reduce_max_dim1", ReduceMax, attrs! {"dims": [1]}, &[&[2, 6, 3]]),
         // Opset 2: elementwise functions.
         case("hardtanh", Hardtanh, attrs! {"min_val": -0.5, "max_val": 0.7}, &[&[3, 4]]),
         case("hardtanh_relu6", Hardtanh, attrs! {"min_val": 0.0, "max_val": 6.0}, &[&[4, 5]]).data_gen(0, Gen::Wide),

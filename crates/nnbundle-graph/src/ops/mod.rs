@@ -33,6 +33,7 @@ pub(crate) mod linear;
 pub(crate) mod matmul;
 pub(crate) mod norm;
 pub mod pool;
+pub(crate) mod reduce;
 pub(crate) mod shape;
 
 use nnbundle_format::DType;
@@ -246,6 +247,9 @@ vocabulary! {
     Reciprocal => activation::RECIPROCAL,
     Pow => elementwise::POW,
     LocalResponseNorm => norm::LOCALRESPONSENORM,
+    ReduceMean => reduce::REDUCEMEAN,
+    ReduceSum => reduce::REDUCESUM,
+    ReduceMax => reduce::REDUCEMAX,
     }
 }
 

@@ -13,6 +13,7 @@ mod linear;
 mod matmul;
 mod norm;
 mod pool;
+mod reduce;
 mod shape;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -62,6 +63,7 @@ const FAMILIES: &[&[ExportRule]] = &[
     matmul::RULES,
     norm::RULES,
     pool::RULES,
+    reduce::RULES,
     shape::RULES,
 ];
 

@@ -12,6 +12,7 @@ mod linear;
 mod matmul;
 mod norm;
 mod pool;
+mod reduce;
 mod shape;
 pub(crate) mod table;
 

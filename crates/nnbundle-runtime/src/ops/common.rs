@@ -215,3 +215,8 @@ pub(crate) fn hw(windows: Vec<Window>) -> [Window; 2] {
 
 pub(crate) const UNIT: Window =
     Window { kernel: 1, stride: 1, pad_begin: 0, pad_end: 0, dilation: 1, ceil_mode: false };
+
+/// The larger of two values, NaN if either is (PyTorch's max pooling and amax).
+pub(crate) fn nan_max<T: Float>(a: T, b: T) -> T {
+    if a.is_nan() || a > b { a } else { b }
+}

@@ -13,6 +13,7 @@ mod linear;
 mod matmul;
 mod norm;
 mod pool;
+mod reduce;
 mod shape;
 
 use nnbundle_graph::{Node, OpKind};
@@ -72,6 +73,9 @@ pub(crate) fn build_kernel(node: &Node) -> Option<Box<dyn Kernel>> {
         OpKind::Reciprocal => Box::new(activation::Unary::reciprocal()),
         OpKind::Pow => Box::new(elementwise::Binary::new(elementwise::BinaryOp::Pow)),
         OpKind::LocalResponseNorm => Box::new(norm::LocalResponseNorm::new(a)),
+        OpKind::ReduceMean => Box::new(reduce::Reduce::new(a, reduce::How::Mean)),
+        OpKind::ReduceSum => Box::new(reduce::Reduce::new(a, reduce::How::Sum)),
+        OpKind::ReduceMax => Box::new(reduce::Reduce::new(a, reduce::How::Max)),
         _ => return None,
     })
 }

@@ -6,7 +6,7 @@ use nnbundle_graph::{NodeAttrs, Window, pool_windows};
 
 use super::Scratch;
 
-use super::{Float, Kernel, KernelResult, as_4d, by_planes, first_dtype, hw, view, with_float};
+use super::{Float, Kernel, KernelResult, as_4d, by_planes, first_dtype, hw, nan_max, view, with_float};
 use crate::value::Arg;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -95,11 +95,6 @@ fn pool_plane<T: Float, A: Copy>(
             *out = finish(acc, ry, rx);
         }
     }
-}
-
-/// The larger of two values, NaN if either is (PyTorch's max pooling).
-fn nan_max<T: Float>(a: T, b: T) -> T {
-    if a.is_nan() || a > b { a } else { b }
 }
 
 /// The 2x2, stride-2 max pool of one plane (rows `w` long) into `out` (rows
