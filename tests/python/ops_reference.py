@@ -239,6 +239,14 @@ def reference(op, attrs, ops):
         return 1 / (1 + np.exp(-x))
     if op == "Tanh":
         return np.tanh(x)
+    if op == "Slice":
+        n = len(attrs["starts"])
+        dims = attrs.get("dims") or list(range(n))
+        steps = attrs.get("steps") or [1] * n
+        index = [slice(None)] * x.ndim
+        for s, e, d, st in zip(attrs["starts"], attrs["ends"], dims, steps):
+            index[d] = slice(s, e, st)  # Python's slicing clamps as ONNX does
+        return x[tuple(index)]
     if op in ("ReduceMean", "ReduceSum", "ReduceMax"):
         fn = {"ReduceMean": np.mean, "ReduceSum": np.sum, "ReduceMax": np.max}[op]
         dims = attrs.get("dims")

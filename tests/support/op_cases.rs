@@ -320,6 +320,20 @@ pub fn cases() -> Vec<Case> {
         case("reduce_sum_spatial", ReduceSum, attrs! {"dims": [2, 3], "keepdim": true}, &[&[1, 3, 4, 5]]),
         case("reduce_sum_all", ReduceSum, attrs! {}, &[&[2, 5]]),
         case("reduce_max_dim1", ReduceMax, attrs! {"dims": [1]}, &[&[2, 6, 3]]),
+        case(
+            "slice_two_dims",
+            Slice,
+            attrs! {"starts": [1, 0], "ends": [3, 5], "dims": [0, 2], "steps": [1, 2]},
+            &[&[4, 3, 6]],
+        ),
+        case(
+            "slice_negative_bounds_and_step",
+            Slice,
+            attrs! {"starts": [-1], "ends": [-1000], "dims": [-1], "steps": [-2]},
+            &[&[2, 7]],
+        ),
+        case("slice_clamped_end", Slice, attrs! {"starts": [2], "ends": [i64::MAX]}, &[&[5, 3]]),
+        case("slice_empty", Slice, attrs! {"starts": [3], "ends": [1], "dims": [1]}, &[&[2, 4]]),
         // Opset 2: elementwise functions.
         case("hardtanh", Hardtanh, attrs! {"min_val": -0.5, "max_val": 0.7}, &[&[3, 4]]),
         case("hardtanh_relu6", Hardtanh, attrs! {"min_val": 0.0, "max_val": 6.0}, &[&[4, 5]]).data_gen(0, Gen::Wide),

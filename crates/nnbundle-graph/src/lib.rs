@@ -51,6 +51,7 @@ pub use ops::OpKind;
 pub use ops::Window;
 pub use ops::conv::{conv_padding, conv_windows};
 pub use ops::pool::pool_windows;
+pub use ops::shape::{slice_dims_steps, slice_range};
 pub use reference::op_reference_markdown;
 pub use report::{Code, Problem, Report, Severity};
 pub use summary::{group_digits, human_bytes};

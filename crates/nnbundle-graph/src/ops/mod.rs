@@ -34,7 +34,7 @@ pub(crate) mod matmul;
 pub(crate) mod norm;
 pub mod pool;
 pub(crate) mod reduce;
-pub(crate) mod shape;
+pub mod shape;
 
 use nnbundle_format::DType;
 
@@ -250,6 +250,7 @@ vocabulary! {
     ReduceMean => reduce::REDUCEMEAN,
     ReduceSum => reduce::REDUCESUM,
     ReduceMax => reduce::REDUCEMAX,
+    Slice => shape::SLICE,
     }
 }
 

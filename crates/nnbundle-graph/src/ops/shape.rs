@@ -1,4 +1,5 @@
-//! Shape ops: `Flatten`, `Reshape`, `Permute`, `Concat`, and the identities `Dropout`, `Identity`.
+//! Shape ops: `Flatten`, `Reshape`, `Permute`, `Concat`, and the identities
+//! `Dropout`, `Identity`; from opset 2 `Slice`.
 
 use crate::attr::{AttrDefault as D, AttrType as T, Attrs, attr};
 use crate::op::{OpDef, OpRule, Operands, Role, slot};
@@ -259,5 +260,92 @@ impl OpRule for ConcatRule {
         let mut dims = first.shape.0.clone();
         dims[dim] = total;
         Ok(Some(ValueInfo::new(first.dtype, Shape(dims))))
+    }
+}
+
+/// ONNX's (and numpy's) slicing of one dimension of length `len` from
+/// `start` to `end` by `step` (not 0): the first index taken, the step and
+/// the count. Negative starts and ends count from the end; both are then
+/// clamped to the dimension (to `[0, len]` for a positive step, `[-1, len - 1]`
+/// for a negative one), so any i64 is a valid bound.
+pub fn slice_range(len: u64, start: i64, end: i64, step: i64) -> (i64, i64, u64) {
+    let d = i64::try_from(len).unwrap_or(i64::MAX);
+    let fix = |v: i64, lo: i64, hi: i64| (if v < 0 { v.saturating_add(d) } else { v }).clamp(lo, hi);
+    let (s, e) =
+        if step > 0 { (fix(start, 0, d), fix(end, 0, d)) } else { (fix(start, 0, d - 1), fix(end, -1, d - 1)) };
+    // Both spans are non-negative and the step's magnitude at least 1.
+    let (span, by) = if step > 0 {
+        ((e - s).max(0) as u64, step.unsigned_abs())
+    } else {
+        ((s - e).max(0) as u64, step.unsigned_abs())
+    };
+    (s, step, span.div_ceil(by))
+}
+
+pub(crate) static SLICE: OpDef = OpDef {
+    name: "Slice",
+    summary: "elements starts[i]..ends[i] by steps[i] along dims[i] (ONNX Slice; Python slicing)",
+    numerics: "along each listed dimension of length n, indices `start, start + step, ...` before `end`, where a negative start or end counts from the end and both are clamped to the dimension (`[0, n]` for a positive step, `[-1, n - 1]` for a negative one); other dimensions are kept whole; elements are copied unchanged.",
+    attrs: &[
+        attr("starts", T::Ints, D::Required, "the first index along each sliced dimension"),
+        attr("ends", T::Ints, D::Required, "the end (exclusive) along each sliced dimension"),
+        attr("dims", T::Ints, D::Absent, "the sliced dimensions (negative count from the end); absent: 0, 1, ..."),
+        attr("steps", T::Ints, D::Absent, "the step along each sliced dimension, not 0; absent: 1"),
+    ],
+    slots: &[slot("input", Role::Data)],
+    rule: &SliceRule,
+};
+
+struct SliceRule;
+
+/// The sliced dimensions and steps of a `Slice` node's attributes.
+pub fn slice_dims_steps(a: &Attrs) -> (Vec<i64>, Vec<i64>) {
+    let n = a.ints("starts").len();
+    let dims = match a.get("dims") {
+        Some(crate::attr::AttrValue::Ints(d)) => d.clone(),
+        _ => (0..n as i64).collect(),
+    };
+    let steps = match a.get("steps") {
+        Some(crate::attr::AttrValue::Ints(s)) => s.clone(),
+        _ => vec![1; n],
+    };
+    (dims, steps)
+}
+
+impl OpRule for SliceRule {
+    fn check_attrs(&self, a: &Attrs) -> Vec<(&'static str, String)> {
+        let n = a.ints("starts").len();
+        let (dims, steps) = slice_dims_steps(a);
+        let mut out = Vec::new();
+        for (name, len) in [("ends", a.ints("ends").len()), ("dims", dims.len()), ("steps", steps.len())] {
+            if len != n {
+                out.push((name, format!("has {len} values, `starts` has {n}")));
+            }
+        }
+        if steps.contains(&0) {
+            out.push(("steps", "a step of 0 is not allowed".into()));
+        }
+        out
+    }
+
+    fn infer(&self, a: &Attrs, ops: &Operands) -> Result<Option<ValueInfo>, String> {
+        let x = ops.input();
+        let rank = x.shape.rank();
+        let (dims, steps) = slice_dims_steps(a);
+        let mut shape = x.shape.0.clone();
+        let mut seen = Vec::new();
+        for (k, &d) in dims.iter().enumerate() {
+            let axis =
+                normalize_axis(d, rank).ok_or_else(|| format!("Slice: dim {d} is out of range for {}", x.shape))?;
+            if seen.contains(&axis) {
+                return Err(format!("Slice: dim {d} is listed twice"));
+            }
+            seen.push(axis);
+            shape[axis] = match &x.shape.0[axis] {
+                Dim::Fixed(len) => Dim::Fixed(slice_range(*len, a.ints("starts")[k], a.ints("ends")[k], steps[k]).2),
+                _ => Dim::Unknown,
+            };
+        }
+        Ok(Some(ValueInfo::new(x.dtype, Shape(shape))))
     }
 }

@@ -17,6 +17,20 @@ pub(crate) const RULES: &[ExportRule] = &[
     ExportRule { op: OpKind::Reshape, support: Full, export: reshape },
     ExportRule { op: OpKind::Permute, support: Full, export: permute },
     ExportRule {
+        op: OpKind::Slice,
+        support: Full,
+        export: |ex, n| {
+            let a = n.attrs();
+            let (dims, steps) = nnbundle_graph::slice_dims_steps(a.raw());
+            let mut inputs = vec![n.x.clone()];
+            for v in [a.ints("starts").to_vec(), a.ints("ends").to_vec(), dims, steps] {
+                inputs.push(ex.shape_constant(&n.out, v));
+            }
+            ex.emit("Slice", inputs, &n.out, vec![]);
+            Ok(())
+        },
+    },
+    ExportRule {
         op: OpKind::Concat,
         support: Full,
         export: |ex, n| {

@@ -673,14 +673,11 @@ fn slice(node: &NodeProto, x: Arr, operands: &[Option<&Tensor>], opset: i64) -> 
     let mut ranges: Vec<(i64, i64, usize)> = x.shape.iter().map(|&d| (0, 1, d)).collect();
     for (((&s, &e), &a), &st) in starts.iter().zip(&ends).zip(&axes).zip(&steps) {
         let a = axis(a, rank)?;
-        let d = x.shape[a] as i64;
         if st == 0 {
             return Err("Slice with a zero step".into());
         }
-        let fix = |v: i64, lo: i64, hi: i64| (if v < 0 { v.saturating_add(d) } else { v }).clamp(lo, hi);
-        let (s, e) = if st > 0 { (fix(s, 0, d), fix(e, 0, d)) } else { (fix(s, 0, d - 1), fix(e, -1, d - 1)) };
-        let n = if st > 0 { (e - s + st - 1).max(0) / st } else { (s - e - st - 1).max(0) / -st };
-        ranges[a] = (s, st, n as usize);
+        let (first, step, count) = nnbundle_graph::slice_range(x.shape[a] as u64, s, e, st);
+        ranges[a] = (first, step, count as usize);
     }
     let shape: Vec<usize> = ranges.iter().map(|r| r.2).collect();
     let n = element_count(&shape)?;

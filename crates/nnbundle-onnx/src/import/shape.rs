@@ -35,6 +35,7 @@ pub(crate) const TRANSLATORS: &[Translator] = &[
             im.add(n.hint, OpKind::Permute, vec![("dims", AttrValue::Ints(perm))], vec![n.arg(0)?]).map(Some)
         },
     },
+    Translator { onnx: "Slice", produces: &[OpKind::Slice], translate: slice },
     Translator {
         onnx: "Concat",
         produces: &[OpKind::Concat],
@@ -52,6 +53,42 @@ fn constant(im: &mut Importer, n: &OnnxNode<'_>) -> Result<Option<String>, Strin
     let tensor = from_proto(t).map_err(|e| format!("Constant value: {e}"))?;
     im.constant(n, tensor);
     Ok(None)
+}
+
+/// Slice with constant starts, ends, axes and steps (inputs from opset 10,
+/// attributes before).
+fn slice(im: &mut Importer, n: &OnnxNode<'_>) -> Result<Option<String>, String> {
+    let input = |i: usize| -> Result<Option<Vec<i64>>, String> {
+        match n.proto.input.get(i).filter(|s| !s.is_empty()).map(|s| im.operand(s)).transpose()? {
+            None => Ok(None),
+            Some(Operand::Const(t, _)) => t
+                .to_vec::<i64>()
+                .or_else(|_| t.to_vec::<i32>().map(|v| v.into_iter().map(i64::from).collect()))
+                .map(Some)
+                .map_err(|e| e.to_string()),
+            Some(Operand::Value(v)) => {
+                Err(format!("Slice bounds computed at run time (`{v}`) are not in the vocabulary"))
+            }
+        }
+    };
+    let (starts, ends, axes, steps) = if n.proto.input.len() > 1 {
+        (input(1)?.ok_or("Slice needs starts")?, input(2)?.ok_or("Slice needs ends")?, input(3)?, input(4)?)
+    } else {
+        (
+            attr_ints(n.proto, "starts").ok_or("Slice needs starts")?,
+            attr_ints(n.proto, "ends").ok_or("Slice needs ends")?,
+            attr_ints(n.proto, "axes"),
+            None,
+        )
+    };
+    let mut attrs = vec![("starts", AttrValue::Ints(starts)), ("ends", AttrValue::Ints(ends))];
+    if let Some(axes) = axes {
+        attrs.push(("dims", AttrValue::Ints(axes)));
+    }
+    if let Some(steps) = steps {
+        attrs.push(("steps", AttrValue::Ints(steps)));
+    }
+    im.add(n.hint, OpKind::Slice, attrs, vec![n.arg(0)?]).map(Some)
 }
 
 fn dropout(im: &mut Importer, n: &OnnxNode<'_>) -> Result<Option<String>, String> {

@@ -76,6 +76,7 @@ pub(crate) fn build_kernel(node: &Node) -> Option<Box<dyn Kernel>> {
         OpKind::ReduceMean => Box::new(reduce::Reduce::new(a, reduce::How::Mean)),
         OpKind::ReduceSum => Box::new(reduce::Reduce::new(a, reduce::How::Sum)),
         OpKind::ReduceMax => Box::new(reduce::Reduce::new(a, reduce::How::Max)),
+        OpKind::Slice => Box::new(shape::Slice::new(a)),
         _ => return None,
     })
 }

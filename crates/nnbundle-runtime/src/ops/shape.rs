@@ -157,3 +157,44 @@ impl Kernel for Concat {
         })
     }
 }
+
+pub(crate) struct Slice {
+    starts: Vec<i64>,
+    ends: Vec<i64>,
+    dims: Vec<i64>,
+    steps: Vec<i64>,
+}
+
+impl Slice {
+    pub(crate) fn new(a: NodeAttrs<'_>) -> Self {
+        let (dims, steps) = nnbundle_graph::slice_dims_steps(a.raw());
+        Slice { starts: a.ints("starts").to_vec(), ends: a.ints("ends").to_vec(), dims, steps }
+    }
+
+    /// ndarray's slice of each dimension of an input of `shape`.
+    fn ranges(&self, shape: &[usize]) -> Result<Vec<ndarray::Slice>, String> {
+        let mut out: Vec<ndarray::Slice> = shape.iter().map(|_| ndarray::Slice::from(..)).collect();
+        for (k, &d) in self.dims.iter().enumerate() {
+            let axis = normalize_axis(d, shape.len()).ok_or("dims out of range")?;
+            let (first, step, count) =
+                nnbundle_graph::slice_range(shape[axis] as u64, self.starts[k], self.ends[k], self.steps[k]);
+            let count = count as isize;
+            let (first, step) = (first as isize, step as isize);
+            // ndarray takes `lo..hi` and, for a negative step, walks it from the end.
+            let last = first + (count - 1) * step;
+            out[axis] = match count {
+                0 => ndarray::Slice::new(0, Some(0), 1),
+                _ if step > 0 => ndarray::Slice::new(first, Some(last + 1), step),
+                _ => ndarray::Slice::new(last, Some(first + 1), step),
+            };
+        }
+        Ok(out)
+    }
+}
+
+impl Kernel for Slice {
+    fn run(&self, args: &[Arg<'_>], _: &Scratch) -> KernelResult {
+        let ranges = self.ranges(args[0].shape())?;
+        Ok(any_dtype!(args[0], a => a.slice_each_axis(|ax| ranges[ax.axis.index()]).as_standard_layout().into_owned()))
+    }
+}
