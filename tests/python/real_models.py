@@ -136,6 +136,14 @@ WHEEL_MODELS = [
         "rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx",
         {"x": [1, 3, 48, 192]},
     ),
+    # PaddleOCR v4's text recognizer (SVTR-style: convolutions, then attention blocks whose LayerNorms
+    # are exported as ReduceMean/Pow/Sqrt chains; Slice and Squeeze on values).
+    (
+        "ppocr_v4_rec",
+        "rapidocr-onnxruntime==1.4.4",
+        "rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx",
+        {"x": [1, 3, 48, 320]},
+    ),
 ]
 
 

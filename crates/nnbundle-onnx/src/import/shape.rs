@@ -36,6 +36,8 @@ pub(crate) const TRANSLATORS: &[Translator] = &[
         },
     },
     Translator { onnx: "Slice", produces: &[OpKind::Slice], translate: slice },
+    Translator { onnx: "Squeeze", produces: &[], translate: |im, n| squeeze(im, n, false) },
+    Translator { onnx: "Unsqueeze", produces: &[], translate: |im, n| squeeze(im, n, true) },
     Translator {
         onnx: "Concat",
         produces: &[OpKind::Concat],
@@ -91,6 +93,54 @@ fn slice(im: &mut Importer, n: &OnnxNode<'_>) -> Result<Option<String>, String> 
     im.add(n.hint, OpKind::Slice, attrs, vec![n.arg(0)?]).map(Some)
 }
 
+/// Squeeze and Unsqueeze of a value as a Reshape to the shape they give
+/// (axes from the attribute before opset 13, a constant input from it).
+fn squeeze(im: &mut Importer, n: &OnnxNode<'_>, unsqueeze: bool) -> Result<Option<String>, String> {
+    let x = n.arg(0)?;
+    let info = im.info(&x).ok_or_else(|| format!("{} needs its input's shape", n.proto.op_type))?;
+    let axes = match n.proto.input.get(1).filter(|s| !s.is_empty()) {
+        Some(name) => match im.operand(name)? {
+            Operand::Const(t, _) => Some(t.to_vec::<i64>().map_err(|e| e.to_string())?),
+            Operand::Value(v) => return Err(format!("axes computed at run time (`{v}`) are not in the vocabulary")),
+        },
+        None => attr_ints(n.proto, "axes"),
+    };
+    let mut dims = info.shape.0.clone();
+    if unsqueeze {
+        let axes = axes.ok_or("Unsqueeze needs axes")?;
+        let rank = dims.len() + axes.len();
+        let mut at: Vec<usize> = axes
+            .iter()
+            .map(|&a| {
+                nnbundle_graph::normalize_axis(a, rank).ok_or(format!("axis {a} is out of range for rank {rank}"))
+            })
+            .collect::<Result<_, _>>()?;
+        at.sort_unstable();
+        for a in at {
+            dims.insert(a, Dim::Fixed(1));
+        }
+    } else {
+        let rank = dims.len();
+        let drop: Vec<usize> = match axes {
+            Some(axes) => axes
+                .iter()
+                .map(|&a| {
+                    nnbundle_graph::normalize_axis(a, rank).ok_or(format!("axis {a} is out of range for rank {rank}"))
+                })
+                .collect::<Result<_, _>>()?,
+            None if dims.iter().all(|d| d.fixed().is_some()) => {
+                (0..rank).filter(|&i| dims[i].fixed() == Some(1)).collect()
+            }
+            None => return Err("Squeeze without axes of a value with dynamic dimensions is ambiguous".into()),
+        };
+        if let Some(&a) = drop.iter().find(|&&a| !dims[a].compatible(&Dim::Fixed(1))) {
+            return Err(format!("Squeeze of axis {a} of shape {}: its size is not 1", info.shape));
+        }
+        dims = dims.into_iter().enumerate().filter(|(i, _)| !drop.contains(i)).map(|(_, d)| d).collect();
+    }
+    im.reshape_to(n.hint, x, &info.shape.0, &dims).map(Some)
+}
+
 fn dropout(im: &mut Importer, n: &OnnxNode<'_>) -> Result<Option<String>, String> {
     let training = n.operands.get(2).and_then(|o| match o {
         Operand::Const(t, _) => t.to_vec::<bool>().ok().map(|v| v.iter().any(|&b| b)),
@@ -112,6 +162,34 @@ fn dropout(im: &mut Importer, n: &OnnxNode<'_>) -> Result<Option<String>, String
 }
 
 impl Importer {
+    /// A Reshape of `x` (of dims `from`) to dims `to`: sizes where fixed, a
+    /// copy (0) where a symbol stays at its position, -1 for at most one
+    /// other; anything else needs the input's dimensions fixed.
+    pub(crate) fn reshape_to(&mut self, hint: &str, x: Operand, from: &[Dim], to: &[Dim]) -> Result<String, String> {
+        let mut copies = false;
+        let mut inferred = false;
+        let mut target = Vec::with_capacity(to.len());
+        for (i, d) in to.iter().enumerate() {
+            target.push(match d {
+                Dim::Fixed(n) => i64::try_from(*n).map_err(|_| "size too large")?,
+                d if from.get(i).is_some_and(|f| f.same_as(d)) => {
+                    copies = true;
+                    0
+                }
+                _ if !inferred => {
+                    inferred = true;
+                    -1
+                }
+                _ => return Err(format!(
+                    "the target shape {} has dynamic sizes that move: fix the inputs' dimensions with `--input-shape`",
+                    nnbundle_graph::Shape(to.to_vec())
+                )),
+            });
+        }
+        let attrs = vec![("shape", AttrValue::Ints(target)), ("zero_copies_input", AttrValue::Bool(copies))];
+        self.add(hint, OpKind::Reshape, attrs, vec![x])
+    }
+
     pub(crate) fn flatten(&mut self, hint: &str, x: Operand, axis: i64) -> Result<String, String> {
         let rank = self.rank(&x).ok_or("Flatten needs its input's rank")? as i64;
         let axis = if axis < 0 { axis + rank } else { axis };
