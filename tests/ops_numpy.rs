@@ -24,6 +24,7 @@ const ORT_CANNOT_RUN: &[(&str, &str)] = &[
     ("hardswish_f64", "no f64 HardSigmoid kernel (HardSwish is decomposed into it)"),
     ("local_response_norm_f64", "no f64 LRN kernel"),
     ("local_response_norm_even_window", "its LRN accepts odd sizes only (ONNX allows even ones)"),
+    ("upsample_linear_pytorch_1d_f64", "no f64 Resize kernel"),
 ];
 
 #[test]

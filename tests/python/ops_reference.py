@@ -189,6 +189,43 @@ def flatten(attrs, x):
     return x.reshape(x.shape[:s] + (-1,) + x.shape[e + 1:])
 
 
+def upsample(attrs, x):
+    """ONNX Resize semantics (nearest or linear), one spatial axis after another."""
+    y = x
+    for axis, m in enumerate(attrs["size"], start=2):
+        n = y.shape[axis]
+        out = []
+        for i in range(m):
+            mode = attrs["coordinate_mode"]
+            if mode == "asymmetric":
+                c = i * n / m
+            elif mode == "half_pixel" or (mode == "pytorch_half_pixel" and m > 1):
+                c = (i + 0.5) * n / m - 0.5
+            elif mode == "align_corners" and m > 1:
+                c = i * (n - 1) / (m - 1)
+            else:
+                c = 0.0
+            if attrs["mode"] == "nearest":
+                rounding = attrs["nearest_mode"]
+                if rounding == "floor":
+                    r = math.floor(c)
+                elif rounding == "ceil":
+                    r = math.ceil(c)
+                elif c - math.floor(c) == 0.5:
+                    r = math.floor(c) if rounding == "round_prefer_floor" else math.ceil(c)
+                else:
+                    r = math.floor(c + 0.5)
+                out.append(np.take(y, [min(max(r, 0), n - 1)], axis=axis))
+            else:
+                c = min(max(c, 0.0), n - 1)
+                i0 = math.floor(c)
+                i1 = min(i0 + 1, n - 1)
+                t = c - i0
+                out.append((1 - t) * np.take(y, [i0], axis=axis) + t * np.take(y, [i1], axis=axis))
+        y = np.concatenate(out, axis=axis)
+    return y
+
+
 def reference(op, attrs, ops):
     x = ops.get("input")
     if op == "Linear":
@@ -239,6 +276,8 @@ def reference(op, attrs, ops):
         return 1 / (1 + np.exp(-x))
     if op == "Tanh":
         return np.tanh(x)
+    if op == "Upsample":
+        return upsample(attrs, x)
     if op == "Slice":
         n = len(attrs["starts"])
         dims = attrs.get("dims") or list(range(n))

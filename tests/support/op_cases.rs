@@ -334,6 +334,38 @@ pub fn cases() -> Vec<Case> {
         ),
         case("slice_clamped_end", Slice, attrs! {"starts": [2], "ends": [i64::MAX]}, &[&[5, 3]]),
         case("slice_empty", Slice, attrs! {"starts": [3], "ends": [1], "dims": [1]}, &[&[2, 4]]),
+        case("upsample_nearest_2x", Upsample, attrs! {"size": [6, 8]}, &[&[1, 2, 3, 4]]),
+        case(
+            "upsample_nearest_half_pixel_round",
+            Upsample,
+            attrs! {"size": [5, 7], "coordinate_mode": "half_pixel", "nearest_mode": "round_prefer_floor"},
+            &[&[2, 1, 3, 4]],
+        ),
+        case(
+            "upsample_linear_half_pixel",
+            Upsample,
+            attrs! {"size": [7, 5], "mode": "linear", "coordinate_mode": "half_pixel"},
+            &[&[1, 2, 3, 4]],
+        ),
+        case(
+            "upsample_linear_align_corners",
+            Upsample,
+            attrs! {"size": [5, 9], "mode": "linear", "coordinate_mode": "align_corners"},
+            &[&[1, 1, 3, 4]],
+        ),
+        case(
+            "upsample_linear_pytorch_1d",
+            Upsample,
+            attrs! {"size": [9], "mode": "linear", "coordinate_mode": "pytorch_half_pixel"},
+            &[&[1, 2, 4]],
+        ),
+        case(
+            "upsample_linear_pytorch_1d_f64",
+            Upsample,
+            attrs! {"size": [9], "mode": "linear", "coordinate_mode": "pytorch_half_pixel"},
+            &[&[1, 2, 4]],
+        )
+        .f64(),
         // Opset 2: elementwise functions.
         case("hardtanh", Hardtanh, attrs! {"min_val": -0.5, "max_val": 0.7}, &[&[3, 4]]),
         case("hardtanh_relu6", Hardtanh, attrs! {"min_val": 0.0, "max_val": 6.0}, &[&[4, 5]]).data_gen(0, Gen::Wide),

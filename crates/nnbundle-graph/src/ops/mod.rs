@@ -251,6 +251,7 @@ vocabulary! {
     ReduceSum => reduce::REDUCESUM,
     ReduceMax => reduce::REDUCEMAX,
     Slice => shape::SLICE,
+    Upsample => pool::UPSAMPLE,
     }
 }
 

@@ -1,4 +1,4 @@
-//! Pooling: `MaxPool1d/2d`, `AvgPool1d/2d`, `AdaptiveAvgPool2d`.
+//! Pooling and resampling: `MaxPool1d/2d`, `AvgPool1d/2d`, `AdaptiveAvgPool2d`; from opset 2 `Upsample`.
 
 use super::{Window, all_at_least_one, nth, require_float, require_rank};
 use crate::attr::{AttrDefault as D, AttrType as T, Attrs, attr};
@@ -156,6 +156,55 @@ impl OpRule for AdaptiveRule {
         require_rank("AdaptiveAvgPool2d", x, &[4], "[N, C, H, W]")?;
         let mut dims = x.shape.0[..2].to_vec();
         dims.extend(a.ints("output_size").iter().map(|&v| Dim::Fixed(v as u64)));
+        Ok(Some(ValueInfo::new(x.dtype, Shape(dims))))
+    }
+}
+
+pub(crate) static UPSAMPLE: OpDef = OpDef {
+    name: "Upsample",
+    summary: "resizes the spatial dimensions of [N, C, ...] to `size` by nearest or linear interpolation (nn.Upsample; ONNX Resize)",
+    numerics: "per spatial dimension of input length n and output length m, output index x reads input coordinate `x * n / m` (`asymmetric`), `(x + 0.5) * n / m - 0.5` (`half_pixel`; `pytorch_half_pixel` is the same but 0 when m = 1), or `x * (n - 1) / (m - 1)` (`align_corners`, 0 when m = 1). `nearest` rounds the coordinate as `nearest_mode` says (`floor`, `ceil`, `round_prefer_floor`, `round_prefer_ceil`) and clamps it to [0, n - 1]; `linear` clamps it to [0, n - 1] and mixes the two nearest inputs `i0 = floor(c)`, `i1 = min(i0 + 1, n - 1)` as `(1 - t) * x[i0] + t * x[i1]` with `t = c - i0`, one dimension after another (bilinear in 2-D).",
+    attrs: &[
+        attr("size", T::Ints, D::Required, "the output length of each spatial dimension (dimensions 2, 3, ...)"),
+        attr("mode", T::Choice(&["nearest", "linear"]), D::Str("nearest"), "interpolation"),
+        attr(
+            "coordinate_mode",
+            T::Choice(&["asymmetric", "half_pixel", "pytorch_half_pixel", "align_corners"]),
+            D::Str("asymmetric"),
+            "how an output index maps to an input coordinate",
+        ),
+        attr(
+            "nearest_mode",
+            T::Choice(&["floor", "ceil", "round_prefer_floor", "round_prefer_ceil"]),
+            D::Str("floor"),
+            "how `nearest` rounds the coordinate",
+        ),
+    ],
+    slots: &[slot("input", Role::Data)],
+    rule: &UpsampleRule,
+};
+
+struct UpsampleRule;
+
+impl OpRule for UpsampleRule {
+    fn check_attrs(&self, a: &Attrs) -> Vec<(&'static str, String)> {
+        super::all_at_least_one(a, &["size"])
+    }
+
+    fn infer(&self, a: &Attrs, ops: &Operands) -> Result<Option<ValueInfo>, String> {
+        let x = ops.input();
+        require_float("Upsample", x)?;
+        let size = a.ints("size");
+        if x.shape.rank() != size.len() + 2 {
+            return Err(format!(
+                "Upsample with {} sizes expects input of rank {}, input has {}",
+                size.len(),
+                size.len() + 2,
+                x.shape
+            ));
+        }
+        let mut dims = x.shape.0[..2].to_vec();
+        dims.extend(size.iter().map(|&s| Dim::Fixed(s as u64)));
         Ok(Some(ValueInfo::new(x.dtype, Shape(dims))))
     }
 }

@@ -137,6 +137,10 @@ pub(crate) fn a_ints(name: &str, ints: Vec<i64>) -> AttributeProto {
     AttributeProto { name: name.into(), r#type: attribute_type::INTS, ints, ..Default::default() }
 }
 
+pub(crate) fn a_str(name: &str, s: &str) -> AttributeProto {
+    AttributeProto { name: name.into(), r#type: attribute_type::STRING, s: s.as_bytes().to_vec(), ..Default::default() }
+}
+
 pub(crate) fn a_float(name: &str, f: f32) -> AttributeProto {
     AttributeProto { name: name.into(), r#type: attribute_type::FLOAT, f, ..Default::default() }
 }

@@ -3,7 +3,7 @@
 use nnbundle_graph::{OpKind, pool_windows};
 
 use super::ExportSupport::{Full, Partial};
-use super::{Args, ExportRule, Exporter, a_int, a_ints};
+use super::{Args, ExportRule, Exporter, a_int, a_ints, a_str};
 
 const DILATED_AVG: &str = "a dilated AvgPool needs ONNX opset 19; this exporter writes opset 17";
 
@@ -13,6 +13,11 @@ pub(crate) const RULES: &[ExportRule] = &[
     ExportRule { op: OpKind::MaxPool2d, support: Full, export: |ex, n| pool(ex, n, 2, true) },
     ExportRule { op: OpKind::AvgPool1d, support: Partial(DILATED_AVG), export: |ex, n| pool(ex, n, 1, false) },
     ExportRule { op: OpKind::AvgPool2d, support: Partial(DILATED_AVG), export: |ex, n| pool(ex, n, 2, false) },
+    ExportRule {
+        op: OpKind::Upsample,
+        support: Partial("the input's spatial dimensions must be static (Resize's scales are computed from them)"),
+        export: upsample,
+    },
     ExportRule {
         op: OpKind::AdaptiveAvgPool2d,
         support: Partial("an output size other than 1x1 needs a static input whose size the output size divides"),
@@ -60,5 +65,25 @@ fn adaptive_avg(ex: &mut Exporter<'_>, n: &Args<'_>) -> Result<(), String> {
     }
     let k = vec![h / o[0], w / o[1]];
     ex.emit("AveragePool", vec![n.x.clone()], &n.out, vec![a_ints("kernel_shape", k.clone()), a_ints("strides", k)]);
+    Ok(())
+}
+
+fn upsample(ex: &mut Exporter<'_>, n: &Args<'_>) -> Result<(), String> {
+    let a = n.attrs();
+    let info = ex.values.get(&n.x).cloned().ok_or("Upsample needs its input's shape")?;
+    let mut scales = vec![1.0f32, 1.0];
+    for (d, &m) in info.shape.0[2..].iter().zip(a.ints("size")) {
+        let len = d.fixed().ok_or("Upsample of a dynamic spatial dimension has no ONNX Resize form here")?;
+        scales.push((m as f64 / len as f64) as f32);
+    }
+    let len = scales.len();
+    let name = ex.temp(&n.out, "scales");
+    let scales = ex.constant(&name, &nnbundle_format::Tensor::from_vec(vec![len], scales).map_err(|e| e.to_string())?);
+    let attrs = vec![
+        a_str("mode", a.str("mode")),
+        a_str("coordinate_transformation_mode", a.str("coordinate_mode")),
+        a_str("nearest_mode", a.str("nearest_mode")),
+    ];
+    ex.emit("Resize", vec![n.x.clone(), String::new(), scales], &n.out, attrs);
     Ok(())
 }

@@ -1,5 +1,6 @@
-//! ONNX pooling.
+//! ONNX pooling and resampling.
 
+use nnbundle_format::Tensor;
 use nnbundle_graph::{AttrValue, OpKind};
 
 use super::table::Translator;
@@ -8,6 +9,8 @@ use crate::proto::NodeProto;
 
 /// The translators of this family.
 pub(crate) const TRANSLATORS: &[Translator] = &[
+    Translator { onnx: "Resize", produces: &[OpKind::Upsample], translate: resize },
+    Translator { onnx: "Upsample", produces: &[OpKind::Upsample], translate: resize },
     Translator { onnx: "MaxPool", produces: &[OpKind::MaxPool1d, OpKind::MaxPool2d], translate: pool },
     Translator { onnx: "AveragePool", produces: &[OpKind::AvgPool1d, OpKind::AvgPool2d], translate: pool },
     Translator {
@@ -63,4 +66,103 @@ impl Importer {
         }
         self.add(hint, kind, attrs, vec![x])
     }
+}
+
+/// ONNX Resize (opset 10+) and Upsample (before): nearest or linear over the
+/// spatial dimensions, to sizes given or computed from constant scales and
+/// the input's static shape.
+fn resize(im: &mut Importer, n: &OnnxNode<'_>) -> Result<Option<String>, String> {
+    let op = n.proto.op_type.as_str();
+    let x = n.arg(0)?;
+    let shape = im.static_shape(&x);
+    let rank = im.rank(&x).ok_or_else(|| format!("{op} needs its input's rank"))?;
+    if rank < 3 {
+        return Err(format!("{op} of a rank-{rank} input: the vocabulary resizes [N, C, ...] only"));
+    }
+    let constant = |i: usize| -> Result<Option<Tensor>, String> {
+        match n.proto.input.get(i).filter(|s| !s.is_empty()).map(|s| im.operand(s)).transpose()? {
+            None => Ok(None),
+            Some(Operand::Const(t, _)) => Ok(Some(t)),
+            Some(Operand::Value(v)) => {
+                Err(format!("{op} with scales or sizes computed at run time (`{v}`) needs them constant"))
+            }
+        }
+    };
+    // Inputs: Upsample-7 has an attribute, Upsample-9 and Resize-10 (X, scales), Resize-11+ (X, roi, scales, sizes).
+    let (scales, sizes) = match (op, im.opset) {
+        ("Upsample", _) if n.proto.input.len() < 2 => (
+            Some(
+                super::attr(n.proto, "scales")
+                    .map(|a| a.floats.iter().map(|&f| f64::from(f)).collect())
+                    .ok_or("Upsample needs scales")?,
+            ),
+            None,
+        ),
+        ("Upsample", _) | (_, 10) => (constant(1)?.map(|t| floats(&t)).transpose()?, None),
+        _ => (
+            constant(2)?.map(|t| floats(&t)).transpose()?.filter(|s| !s.is_empty()),
+            constant(3)?.map(|t| t.to_vec::<i64>().map_err(|e| e.to_string())).transpose()?,
+        ),
+    };
+    let size: Vec<i64> = match (sizes, scales) {
+        (Some(sizes), _) => {
+            if sizes.len() != rank || shape.as_ref().is_some_and(|s| s[..2] != sizes[..2]) {
+                return Err(format!("{op} sizes {sizes:?} must keep N and C"));
+            }
+            sizes[2..].to_vec()
+        }
+        (None, Some(scales)) => {
+            if scales.len() != rank || scales[0] != 1.0 || scales[1] != 1.0 {
+                return Err(format!("{op} scales {scales:?}: the vocabulary resizes the spatial dimensions only"));
+            }
+            let shape = shape.ok_or_else(|| {
+                format!(
+                    "{op} by scales needs the input's spatial size: fix the inputs' dimensions with `--input-shape`"
+                )
+            })?;
+            let mut out = Vec::new();
+            for (&len, &s) in shape[2..].iter().zip(&scales[2..]) {
+                let m = len as f64 * s;
+                if m.fract() != 0.0 {
+                    return Err(format!(
+                        "{op} scale {s} of a length {len} gives a fractional size, which Upsample does not express"
+                    ));
+                }
+                out.push(m as i64);
+            }
+            out
+        }
+        (None, None) => return Err(format!("{op} needs scales or sizes")),
+    };
+    let mode = match super::attr_s(n.proto, "mode", "nearest").as_str() {
+        "nearest" => "nearest",
+        "linear" | "bilinear" => "linear",
+        other => return Err(format!("{op} mode `{other}` is not in the vocabulary (nearest, linear)")),
+    };
+    // Resize from opset 11 defaults to half_pixel; before, coordinates were asymmetric.
+    let default_coordinates = if op == "Resize" && im.opset >= 11 { "half_pixel" } else { "asymmetric" };
+    let coordinates = super::attr_s(n.proto, "coordinate_transformation_mode", default_coordinates);
+    if !["asymmetric", "half_pixel", "pytorch_half_pixel", "align_corners"].contains(&coordinates.as_str()) {
+        return Err(format!("{op} coordinate_transformation_mode `{coordinates}` is not in the vocabulary"));
+    }
+    let default_nearest = if op == "Resize" && im.opset >= 11 { "round_prefer_floor" } else { "floor" };
+    let nearest = super::attr_s(n.proto, "nearest_mode", default_nearest);
+    if attr_i(n.proto, "antialias", 0) != 0 || super::attr(n.proto, "axes").is_some() {
+        return Err(format!("{op} with antialias or axes is not in the vocabulary"));
+    }
+    let attrs = vec![
+        ("size", AttrValue::Ints(size)),
+        ("mode", AttrValue::Str(mode.into())),
+        ("coordinate_mode", AttrValue::Str(coordinates)),
+        ("nearest_mode", AttrValue::Str(nearest)),
+    ];
+    im.add(n.hint, OpKind::Upsample, attrs, vec![x]).map(Some)
+}
+
+/// A float tensor's values as f64.
+fn floats(t: &Tensor) -> Result<Vec<f64>, String> {
+    t.to_vec::<f32>()
+        .map(|v| v.into_iter().map(f64::from).collect())
+        .or_else(|_| t.to_vec::<f64>())
+        .map_err(|e| e.to_string())
 }

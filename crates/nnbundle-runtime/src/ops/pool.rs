@@ -192,3 +192,128 @@ impl Kernel for AdaptiveAvg {
         with_float!(first_dtype(args), T => adaptive::<T>(self, args))
     }
 }
+
+/// How `Upsample` maps an output index to an input coordinate.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Coordinates {
+    Asymmetric,
+    HalfPixel,
+    PytorchHalfPixel,
+    AlignCorners,
+}
+
+/// How `Upsample`'s `nearest` rounds.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Rounding {
+    Floor,
+    Ceil,
+    PreferFloor,
+    PreferCeil,
+}
+
+pub(crate) struct Upsample {
+    size: Vec<usize>,
+    linear: bool,
+    coordinates: Coordinates,
+    rounding: Rounding,
+}
+
+impl Upsample {
+    pub(crate) fn new(a: NodeAttrs<'_>) -> Self {
+        let coordinates = match a.str("coordinate_mode") {
+            "half_pixel" => Coordinates::HalfPixel,
+            "pytorch_half_pixel" => Coordinates::PytorchHalfPixel,
+            "align_corners" => Coordinates::AlignCorners,
+            _ => Coordinates::Asymmetric,
+        };
+        let rounding = match a.str("nearest_mode") {
+            "ceil" => Rounding::Ceil,
+            "round_prefer_floor" => Rounding::PreferFloor,
+            "round_prefer_ceil" => Rounding::PreferCeil,
+            _ => Rounding::Floor,
+        };
+        let size = a.ints("size").iter().map(|&s| usize::try_from(s).unwrap_or(0)).collect();
+        Upsample { size, linear: a.str("mode") == "linear", coordinates, rounding }
+    }
+
+    /// The input coordinate of output index `x` for input length `n`, output length `m`.
+    fn coordinate(&self, x: usize, n: usize, m: usize) -> f64 {
+        let (x, n_f, m_f) = (x as f64, n as f64, m as f64);
+        match self.coordinates {
+            Coordinates::Asymmetric => x * n_f / m_f,
+            Coordinates::HalfPixel => (x + 0.5) * n_f / m_f - 0.5,
+            Coordinates::PytorchHalfPixel if m > 1 => (x + 0.5) * n_f / m_f - 0.5,
+            Coordinates::AlignCorners if m > 1 => x * (n_f - 1.0) / (m_f - 1.0),
+            _ => 0.0,
+        }
+    }
+
+    /// Per output index of one dimension: the two inputs mixed and the weight of the second.
+    fn taps(&self, n: usize, m: usize) -> Vec<(usize, usize, f64)> {
+        let last = n.saturating_sub(1) as f64;
+        (0..m)
+            .map(|x| {
+                let c = self.coordinate(x, n, m);
+                if self.linear {
+                    let c = c.clamp(0.0, last);
+                    let i0 = c.floor();
+                    ((i0 as usize), ((i0 + 1.0).min(last)) as usize, c - i0)
+                } else {
+                    let r = match self.rounding {
+                        Rounding::Floor => c.floor(),
+                        Rounding::Ceil => c.ceil(),
+                        Rounding::PreferFloor if c.fract() == 0.5 => c.floor(),
+                        Rounding::PreferCeil if c.fract() == 0.5 => c.ceil(),
+                        _ => c.round(),
+                    };
+                    let i = r.clamp(0.0, last) as usize;
+                    (i, i, 0.0)
+                }
+            })
+            .collect()
+    }
+}
+
+fn upsample<T: Float>(k: &Upsample, args: &[Arg<'_>]) -> KernelResult {
+    let x = view::<T>(args, 0)?;
+    let x = x.as_standard_layout();
+    let shape = x.shape().to_vec();
+    if shape.len() != k.size.len() + 2 {
+        return Err(format!("Upsample expects input of rank {}, found {:?}", k.size.len() + 2, shape));
+    }
+    if shape[2..].contains(&0) {
+        return Err(format!("Upsample of an empty spatial dimension: {shape:?}"));
+    }
+    // One spatial dimension at a time: [outer, n, inner] -> [outer, m, inner].
+    let mut data: Vec<T> = x.iter().copied().collect();
+    let mut dims = shape.clone();
+    for (d, &m) in k.size.iter().enumerate() {
+        let axis = d + 2;
+        let n = dims[axis];
+        let outer: usize = dims[..axis].iter().product();
+        let inner: usize = dims[axis + 1..].iter().product();
+        let taps = k.taps(n, m);
+        let mut out = Vec::with_capacity(outer * m * inner);
+        for o in 0..outer {
+            let block = &data[o * n * inner..(o + 1) * n * inner];
+            for &(i0, i1, t) in &taps {
+                let (a, b) = (&block[i0 * inner..(i0 + 1) * inner], &block[i1 * inner..(i1 + 1) * inner]);
+                if t == 0.0 {
+                    out.extend_from_slice(a);
+                } else {
+                    let t = T::from_f64(t);
+                    out.extend(a.iter().zip(b).map(|(&a, &b)| (T::one() - t) * a + t * b));
+                }
+            }
+        }
+        data = out;
+        dims[axis] = m;
+    }
+    Ok(T::into_value(ndarray::ArrayD::from_shape_vec(dims, data).map_err(|e| e.to_string())?))
+}
+
+impl Kernel for Upsample {
+    fn run(&self, args: &[Arg<'_>], _: &Scratch) -> KernelResult {
+        with_float!(first_dtype(args), T => upsample::<T>(self, args))
+    }
+}
