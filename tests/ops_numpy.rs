@@ -25,6 +25,7 @@ const ORT_CANNOT_RUN: &[(&str, &str)] = &[
     ("local_response_norm_f64", "no f64 LRN kernel"),
     ("local_response_norm_even_window", "its LRN accepts odd sizes only (ONNX allows even ones)"),
     ("upsample_linear_pytorch_1d_f64", "no f64 Resize kernel"),
+    ("conv_transpose1d_f64", "no f64 ConvTranspose kernel"),
 ];
 
 #[test]

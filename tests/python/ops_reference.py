@@ -226,6 +226,42 @@ def upsample(attrs, x):
     return y
 
 
+def conv_transpose(attrs, ops, spatial):
+    """Scatter each input element through the kernel (PyTorch's ConvTranspose definition)."""
+    x, w = ops["input"], ops["weight"]
+    if spatial == 1:
+        x, w = x[:, :, None, :], w[:, :, None, :]
+        geometry = [(1, 1, 0, 0, 1, 0)]
+    else:
+        geometry = []
+    pads = pad_pairs(attrs["padding"], spatial)
+    for i in range(spatial):
+        geometry.append((attrs["kernel_size"][i], attrs["stride"][i], pads[i][0], pads[i][1], attrs["dilation"][i], attrs["output_padding"][i]))
+    (_, sh, ph, _, dh, _), (_, sw, pw, _, dw, _) = geometry
+    n, c, h, wd = x.shape
+    _, og, kh, kw = w.shape
+    out = [(l - 1) * s - pb - pe + d * (k - 1) + op + 1 for l, (k, s, pb, pe, d, op) in zip((h, wd), geometry)]
+    groups = attrs["groups"]
+    cg = c // groups
+    y = np.zeros((n, og * groups, out[0], out[1]))
+    for ci in range(c):
+        g = ci // cg
+        for o in range(og):
+            for i in range(h):
+                for j in range(wd):
+                    for ti in range(kh):
+                        yi = i * sh - ph + ti * dh
+                        if not 0 <= yi < out[0]:
+                            continue
+                        for tj in range(kw):
+                            yj = j * sw - pw + tj * dw
+                            if 0 <= yj < out[1]:
+                                y[:, g * og + o, yi, yj] += x[:, ci, i, j] * w[ci, o, ti, tj]
+    if "bias" in ops:
+        y += ops["bias"].reshape(1, -1, 1, 1)
+    return y[:, :, 0, :] if spatial == 1 else y
+
+
 def reference(op, attrs, ops):
     x = ops.get("input")
     if op == "Linear":
@@ -276,6 +312,8 @@ def reference(op, attrs, ops):
         return 1 / (1 + np.exp(-x))
     if op == "Tanh":
         return np.tanh(x)
+    if op in ("ConvTranspose1d", "ConvTranspose2d"):
+        return conv_transpose(attrs, ops, int(op[13]))
     if op == "Upsample":
         return upsample(attrs, x)
     if op == "Slice":

@@ -366,6 +366,37 @@ pub fn cases() -> Vec<Case> {
             &[&[1, 2, 4]],
         )
         .f64(),
+        case(
+            "conv_transpose2d_stride2",
+            ConvTranspose2d,
+            attrs! {"in_channels": 3, "out_channels": 4, "kernel_size": 2, "stride": 2},
+            &[&[1, 3, 3, 4]],
+        ),
+        case(
+            "conv_transpose2d_pad_outpad_groups",
+            ConvTranspose2d,
+            attrs! {"in_channels": 4, "out_channels": 6, "kernel_size": [3, 2], "stride": [2, 3], "padding": [1, 0, 0, 1], "output_padding": [1, 0], "groups": 2},
+            &[&[2, 4, 3, 3]],
+        ),
+        case(
+            "conv_transpose2d_dilation_no_bias",
+            ConvTranspose2d,
+            attrs! {"in_channels": 2, "out_channels": 2, "kernel_size": 3, "dilation": 2, "bias": false},
+            &[&[1, 2, 4, 3]],
+        ),
+        case(
+            "conv_transpose1d",
+            ConvTranspose1d,
+            attrs! {"in_channels": 3, "out_channels": 2, "kernel_size": 4, "stride": 3, "padding": 1},
+            &[&[2, 3, 5]],
+        ),
+        case(
+            "conv_transpose1d_f64",
+            ConvTranspose1d,
+            attrs! {"in_channels": 2, "out_channels": 3, "kernel_size": 3, "stride": 2, "output_padding": 1},
+            &[&[1, 2, 4]],
+        )
+        .f64(),
         // Opset 2: elementwise functions.
         case("hardtanh", Hardtanh, attrs! {"min_val": -0.5, "max_val": 0.7}, &[&[3, 4]]),
         case("hardtanh_relu6", Hardtanh, attrs! {"min_val": 0.0, "max_val": 6.0}, &[&[4, 5]]).data_gen(0, Gen::Wide),

@@ -32,6 +32,12 @@ fn scheme(node: &Node, p: &Parameter) -> Option<Scheme> {
             let k: i64 = a.ints("kernel_size").iter().product();
             UniformInit(1.0 / ((a.int("in_channels") / a.int("groups").max(1) * k).max(1) as f64).sqrt())
         }
+        // PyTorch's fan-in of a transposed weight [in, out/groups, k...] is out/groups * prod(k), for both.
+        (OpKind::ConvTranspose1d | OpKind::ConvTranspose2d, "weight") => UniformInit(1.0 / fan_in(&shape).sqrt()),
+        (OpKind::ConvTranspose1d | OpKind::ConvTranspose2d, "bias") => {
+            let k: i64 = a.ints("kernel_size").iter().product();
+            UniformInit(1.0 / ((a.int("out_channels") / a.int("groups").max(1) * k).max(1) as f64).sqrt())
+        }
         (OpKind::BatchNorm1d | OpKind::BatchNorm2d | OpKind::LayerNorm, "weight") => Constant(1.0),
         (OpKind::BatchNorm1d | OpKind::BatchNorm2d | OpKind::LayerNorm, "bias") => Constant(0.0),
         (OpKind::BatchNorm1d | OpKind::BatchNorm2d, "running_mean" | "num_batches_tracked") => Constant(0.0),

@@ -252,6 +252,8 @@ vocabulary! {
     ReduceMax => reduce::REDUCEMAX,
     Slice => shape::SLICE,
     Upsample => pool::UPSAMPLE,
+    ConvTranspose1d => conv::CONVTRANSPOSE1D,
+    ConvTranspose2d => conv::CONVTRANSPOSE2D,
     }
 }
 

@@ -554,3 +554,98 @@ impl ConvFloat for f64 {
         }
     }
 }
+
+/// `ConvTranspose1d/2d`, by scattering each input element through the
+/// kernel into the output (the 1-D case runs as 2-D with height 1).
+pub(crate) struct ConvTranspose {
+    /// Per spatial dimension (height first in 2-D): kernel, stride, pad_begin, pad_end, dilation, output_padding.
+    geometry: Vec<[i64; 6]>,
+    groups: usize,
+    out_channels: usize,
+    bias: bool,
+}
+
+impl ConvTranspose {
+    pub(crate) fn new(a: NodeAttrs<'_>, spatial: usize) -> Self {
+        ConvTranspose {
+            geometry: nnbundle_graph::conv_transpose_geometry(a.raw(), spatial),
+            groups: usize::try_from(a.int("groups")).unwrap_or(1).max(1),
+            out_channels: usize::try_from(a.int("out_channels")).unwrap_or(0),
+            bias: a.bool("bias"),
+        }
+    }
+}
+
+fn conv_transpose<T: Float>(k: &ConvTranspose, args: &[Arg<'_>]) -> KernelResult {
+    let x = view::<T>(args, 0)?;
+    let w = view::<T>(args, 1)?;
+    let spatial = k.geometry.len();
+    let x = as_4d(x, spatial)?;
+    let w = as_4d(w, spatial)?;
+    // As 2-D: a 1-D transposed convolution is one with unit height.
+    let unit = [1, 1, 0, 0, 1, 0];
+    let [gh, gw] = if spatial == 1 { [unit, k.geometry[0]] } else { [k.geometry[0], k.geometry[1]] };
+    let (n, c, h, wd) = x.dim();
+    let (_, og, kh, kw) = w.dim();
+    let out_len = |len: usize, [k, s, pb, pe, d, op]: [i64; 6]| (len as i64 - 1) * s - pb - pe + d * (k - 1) + op + 1;
+    let (oh, ow) = (out_len(h, gh), out_len(wd, gw));
+    if oh < 1 || ow < 1 {
+        return Err(format!("the padding leaves no output for input [{h}, {wd}]"));
+    }
+    let (oh, ow) = (oh as usize, ow as usize);
+    if k.out_channels != og * k.groups || c % k.groups != 0 {
+        return Err(format!(
+            "weight of shape {:?} does not fit {} output channels in {} groups",
+            w.shape(),
+            k.out_channels,
+            k.groups
+        ));
+    }
+    let cg = c / k.groups;
+    let bias = if k.bias { Some(view::<T>(args, 2)?) } else { None };
+    let mut y = vec![T::zero(); n * k.out_channels * oh * ow];
+    for b in 0..n {
+        for ci in 0..c {
+            let g = ci / cg;
+            for o in 0..og {
+                let oc = g * og + o;
+                let plane = &mut y[(b * k.out_channels + oc) * oh * ow..][..oh * ow];
+                for i in 0..h {
+                    for j in 0..wd {
+                        let v = x[[b, ci, i, j]];
+                        for ti in 0..kh {
+                            let yi = i as i64 * gh[1] - gh[2] + ti as i64 * gh[4];
+                            if yi < 0 || yi >= oh as i64 {
+                                continue;
+                            }
+                            for tj in 0..kw {
+                                let yj = j as i64 * gw[1] - gw[2] + tj as i64 * gw[4];
+                                if yj >= 0 && yj < ow as i64 {
+                                    plane[yi as usize * ow + yj as usize] += v * w[[ci, o, ti, tj]];
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if let Some(bias) = bias {
+        for (p, plane) in y.chunks_exact_mut(oh * ow).enumerate() {
+            let bv = bias[[p % k.out_channels]];
+            plane.iter_mut().for_each(|v| *v += bv);
+        }
+    }
+    let mut shape = vec![n, k.out_channels];
+    if spatial == 2 {
+        shape.push(oh);
+    }
+    shape.push(ow);
+    Ok(T::into_value(ArrayD::from_shape_vec(IxDyn(&shape), y).map_err(|e| e.to_string())?))
+}
+
+impl Kernel for ConvTranspose {
+    fn run(&self, args: &[Arg<'_>], _: &Scratch) -> KernelResult {
+        with_float!(first_dtype(args), T => conv_transpose::<T>(self, args))
+    }
+}
