@@ -6,23 +6,32 @@ use crate::attr::{AttrDefault as D, AttrType as T, Attrs, attr};
 use crate::op::{OpDef, OpRule, Operands, ParamSpec, Role, Slot, slot};
 use crate::value::{Dim, Shape, ValueInfo};
 
+/// The attributes of a convolution over `$n` dimensions: the shared ones
+/// around the `padding` given (and, for a transposed one, `output_padding`).
 macro_rules! conv_attrs {
-    ($n:expr) => {
+    ($n:expr, $padding:expr $(, $extra:expr)?) => {
         &[
             attr("in_channels", T::Int, D::Required, "channels of the input"),
             attr("out_channels", T::Int, D::Required, "channels of the output"),
             attr("kernel_size", T::Spatial($n), D::Required, "window size per spatial dimension"),
             attr("stride", T::Spatial($n), D::Spatial(1), "step per spatial dimension"),
+            $padding,
+            $($extra,)?
+            attr("dilation", T::Spatial($n), D::Spatial(1), "spacing between kernel elements"),
+            attr("groups", T::Int, D::Int(1), "blocked connections; divides in_channels and out_channels"),
+            attr("bias", T::Bool, D::Bool(true), "whether the node has a bias"),
+        ]
+    };
+    ($n:expr) => {
+        conv_attrs!(
+            $n,
             attr(
                 "padding",
                 T::Padding($n),
                 D::Spatial(0),
                 "zeros added on both sides, or `valid` (none) or `same` (output size = input size; stride 1 only)",
-            ),
-            attr("dilation", T::Spatial($n), D::Spatial(1), "spacing between kernel elements"),
-            attr("groups", T::Int, D::Int(1), "blocked connections; divides in_channels and out_channels"),
-            attr("bias", T::Bool, D::Bool(true), "whether the node has a bias"),
-        ]
+            )
+        )
     };
 }
 
@@ -138,27 +147,21 @@ impl OpRule for ConvRule {
 
 macro_rules! conv_transpose_attrs {
     ($n:expr) => {
-        &[
-            attr("in_channels", T::Int, D::Required, "channels of the input"),
-            attr("out_channels", T::Int, D::Required, "channels of the output"),
-            attr("kernel_size", T::Spatial($n), D::Required, "window size per spatial dimension"),
-            attr("stride", T::Spatial($n), D::Spatial(1), "step per spatial dimension"),
+        conv_attrs!(
+            $n,
             attr(
                 "padding",
                 T::Pads($n),
                 D::Spatial(0),
-                "removed from both ends of the full output (n values, or 2n: begins, then ends)",
+                "removed from both ends of the full output (n values, or 2n: begins, then ends)"
             ),
             attr(
                 "output_padding",
                 T::Spatial($n),
                 D::Spatial(0),
-                "added to the end of the output, less than stride or dilation",
-            ),
-            attr("dilation", T::Spatial($n), D::Spatial(1), "spacing between kernel elements"),
-            attr("groups", T::Int, D::Int(1), "blocked connections; divides in_channels and out_channels"),
-            attr("bias", T::Bool, D::Bool(true), "whether the node has a bias"),
-        ]
+                "added to the end of the output, less than stride or dilation"
+            )
+        )
     };
 }
 
