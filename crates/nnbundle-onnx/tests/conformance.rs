@@ -5,8 +5,6 @@
 //! Test-harness adjustments (documented in spec/CONFORMANCE.md):
 //! - int64 graph inputs that feed a Reshape's shape or a Gather's indices are
 //!   frozen into the model as initializers, with the values of the case's data;
-//! - LayerNormalization's optional Mean and InvStdDev outputs, which opset 1
-//!   does not produce, are removed from the graph outputs; only Y is compared;
 //! - shapes come from `tensors.json` (the `.pb` files' shapes): the `.npy`
 //!   copies write ONNX scalars as shape `(1,)`.
 
@@ -91,12 +89,6 @@ fn run_case(dir: &Path) -> Result<(), String> {
         }
     }
     graph.input = kept;
-    // Drop LayerNormalization's statistics outputs.
-    for node in graph.node.iter_mut().filter(|n| n.op_type == "LayerNormalization") {
-        let extra: Vec<String> = node.output.iter().skip(1).cloned().collect();
-        node.output.truncate(1);
-        graph.output.retain(|o| !extra.contains(&o.name));
-    }
 
     let imported = nnbundle_onnx::import_model(&model).map_err(|e| e.to_string())?;
     let mut weights = imported.weights.clone();

@@ -3,7 +3,7 @@
 use nnbundle_graph::{AttrValue, OpKind};
 
 use super::table::Translator;
-use super::{Importer, Operand, attr_f, attr_i};
+use super::{Importer, OnnxNode, Operand, attr_f, attr_i};
 use crate::proto::NodeProto;
 
 /// The translators of this family.
@@ -31,13 +31,11 @@ pub(crate) const TRANSLATORS: &[Translator] = &[
         onnx: "LayerNormalization",
         produces: &[OpKind::LayerNorm],
         translate: |im, n| {
+            let y = im.layer_norm(n.proto, n.hint, &n.operands)?;
             if n.extra_outputs_used {
-                return Err(
-                    "LayerNormalization's mean and inverse-deviation outputs are used, which opset 1 does not produce"
-                        .into(),
-                );
+                im.layer_norm_statistics(n)?;
             }
-            im.layer_norm(n.proto, n.hint, &n.operands).map(Some)
+            Ok(Some(y))
         },
     },
 ];
@@ -95,5 +93,37 @@ impl Importer {
             ("bias", AttrValue::Bool(ops.len() > 2)),
         ];
         self.add(hint, OpKind::LayerNorm, attrs, ops.to_vec())
+    }
+
+    /// LayerNormalization's optional Mean and InvStdDev outputs, when read:
+    /// `ReduceMean` over the normalized dimensions (kept), and
+    /// `1 / sqrt(ReduceMean((x - mean)²) + epsilon)`, as ONNX defines them.
+    pub(crate) fn layer_norm_statistics(&mut self, n: &OnnxNode<'_>) -> Result<(), String> {
+        let x = n.arg(0)?;
+        let rank = self.rank(&x).ok_or("LayerNormalization needs its input's rank")? as i64;
+        let axis = attr_i(n.proto, "axis", -1);
+        let axis = if axis < 0 { axis + rank } else { axis };
+        let reduce = vec![("dims", AttrValue::Ints((axis..rank).collect())), ("keepdim", AttrValue::Bool(true))];
+        let hint = n.hint;
+        let mean = self.add(&format!("{hint}_mean"), OpKind::ReduceMean, reduce.clone(), vec![x.clone()])?;
+        let centered =
+            self.add(&format!("{hint}_centered"), OpKind::Sub, vec![], vec![x, Operand::Value(mean.clone())])?;
+        let squared = self.add(
+            &format!("{hint}_squared"),
+            OpKind::Mul,
+            vec![],
+            vec![Operand::Value(centered.clone()), Operand::Value(centered)],
+        )?;
+        let var = self.add(&format!("{hint}_variance"), OpKind::ReduceMean, reduce, vec![Operand::Value(squared)])?;
+        let eps = self.scalar(&Operand::Value(var.clone()), f64::from(attr_f(n.proto, "epsilon", 1e-5)));
+        let shifted = self.add(&format!("{hint}_variance_eps"), OpKind::Add, vec![], vec![Operand::Value(var), eps])?;
+        let std = self.add(&format!("{hint}_std"), OpKind::Sqrt, vec![], vec![Operand::Value(shifted)])?;
+        let inv = self.add(&format!("{hint}_inv_std"), OpKind::Reciprocal, vec![], vec![Operand::Value(std)])?;
+        for (k, value) in [(1, mean), (2, inv)] {
+            if let Some(name) = n.proto.output.get(k).filter(|o| !o.is_empty()) {
+                self.names.insert(name.clone(), value);
+            }
+        }
+        Ok(())
     }
 }
