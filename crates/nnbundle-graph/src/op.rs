@@ -67,6 +67,9 @@ impl ParamDType {
     /// How the rule is described in errors.
     pub fn describe(self, input: Option<DType>) -> String {
         match (self, input) {
+            (ParamDType::Float, Some(d)) if !d.is_float() => {
+                format!("f32 or f64, and the input ({d}) must be that float type too")
+            }
             (ParamDType::Float | ParamDType::SameAsInput, Some(d)) => format!("{d} (the input's dtype)"),
             (ParamDType::Float, None) | (ParamDType::AnyFloat, _) => "f32 or f64".into(),
             (ParamDType::SameAsInput, None) => "the input's dtype".into(),

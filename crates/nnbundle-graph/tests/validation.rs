@@ -233,6 +233,19 @@ fn parameters_can_be_graph_inputs() {
 }
 
 #[test]
+fn a_float_parameter_on_an_integer_input_says_what_is_wrong() {
+    let yaml = "opset: 1\ninputs: [{name: x, dtype: i64, shape: [3]}]\nsequential: [{name: m, op: Mul}]\n";
+    let weights = BTreeMap::from([("m.other".to_string(), WeightInfo { dtype: DType::I64, shape: vec![] })]);
+    let report = analyze(yaml.as_bytes(), Some(&weights)).report;
+    expect(
+        &report,
+        Code::ParameterDType,
+        "sequential[0]",
+        "weight `m.other` is i64, Mul needs f32 or f64, and the input (i64) must be that float type too",
+    );
+}
+
+#[test]
 fn an_op_needs_the_opset_that_added_it() {
     let yaml = "opset: 1\ninputs: [{name: x, dtype: f32, shape: [2]}]\nsequential: [{name: e, op: Exp}]\n";
     expect(
