@@ -43,7 +43,7 @@ pub(crate) static CONV1D: OpDef = OpDef {
     numerics: "cross-correlation (the kernel is not flipped) over zero-padded input; with `groups = g`, input and output channels are split into g equal groups and group i of the output sees only group i of the input; weight `[out, in/g, k]`.",
     attrs: conv_attrs!(1),
     slots: SLOTS,
-    rule: &ConvRule { n: 1, name: "Conv1d" },
+    rule: &ConvRule { n: 1, name: "Conv1d", transposed: false },
 };
 
 pub(crate) static CONV2D: OpDef = OpDef {
@@ -52,12 +52,16 @@ pub(crate) static CONV2D: OpDef = OpDef {
     numerics: "cross-correlation (the kernel is not flipped) over zero-padded input; with `groups = g`, input and output channels are split into g equal groups and group i of the output sees only group i of the input; weight `[out, in/g, kh, kw]`.",
     attrs: conv_attrs!(2),
     slots: SLOTS,
-    rule: &ConvRule { n: 2, name: "Conv2d" },
+    rule: &ConvRule { n: 2, name: "Conv2d", transposed: false },
 };
 
+/// The rule of a convolution or, `transposed`, of its transpose: the same
+/// attributes and checks, but for output_padding, the weight's layout and
+/// the output length.
 struct ConvRule {
     n: usize,
     name: &'static str,
+    transposed: bool,
 }
 
 /// Padding of each spatial dimension as (begin, end), resolving `valid` and `same`.
@@ -114,6 +118,18 @@ impl OpRule for ConvRule {
         if a.str("padding") == "same" && a.ints("stride").iter().any(|&s| s != 1) {
             out.push(("padding", "`same` requires stride 1".into()));
         }
+        if self.transposed {
+            for [_, stride, _, _, dilation, output_padding] in conv_transpose_geometry(a, self.n) {
+                if output_padding < 0 || (output_padding >= stride && output_padding >= dilation) {
+                    out.push((
+                        "output_padding",
+                        format!(
+                            "{output_padding} must be at least 0 and less than stride {stride} or dilation {dilation}"
+                        ),
+                    ));
+                }
+            }
+        }
         out
     }
 
@@ -121,8 +137,10 @@ impl OpRule for ConvRule {
         let out_c = a.int("out_channels") as u64;
         match slot {
             "weight" => {
-                let g = a.int("groups").max(1);
-                let mut shape = vec![out_c, (a.int("in_channels") / g) as u64];
+                let (g, in_c) = (a.int("groups").max(1), a.int("in_channels"));
+                // [out, in/groups, k...]; transposed, [in, out/groups, k...].
+                let mut shape =
+                    if self.transposed { vec![in_c as u64, out_c / g as u64] } else { vec![out_c, (in_c / g) as u64] };
                 shape.extend(a.ints("kernel_size").iter().map(|&k| k as u64));
                 Some(ParamSpec::float(shape))
             }
@@ -138,8 +156,20 @@ impl OpRule for ConvRule {
         require_rank(self.name, x, &[self.n + 2], layout)?;
         require_dim(self.name, "input channels", &x.shape.0[1], a.int("in_channels") as u64, &x.shape)?;
         let mut dims = vec![x.shape.0[0].clone(), Dim::Fixed(a.int("out_channels") as u64)];
-        for (window, dim) in conv_windows(a, self.n).iter().zip(&x.shape.0[2..]) {
-            dims.push(window.out_dim(self.name, dim)?);
+        if self.transposed {
+            for (geometry, dim) in conv_transpose_geometry(a, self.n).into_iter().zip(&x.shape.0[2..]) {
+                dims.push(match dim {
+                    Dim::Fixed(len) => match conv_transpose_length(*len as i64, geometry) {
+                        out if out >= 1 => Dim::Fixed(out as u64),
+                        _ => return Err(format!("{}: the padding leaves no output for input length {len}", self.name)),
+                    },
+                    _ => Dim::Unknown,
+                });
+            }
+        } else {
+            for (window, dim) in conv_windows(a, self.n).iter().zip(&x.shape.0[2..]) {
+                dims.push(window.out_dim(self.name, dim)?);
+            }
         }
         Ok(Some(ValueInfo::new(x.dtype, Shape(dims))))
     }
@@ -171,7 +201,7 @@ pub(crate) static CONVTRANSPOSE1D: OpDef = OpDef {
     numerics: "every input element `x[n, c, i]` adds `x * w[c, o, t]` to output position `i * stride - pad_begin + t * dilation` of output channel `g * out/groups + o` (group g of c), for every tap t; positions outside the output are dropped; the output length is `(L - 1) * stride - pad_begin - pad_end + dilation * (k - 1) + output_padding + 1`; then the bias is added.",
     attrs: conv_transpose_attrs!(1),
     slots: SLOTS,
-    rule: &ConvTransposeRule { n: 1, name: "ConvTranspose1d" },
+    rule: &ConvRule { n: 1, name: "ConvTranspose1d", transposed: true },
 };
 
 pub(crate) static CONVTRANSPOSE2D: OpDef = OpDef {
@@ -180,13 +210,8 @@ pub(crate) static CONVTRANSPOSE2D: OpDef = OpDef {
     numerics: "per spatial dimension as ConvTranspose1d: every input element adds `x * w[c, o, th, tw]` to output position `(i * stride - pad_begin + t * dilation)` in each dimension, positions outside the output dropped; each output length is `(L - 1) * stride - pad_begin - pad_end + dilation * (k - 1) + output_padding + 1`; then the bias is added.",
     attrs: conv_transpose_attrs!(2),
     slots: SLOTS,
-    rule: &ConvTransposeRule { n: 2, name: "ConvTranspose2d" },
+    rule: &ConvRule { n: 2, name: "ConvTranspose2d", transposed: true },
 };
-
-struct ConvTransposeRule {
-    n: usize,
-    name: &'static str,
-}
 
 /// Per spatial dimension of a transposed convolution: (kernel, stride,
 /// pad_begin, pad_end, dilation, output_padding).
@@ -202,68 +227,12 @@ pub fn conv_transpose_geometry(a: &Attrs, n: usize) -> Vec<[i64; 6]> {
         .collect()
 }
 
-impl OpRule for ConvTransposeRule {
-    fn check_attrs(&self, a: &Attrs) -> Vec<(&'static str, String)> {
-        let mut out = at_least_one(a, &["in_channels", "out_channels", "groups"]);
-        out.extend(all_at_least_one(a, &["kernel_size", "stride", "dilation"]));
-        if a.ints("padding").iter().any(|&v| v < 0) {
-            out.push(("padding", format!("must not be negative, found {:?}", a.ints("padding"))));
-        }
-        for [_, stride, _, _, dilation, output_padding] in conv_transpose_geometry(a, self.n) {
-            if output_padding < 0 || (output_padding >= stride && output_padding >= dilation) {
-                out.push((
-                    "output_padding",
-                    format!("{output_padding} must be at least 0 and less than stride {stride} or dilation {dilation}"),
-                ));
-            }
-        }
-        let g = a.int("groups");
-        if g >= 1 && (a.int("in_channels") % g != 0 || a.int("out_channels") % g != 0) {
-            out.push((
-                "groups",
-                format!(
-                    "{g} must divide in_channels {} and out_channels {}",
-                    a.int("in_channels"),
-                    a.int("out_channels")
-                ),
-            ));
-        }
-        out
-    }
-
-    fn param(&self, slot: &str, a: &Attrs) -> Option<ParamSpec> {
-        let out_c = a.int("out_channels") as u64;
-        match slot {
-            "weight" => {
-                let g = a.int("groups").max(1) as u64;
-                let mut shape = vec![a.int("in_channels") as u64, out_c / g];
-                shape.extend(a.ints("kernel_size").iter().map(|&k| k as u64));
-                Some(ParamSpec::float(shape))
-            }
-            "bias" if a.bool("bias") => Some(ParamSpec::float(vec![out_c])),
-            _ => None,
-        }
-    }
-
-    fn infer(&self, a: &Attrs, ops: &Operands) -> Result<Option<ValueInfo>, String> {
-        let x = ops.input();
-        require_float(self.name, x)?;
-        let layout = if self.n == 1 { "[N, C, L]" } else { "[N, C, H, W]" };
-        require_rank(self.name, x, &[self.n + 2], layout)?;
-        require_dim(self.name, "input channels", &x.shape.0[1], a.int("in_channels") as u64, &x.shape)?;
-        let mut dims = vec![x.shape.0[0].clone(), Dim::Fixed(a.int("out_channels") as u64)];
-        for ([k, s, pb, pe, d, op], dim) in conv_transpose_geometry(a, self.n).into_iter().zip(&x.shape.0[2..]) {
-            dims.push(match dim {
-                Dim::Fixed(len) => {
-                    let out = (*len as i64 - 1) * s - pb - pe + d * (k - 1) + op + 1;
-                    if out < 1 {
-                        return Err(format!("{}: the padding leaves no output for input length {len}", self.name));
-                    }
-                    Dim::Fixed(out as u64)
-                }
-                _ => Dim::Unknown,
-            });
-        }
-        Ok(Some(ValueInfo::new(x.dtype, Shape(dims))))
-    }
+/// The output length of a transposed convolution over an input of length
+/// `len`, for one dimension's geometry from [`conv_transpose_geometry`]
+/// (below 1 when the padding leaves nothing).
+pub fn conv_transpose_length(
+    len: i64,
+    [kernel, stride, pad_begin, pad_end, dilation, output_padding]: [i64; 6],
+) -> i64 {
+    (len - 1) * stride - pad_begin - pad_end + dilation * (kernel - 1) + output_padding + 1
 }

@@ -122,6 +122,16 @@ impl Arr {
         t.map_err(err)
     }
 
+    /// This value's elements then `other`'s (as this dtype), flat.
+    fn followed_by(&self, other: &Arr) -> Arr {
+        let data = match &self.data {
+            Data::F(v) => Data::F([v.clone(), other.floats()].concat()),
+            Data::I(v) => Data::I([v.clone(), other.ints()].concat()),
+            Data::B(v) => Data::B([v.clone(), other.bools()].concat()),
+        };
+        Arr { dtype: self.dtype, shape: vec![self.len() + other.len()], data }
+    }
+
     /// The elements at `indices` (C-order positions) under `shape`.
     fn pick(&self, shape: Vec<usize>, indices: impl Iterator<Item = usize>) -> Arr {
         let data = match &self.data {
@@ -568,47 +578,14 @@ pub(crate) fn evaluate(node: &NodeProto, operands: &[Option<&Tensor>], opset: i6
         "Equal" | "Less" | "LessOrEqual" | "Greater" | "GreaterOrEqual" => compare(op, &x.unwrap(), &arr(1)?)?,
         "Where" => {
             let (c, a, b) = (x.unwrap(), arr(1)?, arr(2)?);
-            let b = b.cast(a.dtype);
-            let dtype = a.dtype;
+            // Both branches in one vector (b as a's dtype): a's elements, then b's.
+            let offset = a.len();
+            let both = a.followed_by(&b);
             let all = [c, a, b];
-            zip_with(&all, dtype, |v, ix| {
+            zip_with(&all, both.dtype, |v, ix| {
                 let cond = v[0].bools();
-                let pick = |p: &[usize]| if cond[p[0]] { (1, p[1]) } else { (2, p[2]) };
-                match &v[1].data {
-                    Data::F(_) => {
-                        let (x, y) = (v[1].floats(), v[2].floats());
-                        Data::F(
-                            ix.chunks_exact(3)
-                                .map(|p| match pick(p) {
-                                    (1, i) => x[i],
-                                    (_, i) => y[i],
-                                })
-                                .collect(),
-                        )
-                    }
-                    Data::I(_) => {
-                        let (x, y) = (v[1].ints(), v[2].ints());
-                        Data::I(
-                            ix.chunks_exact(3)
-                                .map(|p| match pick(p) {
-                                    (1, i) => x[i],
-                                    (_, i) => y[i],
-                                })
-                                .collect(),
-                        )
-                    }
-                    Data::B(_) => {
-                        let (x, y) = (v[1].bools(), v[2].bools());
-                        Data::B(
-                            ix.chunks_exact(3)
-                                .map(|p| match pick(p) {
-                                    (1, i) => x[i],
-                                    (_, i) => y[i],
-                                })
-                                .collect(),
-                        )
-                    }
-                }
+                let picks = ix.chunks_exact(3).map(|p| if cond[p[0]] { p[1] } else { offset + p[2] });
+                both.pick(Vec::new(), picks).data
             })?
         }
         _ => return Ok(None),
@@ -694,4 +671,99 @@ fn slice(node: &NodeProto, x: Arr, operands: &[Option<&Tensor>], opset: i64) -> 
         })
         .collect();
     Ok(x.pick(shape, positions.into_iter()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::{AttributeProto, attribute_type};
+
+    fn node(op: &str, attrs: Vec<AttributeProto>) -> NodeProto {
+        NodeProto { op_type: op.into(), attribute: attrs, ..Default::default() }
+    }
+
+    fn ints_attr(name: &str, ints: Vec<i64>) -> AttributeProto {
+        AttributeProto { name: name.into(), r#type: attribute_type::INTS, ints, ..Default::default() }
+    }
+
+    fn run(n: &NodeProto, inputs: &[Option<&Tensor>]) -> Tensor {
+        evaluate(n, inputs, 17).unwrap().expect("evaluated")
+    }
+
+    #[test]
+    fn where_picks_each_element_from_its_branch_with_broadcasting() {
+        let cond = Tensor::from_vec(vec![2, 1], vec![true, false]).unwrap();
+        let a = Tensor::from_vec(vec![2, 2], vec![1i64, 2, 3, 4]).unwrap();
+        let b = Tensor::from_vec(vec![2], vec![10i32, 20]).unwrap();
+        let y = run(&node("Where", vec![]), &[Some(&cond), Some(&a), Some(&b)]);
+        assert_eq!((y.dtype(), y.shape()), (DType::I64, &[2usize, 2][..]));
+        assert_eq!(y.to_vec::<i64>().unwrap(), [1, 2, 10, 20]);
+    }
+
+    #[test]
+    fn shape_plumbing_folds_as_onnx_defines_it() {
+        let x = Tensor::from_vec(vec![2, 3], (0..6i64).collect::<Vec<_>>()).unwrap();
+        // Gather of column 2 with a negative index: [2, 5].
+        let idx = Tensor::scalar(-1i64);
+        let mut gather = node("Gather", vec![]);
+        gather.attribute.push(AttributeProto {
+            name: "axis".into(),
+            r#type: attribute_type::INT,
+            i: 1,
+            ..Default::default()
+        });
+        assert_eq!(run(&gather, &[Some(&x), Some(&idx)]).to_vec::<i64>().unwrap(), [2, 5]);
+        // Slice from the end backwards by 2 along axis 1: [[2, 0], [5, 3]].
+        let (s, e, a, st) = (
+            Tensor::from_vec(vec![1], vec![-1i64]).unwrap(),
+            Tensor::from_vec(vec![1], vec![i64::MIN]).unwrap(),
+            Tensor::from_vec(vec![1], vec![1i64]).unwrap(),
+            Tensor::from_vec(vec![1], vec![-2i64]).unwrap(),
+        );
+        let y = run(&node("Slice", vec![]), &[Some(&x), Some(&s), Some(&e), Some(&a), Some(&st)]);
+        assert_eq!((y.shape(), y.to_vec::<i64>().unwrap()), (&[2usize, 2][..], vec![2, 0, 5, 3]));
+        // Unsqueeze (axes as an input from opset 13) and Concat along the new axis.
+        let axes = Tensor::from_vec(vec![1], vec![0i64]).unwrap();
+        let u = run(&node("Unsqueeze", vec![]), &[Some(&x), Some(&axes)]);
+        assert_eq!(u.shape(), [1, 2, 3]);
+        let mut concat = node("Concat", vec![]);
+        concat.attribute.push(AttributeProto {
+            name: "axis".into(),
+            r#type: attribute_type::INT,
+            i: 0,
+            ..Default::default()
+        });
+        let c = run(&concat, &[Some(&u), Some(&u)]);
+        assert_eq!(
+            (c.shape(), c.to_vec::<i64>().unwrap()[6..].to_vec()),
+            (&[2usize, 2, 3][..], vec![0, 1, 2, 3, 4, 5])
+        );
+        // ConstantOfShape without a value: f32 zeros.
+        let shape = Tensor::from_vec(vec![2], vec![2i64, 1]).unwrap();
+        let z = run(&node("ConstantOfShape", vec![]), &[Some(&shape)]);
+        assert_eq!((z.dtype(), z.to_vec::<f32>().unwrap()), (DType::F32, vec![0.0, 0.0]));
+        // Squeeze with attribute axes before opset 13.
+        let sq = evaluate(&node("Squeeze", vec![ints_attr("axes", vec![0])]), &[Some(&u)], 11).unwrap().unwrap();
+        assert_eq!(sq.shape(), [2, 3]);
+    }
+
+    #[test]
+    fn bad_constants_are_errors_naming_the_problem() {
+        let x = Tensor::from_vec(vec![3], vec![1i64, 2, 3]).unwrap();
+        let mut gather = node("Gather", vec![]);
+        gather.attribute.push(AttributeProto {
+            name: "axis".into(),
+            r#type: attribute_type::INT,
+            i: 0,
+            ..Default::default()
+        });
+        let idx = Tensor::scalar(3i64);
+        assert_eq!(
+            evaluate(&gather, &[Some(&x), Some(&idx)], 17).unwrap_err(),
+            "Gather index 3 is out of range for size 3"
+        );
+        let huge = Tensor::from_vec(vec![2], vec![1i64 << 20, 1 << 20]).unwrap();
+        let err = evaluate(&node("ConstantOfShape", vec![]), &[Some(&huge)], 17).unwrap_err();
+        assert!(err.contains("above 67108864 elements"), "{err}");
+    }
 }

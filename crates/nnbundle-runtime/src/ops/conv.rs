@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use std::sync::OnceLock;
 
 use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewMut2, IxDyn};
-use nnbundle_graph::{NodeAttrs, Window, conv_windows};
+use nnbundle_graph::{NodeAttrs, Window, conv_transpose_geometry, conv_transpose_length, conv_windows};
 use rayon::prelude::*;
 
 use super::elementwise::{Binary, BinaryOp};
@@ -568,7 +568,7 @@ pub(crate) struct ConvTranspose {
 impl ConvTranspose {
     pub(crate) fn new(a: NodeAttrs<'_>, spatial: usize) -> Self {
         ConvTranspose {
-            geometry: nnbundle_graph::conv_transpose_geometry(a.raw(), spatial),
+            geometry: conv_transpose_geometry(a.raw(), spatial),
             groups: usize::try_from(a.int("groups")).unwrap_or(1).max(1),
             out_channels: usize::try_from(a.int("out_channels")).unwrap_or(0),
             bias: a.bool("bias"),
@@ -587,8 +587,7 @@ fn conv_transpose<T: Float>(k: &ConvTranspose, args: &[Arg<'_>]) -> KernelResult
     let [gh, gw] = if spatial == 1 { [unit, k.geometry[0]] } else { [k.geometry[0], k.geometry[1]] };
     let (n, c, h, wd) = x.dim();
     let (_, og, kh, kw) = w.dim();
-    let out_len = |len: usize, [k, s, pb, pe, d, op]: [i64; 6]| (len as i64 - 1) * s - pb - pe + d * (k - 1) + op + 1;
-    let (oh, ow) = (out_len(h, gh), out_len(wd, gw));
+    let (oh, ow) = (conv_transpose_length(h as i64, gh), conv_transpose_length(wd as i64, gw));
     if oh < 1 || ow < 1 {
         return Err(format!("the padding leaves no output for input [{h}, {wd}]"));
     }
