@@ -1,6 +1,8 @@
 """Real models through `nnb import` and `nnb run`, compared with onnxruntime.
 
-Usage: real_models.py NNB_BINARY WORK_DIR
+Usage: real_models.py NNB_BINARY WORK_DIR [NAME...]
+
+With names, only the models so named run.
 
 The models are the ONNX model zoo's "light" models that ship inside the
 `onnx` 1.22.0 wheel (`onnx/backend/test/data/light`): AlexNet, DenseNet-121,
@@ -166,6 +168,14 @@ WHEEL_MODELS = [
         "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx",
         {"x": [1, 3, 96, 128]},
     ),
+    # ddddocr's object detector (YOLOX-style: Focus slicing, CSP blocks with SiLU as Sigmoid*Mul,
+    # an FPN/PAN neck with nearest Resize, decoupled heads concatenated into one output).
+    (
+        "ddddocr_yolox_det",
+        "ddddocr==1.6.1",
+        "ddddocr/common_det.onnx",
+        {},
+    ),
 ]
 
 
@@ -226,7 +236,7 @@ def run_model(nnb, path, work, rng, name=None, shapes=None):
     return name, None if worst <= TOLERANCE else f"relative error {worst:.2e} above {TOLERANCE}", worst
 
 
-def main(nnb, work):
+def main(nnb, work, only):
     os.makedirs(work, exist_ok=True)
     rng = np.random.default_rng(2024)
     models = sorted(f for f in os.listdir(LIGHT) if f.endswith(".onnx"))
@@ -235,6 +245,8 @@ def main(nnb, work):
     failures, passed, skipped = 0, 0, 0
     runs = [(os.path.join(LIGHT, f), None, None) for f in models]
     for name, requirement, member, shapes in WHEEL_MODELS:
+        if only and name not in only:
+            continue
         path = wheel_model(requirement, member, work)
         if path is None:
             skipped += 1
@@ -242,6 +254,8 @@ def main(nnb, work):
             continue
         runs.append((path, name, shapes))
     for path, name, shapes in runs:
+        if only and (name or os.path.basename(path)[len("light_"):-len(".onnx")]) not in only:
+            continue
         name, error, worst = run_model(nnb, path, work, rng, name, shapes)
         if error is None:
             passed += 1
@@ -254,4 +268,4 @@ def main(nnb, work):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(sys.argv[1], sys.argv[2], set(sys.argv[3:]))
