@@ -74,15 +74,13 @@ pub(crate) const TRANSLATORS: &[Translator] = &[
 /// missing bound is the largest finite f64 (infinite once rounded to f32).
 fn clip(im: &mut Importer, n: &OnnxNode<'_>) -> Result<Option<String>, String> {
     // Optional inputs keep their positions: `["x", "", "max"]` has no min.
-    let input = |i: usize| n.proto.input.get(i).filter(|s| !s.is_empty()).map(|s| im.operand(s)).transpose();
     let bound = |i: usize, attr: &str, default: f64| -> Result<f64, String> {
-        match input(i)?.as_ref() {
-            Some(Operand::Const(t, _)) => {
+        match n.constant(im, i, "bounds")? {
+            Some(t) => {
                 let v =
                     t.to_vec::<f64>().or_else(|_| t.to_vec::<f32>().map(|v| v.into_iter().map(f64::from).collect()));
                 v.ok().and_then(|v| v.first().copied()).ok_or_else(|| format!("Clip bound {i} is not a float scalar"))
             }
-            Some(Operand::Value(_)) => Err("Clip with bounds computed at run time is not in the vocabulary".into()),
             None => Ok(super::attr(n.proto, attr).map_or(default, |a| f64::from(a.f))),
         }
     };

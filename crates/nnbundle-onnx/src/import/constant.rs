@@ -486,12 +486,8 @@ pub(crate) fn evaluate(node: &NodeProto, operands: &[Option<&Tensor>], opset: i6
             x.pick(shape, positions.collect::<Vec<_>>().into_iter())
         }
         "Shape" => {
-            let x = x.unwrap();
-            let rank = x.shape.len() as i64;
-            let clamp = |v: i64| (if v < 0 { v + rank } else { v }).clamp(0, rank) as usize;
-            let (start, end) = (clamp(attr_i(node, "start", 0)), clamp(attr_i(node, "end", rank)));
-            let dims: Vec<i64> = x.shape[start..end.max(start)].iter().map(|&d| d as i64).collect();
-            Arr { dtype: DType::I64, shape: vec![dims.len()], data: Data::I(dims) }
+            let shape = nnbundle_graph::Shape::fixed(&x.unwrap().shape.iter().map(|&d| d as u64).collect::<Vec<_>>());
+            return Ok(super::symbolic::Dims::shape_of(&shape, node).to_const());
         }
         "Size" => Arr { dtype: DType::I64, shape: vec![], data: Data::I(vec![x.unwrap().len() as i64]) },
         "Slice" => slice(node, x.unwrap(), operands, opset)?,

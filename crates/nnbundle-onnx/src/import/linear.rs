@@ -94,7 +94,7 @@ impl Importer {
             Some(c) => self.scaled_add(hint, y, c, beta),
             None => match y {
                 Operand::Value(v) => Ok(v),
-                Operand::Const(..) => Ok(product),
+                _ => Ok(product),
             },
         }
     }

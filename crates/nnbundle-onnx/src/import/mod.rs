@@ -14,6 +14,7 @@ mod norm;
 mod pool;
 mod reduce;
 mod shape;
+mod symbolic;
 pub(crate) mod table;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -58,11 +59,13 @@ pub struct ImportOptions {
     pub outputs: Option<Vec<String>>,
 }
 
-/// A node operand: a graph value, or a constant (with the ONNX name it came from).
+/// A node operand: a graph value, a constant (with the ONNX name it came
+/// from), or a shape vector holding dynamic dimensions.
 #[derive(Debug, Clone)]
 pub(crate) enum Operand {
     Value(String),
     Const(Tensor, Option<String>),
+    Dims(symbolic::Dims),
 }
 
 /// One ONNX node as a translator sees it.
@@ -82,6 +85,29 @@ impl OnnxNode<'_> {
     pub fn arg(&self, i: usize) -> Result<Operand, String> {
         self.operands.get(i).cloned().ok_or_else(|| format!("{} needs input {i}", self.proto.op_type))
     }
+
+    /// The constant at input position `i` (`None` when left out); an error
+    /// naming `what` when it is computed by the graph.
+    pub fn constant(&self, im: &Importer, i: usize, what: &str) -> Result<Option<Tensor>, String> {
+        let op = &self.proto.op_type;
+        match self.proto.input.get(i).filter(|s| !s.is_empty()).map(|s| im.operand(s)).transpose()? {
+            None => Ok(None),
+            Some(Operand::Const(t, _)) => Ok(Some(t)),
+            Some(Operand::Value(v)) => Err(format!("{op} with {what} computed at run time (`{v}`) needs them constant")),
+            Some(Operand::Dims(d)) => Err(im.needs_pinning(&format!("{op}'s {what} {d}"))),
+        }
+    }
+
+    /// [`Self::constant`] as integers.
+    pub fn constant_ints(&self, im: &Importer, i: usize, what: &str) -> Result<Option<Vec<i64>>, String> {
+        self.constant(im, i, what)?
+            .map(|t| {
+                t.to_vec::<i64>()
+                    .or_else(|_| t.to_vec::<i32>().map(|v| v.into_iter().map(i64::from).collect()))
+                    .map_err(|e| format!("{} {what}: {e}", self.proto.op_type))
+            })
+            .transpose()
+    }
 }
 
 pub(crate) struct Importer {
@@ -90,6 +116,8 @@ pub(crate) struct Importer {
     names: HashMap<String, String>,
     used: BTreeSet<String>,
     consts: HashMap<String, Tensor>,
+    /// Shape vectors with dynamic entries, by ONNX name.
+    symbolic: HashMap<String, symbolic::Dims>,
     builder: GraphBuilder,
     weights: BTreeMap<String, Tensor>,
     aliases: BTreeMap<String, String>,
@@ -148,6 +176,9 @@ impl Importer {
         if let Some(t) = self.consts.get(onnx) {
             return Ok(Operand::Const(t.clone(), Some(onnx.to_owned())));
         }
+        if let Some(d) = self.symbolic.get(onnx) {
+            return Ok(Operand::Dims(d.clone()));
+        }
         self.names
             .get(onnx)
             .map(|n| Operand::Value(n.clone()))
@@ -159,6 +190,10 @@ impl Importer {
             Operand::Value(v) => self.builder.value(v).cloned(),
             Operand::Const(t, _) => {
                 Some(ValueInfo::new(t.dtype(), Shape::fixed(&t.shape().iter().map(|&d| d as u64).collect::<Vec<_>>())))
+            }
+            Operand::Dims(d) => {
+                let shape = if d.scalar { Shape(vec![]) } else { Shape::fixed(&[d.items.len() as u64]) };
+                Some(ValueInfo::new(d.dtype, shape))
             }
         }
     }
@@ -207,6 +242,9 @@ impl Importer {
                     }
                     inputs.push(v.clone());
                 }
+                Operand::Dims(d) => {
+                    return Err(self.needs_pinning(&format!("{op} operand `{}` = {d}", slot.name)));
+                }
                 Operand::Const(t, source) => {
                     if slot.role != Role::Param {
                         return Err(format!(
@@ -244,7 +282,11 @@ impl Importer {
             .map(|i| if i.is_empty() { Ok(None) } else { self.operand(i).map(Some) })
             .collect::<Result<_, _>>()?;
         if let Some(folded) = self.evaluate(node, &positional)? {
-            self.consts.insert(out, folded);
+            match folded {
+                Operand::Const(t, _) => self.consts.insert(out, t).map(drop),
+                Operand::Dims(d) => self.symbolic.insert(out, d).map(drop),
+                Operand::Value(_) => None,
+            };
             return Ok(());
         }
         let Some(translator) = translator else {
@@ -264,54 +306,76 @@ impl Importer {
         Ok(())
     }
 
-    /// The output of `node` computed at import, when every input is a
-    /// constant (or, for `Shape` and `Size`, a value of static shape).
-    fn evaluate(&self, node: &NodeProto, inputs: &[Option<Operand>]) -> Result<Option<Tensor>, String> {
-        if let ("Shape" | "Size", [Some(x @ Operand::Value(_))]) = (node.op_type.as_str(), inputs)
-            && let Some(shape) = self.static_shape(x)
+    /// The output of `node` computed at import (a constant, or a shape
+    /// vector with dynamic entries), when every input is a constant or
+    /// such a vector, or for `Shape` and `Size`, any value.
+    fn evaluate(&self, node: &NodeProto, inputs: &[Option<Operand>]) -> Result<Option<Operand>, String> {
+        let op = node.op_type.as_str();
+        let folded = |d: symbolic::Dims| match d.to_const() {
+            Some(t) => Operand::Const(t, None),
+            None => Operand::Dims(d),
+        };
+        if let ("Shape" | "Size", [Some(x @ Operand::Value(_))]) = (op, inputs)
+            && let Some(info) = self.info(x)
         {
-            // Only the shape matters: evaluate on an empty stand-in of that shape's rank and sizes.
-            let dims: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
-            let count: usize = dims.iter().product();
-            let stand_in = if count <= 1 << 20 {
-                Tensor::from_vec(dims, vec![0u8; count]).map_err(|e| e.to_string())?
+            let d = if op == "Size" {
+                symbolic::Dims::size_of(&info.shape)
             } else {
-                return Ok(Some(if node.op_type == "Size" {
-                    Tensor::scalar(count as i64)
-                } else {
-                    Tensor::from_vec(vec![shape.len()], shape).map_err(|e| e.to_string())?
-                }));
+                symbolic::Dims::shape_of(&info.shape, node)
             };
-            return constant::evaluate(node, &[Some(&stand_in)], self.opset);
+            return Ok(Some(folded(d)));
         }
-        let consts: Option<Vec<Option<&Tensor>>> = inputs
-            .iter()
-            .map(|o| match o {
-                None => Some(None),
-                Some(Operand::Const(t, _)) => Some(Some(t)),
-                Some(Operand::Value(_)) => None,
-            })
-            .collect();
-        match consts {
-            Some(consts) if !consts.is_empty() => constant::evaluate(node, &consts, self.opset),
-            _ => Ok(None),
+        let mut consts = Vec::with_capacity(inputs.len());
+        let mut vectors = Vec::with_capacity(inputs.len());
+        let mut dynamic = false;
+        for input in inputs {
+            match input {
+                None => {
+                    consts.push(None);
+                    vectors.push(None);
+                }
+                Some(Operand::Const(t, _)) => {
+                    consts.push(Some(t));
+                    vectors.push(symbolic::Dims::of_const(t));
+                }
+                Some(Operand::Dims(d)) => {
+                    dynamic = true;
+                    vectors.push(Some(d.clone()));
+                }
+                Some(Operand::Value(_)) => return Ok(None),
+            }
         }
+        if dynamic {
+            return Ok(symbolic::evaluate(node, &vectors, self.opset)?.map(folded));
+        }
+        if consts.is_empty() {
+            return Ok(None);
+        }
+        Ok(constant::evaluate(node, &consts, self.opset)?.map(|t| Operand::Const(t, None)))
     }
 
     /// Why a node the importer only evaluates could not be: for `Shape` of
     /// a dynamic value, which inputs to pin with `--input-shape`.
     fn not_foldable(&self, node: &NodeProto, inputs: &[Option<Operand>]) -> String {
         let op = &node.op_type;
-        if let ("Shape" | "Size", [Some(x @ Operand::Value(v)), ..]) = (op.as_str(), inputs) {
-            let shape = self.info(x).map_or("unknown".into(), |i| i.shape.to_string());
-            return format!(
-                "{op} of `{v}` (shape {shape}) is evaluated at import, so that shape must be static: \
-                 fix the dynamic dimensions of the inputs {} with `--input-shape NAME=d0,d1,...`",
-                self.dynamic_inputs.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
-            );
+        if let Some((name, d)) = node.input.iter().zip(inputs).find_map(|(n, o)| match o {
+            Some(Operand::Dims(d)) => Some((n, d)),
+            _ => None,
+        }) {
+            return self.needs_pinning(&format!("{op} of `{name}` = {d}"));
         }
         format!(
             "{op} is imported only when its inputs are constants (it is evaluated at import); here one is computed from the graph's inputs"
+        )
+    }
+
+    /// Why `what`, which depends on dynamic dimensions, does not import:
+    /// names `--input-shape` and the inputs with dynamic dimensions.
+    pub(crate) fn needs_pinning(&self, what: &str) -> String {
+        format!(
+            "{what} depends on dynamic dimensions in a way the graph cannot express: \
+             fix the dynamic dimensions of the inputs {} with `--input-shape NAME=d0,d1,...`",
+            self.dynamic_inputs.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
         )
     }
 
@@ -408,6 +472,7 @@ fn import_graph(graph: &GraphProto, opset: i64, options: &ImportOptions) -> Resu
         names: HashMap::new(),
         used: BTreeSet::new(),
         consts: HashMap::new(),
+        symbolic: HashMap::new(),
         builder: GraphBuilder::new(),
         weights: BTreeMap::new(),
         aliases: BTreeMap::new(),

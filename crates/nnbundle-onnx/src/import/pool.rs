@@ -79,15 +79,7 @@ fn resize(im: &mut Importer, n: &OnnxNode<'_>) -> Result<Option<String>, String>
     if rank < 3 {
         return Err(format!("{op} of a rank-{rank} input: the vocabulary resizes [N, C, ...] only"));
     }
-    let constant = |i: usize| -> Result<Option<Tensor>, String> {
-        match n.proto.input.get(i).filter(|s| !s.is_empty()).map(|s| im.operand(s)).transpose()? {
-            None => Ok(None),
-            Some(Operand::Const(t, _)) => Ok(Some(t)),
-            Some(Operand::Value(v)) => {
-                Err(format!("{op} with scales or sizes computed at run time (`{v}`) needs them constant"))
-            }
-        }
-    };
+    let constant = |i: usize| n.constant(im, i, "scales or sizes");
     // Inputs: Upsample-7 has an attribute, Upsample-9 and Resize-10 (X, scales), Resize-11+ (X, roi, scales, sizes).
     let (scales, sizes) = match (op, im.opset) {
         ("Upsample", _) if n.proto.input.len() < 2 => (

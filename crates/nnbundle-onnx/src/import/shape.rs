@@ -3,7 +3,7 @@
 use nnbundle_graph::{AttrValue, Dim, OpKind};
 
 use super::table::Translator;
-use super::{Importer, OnnxNode, Operand, attr, attr_f, attr_i, attr_ints};
+use super::{Importer, OnnxNode, Operand, attr, attr_f, attr_i, attr_ints, symbolic};
 use crate::proto::NodeProto;
 use crate::tensor::from_proto;
 
@@ -60,19 +60,7 @@ fn constant(im: &mut Importer, n: &OnnxNode<'_>) -> Result<Option<String>, Strin
 /// Slice with constant starts, ends, axes and steps (inputs from opset 10,
 /// attributes before).
 fn slice(im: &mut Importer, n: &OnnxNode<'_>) -> Result<Option<String>, String> {
-    let input = |i: usize| -> Result<Option<Vec<i64>>, String> {
-        match n.proto.input.get(i).filter(|s| !s.is_empty()).map(|s| im.operand(s)).transpose()? {
-            None => Ok(None),
-            Some(Operand::Const(t, _)) => t
-                .to_vec::<i64>()
-                .or_else(|_| t.to_vec::<i32>().map(|v| v.into_iter().map(i64::from).collect()))
-                .map(Some)
-                .map_err(|e| e.to_string()),
-            Some(Operand::Value(v)) => {
-                Err(format!("Slice bounds computed at run time (`{v}`) are not in the vocabulary"))
-            }
-        }
-    };
+    let input = |i: usize| n.constant_ints(im, i, "bounds");
     let (starts, ends, axes, steps) = if n.proto.input.len() > 1 {
         (input(1)?.ok_or("Slice needs starts")?, input(2)?.ok_or("Slice needs ends")?, input(3)?, input(4)?)
     } else {
@@ -98,11 +86,8 @@ fn slice(im: &mut Importer, n: &OnnxNode<'_>) -> Result<Option<String>, String> 
 fn squeeze(im: &mut Importer, n: &OnnxNode<'_>, unsqueeze: bool) -> Result<Option<String>, String> {
     let x = n.arg(0)?;
     let info = im.info(&x).ok_or_else(|| format!("{} needs its input's shape", n.proto.op_type))?;
-    let axes = match n.proto.input.get(1).filter(|s| !s.is_empty()) {
-        Some(name) => match im.operand(name)? {
-            Operand::Const(t, _) => Some(t.to_vec::<i64>().map_err(|e| e.to_string())?),
-            Operand::Value(v) => return Err(format!("axes computed at run time (`{v}`) are not in the vocabulary")),
-        },
+    let axes = match n.constant_ints(im, 1, "axes")? {
+        Some(axes) => Some(axes),
         None => attr_ints(n.proto, "axes"),
     };
     let mut dims = info.shape.0.clone();
@@ -180,10 +165,10 @@ impl Importer {
                     inferred = true;
                     -1
                 }
-                _ => return Err(format!(
-                    "the target shape {} has dynamic sizes that move: fix the inputs' dimensions with `--input-shape`",
-                    nnbundle_graph::Shape(to.to_vec())
-                )),
+                _ => {
+                    let to = nnbundle_graph::Shape(to.to_vec());
+                    return Err(self.needs_pinning(&format!("the target shape {to}, with more than one size that moves,")));
+                }
             });
         }
         let attrs = vec![("shape", AttrValue::Ints(target)), ("zero_copies_input", AttrValue::Bool(copies))];
@@ -234,8 +219,20 @@ impl Importer {
         x: Operand,
         shape: Option<Operand>,
     ) -> Result<String, String> {
+        let allow_zero = attr_i(node, "allowzero", 0) != 0;
         let target: Vec<i64> = match (shape, attr_ints(node, "shape")) {
             (Some(Operand::Const(t, _)), _) => t.to_vec::<i64>().map_err(|e| format!("Reshape shape: {e}"))?,
+            (Some(Operand::Dims(d)), _) => {
+                // A target built from dynamic dimensions: keep the symbols that stay in place.
+                let from = self.info(&x).ok_or("Reshape needs its input's shape")?.shape.0;
+                let mut to = d.target();
+                for (i, t) in to.iter_mut().enumerate() {
+                    if d.items[i] == symbolic::Sym::Known(0) && !allow_zero {
+                        *t = from.get(i).cloned().ok_or("Reshape copies a dimension the input does not have")?;
+                    }
+                }
+                return self.reshape_to(hint, x, &from, &to);
+            }
             (None, Some(s)) => s,
             _ => {
                 return Err(
@@ -243,7 +240,6 @@ impl Importer {
                 );
             }
         };
-        let allow_zero = attr_i(node, "allowzero", 0) != 0;
         let input = self.info(&x).map(|i| i.shape);
         // [0, .., 0, -1, tail...] keeping leading dims and a matching static tail is a Flatten,
         // whatever the leading dims are (a symbolic batch, typically).
