@@ -316,6 +316,13 @@ def reference(op, attrs, ops):
         return conv_transpose(attrs, ops, int(op[13]))
     if op == "Upsample":
         return upsample(attrs, x)
+    if op == "Pad":
+        p, r = attrs["padding"], x.ndim
+        mode = {"constant": "constant", "reflect": "reflect", "replicate": "edge"}[attrs["mode"]]
+        widths = [(p[d], p[r + d]) for d in range(r)]
+        if mode == "constant":
+            return np.pad(x, widths, mode="constant", constant_values=attrs["value"])
+        return np.pad(x, widths, mode=mode)
     if op == "Slice":
         n = len(attrs["starts"])
         dims = attrs.get("dims") or list(range(n))

@@ -334,6 +334,10 @@ pub fn cases() -> Vec<Case> {
         ),
         case("slice_clamped_end", Slice, attrs! {"starts": [2], "ends": [i64::MAX]}, &[&[5, 3]]),
         case("slice_empty", Slice, attrs! {"starts": [3], "ends": [1], "dims": [1]}, &[&[2, 4]]),
+        case("pad_constant_4d", Pad, attrs! {"padding": [0, 0, 1, 2, 0, 0, 3, 0], "value": 1.5}, &[&[1, 2, 3, 4]]),
+        case("pad_reflect_1d", Pad, attrs! {"padding": [0, 0, 3, 0, 0, 2], "mode": "reflect"}, &[&[2, 1, 5]]),
+        case("pad_replicate_2d_f64", Pad, attrs! {"padding": [0, 0, 2, 1, 0, 0, 1, 3], "mode": "replicate"}, &[&[1, 2, 3, 2]])
+            .f64(),
         case("upsample_nearest_2x", Upsample, attrs! {"size": [6, 8]}, &[&[1, 2, 3, 4]]),
         case(
             "upsample_nearest_half_pixel_round",

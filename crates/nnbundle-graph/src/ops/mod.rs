@@ -254,6 +254,7 @@ vocabulary! {
     Upsample => pool::UPSAMPLE,
     ConvTranspose1d => conv::CONVTRANSPOSE1D,
     ConvTranspose2d => conv::CONVTRANSPOSE2D,
+    Pad => shape::PAD,
     }
 }
 

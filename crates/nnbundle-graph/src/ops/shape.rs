@@ -1,5 +1,5 @@
 //! Shape ops: `Flatten`, `Reshape`, `Permute`, `Concat`, and the identities
-//! `Dropout`, `Identity`; from opset 2 `Slice`.
+//! `Dropout`, `Identity`; from opset 2 `Slice` and `Pad`.
 
 use crate::attr::{AttrDefault as D, AttrType as T, Attrs, attr};
 use crate::op::{OpDef, OpRule, Operands, Role, slot};
@@ -345,6 +345,66 @@ impl OpRule for SliceRule {
                 Dim::Fixed(len) => Dim::Fixed(slice_range(*len, a.ints("starts")[k], a.ints("ends")[k], steps[k]).2),
                 _ => Dim::Unknown,
             };
+        }
+        Ok(Some(ValueInfo::new(x.dtype, Shape(shape))))
+    }
+}
+
+/// The largest padding a `Pad` adds on one side of a dimension.
+const MAX_PAD: i64 = 1 << 24;
+
+pub(crate) static PAD: OpDef = OpDef {
+    name: "Pad",
+    summary: "adds elements before and after each dimension: a constant, the reflection, or the edge (F.pad; ONNX Pad)",
+    numerics: "along a dimension of length n padded by `b` before and `e` after, output index i reads input index `i - b` when it is in [0, n); outside, `constant` gives `value` (cast to the dtype), `reflect` mirrors around the edge element without repeating it (index -k reads k, n - 1 + k reads n - 1 - k), `replicate` reads the nearest edge element; elements are copied unchanged.",
+    attrs: &[
+        attr(
+            "padding",
+            T::Ints,
+            D::Required,
+            "2 × rank values, each >= 0: the elements added before each dimension, then after each (ONNX order)",
+        ),
+        attr("mode", T::Choice(&["constant", "reflect", "replicate"]), D::Str("constant"), "what the added elements are"),
+        attr("value", T::Float, D::Float(0.0), "the added elements in `constant` mode"),
+    ],
+    slots: &[slot("input", Role::Data)],
+    rule: &PadRule,
+};
+
+struct PadRule;
+
+impl OpRule for PadRule {
+    fn check_attrs(&self, a: &Attrs) -> Vec<(&'static str, String)> {
+        match a.ints("padding").iter().find(|&&p| !(0..=MAX_PAD).contains(&p)) {
+            Some(p) => vec![("padding", format!("{p} is not between 0 and {MAX_PAD}"))],
+            None => Vec::new(),
+        }
+    }
+
+    fn infer(&self, a: &Attrs, ops: &Operands) -> Result<Option<ValueInfo>, String> {
+        let x = ops.input();
+        let rank = x.shape.rank();
+        let padding = a.ints("padding");
+        if padding.len() != 2 * rank {
+            return Err(format!("Pad: `padding` has {} values, input {} needs {}", padding.len(), x.shape, 2 * rank));
+        }
+        let reflect = a.str("mode") == "reflect";
+        let mut shape = Vec::with_capacity(rank);
+        for (d, dim) in x.shape.0.iter().enumerate() {
+            let (before, after) = (padding[d] as u64, padding[rank + d] as u64);
+            shape.push(match dim {
+                Dim::Fixed(n) => {
+                    if reflect && (before >= *n || after >= *n) && before + after > 0 {
+                        return Err(format!(
+                            "Pad: reflecting {before} and {after} elements on dimension {d} of {} needs them below its size",
+                            x.shape
+                        ));
+                    }
+                    Dim::Fixed(n + before + after)
+                }
+                d if before + after == 0 => d.clone(),
+                _ => Dim::Unknown,
+            });
         }
         Ok(Some(ValueInfo::new(x.dtype, Shape(shape))))
     }

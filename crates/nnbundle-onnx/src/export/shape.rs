@@ -1,9 +1,10 @@
 //! Pass-throughs and shape ops as ONNX.
 
+use nnbundle_format::{DType, Tensor};
 use nnbundle_graph::{OpKind, normalize_axis};
 
 use super::ExportSupport::{Full, Partial};
-use super::{Args, ExportRule, Exporter, a_int, a_ints};
+use super::{Args, ExportRule, Exporter, a_int, a_ints, a_str};
 
 /// The export rules of this family.
 pub(crate) const RULES: &[ExportRule] = &[
@@ -30,6 +31,7 @@ pub(crate) const RULES: &[ExportRule] = &[
             Ok(())
         },
     },
+    ExportRule { op: OpKind::Pad, support: Full, export: pad },
     ExportRule {
         op: OpKind::Concat,
         support: Full,
@@ -39,6 +41,27 @@ pub(crate) const RULES: &[ExportRule] = &[
         },
     },
 ];
+
+fn pad(ex: &mut Exporter<'_>, n: &Args<'_>) -> Result<(), String> {
+    let a = n.attrs();
+    let pads = ex.shape_constant(&n.out, a.ints("padding").to_vec());
+    let v = a.float("value");
+    let value = match ex.values.get(&n.x).map(|i| i.dtype) {
+        Some(DType::F64) => Tensor::scalar(v),
+        Some(DType::I64) => Tensor::scalar(v as i64),
+        Some(DType::I32) => Tensor::scalar(v as i32),
+        Some(DType::Bool) => Tensor::scalar(v != 0.0),
+        _ => Tensor::scalar(v as f32),
+    };
+    let name = ex.temp(&n.out, "value");
+    let value = ex.constant(&name, &value);
+    let mode = match a.str("mode") {
+        "replicate" => "edge",
+        m => m,
+    };
+    ex.emit("Pad", vec![n.x.clone(), pads, value], &n.out, vec![a_str("mode", mode)]);
+    Ok(())
+}
 
 fn identity(ex: &mut Exporter<'_>, n: &Args<'_>) -> Result<(), String> {
     ex.emit("Identity", vec![n.x.clone()], &n.out, vec![]);

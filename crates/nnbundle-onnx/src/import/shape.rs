@@ -3,7 +3,7 @@
 use nnbundle_graph::{AttrValue, Dim, OpKind};
 
 use super::table::Translator;
-use super::{Importer, OnnxNode, Operand, attr, attr_f, attr_i, attr_ints, symbolic};
+use super::{Importer, OnnxNode, Operand, attr, attr_f, attr_i, attr_ints, attr_s, symbolic};
 use crate::proto::NodeProto;
 use crate::tensor::from_proto;
 
@@ -36,6 +36,7 @@ pub(crate) const TRANSLATORS: &[Translator] = &[
         },
     },
     Translator { onnx: "Slice", produces: &[OpKind::Slice], translate: slice },
+    Translator { onnx: "Pad", produces: &[OpKind::Pad], translate: pad },
     Translator { onnx: "Squeeze", produces: &[], translate: |im, n| squeeze(im, n, false) },
     Translator { onnx: "Unsqueeze", produces: &[], translate: |im, n| squeeze(im, n, true) },
     Translator {
@@ -79,6 +80,62 @@ fn slice(im: &mut Importer, n: &OnnxNode<'_>) -> Result<Option<String>, String> 
         attrs.push(("steps", AttrValue::Ints(steps)));
     }
     im.add(n.hint, OpKind::Slice, attrs, vec![n.arg(0)?]).map(Some)
+}
+
+/// Pad: pads and the constant from attributes (before opset 11) or constant
+/// inputs, for every dimension or those of `axes` (opset 18); ONNX's `edge`
+/// is `replicate`.
+fn pad(im: &mut Importer, n: &OnnxNode<'_>) -> Result<Option<String>, String> {
+    let x = n.arg(0)?;
+    let rank = im.rank(&x).ok_or("Pad needs its input's rank")?;
+    let (pads, value) = if im.opset < 11 {
+        (attr_ints(n.proto, "pads").ok_or("Pad needs `pads`")?, f64::from(attr_f(n.proto, "value", 0.0)))
+    } else {
+        let pads = n.constant_ints(im, 1, "pads")?.ok_or("Pad needs pads")?;
+        let value = match n.constant(im, 2, "constant_value")? {
+            None => 0.0,
+            Some(t) => t
+                .to_vec::<f32>()
+                .map(|v| v.into_iter().map(f64::from).collect())
+                .or_else(|_| t.to_vec::<f64>())
+                .or_else(|_| t.to_vec::<i64>().map(|v| v.into_iter().map(|i| i as f64).collect()))
+                .or_else(|_| t.to_vec::<i32>().map(|v| v.into_iter().map(f64::from).collect()))
+                .ok()
+                .and_then(|v| v.first().copied())
+                .ok_or("Pad's constant_value must be a number")?,
+        };
+        (pads, value)
+    };
+    let axes: Vec<usize> = match n.constant_ints(im, 3, "axes")? {
+        None => (0..rank).collect(),
+        Some(axes) => axes
+            .iter()
+            .map(|&a| nnbundle_graph::normalize_axis(a, rank).ok_or(format!("axis {a} is out of range for rank {rank}")))
+            .collect::<Result<_, _>>()?,
+    };
+    if pads.len() != 2 * axes.len() {
+        return Err(format!("Pad has {} pads for {} axes", pads.len(), axes.len()));
+    }
+    if pads.iter().any(|&p| p < 0) {
+        return Err(format!("Pad with negative pads {pads:?} (cropping) is not in the vocabulary; use Slice"));
+    }
+    let mut padding = vec![0; 2 * rank];
+    for (k, &a) in axes.iter().enumerate() {
+        padding[a] = pads[k];
+        padding[rank + a] = pads[axes.len() + k];
+    }
+    let mode = match attr_s(n.proto, "mode", "constant").as_str() {
+        "constant" => "constant",
+        "reflect" => "reflect",
+        "edge" => "replicate",
+        other => return Err(format!("Pad mode `{other}` is not in the vocabulary (constant, reflect, edge)")),
+    };
+    let attrs = vec![
+        ("padding", AttrValue::Ints(padding)),
+        ("mode", AttrValue::Str(mode.into())),
+        ("value", AttrValue::Float(value)),
+    ];
+    im.add(n.hint, OpKind::Pad, attrs, vec![x]).map(Some)
 }
 
 /// Squeeze and Unsqueeze of a value as a Reshape to the shape they give

@@ -77,6 +77,7 @@ pub(crate) fn build_kernel(node: &Node) -> Option<Box<dyn Kernel>> {
         OpKind::ReduceSum => Box::new(reduce::Reduce::new(a, reduce::How::Sum)),
         OpKind::ReduceMax => Box::new(reduce::Reduce::new(a, reduce::How::Max)),
         OpKind::Slice => Box::new(shape::Slice::new(a)),
+        OpKind::Pad => Box::new(shape::Pad::new(a)),
         OpKind::Upsample => Box::new(pool::Upsample::new(a)),
         OpKind::ConvTranspose1d => Box::new(conv::ConvTranspose::new(a, 1)),
         OpKind::ConvTranspose2d => Box::new(conv::ConvTranspose::new(a, 2)),

@@ -1,4 +1,4 @@
-//! Shape ops: copies, `Flatten`, `Reshape`, `Permute`, `Concat`.
+//! Shape ops: copies, `Flatten`, `Reshape`, `Permute`, `Concat`, `Slice`, `Pad`.
 
 use ndarray::{ArrayD, Axis, IxDyn};
 use nnbundle_graph::{NodeAttrs, normalize_axis};
@@ -196,5 +196,133 @@ impl Kernel for Slice {
     fn run(&self, args: &[Arg<'_>], _: &Scratch) -> KernelResult {
         let ranges = self.ranges(args[0].shape())?;
         Ok(any_dtype!(args[0], a => a.slice_each_axis(|ax| ranges[ax.axis.index()]).as_standard_layout().into_owned()))
+    }
+}
+
+/// What `Pad` adds outside the input.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum PadMode {
+    Constant,
+    Reflect,
+    Replicate,
+}
+
+pub(crate) struct Pad {
+    padding: Vec<usize>,
+    mode: PadMode,
+    value: f64,
+}
+
+impl Pad {
+    pub(crate) fn new(a: NodeAttrs<'_>) -> Self {
+        let mode = match a.str("mode") {
+            "reflect" => PadMode::Reflect,
+            "replicate" => PadMode::Replicate,
+            _ => PadMode::Constant,
+        };
+        let padding = a.ints("padding").iter().map(|&p| usize::try_from(p).unwrap_or(0)).collect();
+        Pad { padding, mode, value: a.float("value") }
+    }
+
+    /// For each output index along a dimension of length `n`, the input index it reads (`None`: the constant).
+    fn axis_map(&self, n: usize, before: usize, after: usize) -> Result<Vec<Option<usize>>, String> {
+        if before + after > 0 && n == 0 && self.mode != PadMode::Constant {
+            return Err("Pad: an empty dimension has no edge to reflect or replicate".into());
+        }
+        if self.mode == PadMode::Reflect && (before >= n || after >= n) && before + after > 0 {
+            return Err(format!("Pad: reflecting {before} and {after} elements needs them below the size {n}"));
+        }
+        let last = n as i64 - 1;
+        Ok((0..before + n + after)
+            .map(|o| {
+                let i = o as i64 - before as i64;
+                match self.mode {
+                    _ if (0..=last).contains(&i) => Some(i as usize),
+                    PadMode::Constant => None,
+                    PadMode::Replicate => Some(i.clamp(0, last) as usize),
+                    PadMode::Reflect => Some(if i < 0 { -i } else { 2 * last - i } as usize),
+                }
+            })
+            .collect())
+    }
+
+    fn pad<T: Clone>(&self, a: &ArrayD<T>, fill: T) -> Result<ArrayD<T>, String> {
+        let a = a.as_standard_layout();
+        let (shape, rank) = (a.shape(), a.ndim());
+        if self.padding.len() != 2 * rank {
+            return Err(format!("Pad: `padding` has {} values for an input of rank {rank}", self.padding.len()));
+        }
+        let maps: Vec<Vec<Option<usize>>> = (0..rank)
+            .map(|d| self.axis_map(shape[d], self.padding[d], self.padding[rank + d]))
+            .collect::<Result<_, _>>()?;
+        let out_shape: Vec<usize> = maps.iter().map(Vec::len).collect();
+        let total: usize = out_shape.iter().product();
+        let Some((row, lead)) = maps.split_last().filter(|_| total > 0) else {
+            return ArrayD::from_shape_vec(IxDyn(&out_shape), vec![fill; total]).map_err(|e| e.to_string());
+        };
+        let src = a.as_slice().ok_or("Pad: input not contiguous")?;
+        let mut strides = vec![1usize; rank];
+        for d in (0..rank.saturating_sub(1)).rev() {
+            strides[d] = strides[d + 1] * shape[d + 1];
+        }
+        let mut out = Vec::with_capacity(total);
+        // One output row (all but the last index fixed) at a time.
+        let mut index = vec![0usize; lead.len()];
+        for _ in 0..total / row.len() {
+            let base = index.iter().enumerate().try_fold(0, |acc, (d, &i)| maps[d][i].map(|j| acc + j * strides[d]));
+            match base {
+                None => out.extend(std::iter::repeat_n(fill.clone(), row.len())),
+                Some(b) => out.extend(row.iter().map(|m| m.map_or_else(|| fill.clone(), |j| src[b + j].clone()))),
+            }
+            for d in (0..lead.len()).rev() {
+                index[d] += 1;
+                if index[d] < out_shape[d] {
+                    break;
+                }
+                index[d] = 0;
+            }
+        }
+        ArrayD::from_shape_vec(IxDyn(&out_shape), out).map_err(|e| e.to_string())
+    }
+}
+
+/// `Pad`'s `value` as an element of each dtype (a cast).
+trait Fill {
+    fn fill(v: f64) -> Self;
+}
+
+impl Fill for f32 {
+    fn fill(v: f64) -> Self {
+        v as f32
+    }
+}
+
+impl Fill for f64 {
+    fn fill(v: f64) -> Self {
+        v
+    }
+}
+
+impl Fill for i32 {
+    fn fill(v: f64) -> Self {
+        v as i32
+    }
+}
+
+impl Fill for i64 {
+    fn fill(v: f64) -> Self {
+        v as i64
+    }
+}
+
+impl Fill for bool {
+    fn fill(v: f64) -> Self {
+        v != 0.0
+    }
+}
+
+impl Kernel for Pad {
+    fn run(&self, args: &[Arg<'_>], _: &Scratch) -> KernelResult {
+        Ok(any_dtype!(args[0], a => self.pad(a, Fill::fill(self.value))?))
     }
 }
