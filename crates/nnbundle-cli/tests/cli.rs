@@ -266,9 +266,9 @@ fn onnx_import_lists_every_unsupported_op() {
         graph: Some(GraphProto {
             node: vec![
                 node("Relu", "r", "x", "a"),
-                node("LSTM", "lstm_1", "a", "b"),
+                node("RNN", "rnn_1", "a", "b"),
                 node("Einsum", "e", "b", "c"),
-                node("LSTM", "lstm_2", "x", "d"),
+                node("RNN", "rnn_2", "x", "d"),
             ],
             input: vec![value("x")],
             output: vec![value("c"), value("d")],
@@ -283,7 +283,7 @@ fn onnx_import_lists_every_unsupported_op() {
     // --dry-run reports the same and writes nothing.
     let dry = nnb(dir.path(), &["import", "rnn.onnx", "--dry-run"]);
     assert_eq!(exit_code(&dry), 1, "{dry}");
-    assert!(dry.contains("LSTM: 2 node(s): `lstm_1`, `lstm_2`"), "{dry}");
+    assert!(dry.contains("RNN: 2 node(s): `rnn_1`, `rnn_2`"), "{dry}");
     // An output whose branch imports is kept alone with --outputs; the
     // unsupported branch is never looked at.
     let mut only_relu = model.clone();
@@ -296,7 +296,7 @@ fn onnx_import_lists_every_unsupported_op() {
     let out = nnb(dir.path(), &["import", "branches.onnx", "--outputs", "a", "-o", "branches.nnb"]);
     assert_eq!(exit_code(&out), 0, "{out}");
     let inspect = nnb(dir.path(), &["inspect", "branches.nnb"]);
-    assert!(inspect.contains("ReLU") && !inspect.contains("LSTM"), "{inspect}");
+    assert!(inspect.contains("ReLU") && !inspect.contains("RNN"), "{inspect}");
     // Names that are not inputs or outputs are errors that list the real ones.
     let bad = nnb(dir.path(), &["import", "branches.onnx", "--outputs", "z", "--dry-run"]);
     assert!(bad.contains("`z` is not a graph output (the outputs are: c, d, a)"), "{bad}");

@@ -108,3 +108,57 @@ pub(crate) fn transpose(t: &Tensor) -> Result<Tensor, String> {
     }
     Tensor::from_bytes(t.dtype(), vec![*c, *r], out).map_err(|e| e.to_string())
 }
+
+/// Blocks of axis 1 rearranged: axis 1 of `t` (rank 2 or more) is cut into
+/// `blocks` equal blocks, and block k of the result is block `pick[k]` of
+/// `t` (recurrent gate orders differ between ONNX and PyTorch).
+pub(crate) fn pick_blocks(t: &Tensor, blocks: usize, pick: &[usize]) -> Result<Tensor, String> {
+    let shape = t.shape();
+    if shape.len() < 2 || blocks == 0 || shape[1] % blocks != 0 || pick.iter().any(|&b| b >= blocks) {
+        return Err(format!("shape {shape:?} does not split into {blocks} blocks on axis 1"));
+    }
+    let size = t.dtype().size();
+    let inner: usize = shape[2..].iter().product::<usize>() * size;
+    let block = shape[1] / blocks * inner;
+    let src = t.as_bytes();
+    let row = shape[1] * inner;
+    let mut out = Vec::with_capacity(shape[0] * pick.len() * block);
+    for r in 0..shape[0] {
+        for &b in pick {
+            let from = r * row + b * block;
+            out.extend_from_slice(&src[from..from + block]);
+        }
+    }
+    let mut dims = shape.to_vec();
+    dims[1] = shape[1] / blocks * pick.len();
+    Tensor::from_bytes(t.dtype(), dims, out).map_err(|e| e.to_string())
+}
+
+/// Two tensors of one dtype and leading size joined along axis 1.
+pub(crate) fn join_columns(a: &Tensor, b: &Tensor) -> Result<Tensor, String> {
+    let (sa, sb) = (a.shape(), b.shape());
+    if sa.len() != 2 || sb.len() != 2 || sa[0] != sb[0] || a.dtype() != b.dtype() {
+        return Err(format!("cannot join {sa:?} and {sb:?} along axis 1"));
+    }
+    let size = a.dtype().size();
+    let (ra, rb) = (sa[1] * size, sb[1] * size);
+    let mut out = Vec::with_capacity(sa[0] * (ra + rb));
+    for r in 0..sa[0] {
+        out.extend_from_slice(&a.as_bytes()[r * ra..(r + 1) * ra]);
+        out.extend_from_slice(&b.as_bytes()[r * rb..(r + 1) * rb]);
+    }
+    Tensor::from_bytes(a.dtype(), vec![sa[0], sa[1] + sb[1]], out).map_err(|e| e.to_string())
+}
+
+/// A recurrent cell's gate blocks: ONNX's order from PyTorch's
+/// (`to_onnx[k]` is the PyTorch block that is ONNX block k) and back.
+pub(crate) struct GateOrder {
+    pub to_onnx: &'static [usize],
+    pub from_onnx: &'static [usize],
+}
+
+/// LSTM: PyTorch i, f, g, o; ONNX i, o, f, c.
+pub(crate) const LSTM_GATES: GateOrder = GateOrder { to_onnx: &[0, 3, 1, 2], from_onnx: &[0, 2, 3, 1] };
+
+/// GRU: PyTorch r, z, n; ONNX z, r, h.
+pub(crate) const GRU_GATES: GateOrder = GateOrder { to_onnx: &[1, 0, 2], from_onnx: &[1, 0, 2] };

@@ -50,6 +50,10 @@ fn scheme(node: &Node, p: &Parameter) -> Option<Scheme> {
         }
         (OpKind::MultiheadAttention, "out_proj.weight") => UniformInit(1.0 / (a.int("embed_dim").max(1) as f64).sqrt()),
         (OpKind::MultiheadAttention, "in_proj_bias" | "out_proj.bias") => Constant(0.0),
+        // PyTorch's RNNBase.reset_parameters: every weight and bias U(-1/sqrt(H), 1/sqrt(H)).
+        (OpKind::LSTM | OpKind::GRU, "weight_ih" | "weight_hh" | "bias_ih" | "bias_hh") => {
+            UniformInit(1.0 / (a.int("hidden_size").max(1) as f64).sqrt())
+        }
         _ => return None,
     })
 }

@@ -32,6 +32,7 @@ pub(crate) mod index;
 pub(crate) mod linear;
 pub(crate) mod matmul;
 pub(crate) mod norm;
+pub(crate) mod recurrent;
 pub mod pool;
 pub(crate) mod reduce;
 pub mod shape;
@@ -255,6 +256,8 @@ vocabulary! {
     ConvTranspose1d => conv::CONVTRANSPOSE1D,
     ConvTranspose2d => conv::CONVTRANSPOSE2D,
     Pad => shape::PAD,
+    LSTM => recurrent::LSTM,
+    GRU => recurrent::GRU,
     }
 }
 

@@ -355,8 +355,8 @@ const MAX_PAD: i64 = 1 << 24;
 
 pub(crate) static PAD: OpDef = OpDef {
     name: "Pad",
-    summary: "adds elements before and after each dimension: a constant, the reflection, or the edge (F.pad; ONNX Pad)",
-    numerics: "along a dimension of length n padded by `b` before and `e` after, output index i reads input index `i - b` when it is in [0, n); outside, `constant` gives `value` (cast to the dtype), `reflect` mirrors around the edge element without repeating it (index -k reads k, n - 1 + k reads n - 1 - k), `replicate` reads the nearest edge element; elements are copied unchanged.",
+    summary: "adds elements before and after each dimension: a constant, the reflection, the edge, or the wrapped-around input (F.pad; ONNX Pad)",
+    numerics: "along a dimension of length n padded by `b` before and `e` after, output index i reads input index `i - b` when it is in [0, n); outside, `constant` gives `value` (cast to the dtype), `reflect` mirrors around the edge element without repeating it (index -k reads k, n - 1 + k reads n - 1 - k), `replicate` reads the nearest edge element, `circular` wraps around (index i reads `i mod n`); elements are copied unchanged.",
     attrs: &[
         attr(
             "padding",
@@ -364,7 +364,12 @@ pub(crate) static PAD: OpDef = OpDef {
             D::Required,
             "2 × rank values, each >= 0: the elements added before each dimension, then after each (ONNX order)",
         ),
-        attr("mode", T::Choice(&["constant", "reflect", "replicate"]), D::Str("constant"), "what the added elements are"),
+        attr(
+            "mode",
+            T::Choice(&["constant", "reflect", "replicate", "circular"]),
+            D::Str("constant"),
+            "what the added elements are",
+        ),
         attr("value", T::Float, D::Float(0.0), "the added elements in `constant` mode"),
     ],
     slots: &[slot("input", Role::Data)],

@@ -13,6 +13,7 @@ mod linear;
 mod matmul;
 mod norm;
 mod pool;
+mod recurrent;
 mod reduce;
 mod shape;
 
@@ -63,6 +64,7 @@ const FAMILIES: &[&[ExportRule]] = &[
     matmul::RULES,
     norm::RULES,
     pool::RULES,
+    recurrent::RULES,
     reduce::RULES,
     shape::RULES,
 ];
@@ -179,14 +181,20 @@ pub(crate) struct Exporter<'a> {
 
 impl Exporter<'_> {
     pub(crate) fn emit(&mut self, op: &str, inputs: Vec<String>, output: &str, attribute: Vec<AttributeProto>) {
-        self.nodes.push(NodeProto {
-            input: inputs,
-            output: vec![output.into()],
-            name: output.into(),
-            op_type: op.into(),
-            attribute,
-            ..Default::default()
-        });
+        self.emit_outputs(op, inputs, vec![output.into()], attribute);
+    }
+
+    /// A node with several output positions (`""` for one not produced),
+    /// named after the last one.
+    pub(crate) fn emit_outputs(
+        &mut self,
+        op: &str,
+        inputs: Vec<String>,
+        outputs: Vec<String>,
+        attribute: Vec<AttributeProto>,
+    ) {
+        let name = outputs.iter().rev().find(|o| !o.is_empty()).cloned().unwrap_or_default();
+        self.nodes.push(NodeProto { input: inputs, output: outputs, name, op_type: op.into(), attribute, ..Default::default() });
     }
 
     pub(crate) fn temp(&mut self, node: &str, what: &str) -> String {

@@ -31,7 +31,11 @@ pub(crate) const RULES: &[ExportRule] = &[
             Ok(())
         },
     },
-    ExportRule { op: OpKind::Pad, support: Full, export: pad },
+    ExportRule {
+        op: OpKind::Pad,
+        support: Partial("`circular` is ONNX's `wrap`, added in opset 19; this exporter writes opset 17"),
+        export: pad,
+    },
     ExportRule {
         op: OpKind::Concat,
         support: Full,
@@ -57,6 +61,7 @@ fn pad(ex: &mut Exporter<'_>, n: &Args<'_>) -> Result<(), String> {
     let value = ex.constant(&name, &value);
     let mode = match a.str("mode") {
         "replicate" => "edge",
+        "circular" => return Err("a circular Pad needs ONNX opset 19 (`wrap`); this exporter writes opset 17".into()),
         m => m,
     };
     ex.emit("Pad", vec![n.x.clone(), pads, value], &n.out, vec![a_str("mode", mode)]);

@@ -85,6 +85,8 @@ fn clip(im: &mut Importer, n: &OnnxNode<'_>) -> Result<Option<String>, String> {
         }
     };
     let (lo, hi) = (bound(1, "min", -f64::MAX)?, bound(2, "max", f64::MAX)?);
+    // ONNX's Clip is min(max(x, lo), hi): with lo above hi every element is hi.
+    let lo = lo.min(hi);
     if lo == 0.0 && hi == f64::MAX {
         return unary(im, n, OpKind::ReLU, vec![]);
     }

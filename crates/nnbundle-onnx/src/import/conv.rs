@@ -62,15 +62,42 @@ impl Importer {
             .checked_sub(2)
             .filter(|s| *s == 1 || *s == 2)
             .ok_or("only 1-D and 2-D transposed convolutions are in the vocabulary")?;
-        if attr(node, "output_shape").is_some() {
-            return Err("ConvTranspose with output_shape is not supported: give pads and output_padding".into());
-        }
-        if !matches!(attr_s(node, "auto_pad", "NOTSET").as_str(), "NOTSET" | "VALID") {
-            return Err("ConvTranspose with auto_pad SAME_* is not supported: give pads".into());
-        }
         let group = attr_i(node, "group", 1);
         let kernel = attr_ints(node, "kernel_shape").unwrap_or_else(|| wshape[2..].to_vec());
         let ones = vec![1; spatial];
+        let strides = attr_ints(node, "strides").unwrap_or_else(|| ones.clone());
+        let dilations = attr_ints(node, "dilations").unwrap_or(ones);
+        let mut output_padding = attr_ints(node, "output_padding").unwrap_or_else(|| vec![0; spatial]);
+        let mut pads = attr_ints(node, "pads").unwrap_or_else(|| vec![0; 2 * spatial]);
+        let auto_pad = attr_s(node, "auto_pad", "NOTSET");
+        let target: Option<Vec<i64>> = match (attr_ints(node, "output_shape"), auto_pad.as_str()) {
+            (Some(shape), _) => Some(shape[shape.len().saturating_sub(spatial)..].to_vec()),
+            (None, "SAME_UPPER" | "SAME_LOWER") => Some(Vec::new()),
+            (None, "NOTSET" | "VALID") => None,
+            (None, other) => return Err(format!("auto_pad `{other}` is not an ONNX mode")),
+        };
+        if let Some(target) = target {
+            // ONNX: the padding that gives the output shape asked for (SAME: input size * stride).
+            let x = self.static_shape(&ops[0]).ok_or("ConvTranspose with output_shape or auto_pad SAME_* needs the input's static spatial size")?;
+            let input = &x[x.len().saturating_sub(spatial)..];
+            for i in 0..spatial {
+                let (s, d, k) = (strides.get(i), dilations.get(i), kernel.get(i));
+                let (Some(&s), Some(&d), Some(&k), Some(&n)) = (s, d, k, input.get(i)) else {
+                    return Err("ConvTranspose attributes do not match its spatial dimensions".into());
+                };
+                let want = if target.is_empty() { n * s } else { target[i] };
+                let total = s * (n - 1) + output_padding[i] + (k - 1) * d + 1 - want;
+                if total < 0 {
+                    // A longer output than the padding-free one: extra output padding at the end.
+                    output_padding[i] -= total;
+                    (pads[i], pads[spatial + i]) = (0, 0);
+                } else if auto_pad == "SAME_UPPER" {
+                    (pads[i], pads[spatial + i]) = (total / 2, total - total / 2);
+                } else {
+                    (pads[i], pads[spatial + i]) = (total - total / 2, total / 2);
+                }
+            }
+        }
         let attrs = vec![
             ("in_channels", AttrValue::Int(wshape[0])),
             (
@@ -80,10 +107,10 @@ impl Importer {
                 ),
             ),
             ("kernel_size", AttrValue::Ints(kernel)),
-            ("stride", AttrValue::Ints(attr_ints(node, "strides").unwrap_or_else(|| ones.clone()))),
-            ("padding", AttrValue::Ints(attr_ints(node, "pads").unwrap_or_else(|| vec![0; 2 * spatial]))),
-            ("output_padding", AttrValue::Ints(attr_ints(node, "output_padding").unwrap_or_else(|| vec![0; spatial]))),
-            ("dilation", AttrValue::Ints(attr_ints(node, "dilations").unwrap_or(ones))),
+            ("stride", AttrValue::Ints(strides)),
+            ("padding", AttrValue::Ints(pads)),
+            ("output_padding", AttrValue::Ints(output_padding)),
+            ("dilation", AttrValue::Ints(dilations)),
             ("groups", AttrValue::Int(group)),
             ("bias", AttrValue::Bool(ops.len() > 2)),
         ];

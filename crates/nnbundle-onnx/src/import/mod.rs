@@ -12,6 +12,7 @@ mod linear;
 mod matmul;
 mod norm;
 mod pool;
+mod recurrent;
 mod reduce;
 mod shape;
 mod symbolic;
@@ -227,11 +228,20 @@ impl Importer {
         let slots = op.def().present_slots(&a);
         let mut inputs = Vec::new();
         let mut seen_const = false;
-        for (k, operand) in operands.iter().enumerate() {
+        // Values fill the slots in order; a constant goes to the next parameter
+        // slot, past optional data slots left out.
+        let mut next = 0;
+        for operand in &operands {
             let slot = if slots.len() == 1 && slots[0].role == Role::Variadic {
                 slots[0]
             } else {
-                *slots.get(k).ok_or_else(|| format!("{op} takes at most {} operands here", slots.len()))?
+                if matches!(operand, Operand::Const(..)) {
+                    while slots.get(next).is_some_and(|s| s.role == Role::OptionalData) {
+                        next += 1;
+                    }
+                }
+                next += 1;
+                *slots.get(next - 1).ok_or_else(|| format!("{op} takes at most {} operands here", slots.len()))?
             };
             match operand {
                 Operand::Value(v) => {

@@ -96,6 +96,37 @@ fn resize(im: &mut Importer, n: &OnnxNode<'_>) -> Result<Option<String>, String>
             constant(3)?.map(|t| t.to_vec::<i64>().map_err(|e| e.to_string())).transpose()?,
         ),
     };
+    // Resize-18's `axes`: the scales or sizes of those axes only; the others keep their size.
+    let (scales, sizes) = match super::attr_ints(n.proto, "axes") {
+        None => (scales, sizes),
+        Some(axes) => {
+            let axes: Vec<usize> = axes
+                .iter()
+                .map(|&a| nnbundle_graph::normalize_axis(a, rank).ok_or(format!("{op} axis {a} is out of range")))
+                .collect::<Result<_, _>>()?;
+            let spread = |given: &[f64], rest: &dyn Fn(usize) -> Option<f64>| -> Result<Vec<f64>, String> {
+                (0..rank)
+                    .map(|d| match axes.iter().position(|&a| a == d) {
+                        Some(k) => given.get(k).copied().ok_or(format!("{op} has fewer values than axes")),
+                        None => rest(d).ok_or(format!("{op} over axes {axes:?} needs the other sizes static")),
+                    })
+                    .collect()
+            };
+            let same_size = |d: usize| shape.as_ref().map(|s| s[d] as f64);
+            (
+                scales.map(|s| spread(&s, &|_| Some(1.0))).transpose()?,
+                sizes
+                    .map(|s| {
+                        let s: Vec<f64> = s.iter().map(|&v| v as f64).collect();
+                        spread(&s, &same_size).map(|v| v.into_iter().map(|f| f as i64).collect::<Vec<i64>>())
+                    })
+                    .transpose()?,
+            )
+        }
+    };
+    if super::attr_s(n.proto, "keep_aspect_ratio_policy", "stretch") != "stretch" {
+        return Err(format!("{op} keep_aspect_ratio_policy other than `stretch` is not in the vocabulary"));
+    }
     let size: Vec<i64> = match (sizes, scales) {
         (Some(sizes), _) => {
             if sizes.len() != rank || shape.as_ref().is_some_and(|s| s[..2] != sizes[..2]) {
@@ -139,8 +170,8 @@ fn resize(im: &mut Importer, n: &OnnxNode<'_>) -> Result<Option<String>, String>
     }
     let default_nearest = if op == "Resize" && im.opset >= 11 { "round_prefer_floor" } else { "floor" };
     let nearest = super::attr_s(n.proto, "nearest_mode", default_nearest);
-    if attr_i(n.proto, "antialias", 0) != 0 || super::attr(n.proto, "axes").is_some() {
-        return Err(format!("{op} with antialias or axes is not in the vocabulary"));
+    if attr_i(n.proto, "antialias", 0) != 0 {
+        return Err(format!("{op} with antialias is not in the vocabulary"));
     }
     let attrs = vec![
         ("size", AttrValue::Ints(size)),

@@ -84,7 +84,7 @@ fn slice(im: &mut Importer, n: &OnnxNode<'_>) -> Result<Option<String>, String> 
 
 /// Pad: pads and the constant from attributes (before opset 11) or constant
 /// inputs, for every dimension or those of `axes` (opset 18); ONNX's `edge`
-/// is `replicate`.
+/// is `replicate`, its `wrap` (opset 19) `circular`.
 fn pad(im: &mut Importer, n: &OnnxNode<'_>) -> Result<Option<String>, String> {
     let x = n.arg(0)?;
     let rank = im.rank(&x).ok_or("Pad needs its input's rank")?;
@@ -128,7 +128,8 @@ fn pad(im: &mut Importer, n: &OnnxNode<'_>) -> Result<Option<String>, String> {
         "constant" => "constant",
         "reflect" => "reflect",
         "edge" => "replicate",
-        other => return Err(format!("Pad mode `{other}` is not in the vocabulary (constant, reflect, edge)")),
+        "wrap" => "circular",
+        other => return Err(format!("Pad mode `{other}` is not in the vocabulary (constant, reflect, edge, wrap)")),
     };
     let attrs = vec![
         ("padding", AttrValue::Ints(padding)),

@@ -3,7 +3,9 @@
 
 use nnbundle_graph::OpKind;
 
-use super::{Importer, OnnxNode, activation, conv, elementwise, index, linear, matmul, norm, pool, reduce, shape};
+use super::{
+    Importer, OnnxNode, activation, conv, elementwise, index, linear, matmul, norm, pool, recurrent, reduce, shape,
+};
 
 /// Translates one ONNX node: adds the nodes it maps to and returns the name
 /// of the value standing for its output, or `None` for a constant recorded
@@ -30,6 +32,7 @@ const FAMILIES: &[&[Translator]] = &[
     matmul::TRANSLATORS,
     norm::TRANSLATORS,
     pool::TRANSLATORS,
+    recurrent::TRANSLATORS,
     reduce::TRANSLATORS,
     shape::TRANSLATORS,
 ];

@@ -13,6 +13,7 @@ mod linear;
 mod matmul;
 mod norm;
 mod pool;
+mod recurrent;
 mod reduce;
 mod shape;
 
@@ -78,6 +79,8 @@ pub(crate) fn build_kernel(node: &Node) -> Option<Box<dyn Kernel>> {
         OpKind::ReduceMax => Box::new(reduce::Reduce::new(a, reduce::How::Max)),
         OpKind::Slice => Box::new(shape::Slice::new(a)),
         OpKind::Pad => Box::new(shape::Pad::new(a)),
+        OpKind::LSTM => Box::new(recurrent::Recurrent::new(a, recurrent::Cell::Lstm)),
+        OpKind::GRU => Box::new(recurrent::Recurrent::new(a, recurrent::Cell::Gru)),
         OpKind::Upsample => Box::new(pool::Upsample::new(a)),
         OpKind::ConvTranspose1d => Box::new(conv::ConvTranspose::new(a, 1)),
         OpKind::ConvTranspose2d => Box::new(conv::ConvTranspose::new(a, 2)),

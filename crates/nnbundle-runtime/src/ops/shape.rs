@@ -205,6 +205,7 @@ enum PadMode {
     Constant,
     Reflect,
     Replicate,
+    Circular,
 }
 
 pub(crate) struct Pad {
@@ -218,6 +219,7 @@ impl Pad {
         let mode = match a.str("mode") {
             "reflect" => PadMode::Reflect,
             "replicate" => PadMode::Replicate,
+            "circular" => PadMode::Circular,
             _ => PadMode::Constant,
         };
         let padding = a.ints("padding").iter().map(|&p| usize::try_from(p).unwrap_or(0)).collect();
@@ -240,6 +242,7 @@ impl Pad {
                     _ if (0..=last).contains(&i) => Some(i as usize),
                     PadMode::Constant => None,
                     PadMode::Replicate => Some(i.clamp(0, last) as usize),
+                    PadMode::Circular => Some(i.rem_euclid(last + 1) as usize),
                     PadMode::Reflect => Some(if i < 0 { -i } else { 2 * last - i } as usize),
                 }
             })
