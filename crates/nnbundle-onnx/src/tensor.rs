@@ -114,7 +114,7 @@ pub(crate) fn transpose(t: &Tensor) -> Result<Tensor, String> {
 /// `t` (recurrent gate orders differ between ONNX and PyTorch).
 pub(crate) fn pick_blocks(t: &Tensor, blocks: usize, pick: &[usize]) -> Result<Tensor, String> {
     let shape = t.shape();
-    if shape.len() < 2 || blocks == 0 || shape[1] % blocks != 0 || pick.iter().any(|&b| b >= blocks) {
+    if shape.len() < 2 || blocks == 0 || !shape[1].is_multiple_of(blocks) || pick.iter().any(|&b| b >= blocks) {
         return Err(format!("shape {shape:?} does not split into {blocks} blocks on axis 1"));
     }
     let size = t.dtype().size();

@@ -24,7 +24,8 @@ const RTOL: f64 = 1e-3;
 const ATOL: f64 = 1e-7;
 
 // Why the excluded cases are outside the vocabulary.
-const INT_CLIP: &str = "integer Clip: the vocabulary's Hardtanh computes on floats (integer arithmetic is not in opset 2)";
+const INT_CLIP: &str =
+    "integer Clip: the vocabulary's Hardtanh computes on floats (integer arithmetic is not in opset 2)";
 const INT_POW: &str = "Pow with an integer operand or mixed dtypes: the vocabulary's Pow takes one float dtype";
 const UINT: &str = "u32/u64 tensors, which no bundle stores";
 const PEEP: &str = "LSTM peepholes: nn.LSTM has none";
@@ -32,7 +33,8 @@ const BOOL_MAX: &str = "ReduceMax of bools: the vocabulary reduces floats";
 const EMPTY_MAX: &str = "ReduceMax over an empty dimension is an error, as torch.amax's (ONNX gives -inf)";
 const CONV3D: &str = "3-D transposed convolution: the vocabulary has 1-D and 2-D";
 const CUBIC: &str = "cubic interpolation: nn.Upsample's bicubic is not in opset 2";
-const FRACTION: &str = "a scale whose output size is fractional: ONNX maps coordinates by the scale, Upsample by the sizes' ratio";
+const FRACTION: &str =
+    "a scale whose output size is fractional: ONNX maps coordinates by the scale, Upsample by the sizes' ratio";
 const ANTIALIAS: &str = "antialiased resizing is not in opset 2";
 const ASPECT: &str = "keep_aspect_ratio_policy: sizes derived from an aspect policy are not in opset 2";
 const CROP: &str = "tf_crop_and_resize coordinates are not in opset 2";
@@ -117,7 +119,9 @@ fn as_f64(t: &Tensor) -> Vec<f64> {
         nnbundle_format::DType::F64 => t.to_vec::<f64>().unwrap(),
         nnbundle_format::DType::I64 => t.to_vec::<i64>().unwrap().into_iter().map(|v| v as f64).collect(),
         nnbundle_format::DType::I32 => t.to_vec::<i32>().unwrap().into_iter().map(f64::from).collect(),
-        nnbundle_format::DType::Bool => t.to_vec::<bool>().unwrap().into_iter().map(|b| f64::from(u8::from(b))).collect(),
+        nnbundle_format::DType::Bool => {
+            t.to_vec::<bool>().unwrap().into_iter().map(|b| f64::from(u8::from(b))).collect()
+        }
         other => panic!("unexpected output dtype {other}"),
     }
 }

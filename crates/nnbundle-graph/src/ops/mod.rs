@@ -32,8 +32,8 @@ pub(crate) mod index;
 pub(crate) mod linear;
 pub(crate) mod matmul;
 pub(crate) mod norm;
-pub(crate) mod recurrent;
 pub mod pool;
+pub(crate) mod recurrent;
 pub(crate) mod reduce;
 pub mod shape;
 

@@ -194,7 +194,14 @@ impl Exporter<'_> {
         attribute: Vec<AttributeProto>,
     ) {
         let name = outputs.iter().rev().find(|o| !o.is_empty()).cloned().unwrap_or_default();
-        self.nodes.push(NodeProto { input: inputs, output: outputs, name, op_type: op.into(), attribute, ..Default::default() });
+        self.nodes.push(NodeProto {
+            input: inputs,
+            output: outputs,
+            name,
+            op_type: op.into(),
+            attribute,
+            ..Default::default()
+        });
     }
 
     pub(crate) fn temp(&mut self, node: &str, what: &str) -> String {

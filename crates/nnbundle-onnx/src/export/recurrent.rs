@@ -54,10 +54,8 @@ fn recurrent(ex: &mut Exporter<'_>, n: &Args<'_>) -> Result<(), String> {
     }
     let hidden = a.int("hidden_size");
     let dirs: i64 = if a.bool("bidirectional") { 2 } else { 1 };
-    let mut attrs = vec![
-        a_int("hidden_size", hidden),
-        a_str("direction", if dirs == 2 { "bidirectional" } else { "forward" }),
-    ];
+    let mut attrs =
+        vec![a_int("hidden_size", hidden), a_str("direction", if dirs == 2 { "bidirectional" } else { "forward" })];
     if !lstm {
         attrs.push(a_int("linear_before_reset", i64::from(a.bool("reset_after"))));
     }

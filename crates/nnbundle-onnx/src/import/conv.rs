@@ -3,7 +3,7 @@
 use nnbundle_graph::{AttrValue, OpKind};
 
 use super::table::Translator;
-use super::{Importer, Operand, attr, attr_i, attr_ints, attr_s};
+use super::{Importer, Operand, attr_i, attr_ints, attr_s};
 use crate::proto::NodeProto;
 
 /// The translators of this family.
@@ -78,7 +78,9 @@ impl Importer {
         };
         if let Some(target) = target {
             // ONNX: the padding that gives the output shape asked for (SAME: input size * stride).
-            let x = self.static_shape(&ops[0]).ok_or("ConvTranspose with output_shape or auto_pad SAME_* needs the input's static spatial size")?;
+            let x = self
+                .static_shape(&ops[0])
+                .ok_or("ConvTranspose with output_shape or auto_pad SAME_* needs the input's static spatial size")?;
             let input = &x[x.len().saturating_sub(spatial)..];
             for i in 0..spatial {
                 let (s, d, k) = (strides.get(i), dilations.get(i), kernel.get(i));

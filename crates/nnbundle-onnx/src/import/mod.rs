@@ -94,7 +94,9 @@ impl OnnxNode<'_> {
         match self.proto.input.get(i).filter(|s| !s.is_empty()).map(|s| im.operand(s)).transpose()? {
             None => Ok(None),
             Some(Operand::Const(t, _)) => Ok(Some(t)),
-            Some(Operand::Value(v)) => Err(format!("{op} with {what} computed at run time (`{v}`) needs them constant")),
+            Some(Operand::Value(v)) => {
+                Err(format!("{op} with {what} computed at run time (`{v}`) needs them constant"))
+            }
             Some(Operand::Dims(d)) => Err(im.needs_pinning(&format!("{op}'s {what} {d}"))),
         }
     }

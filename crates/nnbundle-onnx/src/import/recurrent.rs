@@ -50,7 +50,9 @@ fn recurrent(im: &mut Importer, n: &OnnxNode<'_>, op: OpKind) -> Result<Option<S
     if let Some(a) = attr(p, "activations").filter(|a| !a.strings.is_empty()) {
         let given: Vec<String> = a.strings.iter().map(|s| String::from_utf8_lossy(s).into_owned()).collect();
         if given.chunks(default_activations.len()).any(|c| c != default_activations) {
-            return Err(format!("{name} with activations {given:?} is not in the vocabulary (only {default_activations:?})"));
+            return Err(format!(
+                "{name} with activations {given:?} is not in the vocabulary (only {default_activations:?})"
+            ));
         }
     }
     if attr(p, "clip").is_some() {

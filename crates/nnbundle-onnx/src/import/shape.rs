@@ -110,7 +110,9 @@ fn pad(im: &mut Importer, n: &OnnxNode<'_>) -> Result<Option<String>, String> {
         None => (0..rank).collect(),
         Some(axes) => axes
             .iter()
-            .map(|&a| nnbundle_graph::normalize_axis(a, rank).ok_or(format!("axis {a} is out of range for rank {rank}")))
+            .map(|&a| {
+                nnbundle_graph::normalize_axis(a, rank).ok_or(format!("axis {a} is out of range for rank {rank}"))
+            })
             .collect::<Result<_, _>>()?,
     };
     if pads.len() != 2 * axes.len() {
@@ -225,7 +227,9 @@ impl Importer {
                 }
                 _ => {
                     let to = nnbundle_graph::Shape(to.to_vec());
-                    return Err(self.needs_pinning(&format!("the target shape {to}, with more than one size that moves,")));
+                    return Err(
+                        self.needs_pinning(&format!("the target shape {to}, with more than one size that moves,"))
+                    );
                 }
             });
         }

@@ -243,7 +243,13 @@ pub(crate) fn evaluate(node: &NodeProto, inputs: &[Option<Dims>], opset: i64) ->
 /// Element pairs of two vectors under numpy broadcasting (rank 0 or 1).
 fn broadcast<'a>(x: &'a Dims, y: &'a Dims) -> Option<Vec<(&'a Sym, &'a Sym)>> {
     let (n, m) = (x.items.len(), y.items.len());
-    let len = if n == m || m == 1 { n } else if n == 1 { m } else { return None };
+    let len = if n == m || m == 1 {
+        n
+    } else if n == 1 {
+        m
+    } else {
+        return None;
+    };
     Some((0..len).map(|i| (&x.items[if n == 1 { 0 } else { i }], &y.items[if m == 1 { 0 } else { i }])).collect())
 }
 

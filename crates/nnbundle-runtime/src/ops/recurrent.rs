@@ -107,7 +107,7 @@ fn direction<T: Float>(
             // The n block projects r * h instead of h.
             let mut rh = h.clone();
             for ((b, j), v) in rh.indexed_iter_mut() {
-                *v = *v * sigmoid(xw[[t * batch + b, j]] + hw[[b, j]]);
+                *v *= sigmoid(xw[[t * batch + b, j]] + hw[[b, j]]);
             }
             let w_hn = w.w_hh.slice(s![2 * hs.., ..]);
             let b_hn = w.b_hh.map(|b| b.slice_move(s![2 * hs..]));
@@ -142,7 +142,10 @@ fn direction<T: Float>(
 }
 
 /// Row `d` (one direction) of a weight stacked by direction.
-fn direction_row<'a, T, D: ndarray::Dimension>(w: ndarray::ArrayViewD<'a, T>, d: usize) -> Result<ndarray::ArrayView<'a, T, D>, String> {
+fn direction_row<'a, T, D: ndarray::Dimension>(
+    w: ndarray::ArrayViewD<'a, T>,
+    d: usize,
+) -> Result<ndarray::ArrayView<'a, T, D>, String> {
     if d >= w.shape().first().copied().unwrap_or(0) {
         return Err(format!("a weight of shape {:?} has no direction {d}", w.shape()));
     }
@@ -151,9 +154,10 @@ fn direction_row<'a, T, D: ndarray::Dimension>(w: ndarray::ArrayViewD<'a, T>, d:
 
 fn run<T: Float>(k: &Recurrent, args: &[Arg<'_>]) -> KernelResult {
     let params = if k.bias { 4 } else { 2 };
-    let data = args.len().checked_sub(params).filter(|&d| (1..=1 + k.cell.states()).contains(&d)).ok_or_else(|| {
-        format!("expects the input, up to {} initial states and {params} weights", k.cell.states())
-    })?;
+    let data =
+        args.len().checked_sub(params).filter(|&d| (1..=1 + k.cell.states()).contains(&d)).ok_or_else(|| {
+            format!("expects the input, up to {} initial states and {params} weights", k.cell.states())
+        })?;
     let x = view::<T>(args, 0)?.into_dimensionality::<Ix3>().map_err(|e| e.to_string())?;
     // Work in [L, N, I].
     let x = if k.batch_first { x.permuted_axes([1, 0, 2]) } else { x };
@@ -170,7 +174,8 @@ fn run<T: Float>(k: &Recurrent, args: &[Arg<'_>]) -> KernelResult {
             Ok(Array3::zeros((dirs, batch, hs)))
         }
     };
-    let (mut h_n, mut c_n) = (state(1)?, if k.cell == Cell::Lstm { state(2)? } else { Array3::zeros((dirs, batch, hs)) });
+    let (mut h_n, mut c_n) =
+        (state(1)?, if k.cell == Cell::Lstm { state(2)? } else { Array3::zeros((dirs, batch, hs)) });
     let param = |i: usize| view::<T>(args, data + i);
     let (w_ih, w_hh) = (param(0)?, param(1)?);
     let g = k.cell.gates() * hs;
