@@ -358,6 +358,11 @@ def reference(op, attrs, ops):
         return conv_transpose(attrs, ops, int(op[13]))
     if op == "Upsample":
         return upsample(attrs, x)
+    if op == "Cast":
+        kind = {"f32": np.float32, "f64": np.float64, "i32": np.int32, "i64": np.int64, "bool": np.bool_}[attrs["dtype"]]
+        if np.issubdtype(kind, np.integer) and x.dtype.kind == "f":
+            x = np.trunc(x)  # toward zero, as C casts
+        return x.astype(kind)
     if op in ("LSTM", "GRU"):
         return recurrent(op, attrs, ops)
     if op == "Pad":
@@ -433,10 +438,18 @@ def main(cases_path):
         want = reference(case["op"], case["attrs"], ops)
         rtol, atol = (1e-9, 1e-12) if got.dtype == np.float64 else (1e-4, 1e-5)
         atol = case.get("atol") or atol  # a case's own, for long sums
-        ok = got.shape == want.shape and np.allclose(got.astype(np.float64), want, rtol=rtol, atol=atol)
+        # Casts and integer or bool results must also have the reference's dtype.
+        exact_dtype = case["op"] == "Cast" or want.dtype.kind in "biu"
+        dtype_ok = got.dtype == want.dtype if exact_dtype else True
+        ok = dtype_ok and got.shape == want.shape and np.allclose(got.astype(np.float64), want, rtol=rtol, atol=atol)
         per_op[case["op"]][0 if ok else 1] += 1
         if not ok:
-            detail = f"shape {got.shape} vs {want.shape}" if got.shape != want.shape else f"max abs diff {np.abs(got - want).max():.3g}"
+            if not dtype_ok:
+                detail = f"dtype {got.dtype} vs {want.dtype}"
+            elif got.shape != want.shape:
+                detail = f"shape {got.shape} vs {want.shape}"
+            else:
+                detail = f"max abs diff {np.abs(got.astype(np.float64) - want).max():.3g}"
             failures.append(f"{case['name']} ({case['op']}): {detail}")
     for op, (passed, failed) in sorted(per_op.items()):
         print(f"{op}: {passed}/{passed + failed}")

@@ -23,8 +23,9 @@ weights, with the `nnb import` options their dynamic inputs need.
 
 Prints one line per model and a closing line 'N passed, M failed'.
 """
-import zipfile
 import os
+import zipfile
+from dataclasses import dataclass, field
 import subprocess
 import sys
 
@@ -143,53 +144,69 @@ def input_name(onnx_name):
     return ".".join(p for p in mapped.split(".") if p) or "v"
 
 
-# Trained models inside PyPI wheels: (name, requirement, member, input shapes, pinned).
-# With `pinned`, the shapes are given to `nnb import --input-shape`; without, the
-# model imports with its dynamic dimensions and runs at those shapes.
+@dataclass
+class WheelModel:
+    """A trained model inside a PyPI wheel and how it imports.
+
+    `shapes` are the shapes the inputs are fed at; with `pinned` they are
+    also given to `nnb import --input-shape` (without, the model imports
+    with its dynamic dimensions). `values` pin scalar inputs with
+    `nnb import --input-value` (onnxruntime is fed the same values).
+    """
+
+    name: str
+    requirement: str
+    member: str
+    shapes: dict = field(default_factory=dict)
+    pinned: bool = True
+    values: dict = field(default_factory=dict)
+
+
 WHEEL_MODELS = [
     # PaddleOCR's text-direction classifier (a MobileNetV3-style network: HardSigmoid, Clip, SE blocks).
-    (
+    WheelModel(
         "ppocr_mobile_v2_cls",
         "rapidocr-onnxruntime==1.4.4",
         "rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx",
         {"x": [1, 3, 48, 192]},
-        True,
     ),
     # PaddleOCR v4's text recognizer (SVTR-style: convolutions, then attention blocks whose LayerNorms
     # are exported as ReduceMean/Pow/Sqrt chains; Slice and Squeeze on values).
-    (
+    WheelModel(
         "ppocr_v4_rec",
         "rapidocr-onnxruntime==1.4.4",
         "rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx",
         {"x": [1, 3, 48, 320]},
-        True,
     ),
     # PaddleOCR v4's text detector (DBNet-style: a MobileNetV3-style backbone, an FPN with nearest
     # Resize, and ConvTranspose heads).
-    (
+    WheelModel(
         "ppocr_v4_det",
         "rapidocr-onnxruntime==1.4.4",
         "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx",
         {"x": [1, 3, 96, 128]},
-        True,
     ),
     # ddddocr's object detector (YOLOX-style: Focus slicing, CSP blocks with SiLU as Sigmoid*Mul,
     # an FPN/PAN neck with nearest Resize, decoupled heads concatenated into one output).
-    (
-        "ddddocr_yolox_det",
-        "ddddocr==1.6.1",
-        "ddddocr/common_det.onnx",
-        {},
-        True,
-    ),
+    WheelModel("ddddocr_yolox_det", "ddddocr==1.6.1", "ddddocr/common_det.onnx"),
     # Silero VAD (sequence variant): reflect-padded STFT as a convolution, a conv encoder and an
     # LSTM with its states as inputs and outputs; imported with the sequence length dynamic.
-    (
+    WheelModel(
         "silero_vad_16k_sequence",
         "silero-vad==6.2.3",
         "silero_vad/data/silero_vad_16k_sequence.onnx",
         {"input": [24, 576]},
-        False,
+        pinned=False,
+    ),
+    # Silero VAD (the default model): the 8 and 16 kHz networks as the two branches of an If on
+    # the sample-rate input, each with shape-dependent Ifs inside; `--input-value sr=16000` folds
+    # them, and the chunk shape is pinned.
+    WheelModel(
+        "silero_vad_16k",
+        "silero-vad==6.2.3",
+        "silero_vad/data/silero_vad.onnx",
+        {"input": [1, 512], "state": [2, 1, 128]},
+        values={"sr": 16000},
     ),
 ]
 
@@ -216,9 +233,10 @@ def wheel_model(requirement, member, work):
     return None
 
 
-def run_model(nnb, path, work, rng, name=None, shapes=None, pinned=False):
-    name = name or os.path.basename(path)[len("light_"):-len(".onnx")]
-    shapes = shapes or {}
+def run_model(nnb, path, work, rng, spec=None):
+    """Imports and runs one model; `spec` (a WheelModel) for a wheel's model, None for a light one."""
+    spec = spec or WheelModel(os.path.basename(path)[len("light_"):-len(".onnx")], "", "", pinned=False)
+    name, shapes = spec.name, spec.shapes
     model = materialize(onnx.load(path), rng) if path.startswith(LIGHT) else onnx.load(path)
     model = cut_saturating_tail(model)
     src = os.path.join(work, f"{name}.onnx")
@@ -226,6 +244,10 @@ def run_model(nnb, path, work, rng, name=None, shapes=None, pinned=False):
     feeds, args = {}, []
     init_names = {t.name for t in model.graph.initializer}
     for i in (i for i in model.graph.input if i.name not in init_names):
+        if i.name in spec.values:
+            dtype = helper.tensor_dtype_to_np_dtype(i.type.tensor_type.elem_type)
+            feeds[i.name] = np.array(spec.values[i.name], dtype=dtype)
+            continue
         shape = shapes.get(i.name) or [d.dim_value for d in i.type.tensor_type.shape.dim]
         x = rng.standard_normal(shape).astype(np.float32)
         feeds[i.name] = x
@@ -236,7 +258,8 @@ def run_model(nnb, path, work, rng, name=None, shapes=None, pinned=False):
     session = ort.InferenceSession(src, options, providers=["CPUExecutionProvider"])
     want = dict(zip([o.name for o in session.get_outputs()], session.run(None, feeds)))
     bundle, out_dir = os.path.join(work, f"{name}.nnb"), os.path.join(work, f"{name}_out")
-    pins = [a for n, dims in shapes.items() for a in ("--input-shape", f"{n}={','.join(map(str, dims))}")] if pinned else []
+    pins = [a for n, dims in shapes.items() for a in ("--input-shape", f"{n}={','.join(map(str, dims))}")] if spec.pinned else []
+    pins += [a for n, v in spec.values.items() for a in ("--input-value", f"{n}={v}")]
     for cmd in (["import", src, "-o", bundle, *pins], ["run", bundle, *args, "-o", out_dir]):
         done = subprocess.run([nnb, *cmd], capture_output=True, text=True)
         if done.returncode != 0:
@@ -258,20 +281,20 @@ def main(nnb, work, only):
     if not models:
         sys.exit(f"no light models under {LIGHT}")
     failures, passed, skipped = 0, 0, 0
-    runs = [(os.path.join(LIGHT, f), None, None, False) for f in models]
-    for name, requirement, member, shapes, pinned in WHEEL_MODELS:
-        if only and name not in only:
+    runs = [(os.path.join(LIGHT, f), None) for f in models]
+    for spec in WHEEL_MODELS:
+        if only and spec.name not in only:
             continue
-        path = wheel_model(requirement, member, work)
+        path = wheel_model(spec.requirement, spec.member, work)
         if path is None:
             skipped += 1
-            print(f"skipped {name}: pip could not fetch {requirement}")
+            print(f"skipped {spec.name}: pip could not fetch {spec.requirement}")
             continue
-        runs.append((path, name, shapes, pinned))
-    for path, name, shapes, pinned in runs:
-        if only and (name or os.path.basename(path)[len("light_"):-len(".onnx")]) not in only:
+        runs.append((path, spec))
+    for path, spec in runs:
+        if only and (spec.name if spec else os.path.basename(path)[len("light_"):-len(".onnx")]) not in only:
             continue
-        name, error, worst = run_model(nnb, path, work, rng, name, shapes, pinned)
+        name, error, worst = run_model(nnb, path, work, rng, spec)
         if error is None:
             passed += 1
             print(f"{name}: ok (relative error {worst:.1e})")

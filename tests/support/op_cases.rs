@@ -461,6 +461,11 @@ pub fn cases() -> Vec<Case> {
             &[&[3, 1, 4], &[3, 1, 4], &[3, 1, 4]],
         )
         .f64(),
+        case("cast_f32_to_i64", Cast, attrs! {"dtype": "i64"}, &[&[3, 4]]).data_gen(0, Gen::Wide),
+        case("cast_i64_to_f32", Cast, attrs! {"dtype": "f32"}, &[&[5]]).data_gen(0, Gen::Index(-1000, 1000)),
+        case("cast_bool_to_f64", Cast, attrs! {"dtype": "f64"}, &[&[2, 3]]).data_gen(0, Gen::Mask),
+        case("cast_f64_to_f32_and_bool", Cast, attrs! {"dtype": "bool"}, &[&[4, 2]]).f64(),
+        case("cast_i64_to_i32", Cast, attrs! {"dtype": "i32"}, &[&[6]]).data_gen(0, Gen::Index(-50, 50)),
         case("lstm", LSTM, attrs! {"input_size": 3, "hidden_size": 4}, &[&[5, 2, 3]]),
         case(
             "lstm_bidirectional_states",

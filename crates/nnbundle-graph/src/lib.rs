@@ -50,6 +50,7 @@ pub use op::{OPSET, OpDef, ParamDType, ParamSpec, Role, Slot};
 pub use ops::OpKind;
 pub use ops::Window;
 pub use ops::conv::{conv_padding, conv_transpose_geometry, conv_transpose_length, conv_windows};
+pub use ops::elementwise::CAST_DTYPES;
 pub use ops::pool::pool_windows;
 pub use ops::shape::{slice_dims_steps, slice_range};
 pub use reference::op_reference_markdown;

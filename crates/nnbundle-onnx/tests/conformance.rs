@@ -144,6 +144,7 @@ const FROZEN_FROM: &[(&str, usize)] = &[
     ("Clip", 1),
     ("LSTM", 1),
     ("GRU", 1),
+    ("Split", 1),
 ];
 
 /// Runs one case; `Err` says why it failed.

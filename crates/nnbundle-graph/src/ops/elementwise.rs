@@ -1,7 +1,7 @@
-//! Binary elementwise arithmetic with numpy broadcasting: `Add`, `Sub`, `Mul`, `Div`.
+//! Binary elementwise arithmetic with numpy broadcasting: `Add`, `Sub`, `Mul`, `Div`, `Pow`; and `Cast`.
 
 use super::{broadcast, require_float};
-use crate::attr::Attrs;
+use crate::attr::{AttrDefault as D, AttrType as T, Attrs, attr};
 use crate::op::{OpDef, OpRule, Operands, ParamDType, ParamSpec, Role, Slot, slot};
 use crate::value::ValueInfo;
 
@@ -67,5 +67,31 @@ impl OpRule for Binary {
         }
         let shape = broadcast(&a.shape, &b.shape).map_err(|e| format!("{}: {e}", self.0))?;
         Ok(Some(ValueInfo::new(a.dtype, shape)))
+    }
+}
+
+/// The dtypes `Cast` converts between (those the runtime computes in).
+pub const CAST_DTYPES: &[&str] = &["f32", "f64", "i32", "i64", "bool"];
+
+pub(crate) static CAST: OpDef = OpDef {
+    name: "Cast",
+    summary: "the input converted to `dtype` (tensor.to(dtype); ONNX Cast)",
+    numerics: "float to float rounds to nearest, ties to even; float to integer truncates toward zero and saturates at the integer type's bounds, NaN giving 0; integer to float rounds to nearest; integer to integer keeps the value when it fits and saturates otherwise; to bool, non-zero (NaN included) is true; from bool, true is 1 and false 0.",
+    attrs: &[attr("dtype", T::Choice(CAST_DTYPES), D::Required, "the output dtype")],
+    slots: &[slot("input", Role::Data)],
+    rule: &CastRule,
+};
+
+struct CastRule;
+
+impl OpRule for CastRule {
+    fn infer(&self, a: &Attrs, ops: &Operands) -> Result<Option<ValueInfo>, String> {
+        let x = ops.input();
+        let dtype: nnbundle_format::DType =
+            a.str("dtype").parse().map_err(|_| format!("Cast: `{}` is not a dtype", a.str("dtype")))?;
+        if !CAST_DTYPES.contains(&x.dtype.to_string().as_str()) {
+            return Err(format!("Cast converts {}; the input is {}", CAST_DTYPES.join(", "), x.dtype));
+        }
+        Ok(Some(ValueInfo::new(dtype, x.shape.clone())))
     }
 }

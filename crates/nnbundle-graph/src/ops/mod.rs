@@ -27,7 +27,7 @@
 pub(crate) mod activation;
 pub(crate) mod attention;
 pub mod conv;
-pub(crate) mod elementwise;
+pub mod elementwise;
 pub(crate) mod index;
 pub(crate) mod linear;
 pub(crate) mod matmul;
@@ -258,6 +258,7 @@ vocabulary! {
     Pad => shape::PAD,
     LSTM => recurrent::LSTM,
     GRU => recurrent::GRU,
+    Cast => elementwise::CAST,
     }
 }
 

@@ -11,6 +11,16 @@ pub(crate) const RULES: &[ExportRule] = &[
     ExportRule { op: OpKind::Mul, support: Full, export: |ex, n| binary(ex, n, "Mul") },
     ExportRule { op: OpKind::Div, support: Full, export: |ex, n| binary(ex, n, "Div") },
     ExportRule { op: OpKind::Pow, support: Full, export: |ex, n| binary(ex, n, "Pow") },
+    ExportRule {
+        op: OpKind::Cast,
+        support: Full,
+        export: |ex, n| {
+            let to: nnbundle_format::DType = n.attrs().str("dtype").parse().map_err(|_| "Cast dtype is not a dtype")?;
+            let to = crate::tensor::onnx_type(to);
+            ex.emit("Cast", vec![n.x.clone()], &n.out, vec![super::a_int("to", i64::from(to))]);
+            Ok(())
+        },
+    },
 ];
 
 /// `onnx(input, other)`.

@@ -14,7 +14,24 @@ pub(crate) const TRANSLATORS: &[Translator] = &[
     Translator { onnx: "Div", produces: &[OpKind::Div], translate: binary },
     Translator { onnx: "Pow", produces: &[OpKind::Pow], translate: binary },
     Translator { onnx: "Sum", produces: &[], translate: sum },
+    Translator { onnx: "Cast", produces: &[OpKind::Cast], translate: cast },
 ];
+
+/// Cast of a value (a constant folds before): `Identity` to its own dtype.
+fn cast(im: &mut Importer, n: &OnnxNode<'_>) -> Result<Option<String>, String> {
+    let x = n.arg(0)?;
+    let to = super::attr_i(n.proto, "to", 0);
+    let dtype =
+        crate::tensor::dtype_of(to as i32).ok_or_else(|| format!("Cast to ONNX type {to}, which has no dtype"))?;
+    if im.info(&x).is_some_and(|i| i.dtype == dtype) {
+        return im.add(n.hint, OpKind::Identity, vec![], vec![x]).map(Some);
+    }
+    let name = dtype.to_string();
+    if !nnbundle_graph::CAST_DTYPES.contains(&name.as_str()) {
+        return Err(format!("Cast to {name}: the vocabulary casts to {}", nnbundle_graph::CAST_DTYPES.join(", ")));
+    }
+    im.add(n.hint, OpKind::Cast, vec![("dtype", nnbundle_graph::AttrValue::Str(name))], vec![x]).map(Some)
+}
 
 fn binary(im: &mut Importer, n: &OnnxNode<'_>) -> Result<Option<String>, String> {
     im.binary(n.proto, n.hint, n.arg(0)?, n.arg(1)?).map(Some)

@@ -587,30 +587,10 @@ fn import_graph(graph: &GraphProto, opset: i64, options: &ImportOptions) -> Resu
         }
     };
     let needed = needed_nodes(graph, &wanted);
-    let mut failures: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let mut reasons: Vec<String> = Vec::new();
-    let mut failed: BTreeSet<&str> = BTreeSet::new();
-    for (i, node) in graph.node.iter().enumerate().filter(|(i, _)| needed[*i]) {
-        let known_domain = node.domain.is_empty() || node.domain == "ai.onnx";
-        let translator = table::translator(&node.op_type).filter(|_| known_domain);
-        let foldable = known_domain && constant::FOLDABLE.contains(&node.op_type.as_str());
-        if translator.is_none() && !foldable {
-            let op = if known_domain { node.op_type.clone() } else { format!("{}:{}", node.domain, node.op_type) };
-            failures.entry(op).or_default().push(node_label(node, i));
-            failed.extend(node.output.iter().map(String::as_str));
-            continue;
-        }
-        // Nodes downstream of a failure are not blamed for it.
-        if node.input.iter().any(|v| failed.contains(v.as_str())) {
-            failed.extend(node.output.iter().map(String::as_str));
-            continue;
-        }
-        if let Err(reason) = im.import_node(node, translator) {
-            failed.extend(node.output.iter().map(String::as_str));
-            failures.entry(node.op_type.clone()).or_default().push(node_label(node, i));
-            reasons.push(format!("{} ({}): {reason}", node_label(node, i), node.op_type));
-        }
-    }
+    let mut report = Report::default();
+    let nodes: Vec<(usize, &NodeProto)> = graph.node.iter().enumerate().filter(|(i, _)| needed[*i]).collect();
+    im.import_nodes(&nodes, "", &mut report);
+    let Report { failures, reasons, .. } = report;
     if !failures.is_empty() {
         return Err(ImportError::Unsupported { ops: failures, reasons });
     }
@@ -633,6 +613,143 @@ fn import_graph(graph: &GraphProto, opset: i64, options: &ImportOptions) -> Resu
     fold::fold_bias(&mut nodes, &mut im.weights, &im.aliases, &output_set);
     let graph = nnbundle_graph::Graph::new(inputs, nodes, outputs).map_err(ImportError::Graph)?;
     Ok(Imported { graph, weights: im.weights, aliases: im.aliases, opset })
+}
+
+/// What did not import: node labels by op type, reasons, and the values
+/// that failed (whose readers are not blamed again).
+#[derive(Default)]
+struct Report {
+    failures: BTreeMap<String, Vec<String>>,
+    reasons: Vec<String>,
+    failed: BTreeSet<String>,
+}
+
+impl Report {
+    fn fail(&mut self, op: String, node: &NodeProto, label: String, reason: Option<String>) {
+        self.failed.extend(node.output.iter().cloned());
+        if let Some(reason) = reason {
+            self.reasons.push(format!("{label} ({op}): {reason}"));
+        }
+        self.failures.entry(op).or_default().push(label);
+    }
+}
+
+impl Importer {
+    /// Imports `nodes` (with their index in their graph) in order, recording
+    /// what fails in `report`; `scope` prefixes the labels of nodes inside
+    /// an `If` branch.
+    fn import_nodes(&mut self, nodes: &[(usize, &NodeProto)], scope: &str, report: &mut Report) {
+        for &(i, node) in nodes {
+            let label = format!("{scope}{}", node_label(node, i));
+            let known_domain = node.domain.is_empty() || node.domain == "ai.onnx";
+            let translator = table::translator(&node.op_type).filter(|_| known_domain);
+            let branches = known_domain && node.op_type == "If";
+            let foldable = known_domain && constant::FOLDABLE.contains(&node.op_type.as_str());
+            if translator.is_none() && !foldable && !branches {
+                let op = if known_domain { node.op_type.clone() } else { format!("{}:{}", node.domain, node.op_type) };
+                report.fail(op, node, label, None);
+                continue;
+            }
+            // Nodes downstream of a failure are not blamed for it.
+            if node.input.iter().any(|v| report.failed.contains(v)) {
+                report.failed.extend(node.output.iter().cloned());
+                continue;
+            }
+            if branches {
+                match self.taken_branch(node) {
+                    Ok(branch) => {
+                        let inner: Vec<(usize, &NodeProto)> = branch.node.iter().enumerate().collect();
+                        for t in &branch.initializer {
+                            match from_proto(t) {
+                                Ok(tensor) => drop(self.consts.insert(t.name.clone(), tensor)),
+                                Err(e) => report.fail(
+                                    "If".into(),
+                                    node,
+                                    label.clone(),
+                                    Some(format!("tensor `{}`: {e}", t.name)),
+                                ),
+                            }
+                        }
+                        self.import_nodes(&inner, &format!("{label} > "), report);
+                        if branch.output.iter().any(|o| report.failed.contains(&o.name)) {
+                            report.failed.extend(node.output.iter().cloned());
+                        } else if let Err(reason) = self.bind_branch_outputs(node, branch) {
+                            report.fail("If".into(), node, label, Some(reason));
+                        }
+                    }
+                    Err(reason) => {
+                        report.fail("If".into(), node, label.clone(), Some(reason));
+                        // What the branches would need too, so one report lists everything.
+                        self.report_unsupported_bodies(node, &label, report);
+                    }
+                }
+                continue;
+            }
+            if let Err(reason) = self.import_node(node, translator) {
+                report.fail(node.op_type.clone(), node, label, Some(reason));
+            }
+        }
+    }
+
+    /// The branch an `If` takes: its condition must be a constant (fold it
+    /// by pinning an input with `--input-value`).
+    fn taken_branch<'n>(&self, node: &'n NodeProto) -> Result<&'n GraphProto, String> {
+        let cond = node.input.first().ok_or("If needs a condition")?;
+        let value = match self.operand(cond)? {
+            Operand::Const(t, _) => {
+                let Ok(v) = t.to_vec::<bool>() else { return Err(format!("If condition `{cond}` is not a bool")) };
+                match v.as_slice() {
+                    [b] => *b,
+                    _ => return Err(format!("If condition `{cond}` has {} elements, not one", v.len())),
+                }
+            }
+            _ => {
+                return Err(format!(
+                    "If condition `{cond}` is computed at run time; the vocabulary has no control flow: \
+                     pin the inputs it depends on with `--input-value NAME=VALUE` so that it folds"
+                ));
+            }
+        };
+        let branch = if value { "then_branch" } else { "else_branch" };
+        attr(node, branch).and_then(|a| a.g.as_deref()).ok_or_else(|| format!("If has no `{branch}`"))
+    }
+
+    /// The `If` node's outputs are the taken branch's outputs.
+    fn bind_branch_outputs(&mut self, node: &NodeProto, branch: &GraphProto) -> Result<(), String> {
+        if branch.output.len() != node.output.len() {
+            return Err(format!("the branch has {} outputs, If has {}", branch.output.len(), node.output.len()));
+        }
+        for (out, inner) in node.output.iter().zip(&branch.output) {
+            if out.is_empty() {
+                continue;
+            }
+            match self.operand(&inner.name)? {
+                Operand::Const(t, _) => drop(self.consts.insert(out.clone(), t)),
+                Operand::Dims(d) => drop(self.symbolic.insert(out.clone(), d)),
+                Operand::Value(v) => drop(self.names.insert(out.clone(), v)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Records every op in the bodies of `node` that has no translator.
+    fn report_unsupported_bodies(&self, node: &NodeProto, label: &str, report: &mut Report) {
+        let mut stack: Vec<&GraphProto> =
+            node.attribute.iter().flat_map(|a| a.g.as_deref().into_iter().chain(a.graphs.iter())).collect();
+        while let Some(g) = stack.pop() {
+            for (i, n) in g.node.iter().enumerate() {
+                stack.extend(n.attribute.iter().flat_map(|a| a.g.as_deref().into_iter().chain(a.graphs.iter())));
+                let known = table::translator(&n.op_type).is_some()
+                    || constant::FOLDABLE.contains(&n.op_type.as_str())
+                    || n.op_type == "If";
+                if !known {
+                    let op =
+                        if n.domain.is_empty() { n.op_type.clone() } else { format!("{}:{}", n.domain, n.op_type) };
+                    report.failures.entry(op).or_default().push(format!("{label} > {}", node_label(n, i)));
+                }
+            }
+        }
+    }
 }
 
 /// For each node of `graph`, whether one of `outputs` depends on it

@@ -37,6 +37,7 @@ pub(crate) const TRANSLATORS: &[Translator] = &[
     },
     Translator { onnx: "Slice", produces: &[OpKind::Slice], translate: slice },
     Translator { onnx: "Pad", produces: &[OpKind::Pad], translate: pad },
+    Translator { onnx: "Split", produces: &[OpKind::Slice], translate: split },
     Translator { onnx: "Squeeze", produces: &[], translate: |im, n| squeeze(im, n, false) },
     Translator { onnx: "Unsqueeze", produces: &[], translate: |im, n| squeeze(im, n, true) },
     Translator {
@@ -139,6 +140,56 @@ fn pad(im: &mut Importer, n: &OnnxNode<'_>) -> Result<Option<String>, String> {
         ("value", AttrValue::Float(value)),
     ];
     im.add(n.hint, OpKind::Pad, attrs, vec![x]).map(Some)
+}
+
+/// Split as one `Slice` per output read: sizes from the `split` input
+/// (opset 13) or attribute, else equal parts (`num_outputs` from opset 18,
+/// the output count before; the last part smaller when uneven).
+fn split(im: &mut Importer, n: &OnnxNode<'_>) -> Result<Option<String>, String> {
+    let x = n.arg(0)?;
+    let info = im.info(&x).ok_or("Split needs its input's shape")?;
+    let rank = info.shape.rank();
+    let a = attr_i(n.proto, "axis", 0);
+    let axis =
+        nnbundle_graph::normalize_axis(a, rank).ok_or(format!("Split axis {a} is out of range for rank {rank}"))?;
+    let sizes = match n.constant_ints(im, 1, "split")? {
+        Some(s) => s,
+        None => match attr_ints(n.proto, "split") {
+            Some(s) => s,
+            None => {
+                let len = info.shape.0[axis]
+                    .fixed()
+                    .ok_or_else(|| im.needs_pinning(&format!("an equal Split of dimension {axis} of {}", info.shape)))?
+                    as i64;
+                let parts = attr_i(n.proto, "num_outputs", n.proto.output.len() as i64).max(1);
+                let size = (len + parts - 1) / parts;
+                (0..parts).map(|k| size.min(len - k * size).max(0)).collect()
+            }
+        },
+    };
+    if sizes.len() != n.proto.output.len() || sizes.iter().any(|&s| s < 0) {
+        return Err(format!("Split sizes {sizes:?} do not match its {} outputs", n.proto.output.len()));
+    }
+    let mut first = None;
+    let mut start = 0i64;
+    for (k, (out, &size)) in n.proto.output.iter().zip(&sizes).enumerate() {
+        let end = start + size;
+        if !out.is_empty() && im.read.contains(out) {
+            let attrs = vec![
+                ("starts", AttrValue::Ints(vec![start])),
+                ("ends", AttrValue::Ints(vec![end])),
+                ("dims", AttrValue::Ints(vec![axis as i64])),
+            ];
+            let value = im.add(out, OpKind::Slice, attrs, vec![x.clone()])?;
+            if k == 0 {
+                first = Some(value);
+            } else {
+                im.names.insert(out.clone(), value);
+            }
+        }
+        start = end;
+    }
+    Ok(first)
 }
 
 /// Squeeze and Unsqueeze of a value as a Reshape to the shape they give

@@ -1,11 +1,13 @@
-//! `Add`, `Sub`, `Mul`, `Div`, `Pow` with numpy broadcasting.
+//! `Add`, `Sub`, `Mul`, `Div`, `Pow` with numpy broadcasting; `Cast`.
 
 use ndarray::{ArrayD, ArrayViewMut, Dimension, IxDyn, Zip};
+use nnbundle_format::DType;
+use nnbundle_graph::NodeAttrs;
 
 use super::Scratch;
 use super::activation::relu_in_place;
 use super::{Float, Kernel, KernelResult, broadcast_shapes, by_chunks, first_dtype, view, with_float};
-use crate::value::Arg;
+use crate::value::{Arg, Value};
 
 #[derive(Clone, Copy)]
 pub(crate) enum BinaryOp {
@@ -79,5 +81,124 @@ impl Kernel for Binary {
     fn fuse_relu(&mut self) -> bool {
         self.relu = true;
         true
+    }
+}
+
+/// An element `Cast` converts from, with each conversion its numerics state.
+trait CastFrom: Copy {
+    fn to_f32(self) -> f32;
+    fn to_f64(self) -> f64;
+    fn to_i32(self) -> i32;
+    fn to_i64(self) -> i64;
+    fn to_bool(self) -> bool;
+}
+
+/// Floats: Rust's `as` rounds to nearest even, truncates toward zero and
+/// saturates into integers, NaN giving 0.
+macro_rules! cast_float {
+    ($t:ty) => {
+        impl CastFrom for $t {
+            fn to_f32(self) -> f32 {
+                self as f32
+            }
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+            fn to_i32(self) -> i32 {
+                self as i32
+            }
+            fn to_i64(self) -> i64 {
+                self as i64
+            }
+            fn to_bool(self) -> bool {
+                self != 0.0
+            }
+        }
+    };
+}
+cast_float!(f32);
+cast_float!(f64);
+
+/// Integers: to float rounds to nearest; to a narrower integer saturates.
+macro_rules! cast_int {
+    ($t:ty) => {
+        impl CastFrom for $t {
+            fn to_f32(self) -> f32 {
+                self as f32
+            }
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+            fn to_i32(self) -> i32 {
+                i64::from(self).clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
+            }
+            fn to_i64(self) -> i64 {
+                i64::from(self)
+            }
+            fn to_bool(self) -> bool {
+                self != 0
+            }
+        }
+    };
+}
+cast_int!(i32);
+cast_int!(i64);
+
+impl CastFrom for bool {
+    fn to_f32(self) -> f32 {
+        f32::from(u8::from(self))
+    }
+    fn to_f64(self) -> f64 {
+        f64::from(u8::from(self))
+    }
+    fn to_i32(self) -> i32 {
+        i32::from(self)
+    }
+    fn to_i64(self) -> i64 {
+        i64::from(self)
+    }
+    fn to_bool(self) -> bool {
+        self
+    }
+}
+
+pub(crate) struct Cast {
+    to: DType,
+}
+
+impl Cast {
+    pub(crate) fn new(a: NodeAttrs<'_>) -> Self {
+        Cast { to: a.str("dtype").parse().unwrap_or(DType::F32) }
+    }
+
+    fn convert<T: CastFrom>(&self, a: &ArrayD<T>) -> KernelResult {
+        Ok(match self.to {
+            DType::F32 => Value::F32(a.mapv(T::to_f32)),
+            DType::F64 => Value::F64(a.mapv(T::to_f64)),
+            DType::I32 => Value::I32(a.mapv(T::to_i32)),
+            DType::I64 => Value::I64(a.mapv(T::to_i64)),
+            DType::Bool => Value::Bool(a.mapv(T::to_bool)),
+            other => return Err(format!("Cast to {other} is not computed")),
+        })
+    }
+}
+
+impl Kernel for Cast {
+    fn run(&self, args: &[Arg<'_>], _: &Scratch) -> KernelResult {
+        let owned;
+        let value = match args.first().ok_or("operand 0 is missing")? {
+            Arg::Value(v) => *v,
+            Arg::Weight(t) => {
+                owned = Value::from_tensor(t).map_err(|e| e.to_string())?;
+                &owned
+            }
+        };
+        match value {
+            Value::F32(a) => self.convert(a),
+            Value::F64(a) => self.convert(a),
+            Value::I32(a) => self.convert(a),
+            Value::I64(a) => self.convert(a),
+            Value::Bool(a) => self.convert(a),
+        }
     }
 }

@@ -79,6 +79,7 @@ pub(crate) fn build_kernel(node: &Node) -> Option<Box<dyn Kernel>> {
         OpKind::ReduceMax => Box::new(reduce::Reduce::new(a, reduce::How::Max)),
         OpKind::Slice => Box::new(shape::Slice::new(a)),
         OpKind::Pad => Box::new(shape::Pad::new(a)),
+        OpKind::Cast => Box::new(elementwise::Cast::new(a)),
         OpKind::LSTM => Box::new(recurrent::Recurrent::new(a, recurrent::Cell::Lstm)),
         OpKind::GRU => Box::new(recurrent::Recurrent::new(a, recurrent::Cell::Gru)),
         OpKind::Upsample => Box::new(pool::Upsample::new(a)),
