@@ -358,6 +358,10 @@ def reference(op, attrs, ops):
         return conv_transpose(attrs, ops, int(op[13]))
     if op == "Upsample":
         return upsample(attrs, x)
+    if op in ("Equal", "Less", "Greater"):
+        return {"Equal": np.equal, "Less": np.less, "Greater": np.greater}[op](x, ops["other"])
+    if op == "Where":
+        return np.where(ops["condition"], ops["input"], ops["other"])
     if op == "Cast":
         kind = {"f32": np.float32, "f64": np.float64, "i32": np.int32, "i64": np.int64, "bool": np.bool_}[attrs["dtype"]]
         if np.issubdtype(kind, np.integer) and x.dtype.kind == "f":

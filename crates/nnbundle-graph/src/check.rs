@@ -270,6 +270,7 @@ impl Inference<'_> {
                         ParamDType::Float | ParamDType::SameAsInput => input_dtype?,
                         ParamDType::AnyFloat => DType::F32,
                         ParamDType::Index | ParamDType::I64 => DType::I64,
+                        ParamDType::Any => return None,
                     };
                     return spec.shape.map(|s| ValueInfo::new(dtype, Shape::fixed(&s)));
                 };

@@ -50,6 +50,8 @@ pub enum ParamDType {
     SameAsInput,
     /// f32 or f64, whatever the input (an `Embedding` table read by integer indices).
     AnyFloat,
+    /// Any dtype; the op's shape rule relates it to the others (`Where`'s branches).
+    Any,
 }
 
 impl ParamDType {
@@ -61,6 +63,7 @@ impl ParamDType {
             ParamDType::AnyFloat => matches!(dtype, DType::F32 | DType::F64),
             ParamDType::Index => matches!(dtype, DType::I32 | DType::I64),
             ParamDType::I64 => dtype == DType::I64,
+            ParamDType::Any => true,
         }
     }
 
@@ -75,6 +78,7 @@ impl ParamDType {
             (ParamDType::SameAsInput, None) => "the input's dtype".into(),
             (ParamDType::Index, _) => "i32 or i64".into(),
             (ParamDType::I64, _) => "i64".into(),
+            (ParamDType::Any, _) => "any dtype".into(),
         }
     }
 }

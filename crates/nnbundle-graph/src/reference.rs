@@ -46,6 +46,8 @@ pub fn op_reference_markdown() -> String {
                         Some(ParamDType::Index) => ", i32 or i64",
                         Some(ParamDType::AnyFloat) => ", f32 or f64",
                         Some(ParamDType::I64) => ", i64, optional, unused at inference",
+                        Some(ParamDType::SameAsInput) => ", the input's dtype",
+                        Some(ParamDType::Any) => ", any dtype",
                         _ => ", the input's float dtype",
                     };
                     format!("parameter: the weight `<node>.{}` unless given as a value{dtype}", slot.name)

@@ -4,6 +4,7 @@ use super::{broadcast, require_float};
 use crate::attr::{AttrDefault as D, AttrType as T, Attrs, attr};
 use crate::op::{OpDef, OpRule, Operands, ParamDType, ParamSpec, Role, Slot, slot};
 use crate::value::ValueInfo;
+use nnbundle_format::DType;
 
 const SLOTS: &[Slot] = &[slot("input", Role::Data), slot("other", Role::Param)];
 
@@ -93,5 +94,94 @@ impl OpRule for CastRule {
             return Err(format!("Cast converts {}; the input is {}", CAST_DTYPES.join(", "), x.dtype));
         }
         Ok(Some(ValueInfo::new(dtype, x.shape.clone())))
+    }
+}
+
+/// The dtypes comparisons and `Where` take (those the runtime computes in).
+const COMPARED: &[DType] = &[DType::F32, DType::F64, DType::I32, DType::I64, DType::Bool];
+
+macro_rules! comparison {
+    ($static:ident, $name:literal, $summary:literal, $numerics:literal) => {
+        pub(crate) static $static: OpDef = OpDef {
+            name: $name,
+            summary: $summary,
+            numerics: $numerics,
+            attrs: &[],
+            slots: &[slot("input", Role::Data), slot("other", Role::Param)],
+            rule: &Comparison($name),
+        };
+    };
+}
+
+comparison!(
+    EQUAL,
+    "Equal",
+    "input == other elementwise, numpy broadcasting: bool (torch.eq; ONNX Equal)",
+    "IEEE 754 equality on broadcast operands (NaN equals nothing, -0 equals +0); integers and bools compare exactly."
+);
+comparison!(
+    LESS,
+    "Less",
+    "input < other elementwise, numpy broadcasting: bool (torch.lt; ONNX Less)",
+    "IEEE 754 ordering on broadcast operands (any comparison with NaN is false); integers compare exactly, false < true."
+);
+comparison!(
+    GREATER,
+    "Greater",
+    "input > other elementwise, numpy broadcasting: bool (torch.gt; ONNX Greater)",
+    "IEEE 754 ordering on broadcast operands (any comparison with NaN is false); integers compare exactly, false < true."
+);
+
+struct Comparison(&'static str);
+
+impl OpRule for Comparison {
+    fn param(&self, slot: &str, _: &Attrs) -> Option<ParamSpec> {
+        (slot == "other").then_some(ParamSpec { shape: None, dtype: ParamDType::SameAsInput, required: true })
+    }
+
+    fn infer(&self, _: &Attrs, ops: &Operands) -> Result<Option<ValueInfo>, String> {
+        let a = ops.input();
+        if !COMPARED.contains(&a.dtype) {
+            return Err(format!("{} compares f32, f64, i32, i64 or bool, input is {}", self.0, a.dtype));
+        }
+        let Some(b) = ops.param("other") else { return Ok(None) };
+        if a.dtype != b.dtype {
+            return Err(format!("{} operands must have one dtype, found {} and {}", self.0, a.dtype, b.dtype));
+        }
+        let shape = broadcast(&a.shape, &b.shape).map_err(|e| format!("{}: {e}", self.0))?;
+        Ok(Some(ValueInfo::new(DType::Bool, shape)))
+    }
+}
+
+pub(crate) static WHERE: OpDef = OpDef {
+    name: "Where",
+    summary: "input where condition is true, else other, numpy broadcasting of the three (torch.where; ONNX Where)",
+    numerics: "each output element is copied unchanged from `input` where the broadcast `condition` is true and from `other` where it is false.",
+    attrs: &[],
+    slots: &[slot("condition", Role::Data), slot("input", Role::Param), slot("other", Role::Param)],
+    rule: &WhereRule,
+};
+
+struct WhereRule;
+
+impl OpRule for WhereRule {
+    fn param(&self, slot: &str, _: &Attrs) -> Option<ParamSpec> {
+        matches!(slot, "input" | "other").then_some(ParamSpec { shape: None, dtype: ParamDType::Any, required: true })
+    }
+
+    fn infer(&self, _: &Attrs, ops: &Operands) -> Result<Option<ValueInfo>, String> {
+        let c = ops.input();
+        if c.dtype != DType::Bool {
+            return Err(format!("Where's condition must be bool, found {}", c.dtype));
+        }
+        let (Some(a), Some(b)) = (ops.param("input"), ops.param("other")) else { return Ok(None) };
+        if a.dtype != b.dtype || !COMPARED.contains(&a.dtype) {
+            return Err(format!(
+                "Where's input and other must have one dtype of f32, f64, i32, i64, bool; found {} and {}",
+                a.dtype, b.dtype
+            ));
+        }
+        let shape = broadcast(&c.shape, &broadcast(&a.shape, &b.shape)?).map_err(|e| format!("Where: {e}"))?;
+        Ok(Some(ValueInfo::new(a.dtype, shape)))
     }
 }

@@ -259,6 +259,10 @@ vocabulary! {
     LSTM => recurrent::LSTM,
     GRU => recurrent::GRU,
     Cast => elementwise::CAST,
+    Where => elementwise::WHERE,
+    Equal => elementwise::EQUAL,
+    Less => elementwise::LESS,
+    Greater => elementwise::GREATER,
     }
 }
 

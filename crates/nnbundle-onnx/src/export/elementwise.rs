@@ -11,6 +11,17 @@ pub(crate) const RULES: &[ExportRule] = &[
     ExportRule { op: OpKind::Mul, support: Full, export: |ex, n| binary(ex, n, "Mul") },
     ExportRule { op: OpKind::Div, support: Full, export: |ex, n| binary(ex, n, "Div") },
     ExportRule { op: OpKind::Pow, support: Full, export: |ex, n| binary(ex, n, "Pow") },
+    ExportRule { op: OpKind::Equal, support: Full, export: |ex, n| binary(ex, n, "Equal") },
+    ExportRule { op: OpKind::Less, support: Full, export: |ex, n| binary(ex, n, "Less") },
+    ExportRule { op: OpKind::Greater, support: Full, export: |ex, n| binary(ex, n, "Greater") },
+    ExportRule {
+        op: OpKind::Where,
+        support: Full,
+        export: |ex, n| {
+            ex.emit("Where", vec![n.get("condition")?, n.get("input")?, n.get("other")?], &n.out, vec![]);
+            Ok(())
+        },
+    },
     ExportRule {
         op: OpKind::Cast,
         support: Full,

@@ -15,7 +15,9 @@ pub(crate) const RULES: &[ExportRule] = &[
     ExportRule { op: OpKind::AvgPool2d, support: Partial(DILATED_AVG), export: |ex, n| pool(ex, n, 2, false) },
     ExportRule {
         op: OpKind::Upsample,
-        support: Partial("the input's spatial dimensions must be static (Resize's scales are computed from them)"),
+        support: Partial(
+            "the input's spatial dimensions must be static (Resize's scales are computed from them), and N and C too when a size is not a whole multiple",
+        ),
         export: upsample,
     },
     ExportRule {
@@ -76,14 +78,30 @@ fn upsample(ex: &mut Exporter<'_>, n: &Args<'_>) -> Result<(), String> {
         let len = d.fixed().ok_or("Upsample of a dynamic spatial dimension has no ONNX Resize form here")?;
         scales.push((m as f64 / len as f64) as f32);
     }
-    let len = scales.len();
-    let name = ex.temp(&n.out, "scales");
-    let scales = ex.constant(&name, &nnbundle_format::Tensor::from_vec(vec![len], scales).map_err(|e| e.to_string())?);
+    // Scales whose product with the length is exactly the size say the same as the sizes (and
+    // keep a dynamic batch); otherwise the sizes themselves, which need N and C static too.
+    let exact = info.shape.0[2..]
+        .iter()
+        .zip(a.ints("size"))
+        .zip(&scales[2..])
+        .all(|((d, &m), &s)| d.fixed().is_some_and(|len| f64::from(s) * len as f64 == m as f64));
+    let resize_inputs = if exact {
+        let name = ex.temp(&n.out, "scales");
+        let t = nnbundle_format::Tensor::from_vec(vec![scales.len()], scales).map_err(|e| e.to_string())?;
+        vec![n.x.clone(), String::new(), ex.constant(&name, &t)]
+    } else {
+        let lead =
+            info.shape.0[..2].iter().map(|d| d.fixed().map(|v| v as i64)).collect::<Option<Vec<i64>>>().ok_or(
+                "Upsample to sizes that are not a whole multiple needs a static batch and channel count for ONNX",
+            )?;
+        let sizes = ex.shape_constant(&n.out, [lead, a.ints("size").to_vec()].concat());
+        vec![n.x.clone(), String::new(), String::new(), sizes]
+    };
     let attrs = vec![
         a_str("mode", a.str("mode")),
         a_str("coordinate_transformation_mode", a.str("coordinate_mode")),
         a_str("nearest_mode", a.str("nearest_mode")),
     ];
-    ex.emit("Resize", vec![n.x.clone(), String::new(), scales], &n.out, attrs);
+    ex.emit("Resize", resize_inputs, &n.out, attrs);
     Ok(())
 }

@@ -15,7 +15,35 @@ pub(crate) const TRANSLATORS: &[Translator] = &[
     Translator { onnx: "Pow", produces: &[OpKind::Pow], translate: binary },
     Translator { onnx: "Sum", produces: &[], translate: sum },
     Translator { onnx: "Cast", produces: &[OpKind::Cast], translate: cast },
+    Translator { onnx: "Equal", produces: &[OpKind::Equal], translate: comparison },
+    Translator { onnx: "Less", produces: &[OpKind::Less, OpKind::Greater], translate: comparison },
+    Translator { onnx: "Greater", produces: &[OpKind::Greater, OpKind::Less], translate: comparison },
+    Translator { onnx: "Where", produces: &[OpKind::Where], translate: choose },
 ];
+
+/// A comparison; with the constant first, the mirrored comparison.
+fn comparison(im: &mut Importer, n: &OnnxNode<'_>) -> Result<Option<String>, String> {
+    let (a, b) = (n.arg(0)?, n.arg(1)?);
+    let (op, mirrored) = match n.proto.op_type.as_str() {
+        "Equal" => (OpKind::Equal, OpKind::Equal),
+        "Less" => (OpKind::Less, OpKind::Greater),
+        _ => (OpKind::Greater, OpKind::Less),
+    };
+    let (op, operands) = if matches!(a, Operand::Const(..)) { (mirrored, vec![b, a]) } else { (op, vec![a, b]) };
+    im.add(n.hint, op, vec![], operands).map(Some)
+}
+
+/// Where; a constant first branch with a computed second swaps them under
+/// the negated condition (`c == false`), since constants come last.
+fn choose(im: &mut Importer, n: &OnnxNode<'_>) -> Result<Option<String>, String> {
+    let (c, a, b) = (n.arg(0)?, n.arg(1)?, n.arg(2)?);
+    if matches!(a, Operand::Const(..)) && matches!(b, Operand::Value(_)) {
+        let falsity = Operand::Const(nnbundle_format::Tensor::scalar(false), None);
+        let negated = im.add(&format!("{}_negated", n.hint), OpKind::Equal, vec![], vec![c, falsity])?;
+        return im.add(n.hint, OpKind::Where, vec![], vec![Operand::Value(negated), b, a]).map(Some);
+    }
+    im.add(n.hint, OpKind::Where, vec![], vec![c, a, b]).map(Some)
+}
 
 /// Cast of a value (a constant folds before): `Identity` to its own dtype.
 fn cast(im: &mut Importer, n: &OnnxNode<'_>) -> Result<Option<String>, String> {

@@ -49,10 +49,6 @@ pub(crate) fn translator(onnx: &str) -> Option<&'static Translator> {
 
 /// Vocabulary ops no ONNX op imports to, each with why.
 pub const IMPORT_GAPS: &[(OpKind, &str)] = &[
-    (
-        OpKind::Embedding,
-        "ONNX writes an embedding as Gather on constant data, which imports as Gather with the table as a value; opset 2 maps it",
-    ),
     (OpKind::SiLU, "ONNX has no SiLU op: exporters write x * Sigmoid(x), which imports as those two ops"),
     (OpKind::MultiheadAttention, "exporters write attention as MatMul/Softmax chains, which import op by op"),
 ];

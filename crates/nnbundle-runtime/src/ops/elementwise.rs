@@ -1,4 +1,7 @@
-//! `Add`, `Sub`, `Mul`, `Div`, `Pow` with numpy broadcasting; `Cast`.
+//! `Add`, `Sub`, `Mul`, `Div`, `Pow` with numpy broadcasting; `Cast`; the
+//! comparisons `Equal`, `Less`, `Greater`; `Where`.
+
+use std::borrow::Cow;
 
 use ndarray::{ArrayD, ArrayViewMut, Dimension, IxDyn, Zip};
 use nnbundle_format::DType;
@@ -183,22 +186,86 @@ impl Cast {
     }
 }
 
+/// Operand `i` as a value, whatever its dtype (a weight converted).
+fn operand<'a>(args: &'a [Arg<'_>], i: usize) -> Result<Cow<'a, Value>, String> {
+    match args.get(i).ok_or_else(|| format!("operand {i} is missing"))? {
+        Arg::Value(v) => Ok(Cow::Borrowed(*v)),
+        Arg::Weight(t) => Value::from_tensor(t).map(Cow::Owned).map_err(|e| e.to_string()),
+    }
+}
+
 impl Kernel for Cast {
     fn run(&self, args: &[Arg<'_>], _: &Scratch) -> KernelResult {
-        let owned;
-        let value = match args.first().ok_or("operand 0 is missing")? {
-            Arg::Value(v) => *v,
-            Arg::Weight(t) => {
-                owned = Value::from_tensor(t).map_err(|e| e.to_string())?;
-                &owned
-            }
-        };
-        match value {
+        match operand(args, 0)?.as_ref() {
             Value::F32(a) => self.convert(a),
             Value::F64(a) => self.convert(a),
             Value::I32(a) => self.convert(a),
             Value::I64(a) => self.convert(a),
             Value::Bool(a) => self.convert(a),
+        }
+    }
+}
+
+/// Which comparison.
+#[derive(Clone, Copy)]
+pub(crate) enum Compare {
+    Equal,
+    Less,
+    Greater,
+}
+
+/// `Equal`, `Less`, `Greater`: bools from two broadcast operands of one dtype.
+pub(crate) struct Comparison(pub(crate) Compare);
+
+fn compare<T: PartialOrd>(how: Compare, a: &ArrayD<T>, b: &ArrayD<T>) -> KernelResult {
+    let shape = IxDyn(&broadcast_shapes(a.shape(), b.shape(), "shapes")?);
+    let (a, b) = (a.broadcast(shape.clone()).expect("shapes broadcast"), b.broadcast(shape).expect("shapes broadcast"));
+    let zip = Zip::from(&a).and(&b);
+    Ok(Value::Bool(match how {
+        Compare::Equal => zip.map_collect(|x, y| x == y),
+        Compare::Less => zip.map_collect(|x, y| x < y),
+        Compare::Greater => zip.map_collect(|x, y| x > y),
+    }))
+}
+
+impl Kernel for Comparison {
+    fn run(&self, args: &[Arg<'_>], _: &Scratch) -> KernelResult {
+        match (operand(args, 0)?.as_ref(), operand(args, 1)?.as_ref()) {
+            (Value::F32(a), Value::F32(b)) => compare(self.0, a, b),
+            (Value::F64(a), Value::F64(b)) => compare(self.0, a, b),
+            (Value::I32(a), Value::I32(b)) => compare(self.0, a, b),
+            (Value::I64(a), Value::I64(b)) => compare(self.0, a, b),
+            (Value::Bool(a), Value::Bool(b)) => compare(self.0, a, b),
+            (a, b) => Err(format!("operands of dtypes {} and {} are not compared", a.dtype(), b.dtype())),
+        }
+    }
+}
+
+/// `Where`: elements of `input` where the condition holds, else of `other`.
+pub(crate) struct Where;
+
+fn choose<T: Clone>(c: &ArrayD<bool>, a: &ArrayD<T>, b: &ArrayD<T>) -> Result<ArrayD<T>, String> {
+    let shape = broadcast_shapes(c.shape(), &broadcast_shapes(a.shape(), b.shape(), "shapes")?, "shapes")?;
+    let shape = IxDyn(&shape);
+    let (c, a, b) = (
+        c.broadcast(shape.clone()).expect("shapes broadcast"),
+        a.broadcast(shape.clone()).expect("shapes broadcast"),
+        b.broadcast(shape).expect("shapes broadcast"),
+    );
+    Ok(Zip::from(&c).and(&a).and(&b).map_collect(|&c, x, y| if c { x.clone() } else { y.clone() }))
+}
+
+impl Kernel for Where {
+    fn run(&self, args: &[Arg<'_>], _: &Scratch) -> KernelResult {
+        let cond = operand(args, 0)?;
+        let Value::Bool(c) = cond.as_ref() else { return Err(format!("the condition is {}, not bool", cond.dtype())) };
+        match (operand(args, 1)?.as_ref(), operand(args, 2)?.as_ref()) {
+            (Value::F32(a), Value::F32(b)) => choose(c, a, b).map(Value::F32),
+            (Value::F64(a), Value::F64(b)) => choose(c, a, b).map(Value::F64),
+            (Value::I32(a), Value::I32(b)) => choose(c, a, b).map(Value::I32),
+            (Value::I64(a), Value::I64(b)) => choose(c, a, b).map(Value::I64),
+            (Value::Bool(a), Value::Bool(b)) => choose(c, a, b).map(Value::Bool),
+            (a, b) => Err(format!("branches of dtypes {} and {} differ", a.dtype(), b.dtype())),
         }
     }
 }
