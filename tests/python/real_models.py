@@ -139,7 +139,7 @@ def cut_saturating_tail(model):
 
 
 def input_name(onnx_name):
-    """The graph name `nnb import` gives an ONNX value name (spec: the importer's mapping)."""
+    """The graph name `nnb import` gives an ONNX value name (spec/FORMAT.md section 3.5)."""
     mapped = "".join(c if c.isalnum() and c.isascii() or c in "_." else "_" for c in onnx_name)
     return ".".join(p for p in mapped.split(".") if p) or "v"
 

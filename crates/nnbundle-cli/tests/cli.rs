@@ -303,3 +303,56 @@ fn onnx_import_lists_every_unsupported_op() {
     let bad = nnb(dir.path(), &["import", "branches.onnx", "--input-shape", "y=1,2", "--dry-run"]);
     assert!(bad.contains("is not a graph input (the inputs are: x)"), "{bad}");
 }
+
+#[test]
+fn onnx_names_that_are_not_graph_names_are_reported_kept_and_restored() {
+    use nnbundle_onnx::proto::{
+        Dimension, DimensionValue, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorShapeProto, TypeProto,
+        TypeProtoTensor, ValueInfoProto,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let value = |name: &str| ValueInfoProto {
+        name: name.into(),
+        r#type: Some(TypeProto {
+            tensor_type: Some(TypeProtoTensor {
+                elem_type: 1,
+                shape: Some(TensorShapeProto { dim: vec![Dimension { value: Some(DimensionValue::DimValue(3)) }] }),
+            }),
+        }),
+        doc_string: String::new(),
+    };
+    let model = ModelProto {
+        ir_version: 8,
+        opset_import: vec![OperatorSetIdProto { domain: String::new(), version: 17 }],
+        graph: Some(GraphProto {
+            node: vec![NodeProto {
+                input: vec!["input:0".into()],
+                output: vec!["out/prob".into()],
+                op_type: "Relu".into(),
+                ..Default::default()
+            }],
+            input: vec![value("input:0")],
+            output: vec![value("out/prob")],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    std::fs::write(dir.path().join("named.onnx"), prost::Message::encode_to_vec(&model)).unwrap();
+    let out = nnb(dir.path(), &["import", "named.onnx", "-o", "named.nnb"]);
+    assert_eq!(exit_code(&out), 0, "{out}");
+    assert!(out.contains("`input:0` -> `input_0`") && out.contains("`out/prob` -> `out_prob`"), "{out}");
+    let bundle = nnbundle_container::Bundle::open(dir.path().join("named.nnb")).unwrap();
+    let names = bundle.manifest().metadata.get("onnx_names").map(ToString::to_string);
+    assert_eq!(names.as_deref(), Some(r#"{"input_0":"input:0","out_prob":"out/prob"}"#));
+
+    // Export gives the interface its ONNX names back.
+    let out = nnb(dir.path(), &["export", "named.nnb", "--to", "onnx", "-o", "back.onnx"]);
+    assert_eq!(exit_code(&out), 0, "{out}");
+    let back: ModelProto =
+        prost::Message::decode(std::fs::read(dir.path().join("back.onnx")).unwrap().as_slice()).unwrap();
+    let graph = back.graph.unwrap();
+    assert_eq!(graph.input.iter().map(|v| v.name.as_str()).collect::<Vec<_>>(), ["input:0"]);
+    assert_eq!(graph.output.iter().map(|v| v.name.as_str()).collect::<Vec<_>>(), ["out/prob"]);
+    assert_eq!(graph.node[0].input, ["input:0"]);
+    assert_eq!(graph.node[0].output, ["out/prob"]);
+}

@@ -19,9 +19,9 @@ mod tensor;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-pub use export::{EXPORT_OPSET, ExportError, ExportSupport, export, export_support};
+pub use export::{EXPORT_OPSET, ExportError, ExportOptions, ExportSupport, export, export_support, export_with};
 pub use import::table::IMPORT_GAPS;
-pub use import::{ImportOptions, Imported, SUPPORTED_OPSETS, import_model, import_model_with};
+pub use import::{ImportOptions, Imported, SUPPORTED_OPSETS, graph_name, import_model, import_model_with};
 use nnbundle_graph::OpKind;
 use prost::Message;
 

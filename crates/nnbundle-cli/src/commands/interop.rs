@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, anyhow};
 use nnbundle_container::{Bundle, BundleWriter, ContainerError, write_atomically};
+use nnbundle_format::MetaValue;
 use nnbundle_onnx::{ImportOptions, Imported};
 use prost::Message;
 
@@ -55,6 +56,7 @@ pub(crate) fn import(model: &Path, output: Option<&Path>, options: &ImportOption
             imported.opset,
             imported.graph.opset()
         );
+        print_renamed(&imported);
         return Ok(ExitCode::SUCCESS);
     };
     let manifest =
@@ -67,7 +69,22 @@ pub(crate) fn import(model: &Path, output: Option<&Path>, options: &ImportOption
         manifest.tensors.len(),
         imported.opset
     );
+    print_renamed(&imported);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The inputs and outputs whose ONNX names are not graph names, as renamed.
+fn print_renamed(imported: &Imported) {
+    if imported.onnx_names.is_empty() {
+        return;
+    }
+    anstream::println!(
+        "renamed {} input and output name(s) that are not graph names (kept in metadata `onnx_names` for export):",
+        imported.onnx_names.len()
+    );
+    for (graph, onnx) in &imported.onnx_names {
+        anstream::println!("  `{onnx}` -> `{graph}`");
+    }
 }
 
 /// A bundle writer holding an imported graph, its weights and aliases, and
@@ -83,6 +100,10 @@ fn bundle_writer(imported: &Imported) -> Result<BundleWriter, ContainerError> {
     }
     w.set_metadata("source_format", "onnx")?;
     w.set_metadata("source_opset", imported.opset)?;
+    if !imported.onnx_names.is_empty() {
+        let names = imported.onnx_names.iter().map(|(g, o)| (g.clone(), MetaValue::from(o.as_str()))).collect();
+        w.set_metadata("onnx_names", MetaValue::Map(names))?;
+    }
     Ok(w)
 }
 
@@ -93,7 +114,19 @@ pub(crate) fn export(bundle_path: &Path, output: &Path) -> Outcome {
     for name in bundle.manifest().tensors.keys() {
         weights.insert(name.clone(), bundle.tensor(name)?);
     }
-    let model = nnbundle_onnx::export(&graph, &weights, &bundle.manifest().aliases)
+    // Input and output names an import changed go back to their ONNX names.
+    let onnx_names = match bundle.manifest().metadata.get("onnx_names") {
+        Some(MetaValue::Map(m)) => m
+            .iter()
+            .filter_map(|(g, o)| match o {
+                MetaValue::String(o) => Some((g.clone(), o.clone())),
+                _ => None,
+            })
+            .collect(),
+        _ => BTreeMap::new(),
+    };
+    let options = nnbundle_onnx::ExportOptions { onnx_names };
+    let model = nnbundle_onnx::export_with(&graph, &weights, &bundle.manifest().aliases, &options)
         .map_err(|e| anyhow!("cannot export to ONNX: {e}"))?;
     let bytes = model.encode_to_vec();
     write_atomically(output, |w| {

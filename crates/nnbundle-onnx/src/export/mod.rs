@@ -98,6 +98,22 @@ pub enum ExportError {
         /// The value.
         value: String,
     },
+    /// An ONNX name to restore that another value of the model already has.
+    #[error("cannot name `{value}` `{onnx}` again: the exported model already has a value of that name")]
+    NameTaken {
+        /// The graph value.
+        value: String,
+        /// The ONNX name asked for.
+        onnx: String,
+    },
+}
+
+/// What `export_with` may change about the model it writes.
+#[derive(Debug, Clone, Default)]
+pub struct ExportOptions {
+    /// ONNX names for graph inputs and outputs, by graph name (the import's
+    /// `onnx_names`, kept in a bundle's metadata under `onnx_names`).
+    pub onnx_names: BTreeMap<String, String>,
 }
 
 /// A node with its operands bound: values by slot, weights as initializers.
@@ -293,6 +309,52 @@ impl Exporter<'_> {
 /// An ONNX model (opset 17) computing what `graph` computes with `weights`
 /// (aliases name the stored tensor they share).
 pub fn export(
+    graph: &Graph,
+    weights: &BTreeMap<String, Tensor>,
+    aliases: &BTreeMap<String, String>,
+) -> Result<ModelProto, ExportError> {
+    export_with(graph, weights, aliases, &ExportOptions::default())
+}
+
+/// [`export`] with `options`: graph inputs and outputs take back their ONNX names.
+pub fn export_with(
+    graph: &Graph,
+    weights: &BTreeMap<String, Tensor>,
+    aliases: &BTreeMap<String, String>,
+    options: &ExportOptions,
+) -> Result<ModelProto, ExportError> {
+    let mut model = export_graph(graph, weights, aliases)?;
+    if let Some(g) = model.graph.as_mut() {
+        rename_values(g, &options.onnx_names)?;
+    }
+    Ok(model)
+}
+
+/// Renames values of `graph` (`from` -> `to`) wherever they appear.
+fn rename_values(graph: &mut GraphProto, names: &BTreeMap<String, String>) -> Result<(), ExportError> {
+    let mut used: BTreeSet<String> = graph.node.iter().flat_map(|n| n.input.iter().chain(&n.output)).cloned().collect();
+    used.extend(graph.initializer.iter().map(|t| t.name.clone()));
+    used.extend(graph.input.iter().chain(&graph.output).map(|v| v.name.clone()));
+    let pairs: Vec<(&String, &String)> = names.iter().filter(|(from, to)| from != to && used.contains(*from)).collect();
+    for (from, to) in pairs {
+        if used.contains(to) {
+            return Err(ExportError::NameTaken { value: from.clone(), onnx: to.clone() });
+        }
+        used.insert(to.clone());
+        let rename = |s: &mut String| {
+            if s == from {
+                s.clone_from(to);
+            }
+        };
+        for n in &mut graph.node {
+            n.input.iter_mut().chain(n.output.iter_mut()).for_each(rename);
+        }
+        graph.input.iter_mut().chain(graph.output.iter_mut()).for_each(|v| rename(&mut v.name));
+    }
+    Ok(())
+}
+
+fn export_graph(
     graph: &Graph,
     weights: &BTreeMap<String, Tensor>,
     aliases: &BTreeMap<String, String>,

@@ -43,6 +43,19 @@ pub struct Imported {
     pub aliases: BTreeMap<String, String>,
     /// The model's default-domain opset.
     pub opset: i64,
+    /// Graph inputs and outputs whose ONNX names are not graph names: graph
+    /// name to ONNX name (the mapping of [`graph_name`]), for export to restore.
+    pub onnx_names: BTreeMap<String, String>,
+}
+
+/// The graph name the importer gives an ONNX value name: every character
+/// other than an ASCII letter, digit, `_` or `.` becomes `_`; empty
+/// dot-separated parts (leading, trailing or doubled dots) are dropped; a
+/// name left empty is `v`. A name already taken gets `_1`, `_2`, ...
+/// appended, in the order the importer meets them (graph inputs, then node
+/// outputs in node order).
+pub fn graph_name(onnx: &str) -> String {
+    sanitize(onnx)
 }
 
 /// What `import_with` may change about a model as it imports it.
@@ -611,8 +624,15 @@ fn import_graph(graph: &GraphProto, opset: i64, options: &ImportOptions) -> Resu
     let output_set: BTreeSet<String> = outputs.iter().cloned().collect();
     let (inputs, mut nodes) = std::mem::take(&mut im.builder).into_parts();
     fold::fold_bias(&mut nodes, &mut im.weights, &im.aliases, &output_set);
+    // The interface names that changed, for export to restore.
+    let onnx_inputs = graph.input.iter().map(|i| &i.name).filter(|n| im.names.contains_key(*n));
+    let onnx_outputs = graph.output.iter().map(|o| &o.name).filter(|n| wanted.contains(&n.as_str()));
+    let onnx_names: BTreeMap<String, String> = onnx_inputs
+        .chain(onnx_outputs)
+        .filter_map(|onnx| im.names.get(onnx).filter(|g| *g != onnx).map(|g| (g.clone(), onnx.clone())))
+        .collect();
     let graph = nnbundle_graph::Graph::new(inputs, nodes, outputs).map_err(ImportError::Graph)?;
-    Ok(Imported { graph, weights: im.weights, aliases: im.aliases, opset })
+    Ok(Imported { graph, weights: im.weights, aliases: im.aliases, opset, onnx_names })
 }
 
 /// What did not import: node labels by op type, reasons, and the values
