@@ -367,6 +367,17 @@ def reference(op, attrs, ops):
         if np.issubdtype(kind, np.integer) and x.dtype.kind == "f":
             x = np.trunc(x)  # toward zero, as C casts
         return x.astype(kind)
+    if op in ("GroupNorm", "InstanceNorm1d", "InstanceNorm2d"):
+        n, c = x.shape[:2]
+        g = attrs.get("num_groups", c)
+        grouped = x.reshape(n, g, -1)
+        mean = grouped.mean(axis=2, keepdims=True)
+        var = grouped.var(axis=2, keepdims=True)
+        y = ((grouped - mean) / np.sqrt(var + attrs["eps"])).reshape(x.shape)
+        per_channel = (1, c) + (1,) * (x.ndim - 2)
+        if attrs["affine"]:
+            y = y * ops["weight"].reshape(per_channel) + ops["bias"].reshape(per_channel)
+        return y
     if op in ("LSTM", "GRU"):
         return recurrent(op, attrs, ops)
     if op == "Pad":

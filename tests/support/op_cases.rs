@@ -481,6 +481,12 @@ pub fn cases() -> Vec<Case> {
         case("less_f32", Less, attrs! {}, &[&[3, 4], &[3, 4]]),
         case("less_i64_weight", Less, attrs! {}, &[&[2, 5]]).data_gen(0, Gen::Index(-3, 3)).param("other", &[1], Gen::Index(-1, 1)),
         case("greater_f64_broadcast", Greater, attrs! {}, &[&[2, 3, 1], &[4]]).f64(),
+        case("group_norm", GroupNorm, attrs! {"num_groups": 2, "num_channels": 6}, &[&[2, 6, 3, 4]]),
+        case("group_norm_1d_no_affine_f64", GroupNorm, attrs! {"num_groups": 3, "num_channels": 3, "affine": false}, &[&[2, 3, 5]])
+            .f64(),
+        case("group_norm_2d_input", GroupNorm, attrs! {"num_groups": 1, "num_channels": 4, "eps": 1e-3}, &[&[3, 4]]),
+        case("instance_norm1d", InstanceNorm1d, attrs! {"num_features": 3}, &[&[2, 3, 7]]),
+        case("instance_norm2d_affine", InstanceNorm2d, attrs! {"num_features": 4, "affine": true}, &[&[1, 4, 3, 5]]),
         case("lstm", LSTM, attrs! {"input_size": 3, "hidden_size": 4}, &[&[5, 2, 3]]),
         case(
             "lstm_bidirectional_states",

@@ -162,3 +162,16 @@ pub(crate) const LSTM_GATES: GateOrder = GateOrder { to_onnx: &[0, 3, 1, 2], fro
 
 /// GRU: PyTorch r, z, n; ONNX z, r, h.
 pub(crate) const GRU_GATES: GateOrder = GateOrder { to_onnx: &[1, 0, 2], from_onnx: &[1, 0, 2] };
+
+/// A 1-D tensor with each element of `t` (read flat) repeated `times` times in a row.
+pub(crate) fn repeat_elements(t: &Tensor, times: usize) -> Result<Tensor, String> {
+    let size = t.dtype().size();
+    let src = t.as_bytes();
+    let mut out = Vec::with_capacity(src.len() * times);
+    for element in src.chunks_exact(size) {
+        for _ in 0..times {
+            out.extend_from_slice(element);
+        }
+    }
+    Tensor::from_bytes(t.dtype(), vec![out.len() / size], out).map_err(|e| e.to_string())
+}

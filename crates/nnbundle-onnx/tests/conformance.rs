@@ -145,6 +145,8 @@ const FROZEN_FROM: &[(&str, usize)] = &[
     ("LSTM", 1),
     ("GRU", 1),
     ("Split", 1),
+    ("InstanceNormalization", 1),
+    ("GroupNormalization", 1),
 ];
 
 /// Runs one case; `Err` says why it failed.

@@ -38,8 +38,10 @@ fn scheme(node: &Node, p: &Parameter) -> Option<Scheme> {
             let k: i64 = a.ints("kernel_size").iter().product();
             UniformInit(1.0 / ((a.int("out_channels") / a.int("groups").max(1) * k).max(1) as f64).sqrt())
         }
-        (OpKind::BatchNorm1d | OpKind::BatchNorm2d | OpKind::LayerNorm, "weight") => Constant(1.0),
-        (OpKind::BatchNorm1d | OpKind::BatchNorm2d | OpKind::LayerNorm, "bias") => Constant(0.0),
+        (OpKind::BatchNorm1d | OpKind::BatchNorm2d | OpKind::LayerNorm | OpKind::GroupNorm, "weight") => Constant(1.0),
+        (OpKind::BatchNorm1d | OpKind::BatchNorm2d | OpKind::LayerNorm | OpKind::GroupNorm, "bias") => Constant(0.0),
+        (OpKind::InstanceNorm1d | OpKind::InstanceNorm2d, "weight") => Constant(1.0),
+        (OpKind::InstanceNorm1d | OpKind::InstanceNorm2d, "bias") => Constant(0.0),
         (OpKind::BatchNorm1d | OpKind::BatchNorm2d, "running_mean" | "num_batches_tracked") => Constant(0.0),
         (OpKind::BatchNorm1d | OpKind::BatchNorm2d, "running_var") => Constant(1.0),
         (OpKind::Embedding, "weight") => NormalInit,

@@ -263,6 +263,9 @@ vocabulary! {
     Equal => elementwise::EQUAL,
     Less => elementwise::LESS,
     Greater => elementwise::GREATER,
+    GroupNorm => norm::GROUPNORM,
+    InstanceNorm1d => norm::INSTANCENORM1D,
+    InstanceNorm2d => norm::INSTANCENORM2D,
     }
 }
 

@@ -1,5 +1,6 @@
 //! Normalization: `BatchNorm1d`, `BatchNorm2d` (running statistics),
-//! `LayerNorm`; from opset 2 `LocalResponseNorm`.
+//! `LayerNorm`; from opset 2 `LocalResponseNorm`, `GroupNorm`, `InstanceNorm1d`
+//! and `InstanceNorm2d`.
 
 use super::{at_least_one, require_dim, require_float, require_rank};
 use crate::attr::{AttrDefault as D, AttrSpec, AttrType as T, Attrs, attr};
@@ -153,6 +154,100 @@ impl OpRule for LocalResponseNormRule {
                 x.shape
             ));
         }
+        Ok(Some(x.clone()))
+    }
+}
+
+const GROUP_NUMERICS: &str = "per sample and group of `num_channels / num_groups` consecutive channels (dimension 1), the mean `m` and biased variance `v` (divided by the element count) over the group's channels and every position; `y = (x - m) / sqrt(v + eps) * weight[c] + bias[c]` for channel c; without `affine`, weight 1 and bias 0.";
+const INSTANCE_NUMERICS: &str = "per sample and channel (dimension 1), the mean `m` and biased variance `v` (divided by the element count) over every position; `y = (x - m) / sqrt(v + eps) * weight[c] + bias[c]` for channel c; without `affine`, weight 1 and bias 0 (running statistics are not kept: `track_running_stats=False`).";
+
+pub(crate) static GROUPNORM: OpDef = OpDef {
+    name: "GroupNorm",
+    summary: "normalizes each group of channels of [N, C, ...] over its channels and positions (biased variance), then * weight + bias per channel",
+    numerics: GROUP_NUMERICS,
+    attrs: &[
+        attr("num_groups", T::Int, D::Required, "groups G; divides num_channels"),
+        attr("num_channels", T::Int, D::Required, "channels C"),
+        attr("eps", T::Float, D::Float(1e-5), "added to the variance"),
+        attr("affine", T::Bool, D::Bool(true), "whether the node has weight and bias"),
+    ],
+    slots: &[slot("input", Role::Data), slot("weight", Role::Param), slot("bias", Role::Param)],
+    rule: &GroupNormRule { name: "GroupNorm", channels: "num_channels", ranks: None },
+};
+
+const INSTANCE_ATTRS: &[AttrSpec] = &[
+    attr("num_features", T::Int, D::Required, "channels C"),
+    attr("eps", T::Float, D::Float(1e-5), "added to the variance"),
+    attr("affine", T::Bool, D::Bool(false), "whether the node has weight and bias (PyTorch's default: no)"),
+];
+
+pub(crate) static INSTANCENORM1D: OpDef = OpDef {
+    name: "InstanceNorm1d",
+    summary: "normalizes each channel of each sample of [N, C, L] over its positions (biased variance), then * weight + bias",
+    numerics: INSTANCE_NUMERICS,
+    attrs: INSTANCE_ATTRS,
+    slots: &[slot("input", Role::Data), slot("weight", Role::Param), slot("bias", Role::Param)],
+    rule: &GroupNormRule { name: "InstanceNorm1d", channels: "num_features", ranks: Some((3, "[N, C, L]")) },
+};
+
+pub(crate) static INSTANCENORM2D: OpDef = OpDef {
+    name: "InstanceNorm2d",
+    summary: "normalizes each channel of each sample of [N, C, H, W] over its positions (biased variance), then * weight + bias",
+    numerics: INSTANCE_NUMERICS,
+    attrs: INSTANCE_ATTRS,
+    slots: &[slot("input", Role::Data), slot("weight", Role::Param), slot("bias", Role::Param)],
+    rule: &GroupNormRule { name: "InstanceNorm2d", channels: "num_features", ranks: Some((4, "[N, C, H, W]")) },
+};
+
+/// GroupNorm, and the instance norms (one group per channel).
+struct GroupNormRule {
+    name: &'static str,
+    /// The attribute that gives C.
+    channels: &'static str,
+    /// The one rank the op takes and its layout, or `None` for any rank from 2.
+    ranks: Option<(usize, &'static str)>,
+}
+
+/// The groups of a `GroupNorm` or instance-norm node: one per channel for the latter.
+fn norm_groups(a: &Attrs) -> i64 {
+    match a.get("num_groups") {
+        Some(crate::attr::AttrValue::Int(g)) => *g,
+        _ => a.int("num_features"),
+    }
+}
+
+impl OpRule for GroupNormRule {
+    fn check_attrs(&self, a: &Attrs) -> Vec<(&'static str, String)> {
+        let mut out = at_least_one(a, &[self.channels]);
+        let (g, c) = (norm_groups(a), a.int(self.channels));
+        if g < 1 || (c >= 1 && c % g != 0) {
+            out.push(("num_groups", format!("must be at least 1 and divide {} {c}, found {g}", self.channels)));
+        }
+        if a.float("eps") < 0.0 {
+            out.push(("eps", format!("must not be negative, found {}", a.float("eps"))));
+        }
+        out
+    }
+
+    fn param(&self, slot: &str, a: &Attrs) -> Option<ParamSpec> {
+        let c = a.int(self.channels) as u64;
+        matches!(slot, "weight" | "bias")
+            .then_some(())
+            .filter(|()| a.bool("affine"))
+            .map(|()| ParamSpec::float(vec![c]))
+    }
+
+    fn infer(&self, a: &Attrs, ops: &Operands) -> Result<Option<ValueInfo>, String> {
+        let x = ops.input();
+        require_float(self.name, x)?;
+        match self.ranks {
+            Some((rank, layout)) => require_rank(self.name, x, &[rank], layout)?,
+            None if x.shape.rank() < 2 => {
+                return Err(format!("{} expects [N, C, ...], input has {}", self.name, x.shape));
+            }
+            None => {}
+        }
+        require_dim(self.name, "channels (dimension 1)", &x.shape.0[1], a.int(self.channels) as u64, &x.shape)?;
         Ok(Some(x.clone()))
     }
 }

@@ -28,6 +28,20 @@ pub(crate) const TRANSLATORS: &[Translator] = &[
         translate: |im, n| im.batch_norm(n.proto, n.hint, &n.operands, n.extra_outputs_used).map(Some),
     },
     Translator {
+        onnx: "InstanceNormalization",
+        produces: &[OpKind::InstanceNorm1d, OpKind::InstanceNorm2d],
+        translate: |im, n| im.group_norm(n, None).map(Some),
+    },
+    Translator {
+        onnx: "GroupNormalization",
+        produces: &[OpKind::GroupNorm],
+        translate: |im, n| {
+            let groups =
+                super::attr(n.proto, "num_groups").map(|a| a.i).ok_or("GroupNormalization needs `num_groups`")?;
+            im.group_norm(n, Some(groups)).map(Some)
+        },
+    },
+    Translator {
         onnx: "LayerNormalization",
         produces: &[OpKind::LayerNorm],
         translate: |im, n| {
@@ -41,6 +55,63 @@ pub(crate) const TRANSLATORS: &[Translator] = &[
 ];
 
 impl Importer {
+    /// InstanceNormalization (`groups` None) as an instance norm of the
+    /// input's rank, or GroupNormalization as `GroupNorm`; scale and bias
+    /// must be constants, per channel, or per group as GroupNormalization
+    /// had them before opset 21 (repeated over each group's channels).
+    fn group_norm(&mut self, n: &OnnxNode<'_>, groups: Option<i64>) -> Result<String, String> {
+        let op = &n.proto.op_type;
+        let x = n.arg(0)?;
+        let info = self.info(&x).ok_or_else(|| format!("{op} needs its input's shape"))?;
+        let c =
+            info.shape.0.get(1).and_then(|d| d.fixed()).ok_or_else(|| format!("{op} needs a static channel count"))?;
+        let mut params = Vec::new();
+        for (i, what) in [(1, "scale"), (2, "bias")] {
+            let t = n.constant(self, i, what)?.ok_or_else(|| format!("{op} needs `{what}`"))?;
+            let len = t.shape().iter().product::<usize>() as u64;
+            let t = match groups {
+                Some(g) if len == g as u64 && len != c && c % len == 0 => {
+                    crate::tensor::repeat_elements(&t, (c / len) as usize)?
+                }
+                _ if len == c => t.reshaped(vec![c as usize]).map_err(|e| e.to_string())?,
+                _ => return Err(format!("{op} `{what}` has {len} values for {c} channels")),
+            };
+            params.push(Operand::Const(t, None));
+        }
+        let eps = f64::from(attr_f(n.proto, "epsilon", 1e-5));
+        let (kind, attrs) = match groups {
+            Some(g) => (
+                OpKind::GroupNorm,
+                vec![
+                    ("num_groups", AttrValue::Int(g)),
+                    ("num_channels", AttrValue::Int(c as i64)),
+                    ("eps", AttrValue::Float(eps)),
+                    ("affine", AttrValue::Bool(true)),
+                ],
+            ),
+            None => {
+                let kind = match info.shape.rank() {
+                    3 => OpKind::InstanceNorm1d,
+                    4 => OpKind::InstanceNorm2d,
+                    r => {
+                        return Err(format!(
+                            "InstanceNormalization of a rank-{r} input: the vocabulary has 1-D and 2-D"
+                        ));
+                    }
+                };
+                let attrs = vec![
+                    ("num_features", AttrValue::Int(c as i64)),
+                    ("eps", AttrValue::Float(eps)),
+                    ("affine", AttrValue::Bool(true)),
+                ];
+                (kind, attrs)
+            }
+        };
+        let mut operands = vec![x];
+        operands.extend(params);
+        self.add(n.hint, kind, attrs, operands)
+    }
+
     pub(crate) fn batch_norm(
         &mut self,
         node: &NodeProto,

@@ -41,6 +41,8 @@ pub(crate) fn build_kernel(node: &Node) -> Option<Box<dyn Kernel>> {
         OpKind::AdaptiveAvgPool2d => Box::new(pool::AdaptiveAvg::new(a)),
         OpKind::BatchNorm1d | OpKind::BatchNorm2d => Box::new(norm::BatchNorm::new(a)),
         OpKind::LayerNorm => Box::new(norm::LayerNorm::new(a)),
+        OpKind::GroupNorm => Box::new(norm::GroupNorm::new(a, false)),
+        OpKind::InstanceNorm1d | OpKind::InstanceNorm2d => Box::new(norm::GroupNorm::new(a, true)),
         OpKind::Embedding => Box::new(index::Embedding),
         OpKind::Gather => Box::new(index::Gather::new(a)),
         OpKind::Dropout | OpKind::Identity => Box::new(shape::Passthrough),

@@ -137,3 +137,65 @@ impl Kernel for LocalResponseNorm {
         with_float!(first_dtype(args), T => local_response_norm::<T>(self, args))
     }
 }
+
+/// `GroupNorm` and the instance norms (one group per channel).
+pub(crate) struct GroupNorm {
+    /// Groups, or `None` for one per channel.
+    groups: Option<usize>,
+    eps: f64,
+    affine: bool,
+}
+
+impl GroupNorm {
+    pub(crate) fn new(a: NodeAttrs<'_>, per_channel: bool) -> Self {
+        let groups = (!per_channel).then(|| a.int("num_groups").max(1) as usize);
+        GroupNorm { groups, eps: a.float("eps"), affine: a.bool("affine") }
+    }
+}
+
+fn group_norm<T: Float>(k: &GroupNorm, args: &[Arg<'_>]) -> KernelResult {
+    let x = view::<T>(args, 0)?;
+    let shape = x.shape().to_vec();
+    let (n, c) = (shape[0], *shape.get(1).ok_or("expects [N, C, ...]")?);
+    let groups = k.groups.unwrap_or(c).max(1);
+    if c % groups != 0 {
+        return Err(format!("{c} channels do not split into {groups} groups"));
+    }
+    let positions: usize = shape[2..].iter().product();
+    let affine = |i: usize| -> Result<Option<Vec<T>>, String> {
+        if !k.affine {
+            return Ok(None);
+        }
+        let v: Vec<T> = view::<T>(args, i)?.iter().copied().collect();
+        if v.len() != c {
+            return Err(format!("operand {i} has {} values for {c} channels", v.len()));
+        }
+        Ok(Some(v))
+    };
+    let (weight, bias) = (affine(1)?, affine(2)?);
+    let mut y: ArrayD<T> = x.as_standard_layout().into_owned();
+    let flat = y.as_slice_mut().ok_or("layout")?;
+    let per_group = c / groups * positions;
+    let count = T::from_f64(per_group as f64);
+    let eps = T::from_f64(k.eps);
+    // Consecutive channels of one sample are one contiguous block.
+    for (b, block) in flat.chunks_mut(per_group.max(1)).enumerate().take(n * groups) {
+        let mean = block.iter().copied().sum::<T>() / count;
+        let var = block.iter().map(|&v| (v - mean) * (v - mean)).sum::<T>() / count;
+        let inv = T::one() / (var + eps).sqrt();
+        let first_channel = (b % groups) * (c / groups);
+        for (i, v) in block.iter_mut().enumerate() {
+            let ch = first_channel + i / positions.max(1);
+            let w = weight.as_ref().map_or(T::one(), |w| w[ch]);
+            let s = bias.as_ref().map_or(T::zero(), |s| s[ch]);
+            *v = (*v - mean) * inv * w + s;
+        }
+    }
+    Ok(T::into_value(y))
+}
+
+impl Kernel for GroupNorm {
+    fn run(&self, args: &[Arg<'_>], _: &Scratch) -> KernelResult {
+        with_float!(first_dtype(args), T => group_norm::<T>(self, args))
+    }
+}
