@@ -29,6 +29,7 @@ const ORT_CANNOT_RUN: &[(&str, &str)] = &[
     ("lstm_c_n_batch_first_no_bias_f64", "no f64 LSTM kernel"),
     ("gru_batch_first_f64", "no f64 GRU kernel"),
     ("group_norm_1d_no_affine_f64", "no f64 InstanceNormalization kernel (GroupNorm is exported through it)"),
+    ("selu_f64", "no f64 Selu kernel"),
 ];
 
 #[test]
@@ -115,6 +116,7 @@ fn every_op_matches_numpy() {
             "avgpool2d_dilation_ceil: node `node` (AvgPool2d): a dilated AvgPool needs ONNX opset 19; this exporter writes opset 17",
             "adaptiveavgpool2d: node `node` (AdaptiveAvgPool2d): AdaptiveAvgPool2d with uneven windows has no ONNX counterpart",
             "pad_circular_3d: node `node` (Pad): a circular Pad needs ONNX opset 19 (`wrap`); this exporter writes opset 17",
+            "softplus_threshold: node `node` (Softplus): a Softplus threshold other than 20 has no ONNX counterpart",
         ]
     );
     let checks_path = dir.path().join("ort_checks.json");

@@ -367,6 +367,23 @@ def reference(op, attrs, ops):
         if np.issubdtype(kind, np.integer) and x.dtype.kind == "f":
             x = np.trunc(x)  # toward zero, as C casts
         return x.astype(kind)
+    if op == "ELU":
+        return np.where(x > 0, x, attrs["alpha"] * np.expm1(x))
+    if op == "SELU":
+        alpha, scale = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
+        return scale * np.where(x > 0, x, alpha * np.expm1(x))
+    if op == "Softplus":
+        bx = attrs["beta"] * x
+        return np.where(bx > attrs["threshold"], x, np.log1p(np.exp(bx)) / attrs["beta"])
+    if op == "PReLU":
+        w = ops["weight"]
+        if attrs["num_parameters"] > 1:
+            w = w.reshape((1, -1) + (1,) * (x.ndim - 2))
+        return np.where(x >= 0, x, w * x)
+    if op in ("Maximum", "Minimum"):
+        return (np.maximum if op == "Maximum" else np.minimum)(x, ops["other"])
+    if op == "Tile":
+        return np.tile(x, attrs["repeats"])
     if op in ("GroupNorm", "InstanceNorm1d", "InstanceNorm2d"):
         n, c = x.shape[:2]
         g = attrs.get("num_groups", c)

@@ -64,12 +64,6 @@ fn external_data_is_refused_clearly() {
 }
 
 #[test]
-fn legacy_broadcast_axis_is_refused() {
-    let e = err(&model(6, vec![node("Add", &["x", "x"], vec![int("broadcast", 1), int("axis", 1)])], vec![]));
-    assert!(e.contains("legacy `axis` broadcast attribute"), "{e}");
-}
-
-#[test]
 fn opsets_outside_the_range_are_refused() {
     let e = err(&model(5, vec![node("Relu", &["x"], vec![])], vec![]));
     assert!(e.contains("ONNX opset 5: the importer reads opsets 6 to 25"), "{e}");

@@ -41,6 +41,8 @@ fn scheme(node: &Node, p: &Parameter) -> Option<Scheme> {
         (OpKind::BatchNorm1d | OpKind::BatchNorm2d | OpKind::LayerNorm | OpKind::GroupNorm, "weight") => Constant(1.0),
         (OpKind::BatchNorm1d | OpKind::BatchNorm2d | OpKind::LayerNorm | OpKind::GroupNorm, "bias") => Constant(0.0),
         (OpKind::InstanceNorm1d | OpKind::InstanceNorm2d, "weight") => Constant(1.0),
+        // nn.PReLU's init: every slope 0.25.
+        (OpKind::PReLU, "weight") => Constant(0.25),
         (OpKind::InstanceNorm1d | OpKind::InstanceNorm2d, "bias") => Constant(0.0),
         (OpKind::BatchNorm1d | OpKind::BatchNorm2d, "running_mean" | "num_batches_tracked") => Constant(0.0),
         (OpKind::BatchNorm1d | OpKind::BatchNorm2d, "running_var") => Constant(1.0),

@@ -1,7 +1,7 @@
 //! Activations and elementwise float functions: `ReLU`, `LeakyReLU`,
 //! `GELU`, `SiLU`, `Sigmoid`, `Tanh`, `Softmax`, `LogSoftmax`; from opset 2
 //! `Hardtanh`, `Hardsigmoid`, `Hardswish`, `Exp`, `Log`, `Sqrt`, `Erf`,
-//! `Neg`, `Abs`, `Reciprocal`.
+//! `Neg`, `Abs`, `Reciprocal`, `ELU`, `SELU`, `Softplus`, `PReLU`.
 
 use super::require_float;
 use crate::attr::{AttrDefault as D, AttrSpec, AttrType as T, Attrs, attr};
@@ -100,6 +100,66 @@ unary!(
 unary!(NEG, "Neg", "-x", "the sign flipped (NaN and zeros included).", &[]);
 unary!(ABS, "Abs", "|x|", "the sign cleared (NaN and zeros included).", &[]);
 unary!(RECIPROCAL, "Reciprocal", "1 / x", "`1 / x` in IEEE 754 division (infinities at zeros).", &[]);
+
+unary!(
+    ELU,
+    "ELU",
+    "x if x > 0 else alpha * (exp(x) - 1)",
+    "`x` for `x > 0`, else `alpha * expm1(x)` (`exp(x) - 1` without cancellation); NaN stays NaN.",
+    &[attr("alpha", T::Float, D::Float(1.0), "the scale of the negative part")]
+);
+unary!(
+    SELU,
+    "SELU",
+    "scale * (x if x > 0 else alpha * (exp(x) - 1)), alpha and scale PyTorch's constants",
+    "`scale * x` for `x > 0`, else `scale * alpha * expm1(x)`, with alpha = 1.6732632423543772848170429916717 and scale = 1.0507009873554804934193349852946, each rounded to the dtype.",
+    &[]
+);
+unary!(
+    SOFTPLUS,
+    "Softplus",
+    "log(1 + exp(beta * x)) / beta, or x where beta * x > threshold",
+    "`x` where `beta * x > threshold`, else `log1p(exp(beta * x)) / beta`.",
+    &[
+        attr("beta", T::Float, D::Float(1.0), "the sharpness"),
+        attr("threshold", T::Float, D::Float(20.0), "above it (of beta * x) the output is x"),
+    ]
+);
+
+pub(crate) static PRELU: OpDef = OpDef {
+    name: "PReLU",
+    summary: "x if x >= 0 else weight * x, one learned slope or one per channel (dim 1)",
+    numerics: "`x` for `x >= 0`, else `weight[c] * x` where c is the index along dimension 1 when `num_parameters > 1` (else the one slope); NaN stays NaN.",
+    attrs: &[attr("num_parameters", T::Int, D::Int(1), "slopes: 1, or the channel count C")],
+    slots: &[slot("input", Role::Data), slot("weight", Role::Param)],
+    rule: &PReluRule,
+};
+
+struct PReluRule;
+
+impl OpRule for PReluRule {
+    fn check_attrs(&self, a: &Attrs) -> Vec<(&'static str, String)> {
+        super::at_least_one(a, &["num_parameters"])
+    }
+
+    fn param(&self, slot: &str, a: &Attrs) -> Option<crate::op::ParamSpec> {
+        (slot == "weight").then(|| crate::op::ParamSpec::float(vec![a.int("num_parameters") as u64]))
+    }
+
+    fn infer(&self, a: &Attrs, ops: &Operands) -> Result<Option<ValueInfo>, String> {
+        let x = ops.input();
+        require_float("PReLU", x)?;
+        let n = a.int("num_parameters");
+        if n > 1 {
+            let c =
+                x.shape.0.get(1).ok_or_else(|| {
+                    format!("PReLU with {n} slopes needs a channel dimension 1, input has {}", x.shape)
+                })?;
+            super::require_dim("PReLU", "channels (dimension 1)", c, n as u64, &x.shape)?;
+        }
+        Ok(Some(x.clone()))
+    }
+}
 
 const DIM: &[AttrSpec] =
     &[attr("dim", T::Int, D::Required, "the dimension normalized over; negative counts from the end")];

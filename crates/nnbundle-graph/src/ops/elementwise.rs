@@ -52,6 +52,19 @@ binary!(
     "IEEE 754 division on broadcast operands (division by zero gives infinities or NaN)."
 );
 
+binary!(
+    MAXIMUM,
+    "Maximum",
+    "the larger of input and other, numpy broadcasting (torch.maximum; ONNX Max)",
+    "the larger of the broadcast operands; NaN if either is NaN; `max(-0, +0)` is either zero."
+);
+binary!(
+    MINIMUM,
+    "Minimum",
+    "the smaller of input and other, numpy broadcasting (torch.minimum; ONNX Min)",
+    "the smaller of the broadcast operands; NaN if either is NaN; `min(-0, +0)` is either zero."
+);
+
 struct Binary(&'static str);
 
 impl OpRule for Binary {

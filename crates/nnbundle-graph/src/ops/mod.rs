@@ -266,6 +266,13 @@ vocabulary! {
     GroupNorm => norm::GROUPNORM,
     InstanceNorm1d => norm::INSTANCENORM1D,
     InstanceNorm2d => norm::INSTANCENORM2D,
+    ELU => activation::ELU,
+    SELU => activation::SELU,
+    Softplus => activation::SOFTPLUS,
+    PReLU => activation::PRELU,
+    Maximum => elementwise::MAXIMUM,
+    Minimum => elementwise::MINIMUM,
+    Tile => shape::TILE,
     }
 }
 

@@ -1,5 +1,5 @@
 //! Shape ops: `Flatten`, `Reshape`, `Permute`, `Concat`, and the identities
-//! `Dropout`, `Identity`; from opset 2 `Slice` and `Pad`.
+//! `Dropout`, `Identity`; from opset 2 `Slice`, `Pad` and `Tile`.
 
 use crate::attr::{AttrDefault as D, AttrType as T, Attrs, attr};
 use crate::op::{OpDef, OpRule, Operands, Role, slot};
@@ -411,6 +411,46 @@ impl OpRule for PadRule {
                 _ => Dim::Unknown,
             });
         }
+        Ok(Some(ValueInfo::new(x.dtype, Shape(shape))))
+    }
+}
+
+pub(crate) static TILE: OpDef = OpDef {
+    name: "Tile",
+    summary: "the input repeated `repeats[i]` times along each dimension i (torch.Tensor.repeat; ONNX Tile)",
+    numerics: "output index `j` along a dimension of length n reads input index `j mod n`; elements are copied unchanged.",
+    attrs: &[attr("repeats", T::Ints, D::Required, "one count (>= 0) per dimension of the input")],
+    slots: &[slot("input", Role::Data)],
+    rule: &TileRule,
+};
+
+struct TileRule;
+
+impl OpRule for TileRule {
+    fn check_attrs(&self, a: &Attrs) -> Vec<(&'static str, String)> {
+        match a.ints("repeats").iter().find(|&&r| !(0..=MAX_PAD).contains(&r)) {
+            Some(r) => vec![("repeats", format!("{r} is not between 0 and {MAX_PAD}"))],
+            None => Vec::new(),
+        }
+    }
+
+    fn infer(&self, a: &Attrs, ops: &Operands) -> Result<Option<ValueInfo>, String> {
+        let x = ops.input();
+        let repeats = a.ints("repeats");
+        if repeats.len() != x.shape.rank() {
+            return Err(format!("Tile: {} repeats for an input of shape {}", repeats.len(), x.shape));
+        }
+        let shape = x
+            .shape
+            .0
+            .iter()
+            .zip(repeats)
+            .map(|(d, &r)| match d {
+                Dim::Fixed(n) => Dim::Fixed(n * r as u64),
+                d if r == 1 => d.clone(),
+                _ => Dim::Unknown,
+            })
+            .collect();
         Ok(Some(ValueInfo::new(x.dtype, Shape(shape))))
     }
 }

@@ -2,7 +2,8 @@
 
 use nnbundle_graph::OpKind;
 
-use super::{Args, ExportRule, ExportSupport::Full, Exporter, a_float, a_int};
+use super::ExportSupport::{Full, Partial};
+use super::{Args, ExportRule, Exporter, a_float, a_int};
 
 /// The export rules of this family.
 pub(crate) const RULES: &[ExportRule] = &[
@@ -56,6 +57,21 @@ pub(crate) const RULES: &[ExportRule] = &[
         },
     },
     ExportRule { op: OpKind::Hardswish, support: Full, export: |ex, n| same(ex, n, "HardSwish") },
+    ExportRule {
+        op: OpKind::ELU,
+        support: Full,
+        export: |ex, n| {
+            ex.emit("Elu", vec![n.x.clone()], &n.out, vec![a_float("alpha", n.attrs().float("alpha") as f32)]);
+            Ok(())
+        },
+    },
+    ExportRule { op: OpKind::SELU, support: Full, export: |ex, n| same(ex, n, "Selu") },
+    ExportRule {
+        op: OpKind::Softplus,
+        support: Partial("`threshold` other than 20: ONNX's Softplus has no threshold"),
+        export: softplus,
+    },
+    ExportRule { op: OpKind::PReLU, support: Full, export: prelu },
     ExportRule { op: OpKind::Exp, support: Full, export: |ex, n| same(ex, n, "Exp") },
     ExportRule { op: OpKind::Log, support: Full, export: |ex, n| same(ex, n, "Log") },
     ExportRule { op: OpKind::Sqrt, support: Full, export: |ex, n| same(ex, n, "Sqrt") },
@@ -75,5 +91,42 @@ fn same(ex: &mut Exporter<'_>, n: &Args<'_>, onnx: &str) -> Result<(), String> {
 
 fn softmax(ex: &mut Exporter<'_>, n: &Args<'_>, onnx: &str) -> Result<(), String> {
     ex.emit(onnx, vec![n.x.clone()], &n.out, vec![a_int("axis", n.attrs().int("dim"))]);
+    Ok(())
+}
+
+/// Softplus(beta * x) / beta; ONNX's Softplus is the one with beta 1 and no
+/// threshold, which differs from 20 by less than the f32 rounding.
+fn softplus(ex: &mut Exporter<'_>, n: &Args<'_>) -> Result<(), String> {
+    let a = n.attrs();
+    if a.float("threshold") != 20.0 {
+        return Err("a Softplus threshold other than 20 has no ONNX counterpart".into());
+    }
+    let beta = a.float("beta");
+    if beta == 1.0 {
+        ex.emit("Softplus", vec![n.x.clone()], &n.out, vec![]);
+        return Ok(());
+    }
+    let b = ex.scalar(&n.out, "beta", n.dtype, beta);
+    let (scaled, soft) = (ex.temp(&n.out, "scaled"), ex.temp(&n.out, "softplus"));
+    ex.emit("Mul", vec![n.x.clone(), b.clone()], &scaled, vec![]);
+    ex.emit("Softplus", vec![scaled], &soft, vec![]);
+    ex.emit("Div", vec![soft, b], &n.out, vec![]);
+    Ok(())
+}
+
+/// PRelu with the slopes shaped `[C, 1, ...]` to broadcast along dimension 1.
+fn prelu(ex: &mut Exporter<'_>, n: &Args<'_>) -> Result<(), String> {
+    let slope = n.get("weight")?;
+    let count = n.attrs().int("num_parameters");
+    let rank = ex.rank(&n.x).ok_or("PReLU needs its input's rank")?;
+    let slope = if count > 1 && rank > 2 {
+        let shaped = ex.temp(&n.out, "slope");
+        let target = ex.shape_constant(&n.out, [vec![count], vec![1; rank - 2]].concat());
+        ex.emit("Reshape", vec![slope, target], &shaped, vec![]);
+        shaped
+    } else {
+        slope
+    };
+    ex.emit("PRelu", vec![n.x.clone(), slope], &n.out, vec![]);
     Ok(())
 }

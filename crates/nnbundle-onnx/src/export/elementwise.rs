@@ -11,6 +11,8 @@ pub(crate) const RULES: &[ExportRule] = &[
     ExportRule { op: OpKind::Mul, support: Full, export: |ex, n| binary(ex, n, "Mul") },
     ExportRule { op: OpKind::Div, support: Full, export: |ex, n| binary(ex, n, "Div") },
     ExportRule { op: OpKind::Pow, support: Full, export: |ex, n| binary(ex, n, "Pow") },
+    ExportRule { op: OpKind::Maximum, support: Full, export: |ex, n| binary(ex, n, "Max") },
+    ExportRule { op: OpKind::Minimum, support: Full, export: |ex, n| binary(ex, n, "Min") },
     ExportRule { op: OpKind::Equal, support: Full, export: |ex, n| binary(ex, n, "Equal") },
     ExportRule { op: OpKind::Less, support: Full, export: |ex, n| binary(ex, n, "Less") },
     ExportRule { op: OpKind::Greater, support: Full, export: |ex, n| binary(ex, n, "Greater") },

@@ -32,6 +32,15 @@ pub(crate) const RULES: &[ExportRule] = &[
         },
     },
     ExportRule {
+        op: OpKind::Tile,
+        support: Full,
+        export: |ex, n| {
+            let repeats = ex.shape_constant(&n.out, n.attrs().ints("repeats").to_vec());
+            ex.emit("Tile", vec![n.x.clone(), repeats], &n.out, vec![]);
+            Ok(())
+        },
+    },
+    ExportRule {
         op: OpKind::Pad,
         support: Partial("`circular` is ONNX's `wrap`, added in opset 19; this exporter writes opset 17"),
         export: pad,

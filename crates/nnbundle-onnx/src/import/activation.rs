@@ -51,6 +51,34 @@ pub(crate) const TRANSLATORS: &[Translator] = &[
         },
     },
     Translator {
+        onnx: "Elu",
+        produces: &[OpKind::ELU],
+        translate: |im, n| {
+            let alpha = f64::from(attr_f(n.proto, "alpha", 1.0));
+            unary(im, n, OpKind::ELU, vec![("alpha", AttrValue::Float(alpha))])
+        },
+    },
+    Translator {
+        onnx: "Selu",
+        produces: &[OpKind::SELU],
+        translate: |im, n| {
+            // PyTorch's constants, as ONNX's defaults give them in f32.
+            let (alpha, gamma) = (attr_f(n.proto, "alpha", 1.673_263_2), attr_f(n.proto, "gamma", 1.050_701));
+            if (alpha - 1.673_263_2).abs() > 1e-6 || (gamma - 1.050_701).abs() > 1e-6 {
+                return Err(format!(
+                    "Selu with alpha {alpha} and gamma {gamma}: the vocabulary's SELU has PyTorch's constants"
+                ));
+            }
+            unary(im, n, OpKind::SELU, vec![])
+        },
+    },
+    Translator {
+        onnx: "Softplus",
+        produces: &[OpKind::Softplus],
+        translate: |im, n| unary(im, n, OpKind::Softplus, vec![]),
+    },
+    Translator { onnx: "PRelu", produces: &[OpKind::PReLU], translate: prelu },
+    Translator {
         onnx: "Gelu",
         produces: &[OpKind::GELU],
         translate: |im, n| {
@@ -91,6 +119,32 @@ fn clip(im: &mut Importer, n: &OnnxNode<'_>) -> Result<Option<String>, String> {
         return unary(im, n, OpKind::ReLU, vec![]);
     }
     unary(im, n, OpKind::Hardtanh, vec![("min_val", AttrValue::Float(lo)), ("max_val", AttrValue::Float(hi))])
+}
+
+/// PRelu with a constant slope: one, or one per channel (dimension 1) in a
+/// shape that broadcasts along it (`[C]` for `[N, C]`, `[C, 1, 1]` for `[N, C, H, W]`).
+fn prelu(im: &mut Importer, n: &OnnxNode<'_>) -> Result<Option<String>, String> {
+    let x = n.arg(0)?;
+    let slope = n.constant(im, 1, "slope")?.ok_or("PRelu needs a slope")?;
+    let rank = im.rank(&x).ok_or("PRelu needs its input's rank")?;
+    let count: usize = slope.shape().iter().product();
+    let per_channel = count > 1;
+    // Before opset 7 a slope of C values applies along dimension 1 whatever the rank.
+    let legacy_per_channel = im.opset < 7 && slope.shape().len() == 1;
+    if per_channel && !legacy_per_channel {
+        // Right-aligned against the input, the slope's only non-1 dimension must be dimension 1.
+        let dims = slope.shape();
+        let offset = rank.checked_sub(dims.len()).ok_or("PRelu's slope has more dimensions than its input")?;
+        let along: Vec<usize> = dims.iter().enumerate().filter(|(_, d)| **d != 1).map(|(i, _)| i + offset).collect();
+        if along != [1] {
+            return Err(format!(
+                "PRelu slope of shape {dims:?}: the vocabulary's PReLU has one slope or one per channel (dimension 1)"
+            ));
+        }
+    }
+    let weight = slope.reshaped(vec![count]).map_err(|e| e.to_string())?;
+    let attrs = vec![("num_parameters", AttrValue::Int(count as i64))];
+    im.add(n.hint, OpKind::PReLU, attrs, vec![x, Operand::Const(weight, None)]).map(Some)
 }
 
 /// A one-operand op with fixed attributes.

@@ -19,7 +19,29 @@ pub(crate) const TRANSLATORS: &[Translator] = &[
     Translator { onnx: "Less", produces: &[OpKind::Less, OpKind::Greater], translate: comparison },
     Translator { onnx: "Greater", produces: &[OpKind::Greater, OpKind::Less], translate: comparison },
     Translator { onnx: "Where", produces: &[OpKind::Where], translate: choose },
+    Translator { onnx: "Max", produces: &[OpKind::Maximum], translate: |im, n| extremum(im, n, OpKind::Maximum) },
+    Translator { onnx: "Min", produces: &[OpKind::Minimum], translate: |im, n| extremum(im, n, OpKind::Minimum) },
 ];
+
+/// n-ary Max or Min as a chain of `Maximum`/`Minimum`, values first (both
+/// commute); one operand is an `Identity`.
+fn extremum(im: &mut Importer, n: &OnnxNode<'_>, op: OpKind) -> Result<Option<String>, String> {
+    let mut operands = n.operands.clone();
+    operands.sort_by_key(|o| matches!(o, Operand::Const(..)));
+    let mut rest = operands.into_iter();
+    let mut acc = rest.next().ok_or_else(|| format!("{} needs an input", n.proto.op_type))?;
+    let count = n.operands.len();
+    if count == 1 {
+        return im.add(n.hint, OpKind::Identity, vec![], vec![acc]).map(Some);
+    }
+    let mut name = String::new();
+    for (k, next) in rest.enumerate() {
+        let hint = if k + 2 == count { n.hint.to_owned() } else { format!("{}_partial{}", n.hint, k + 1) };
+        name = im.add(&hint, op, vec![], vec![acc, next])?;
+        acc = Operand::Value(name.clone());
+    }
+    Ok(Some(name))
+}
 
 /// A comparison; with the constant first, the mirrored comparison.
 fn comparison(im: &mut Importer, n: &OnnxNode<'_>) -> Result<Option<String>, String> {
@@ -90,12 +112,28 @@ fn sum(im: &mut Importer, n: &OnnxNode<'_>) -> Result<Option<String>, String> {
 
 impl Importer {
     pub(crate) fn binary(&mut self, node: &NodeProto, hint: &str, a: Operand, b: Operand) -> Result<String, String> {
-        if attr(node, "axis").is_some() {
-            return Err(format!(
-                "{} with the legacy `axis` broadcast attribute is not supported (re-export at opset 7 or newer)",
-                node.op_type
-            ));
-        }
+        // Before opset 7, `broadcast` with `axis` aligns B's dimensions at A's `axis`: B gets
+        // trailing 1s so that numpy's right-aligned broadcasting does the same.
+        let b = match attr(node, "axis").filter(|_| super::attr_i(node, "broadcast", 0) != 0) {
+            None => b,
+            Some(axis) => {
+                let (ra, shape_b) = (
+                    self.rank(&a).ok_or("a legacy broadcast needs A's rank")?,
+                    self.info(&b).ok_or("a legacy broadcast needs B's shape")?.shape.0,
+                );
+                let axis = if axis.i < 0 { axis.i + ra as i64 } else { axis.i };
+                let trailing = (ra as i64 - axis - shape_b.len() as i64).max(0) as usize;
+                let mut to = shape_b.clone();
+                to.extend(std::iter::repeat_n(nnbundle_graph::Dim::Fixed(1), trailing));
+                match b {
+                    Operand::Const(t, _) => {
+                        let dims: Vec<usize> = t.shape().iter().copied().chain(std::iter::repeat_n(1, trailing)).collect();
+                        Operand::Const(t.reshaped(dims).map_err(|e| e.to_string())?, None)
+                    }
+                    other => Operand::Value(self.reshape_to(&format!("{hint}_aligned"), other, &shape_b, &to)?),
+                }
+            }
+        };
         let kind = match node.op_type.as_str() {
             "Add" => OpKind::Add,
             "Sub" => OpKind::Sub,

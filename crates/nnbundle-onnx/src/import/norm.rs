@@ -126,11 +126,6 @@ impl Importer {
             return Err("BatchNormalization with spatial=0 is not supported".into());
         }
         let x = ops.first().cloned().ok_or("BatchNormalization needs X")?;
-        let kind = match self.rank(&x) {
-            Some(2 | 3) => OpKind::BatchNorm1d,
-            Some(4) => OpKind::BatchNorm2d,
-            _ => return Err("BatchNormalization is supported on [N, C], [N, C, L] and [N, C, H, W] inputs".into()),
-        };
         let c = self
             .static_shape(ops.get(1).ok_or("BatchNormalization needs a scale")?)
             .and_then(|s| s.first().copied())
@@ -139,6 +134,22 @@ impl Importer {
             ("num_features", AttrValue::Int(c)),
             ("eps", AttrValue::Float(f64::from(attr_f(node, "epsilon", 1e-5)))),
         ];
+        let kind = match self.rank(&x) {
+            Some(2 | 3) => OpKind::BatchNorm1d,
+            Some(4) => OpKind::BatchNorm2d,
+            Some(r) if r > 4 => {
+                // [N, C, D, H, W, ...] as BatchNorm1d of [N, C, D*H*W*...], reshaped back.
+                let dims = self.info(&x).ok_or("BatchNormalization needs its input's shape")?.shape.0;
+                let flat = vec![dims[0].clone(), dims[1].clone(), nnbundle_graph::Dim::Unknown];
+                let folded = self.reshape_to(&format!("{hint}_flat"), x, &dims, &flat)?;
+                let mut operands = vec![Operand::Value(folded)];
+                operands.extend(ops[1..].iter().cloned());
+                let normalized = self.add(&format!("{hint}_normalized"), OpKind::BatchNorm1d, attrs, operands)?;
+                let from = self.info(&Operand::Value(normalized.clone())).ok_or("BatchNormalization lost its shape")?;
+                return self.reshape_to(hint, Operand::Value(normalized), &from.shape.0, &dims);
+            }
+            _ => return Err("BatchNormalization needs an input of rank 2 or more".into()),
+        };
         self.add(hint, kind, attrs, ops.to_vec())
     }
 

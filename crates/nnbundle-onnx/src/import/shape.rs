@@ -38,6 +38,14 @@ pub(crate) const TRANSLATORS: &[Translator] = &[
     Translator { onnx: "Slice", produces: &[OpKind::Slice], translate: slice },
     Translator { onnx: "Pad", produces: &[OpKind::Pad], translate: pad },
     Translator { onnx: "Split", produces: &[OpKind::Slice], translate: split },
+    Translator {
+        onnx: "Tile",
+        produces: &[OpKind::Tile],
+        translate: |im, n| {
+            let repeats = n.constant_ints(im, 1, "repeats")?.ok_or("Tile needs repeats")?;
+            im.add(n.hint, OpKind::Tile, vec![("repeats", AttrValue::Ints(repeats))], vec![n.arg(0)?]).map(Some)
+        },
+    },
     Translator { onnx: "Squeeze", produces: &[], translate: |im, n| squeeze(im, n, false) },
     Translator { onnx: "Unsqueeze", produces: &[], translate: |im, n| squeeze(im, n, true) },
     Translator {

@@ -27,6 +27,9 @@ enum Fun {
     Neg,
     Abs,
     Reciprocal,
+    Elu(f64),
+    Selu,
+    Softplus(f64, f64),
 }
 
 pub(crate) struct Unary(Fun);
@@ -58,6 +61,15 @@ impl Unary {
     }
     pub(crate) fn hardswish() -> Self {
         Unary(Fun::Hardswish)
+    }
+    pub(crate) fn elu(a: NodeAttrs<'_>) -> Self {
+        Unary(Fun::Elu(a.float("alpha")))
+    }
+    pub(crate) fn selu() -> Self {
+        Unary(Fun::Selu)
+    }
+    pub(crate) fn softplus(a: NodeAttrs<'_>) -> Self {
+        Unary(Fun::Softplus(a.float("beta"), a.float("threshold")))
     }
     pub(crate) fn exp() -> Self {
         Unary(Fun::Exp)
@@ -136,6 +148,57 @@ fn apply<T: Float>(f: Fun, x: T) -> T {
         Fun::Neg => -x,
         Fun::Abs => x.abs(),
         Fun::Reciprocal => T::one() / x,
+        Fun::Elu(alpha) => {
+            if x > T::zero() {
+                x
+            } else {
+                T::from_f64(alpha) * x.exp_m1()
+            }
+        }
+        Fun::Selu => {
+            let scale = T::from_f64(SELU_SCALE);
+            if x > T::zero() { scale * x } else { scale * T::from_f64(SELU_ALPHA) * x.exp_m1() }
+        }
+        Fun::Softplus(beta, threshold) => {
+            let bx = T::from_f64(beta) * x;
+            if bx > T::from_f64(threshold) { x } else { bx.exp().ln_1p() / T::from_f64(beta) }
+        }
+    }
+}
+
+/// SELU's constants, as PyTorch defines them.
+const SELU_ALPHA: f64 = 1.673_263_242_354_377_3;
+const SELU_SCALE: f64 = 1.050_700_987_355_480_5;
+
+/// `PReLU`: `x`, or `weight[c] * x` below zero, `c` the index along dimension 1
+/// when there is one slope per channel.
+pub(crate) struct PRelu;
+
+fn prelu<T: Float>(args: &[Arg<'_>]) -> KernelResult {
+    let x = view::<T>(args, 0)?;
+    let w: Vec<T> = view::<T>(args, 1)?.iter().copied().collect();
+    let mut y = x.as_standard_layout().into_owned();
+    // Elements per channel: everything after dimension 1 (one slope: all of them).
+    let inner: usize = if w.len() > 1 { y.shape().get(2..).map_or(1, |s| s.iter().product()) } else { y.len().max(1) };
+    if w.len() > 1 && y.shape().get(1) != Some(&w.len()) {
+        return Err(format!("{} slopes for an input of shape {:?}", w.len(), y.shape()));
+    }
+    let slopes = w.len().max(1);
+    let flat = y.as_slice_mut().ok_or("layout")?;
+    for (k, chunk) in flat.chunks_mut(inner.max(1)).enumerate() {
+        let slope = *w.get(k % slopes).ok_or("PReLU has no slope")?;
+        chunk.iter_mut().for_each(|v| {
+            if *v < T::zero() {
+                *v *= slope;
+            }
+        });
+    }
+    Ok(T::into_value(y))
+}
+
+impl Kernel for PRelu {
+    fn run(&self, args: &[Arg<'_>], _: &Scratch) -> KernelResult {
+        with_float!(first_dtype(args), T => prelu::<T>(args))
     }
 }
 

@@ -19,6 +19,8 @@ pub(crate) enum BinaryOp {
     Mul,
     Div,
     Pow,
+    Max,
+    Min,
 }
 
 pub(crate) struct Binary {
@@ -47,6 +49,24 @@ fn run<T: Float>(&Binary { op, relu }: &Binary, args: &[Arg<'_>], scratch: &Scra
         BinaryOp::Mul => apply(args, scratch, relu, |x: T, y: T| x * y),
         BinaryOp::Div => apply(args, scratch, relu, |x: T, y: T| x / y),
         BinaryOp::Pow => apply(args, scratch, relu, |x: T, y: T| x.powf(y)),
+        BinaryOp::Max => apply(args, scratch, relu, |x: T, y: T| {
+            if x.is_nan() || y.is_nan() {
+                T::nan()
+            } else if x > y {
+                x
+            } else {
+                y
+            }
+        }),
+        BinaryOp::Min => apply(args, scratch, relu, |x: T, y: T| {
+            if x.is_nan() || y.is_nan() {
+                T::nan()
+            } else if x < y {
+                x
+            } else {
+                y
+            }
+        }),
     }
 }
 

@@ -250,42 +250,78 @@ impl Pad {
     }
 
     fn pad<T: Clone>(&self, a: &ArrayD<T>, fill: T) -> Result<ArrayD<T>, String> {
-        let a = a.as_standard_layout();
-        let (shape, rank) = (a.shape(), a.ndim());
+        let rank = a.ndim();
         if self.padding.len() != 2 * rank {
             return Err(format!("Pad: `padding` has {} values for an input of rank {rank}", self.padding.len()));
         }
         let maps: Vec<Vec<Option<usize>>> = (0..rank)
-            .map(|d| self.axis_map(shape[d], self.padding[d], self.padding[rank + d]))
+            .map(|d| self.axis_map(a.shape()[d], self.padding[d], self.padding[rank + d]))
             .collect::<Result<_, _>>()?;
-        let out_shape: Vec<usize> = maps.iter().map(Vec::len).collect();
-        let total: usize = out_shape.iter().product();
-        let Some((row, lead)) = maps.split_last().filter(|_| total > 0) else {
-            return ArrayD::from_shape_vec(IxDyn(&out_shape), vec![fill; total]).map_err(|e| e.to_string());
-        };
-        let src = a.as_slice().ok_or("Pad: input not contiguous")?;
-        let mut strides = vec![1usize; rank];
-        for d in (0..rank.saturating_sub(1)).rev() {
-            strides[d] = strides[d + 1] * shape[d + 1];
+        gather_by_axes(a, &maps, fill)
+    }
+}
+
+/// The array whose element at `[i0, i1, ...]` is `a[maps[0][i0], maps[1][i1], ...]`,
+/// or `fill` where a map gives `None` (`Pad`'s constant) — one output row at a time.
+fn gather_by_axes<T: Clone>(a: &ArrayD<T>, maps: &[Vec<Option<usize>>], fill: T) -> Result<ArrayD<T>, String> {
+    let a = a.as_standard_layout();
+    let (shape, rank) = (a.shape(), a.ndim());
+    let out_shape: Vec<usize> = maps.iter().map(Vec::len).collect();
+    let total: usize = out_shape.iter().product();
+    let Some((row, lead)) = maps.split_last().filter(|_| total > 0) else {
+        return ArrayD::from_shape_vec(IxDyn(&out_shape), vec![fill; total]).map_err(|e| e.to_string());
+    };
+    let src = a.as_slice().ok_or("input not contiguous")?;
+    let mut strides = vec![1usize; rank];
+    for d in (0..rank.saturating_sub(1)).rev() {
+        strides[d] = strides[d + 1] * shape[d + 1];
+    }
+    let mut out = Vec::with_capacity(total);
+    let mut index = vec![0usize; lead.len()];
+    for _ in 0..total / row.len() {
+        let base = index.iter().enumerate().try_fold(0, |acc, (d, &i)| maps[d][i].map(|j| acc + j * strides[d]));
+        match base {
+            None => out.extend(std::iter::repeat_n(fill.clone(), row.len())),
+            Some(b) => out.extend(row.iter().map(|m| m.map_or_else(|| fill.clone(), |j| src[b + j].clone()))),
         }
-        let mut out = Vec::with_capacity(total);
-        // One output row (all but the last index fixed) at a time.
-        let mut index = vec![0usize; lead.len()];
-        for _ in 0..total / row.len() {
-            let base = index.iter().enumerate().try_fold(0, |acc, (d, &i)| maps[d][i].map(|j| acc + j * strides[d]));
-            match base {
-                None => out.extend(std::iter::repeat_n(fill.clone(), row.len())),
-                Some(b) => out.extend(row.iter().map(|m| m.map_or_else(|| fill.clone(), |j| src[b + j].clone()))),
+        for d in (0..lead.len()).rev() {
+            index[d] += 1;
+            if index[d] < out_shape[d] {
+                break;
             }
-            for d in (0..lead.len()).rev() {
-                index[d] += 1;
-                if index[d] < out_shape[d] {
-                    break;
-                }
-                index[d] = 0;
-            }
+            index[d] = 0;
         }
-        ArrayD::from_shape_vec(IxDyn(&out_shape), out).map_err(|e| e.to_string())
+    }
+    ArrayD::from_shape_vec(IxDyn(&out_shape), out).map_err(|e| e.to_string())
+}
+
+/// `Tile`: index `j` of each output dimension reads `j mod n`.
+pub(crate) struct Tile {
+    repeats: Vec<usize>,
+}
+
+impl Tile {
+    pub(crate) fn new(a: NodeAttrs<'_>) -> Self {
+        Tile { repeats: a.ints("repeats").iter().map(|&r| usize::try_from(r).unwrap_or(0)).collect() }
+    }
+
+    fn tile<T: Clone>(&self, a: &ArrayD<T>) -> Result<ArrayD<T>, String> {
+        if self.repeats.len() != a.ndim() {
+            return Err(format!("Tile: {} repeats for an input of rank {}", self.repeats.len(), a.ndim()));
+        }
+        let maps: Vec<Vec<Option<usize>>> =
+            a.shape().iter().zip(&self.repeats).map(|(&n, &r)| (0..n * r).map(|j| Some(j % n)).collect()).collect();
+        match a.first() {
+            Some(first) => gather_by_axes(a, &maps, first.clone()),
+            None => Ok(ArrayD::from_shape_vec(IxDyn(&maps.iter().map(Vec::len).collect::<Vec<_>>()), vec![])
+                .map_err(|e| e.to_string())?),
+        }
+    }
+}
+
+impl Kernel for Tile {
+    fn run(&self, args: &[Arg<'_>], _: &Scratch) -> KernelResult {
+        Ok(any_dtype!(args[0], a => self.tile(a)?))
     }
 }
 
