@@ -9,7 +9,9 @@ arithmetic on sizes), imports each model once with its dimensions left
 dynamic, and runs the one bundle at several sizes: every output must match
 onnxruntime's on the same inputs (1e-5 relative). Models whose target
 shape moves more than one dynamic size must be refused with an error that
-names `--input-shape` and the dynamic inputs, and import once pinned.
+names `--input-shape` and the dynamic inputs, and import once pinned. A
+two-layer BERT-style encoder written as torch.onnx exports BertModel
+imports pinned and matches onnxruntime (1e-4 relative) on a padded batch.
 
 Prints one line per check and a closing line 'N passed, M failed'.
 """
@@ -115,6 +117,119 @@ def swapped():
     return model(nodes, inits, [x_input(["batch", "seq", 8])], [y_output(3)])
 
 
+def bert_like():
+    """A two-layer BERT-style encoder written as torch.onnx exports HF's BertModel (opset 17).
+
+    Word and position embeddings (Gather from constant tables; the position
+    ids sliced from a constant buffer up to the sequence length read from
+    Shape), LayerNormalization, the attention mask as Unsqueeze/Cast/Sub/Mul,
+    attention heads split and merged by Reshapes whose targets come from
+    Shape/Gather/Concat, Softmax, GELU as Div/Erf/Add/Mul/Mul, and a pooler
+    (Gather of the first token, Gemm, Tanh). Random weights of trained scale.
+    """
+    rng = np.random.default_rng(3)
+    hidden, heads, inter, vocab, positions = 32, 4, 64, 50, 64
+    inits, nodes = [], []
+
+    def weight(name, shape, scale=None):
+        scale = scale if scale is not None else 1.0 / np.sqrt(shape[0])
+        inits.append(numpy_helper.from_array((rng.standard_normal(shape) * scale).astype(np.float32), name))
+        return name
+
+    def node(op, inputs, output, **attrs):
+        nodes.append(helper.make_node(op, inputs, [output], **attrs))
+        return output
+
+    for name, values in [("zero", 0), ("one", 1), ("axes0", [0]), ("axes12", [1, 2]), ("pos_start", [0]),
+                         ("pos_axis", [1]), ("heads_dims", [heads, hidden // heads]), ("width", [hidden])]:
+        inits.append(const(name, values))
+    inits.append(numpy_helper.from_array(np.arange(positions, dtype=np.int64)[None], "position_ids"))
+    for name, value in [("one_f", 1.0), ("min_f", float(np.finfo(np.float32).min)),
+                        ("sqrt_d", float(np.sqrt(hidden // heads))), ("sqrt2", float(np.sqrt(2.0))), ("half", 0.5)]:
+        inits.append(numpy_helper.from_array(np.array(value, dtype=np.float32), name))
+
+    def layer_norm(x, prefix):
+        g = weight(f"{prefix}.weight", [hidden], 0.1)
+        b = weight(f"{prefix}.bias", [hidden], 0.1)
+        return node("LayerNormalization", [x, g, b], f"{prefix}.out", axis=-1, epsilon=1e-12)
+
+    def linear(x, prefix, n_in, n_out):
+        w = weight(f"{prefix}.weight_t", [n_in, n_out])
+        b = weight(f"{prefix}.bias", [n_out], 0.1)
+        return node("Add", [node("MatMul", [x, w], f"{prefix}.mm"), b], f"{prefix}.out")
+
+    # Embeddings.
+    words = node("Gather", [weight("word_embeddings", [vocab, hidden], 1.0), "input_ids"], "words")
+    seq = node("Gather", [node("Shape", ["input_ids"], "ids_shape"), "one"], "seq", axis=0)
+    ends = node("Unsqueeze", [seq, "axes0"], "seq1")
+    pos = node("Slice", ["position_ids", "pos_start", ends, "pos_axis"], "pos")
+    where = node("Gather", [weight("position_embeddings", [positions, hidden], 1.0), pos], "where")
+    h = layer_norm(node("Add", [words, where], "embedded"), "embeddings.LayerNorm")
+    # The additive mask: (1 - mask) * min over [batch, 1, 1, seq].
+    mask = node("Cast", [node("Unsqueeze", ["attention_mask", "axes12"], "mask4")], "maskf", to=TensorProto.FLOAT)
+    big = node("Mul", [node("Sub", ["one_f", mask], "inverted"), "min_f"], "additive_mask")
+    for i in range(2):
+        p = f"encoder.layer.{i}"
+        shape = node("Shape", [h], f"{p}.shape")
+        batch = node("Unsqueeze", [node("Gather", [shape, "zero"], f"{p}.b", axis=0), "axes0"], f"{p}.b1")
+        length = node("Unsqueeze", [node("Gather", [shape, "one"], f"{p}.s", axis=0), "axes0"], f"{p}.s1")
+        split = node("Concat", [batch, length, "heads_dims"], f"{p}.split", axis=0)
+        merge = node("Concat", [batch, length, "width"], f"{p}.merge", axis=0)
+        q, k, v = (linear(h, f"{p}.attention.{n}", hidden, hidden) for n in ("query", "key", "value"))
+        qh = node("Transpose", [node("Reshape", [q, split], f"{p}.q4")], f"{p}.qh", perm=[0, 2, 1, 3])
+        kh = node("Transpose", [node("Reshape", [k, split], f"{p}.k4")], f"{p}.kh", perm=[0, 2, 3, 1])
+        vh = node("Transpose", [node("Reshape", [v, split], f"{p}.v4")], f"{p}.vh", perm=[0, 2, 1, 3])
+        scores = node("Div", [node("MatMul", [qh, kh], f"{p}.qk"), "sqrt_d"], f"{p}.scaled")
+        probs = node("Softmax", [node("Add", [scores, big], f"{p}.masked")], f"{p}.probs", axis=-1)
+        context = node("Transpose", [node("MatMul", [probs, vh], f"{p}.ctx4")], f"{p}.ctx", perm=[0, 2, 1, 3])
+        attended = linear(node("Reshape", [context, merge], f"{p}.ctx3"), f"{p}.attention.output", hidden, hidden)
+        h = layer_norm(node("Add", [attended, h], f"{p}.res1"), f"{p}.attention.LayerNorm")
+        up = linear(h, f"{p}.intermediate", hidden, inter)
+        erf = node("Erf", [node("Div", [up, "sqrt2"], f"{p}.gelu.scaled")], f"{p}.gelu.erf")
+        gelu = node("Mul", [node("Mul", [up, node("Add", [erf, "one_f"], f"{p}.gelu.plus")], f"{p}.gelu.mul"), "half"], f"{p}.gelu")
+        down = linear(gelu, f"{p}.output", inter, hidden)
+        h = layer_norm(node("Add", [down, h], f"{p}.res2"), f"{p}.output.LayerNorm")
+    node("Identity", [h], "last_hidden_state")
+    first = node("Gather", [h, "zero"], "first_token", axis=1)
+    dense = node("Gemm", [first, weight("pooler.weight", [hidden, hidden]), weight("pooler.bias", [hidden], 0.1)],
+                 "pooled", transB=1)
+    node("Tanh", [dense], "pooler_output")
+    ids = [helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "sequence"]) for n in ("input_ids", "attention_mask")]
+    outs = [helper.make_tensor_value_info("last_hidden_state", TensorProto.FLOAT, ["batch", "sequence", hidden]),
+            helper.make_tensor_value_info("pooler_output", TensorProto.FLOAT, ["batch", hidden])]
+    return model(nodes, inits, ids, outs)
+
+
+def check_bert(nnb, work):
+    """The BERT-style encoder at a pinned shape, against onnxruntime, with a padded sequence."""
+    src, bundle, out = (os.path.join(work, f) for f in ("bert.onnx", "bert.nnb", "bert_out"))
+    onnx.save(bert_like(), src)
+    pins = ["--input-shape", "input_ids=2,7", "--input-shape", "attention_mask=2,7"]
+    done = run([nnb, "import", src, "-o", bundle, *pins])
+    if done.returncode != 0:
+        return f"`nnb import` exited {done.returncode}: {done.stderr.strip()[:1500]}"
+    rng = np.random.default_rng(5)
+    feeds = {"input_ids": rng.integers(0, 50, (2, 7)).astype(np.int64),
+             "attention_mask": np.array([[1] * 7, [1] * 4 + [0] * 3], dtype=np.int64)}
+    args = []
+    for name, x in feeds.items():
+        path = os.path.join(work, f"bert_{name}.npy")
+        np.save(path, x)
+        args += ["--input", f"{name}={path}"]
+    done = run([nnb, "run", bundle, *args, "-o", out])
+    if done.returncode != 0:
+        return f"`nnb run` exited {done.returncode}: {done.stderr.strip()[:1500]}"
+    session = ort.InferenceSession(src, providers=["CPUExecutionProvider"])
+    for o, want in zip(session.get_outputs(), session.run(None, feeds)):
+        got = np.load(os.path.join(out, f"{o.name}.npy"))
+        if got.shape != want.shape:
+            return f"{o.name}: shape {list(got.shape)}, onnxruntime gives {list(want.shape)}"
+        err = float(np.abs(got - want).max() / max(np.abs(want).max(), 1e-30))
+        if err > 1e-4:
+            return f"{o.name}: relative error {err:.2e}"
+    return None
+
+
 def run(cmd):
     return subprocess.run(cmd, capture_output=True, text=True)
 
@@ -171,6 +286,7 @@ def main(nnb, work):
             check_runs(nnb, work, "swapped", swapped(), [(2, 3, 8)], ["--input-shape", "x=2,3,8"]),
         )
     )
+    checks.append(("a BERT-style encoder (torch.onnx's patterns) matches onnxruntime", check_bert(nnb, work)))
     failures = 0
     for what, error in checks:
         if error is None:

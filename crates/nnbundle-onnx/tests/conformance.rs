@@ -37,7 +37,8 @@ const FRACTION: &str =
     "a scale whose output size is fractional: ONNX maps coordinates by the scale, Upsample by the sizes' ratio";
 const ANTIALIAS: &str = "antialiased resizing is not in opset 2";
 const ASPECT: &str = "keep_aspect_ratio_policy: sizes derived from an aspect policy are not in opset 2";
-const INT_ARITHMETIC: &str = "integer Add: the vocabulary's arithmetic computes on floats (integer arithmetic is not in opset 2)";
+const INT_ARITHMETIC: &str =
+    "integer Add: the vocabulary's arithmetic computes on floats (integer arithmetic is not in opset 2)";
 const CROP: &str = "tf_crop_and_resize coordinates are not in opset 2";
 
 /// Cases whose semantics are outside the vocabulary by design, with the reason.

@@ -127,7 +127,8 @@ impl Importer {
                 to.extend(std::iter::repeat_n(nnbundle_graph::Dim::Fixed(1), trailing));
                 match b {
                     Operand::Const(t, _) => {
-                        let dims: Vec<usize> = t.shape().iter().copied().chain(std::iter::repeat_n(1, trailing)).collect();
+                        let dims: Vec<usize> =
+                            t.shape().iter().copied().chain(std::iter::repeat_n(1, trailing)).collect();
                         Operand::Const(t.reshaped(dims).map_err(|e| e.to_string())?, None)
                     }
                     other => Operand::Value(self.reshape_to(&format!("{hint}_aligned"), other, &shape_b, &to)?),
