@@ -382,6 +382,11 @@ def reference(op, attrs, ops):
         return np.where(x >= 0, x, w * x)
     if op in ("Maximum", "Minimum"):
         return (np.maximum if op == "Maximum" else np.minimum)(x, ops["other"])
+    if op == "Expand":
+        sizes = attrs["sizes"]
+        lead = len(sizes) - x.ndim
+        target = [x.shape[i - lead] if s == -1 else s for i, s in enumerate(sizes)]
+        return np.broadcast_to(x, target)
     if op == "Tile":
         return np.tile(x, attrs["repeats"])
     if op in ("GroupNorm", "InstanceNorm1d", "InstanceNorm2d"):

@@ -497,6 +497,8 @@ pub fn cases() -> Vec<Case> {
         case("prelu_per_channel_2d_f64", PReLU, attrs! {"num_parameters": 4}, &[&[3, 4]]).f64(),
         case("maximum_broadcast", Maximum, attrs! {}, &[&[3, 4], &[4]]),
         case("minimum_weight", Minimum, attrs! {}, &[&[2, 3]]).param("other", &[2, 3], Gen::Float),
+        case("expand", Expand, attrs! {"sizes": [2, 3, -1, 4]}, &[&[3, 2, 1]]),
+        case("expand_keep_all_bool", Expand, attrs! {"sizes": [-1, 5]}, &[&[2, 1]]).data_gen(0, Gen::Mask),
         case("tile", Tile, attrs! {"repeats": [2, 1, 3]}, &[&[2, 3, 2]]),
         case("tile_i64", Tile, attrs! {"repeats": [3, 2]}, &[&[2, 2]]).data_gen(0, Gen::Index(0, 9)),
         case("lstm", LSTM, attrs! {"input_size": 3, "hidden_size": 4}, &[&[5, 2, 3]]),

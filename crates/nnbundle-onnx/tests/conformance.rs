@@ -39,6 +39,8 @@ const ANTIALIAS: &str = "antialiased resizing is not in opset 2";
 const ASPECT: &str = "keep_aspect_ratio_policy: sizes derived from an aspect policy are not in opset 2";
 const INT_ARITHMETIC: &str =
     "integer Add: the vocabulary's arithmetic computes on floats (integer arithmetic is not in opset 2)";
+const SELU_PARAMS: &str = "Selu with its own alpha and gamma: nn.SELU has fixed constants";
+const PRELU_AXES: &str = "PRelu slopes along dimensions other than 1: nn.PReLU has one slope or one per channel";
 const CROP: &str = "tf_crop_and_resize coordinates are not in opset 2";
 
 /// Cases whose semantics are outside the vocabulary by design, with the reason.
@@ -57,6 +59,8 @@ const EXCLUDED: &[(&str, &str)] = &[
     ("test_pow_types_int32_int32", INT_POW),
     ("test_pow_types_int64_float32", INT_POW),
     ("test_pow_types_int64_int64", INT_POW),
+    ("test_prelu_broadcast", PRELU_AXES),
+    ("test_prelu_example", PRELU_AXES),
     ("test_reduce_max_bool_inputs", BOOL_MAX),
     ("test_reduce_max_empty_set", EMPTY_MAX),
     ("test_resize_downsample_scales_cubic", CUBIC),
@@ -85,6 +89,8 @@ const EXCLUDED: &[(&str, &str)] = &[
     ("test_resize_upsample_sizes_cubic", CUBIC),
     ("test_resize_upsample_sizes_nearest_not_larger", ASPECT),
     ("test_resize_upsample_sizes_nearest_not_smaller", ASPECT),
+    ("test_selu", SELU_PARAMS),
+    ("test_selu_example", SELU_PARAMS),
 ];
 
 fn cases_dir() -> PathBuf {
@@ -150,6 +156,9 @@ const FROZEN_FROM: &[(&str, usize)] = &[
     ("Split", 1),
     ("InstanceNormalization", 1),
     ("GroupNormalization", 1),
+    ("Expand", 1),
+    ("Tile", 1),
+    ("PRelu", 1),
 ];
 
 /// Runs one case; `Err` says why it failed.

@@ -273,6 +273,7 @@ vocabulary! {
     Maximum => elementwise::MAXIMUM,
     Minimum => elementwise::MINIMUM,
     Tile => shape::TILE,
+    Expand => shape::EXPAND,
     }
 }
 

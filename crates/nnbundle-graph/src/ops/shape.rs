@@ -1,5 +1,5 @@
 //! Shape ops: `Flatten`, `Reshape`, `Permute`, `Concat`, and the identities
-//! `Dropout`, `Identity`; from opset 2 `Slice`, `Pad` and `Tile`.
+//! `Dropout`, `Identity`; from opset 2 `Slice`, `Pad`, `Tile` and `Expand`.
 
 use crate::attr::{AttrDefault as D, AttrType as T, Attrs, attr};
 use crate::op::{OpDef, OpRule, Operands, Role, slot};
@@ -451,6 +451,52 @@ impl OpRule for TileRule {
                 _ => Dim::Unknown,
             })
             .collect();
+        Ok(Some(ValueInfo::new(x.dtype, Shape(shape))))
+    }
+}
+
+pub(crate) static EXPAND: OpDef = OpDef {
+    name: "Expand",
+    summary: "the input broadcast to `sizes` (torch.Tensor.expand; ONNX Expand): -1 keeps a dimension, size-1 dimensions repeat, new ones lead",
+    numerics: "aligned from the last dimension, output size `sizes[i]`, or the input's size where `sizes[i]` is -1; an input dimension of size 1 repeats its element, others must equal the output's; leading output dimensions without an input one repeat the whole input; elements are copied unchanged.",
+    attrs: &[attr(
+        "sizes",
+        T::Ints,
+        D::Required,
+        "the output's sizes; -1 keeps the input's (not for new leading dimensions)",
+    )],
+    slots: &[slot("input", Role::Data)],
+    rule: &ExpandRule,
+};
+
+struct ExpandRule;
+
+impl OpRule for ExpandRule {
+    fn check_attrs(&self, a: &Attrs) -> Vec<(&'static str, String)> {
+        match a.ints("sizes").iter().find(|&&s| s < -1 || s > MAX_PAD) {
+            Some(s) => vec![("sizes", format!("{s} is not -1 or a size up to {MAX_PAD}"))],
+            None => Vec::new(),
+        }
+    }
+
+    fn infer(&self, a: &Attrs, ops: &Operands) -> Result<Option<ValueInfo>, String> {
+        let x = ops.input();
+        let sizes = a.ints("sizes");
+        let lead = sizes
+            .len()
+            .checked_sub(x.shape.rank())
+            .ok_or_else(|| format!("Expand: {} sizes for an input of shape {}", sizes.len(), x.shape))?;
+        let mut shape = Vec::with_capacity(sizes.len());
+        for (i, &s) in sizes.iter().enumerate() {
+            let d = i.checked_sub(lead).map(|k| &x.shape.0[k]);
+            shape.push(match (d, s) {
+                (None, -1) => return Err(format!("Expand: size -1 at new leading dimension {i}")),
+                (None, s) => Dim::Fixed(s as u64),
+                (Some(d), -1) => d.clone(),
+                (Some(d), s) if d.fixed() == Some(1) || d.compatible(&Dim::Fixed(s as u64)) => Dim::Fixed(s as u64),
+                (Some(d), s) => return Err(format!("Expand: dimension {i} of size {d} cannot become {s}")),
+            });
+        }
         Ok(Some(ValueInfo::new(x.dtype, Shape(shape))))
     }
 }

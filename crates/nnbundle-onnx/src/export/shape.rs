@@ -32,6 +32,17 @@ pub(crate) const RULES: &[ExportRule] = &[
         },
     },
     ExportRule {
+        op: OpKind::Expand,
+        support: Full,
+        export: |ex, n| {
+            // ONNX keeps an input dimension where the target says 1.
+            let sizes: Vec<i64> = n.attrs().ints("sizes").iter().map(|&s| if s == -1 { 1 } else { s }).collect();
+            let shape = ex.shape_constant(&n.out, sizes);
+            ex.emit("Expand", vec![n.x.clone(), shape], &n.out, vec![]);
+            Ok(())
+        },
+    },
+    ExportRule {
         op: OpKind::Tile,
         support: Full,
         export: |ex, n| {

@@ -38,6 +38,7 @@ pub(crate) const TRANSLATORS: &[Translator] = &[
     Translator { onnx: "Slice", produces: &[OpKind::Slice], translate: slice },
     Translator { onnx: "Pad", produces: &[OpKind::Pad], translate: pad },
     Translator { onnx: "Split", produces: &[OpKind::Slice], translate: split },
+    Translator { onnx: "Expand", produces: &[OpKind::Expand], translate: expand },
     Translator {
         onnx: "Tile",
         produces: &[OpKind::Tile],
@@ -198,6 +199,43 @@ fn split(im: &mut Importer, n: &OnnxNode<'_>) -> Result<Option<String>, String> 
         start = end;
     }
     Ok(first)
+}
+
+/// Expand (numpy broadcasting both ways) as the vocabulary's one-way Expand:
+/// a target size of 1, or one equal to the input's (symbols included), keeps
+/// the input's size (-1); an input size of 1 takes the target's.
+fn expand(im: &mut Importer, n: &OnnxNode<'_>) -> Result<Option<String>, String> {
+    let x = n.arg(0)?;
+    let from = im.info(&x).ok_or("Expand needs its input's shape")?.shape.0;
+    let target: Vec<symbolic::Sym> = match n.arg(1)? {
+        Operand::Const(t, _) => {
+            let dims = symbolic::Dims::of_const(&t).ok_or("Expand's shape must be a vector of integers")?;
+            dims.items
+        }
+        Operand::Dims(d) => d.items,
+        Operand::Value(v) => return Err(format!("Expand to a shape computed at run time (`{v}`) needs it constant")),
+    };
+    let rank = from.len().max(target.len());
+    let (lead_t, lead_x) = (rank - target.len(), rank - from.len());
+    let mut sizes = Vec::with_capacity(rank);
+    for i in 0..rank {
+        let t = i.checked_sub(lead_t).map(|k| &target[k]);
+        let d = i.checked_sub(lead_x).map(|k| &from[k]);
+        sizes.push(match (d, t) {
+            (Some(_), None | Some(symbolic::Sym::Known(1))) => -1,
+            (Some(d), Some(symbolic::Sym::Symbol(s))) if *d == nnbundle_graph::Dim::Symbol(s.clone()) => -1,
+            (Some(d), Some(symbolic::Sym::Known(k))) if d.fixed() == Some(*k as u64) => -1,
+            (_, Some(symbolic::Sym::Known(k))) if *k >= 0 => *k,
+            (_, Some(t)) => {
+                return Err(im.needs_pinning(&format!(
+                    "Expand of {} to the size {t} at dimension {i}",
+                    nnbundle_graph::Shape(from.clone())
+                )));
+            }
+            (None, None) => unreachable!("rank covers the target"),
+        });
+    }
+    im.add(n.hint, OpKind::Expand, vec![("sizes", AttrValue::Ints(sizes))], vec![x]).map(Some)
 }
 
 /// Squeeze and Unsqueeze of a value as a Reshape to the shape they give

@@ -365,3 +365,40 @@ impl Kernel for Pad {
         Ok(any_dtype!(args[0], a => self.pad(a, Fill::fill(self.value))?))
     }
 }
+
+/// `Expand`: the input broadcast to its sizes (-1 keeping the input's).
+pub(crate) struct Expand {
+    sizes: Vec<i64>,
+}
+
+impl Expand {
+    pub(crate) fn new(a: NodeAttrs<'_>) -> Self {
+        Expand { sizes: a.ints("sizes").to_vec() }
+    }
+
+    fn shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
+        let lead = self.sizes.len().checked_sub(input.len()).ok_or("Expand: fewer sizes than input dimensions")?;
+        self.sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &s)| match (i.checked_sub(lead).map(|k| input[k]), s) {
+                (Some(d), -1) => Ok(d),
+                (_, s) => usize::try_from(s).map_err(|_| format!("Expand: size {s} at dimension {i}")),
+            })
+            .collect()
+    }
+
+    fn expand<T: Clone>(&self, a: &ArrayD<T>) -> Result<ArrayD<T>, String> {
+        let shape = self.shape(a.shape())?;
+        let view = a
+            .broadcast(IxDyn(&shape))
+            .ok_or_else(|| format!("Expand: {:?} does not broadcast to {shape:?}", a.shape()))?;
+        Ok(view.as_standard_layout().into_owned())
+    }
+}
+
+impl Kernel for Expand {
+    fn run(&self, args: &[Arg<'_>], _: &Scratch) -> KernelResult {
+        Ok(any_dtype!(args[0], a => self.expand(a)?))
+    }
+}
