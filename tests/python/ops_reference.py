@@ -387,6 +387,10 @@ def reference(op, attrs, ops):
         lead = len(sizes) - x.ndim
         target = [x.shape[i - lead] if s == -1 else s for i, s in enumerate(sizes)]
         return np.broadcast_to(x, target)
+    if op == "Floor":
+        return np.floor(x)
+    if op == "Fmod":
+        return np.fmod(x, ops["other"])
     if op == "Tile":
         return np.tile(x, attrs["repeats"])
     if op in ("GroupNorm", "InstanceNorm1d", "InstanceNorm2d"):

@@ -1,7 +1,7 @@
 //! Activations and elementwise float functions: `ReLU`, `LeakyReLU`,
 //! `GELU`, `SiLU`, `Sigmoid`, `Tanh`, `Softmax`, `LogSoftmax`; from opset 2
 //! `Hardtanh`, `Hardsigmoid`, `Hardswish`, `Exp`, `Log`, `Sqrt`, `Erf`,
-//! `Neg`, `Abs`, `Reciprocal`, `ELU`, `SELU`, `Softplus`, `PReLU`.
+//! `Neg`, `Abs`, `Reciprocal`, `Floor`, `ELU`, `SELU`, `Softplus`, `PReLU`.
 
 use super::require_float;
 use crate::attr::{AttrDefault as D, AttrSpec, AttrType as T, Attrs, attr};
@@ -101,6 +101,13 @@ unary!(NEG, "Neg", "-x", "the sign flipped (NaN and zeros included).", &[]);
 unary!(ABS, "Abs", "|x|", "the sign cleared (NaN and zeros included).", &[]);
 unary!(RECIPROCAL, "Reciprocal", "1 / x", "`1 / x` in IEEE 754 division (infinities at zeros).", &[]);
 
+unary!(
+    FLOOR,
+    "Floor",
+    "the largest integer not above x",
+    "IEEE 754 round toward negative infinity; NaN, infinities and zeros unchanged.",
+    &[]
+);
 unary!(
     ELU,
     "ELU",

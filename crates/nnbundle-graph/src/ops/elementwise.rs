@@ -65,6 +65,13 @@ binary!(
     "the smaller of the broadcast operands; NaN if either is NaN; `min(-0, +0)` is either zero."
 );
 
+binary!(
+    FMOD,
+    "Fmod",
+    "the remainder of input / other with the sign of input (torch.fmod; ONNX Mod with fmod=1)",
+    "C's `fmod`: `input - trunc(input / other) * other` computed exactly; NaN where other is 0 or input is infinite."
+);
+
 struct Binary(&'static str);
 
 impl OpRule for Binary {

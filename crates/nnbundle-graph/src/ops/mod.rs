@@ -274,6 +274,8 @@ vocabulary! {
     Minimum => elementwise::MINIMUM,
     Tile => shape::TILE,
     Expand => shape::EXPAND,
+    Floor => activation::FLOOR,
+    Fmod => elementwise::FMOD,
     }
 }
 

@@ -66,6 +66,7 @@ pub(crate) const RULES: &[ExportRule] = &[
         },
     },
     ExportRule { op: OpKind::SELU, support: Full, export: |ex, n| same(ex, n, "Selu") },
+    ExportRule { op: OpKind::Floor, support: Full, export: |ex, n| same(ex, n, "Floor") },
     ExportRule {
         op: OpKind::Softplus,
         support: Partial("`threshold` other than 20: ONNX's Softplus has no threshold"),

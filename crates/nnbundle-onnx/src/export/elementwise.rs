@@ -11,6 +11,14 @@ pub(crate) const RULES: &[ExportRule] = &[
     ExportRule { op: OpKind::Mul, support: Full, export: |ex, n| binary(ex, n, "Mul") },
     ExportRule { op: OpKind::Div, support: Full, export: |ex, n| binary(ex, n, "Div") },
     ExportRule { op: OpKind::Pow, support: Full, export: |ex, n| binary(ex, n, "Pow") },
+    ExportRule {
+        op: OpKind::Fmod,
+        support: Full,
+        export: |ex, n| {
+            ex.emit("Mod", vec![n.x.clone(), n.get("other")?], &n.out, vec![super::a_int("fmod", 1)]);
+            Ok(())
+        },
+    },
     ExportRule { op: OpKind::Maximum, support: Full, export: |ex, n| binary(ex, n, "Max") },
     ExportRule { op: OpKind::Minimum, support: Full, export: |ex, n| binary(ex, n, "Min") },
     ExportRule { op: OpKind::Equal, support: Full, export: |ex, n| binary(ex, n, "Equal") },

@@ -35,6 +35,7 @@ pub(crate) const TRANSLATORS: &[Translator] = &[
     Translator { onnx: "Log", produces: &[OpKind::Log], translate: |im, n| unary(im, n, OpKind::Log, vec![]) },
     Translator { onnx: "Sqrt", produces: &[OpKind::Sqrt], translate: |im, n| unary(im, n, OpKind::Sqrt, vec![]) },
     Translator { onnx: "Erf", produces: &[OpKind::Erf], translate: |im, n| unary(im, n, OpKind::Erf, vec![]) },
+    Translator { onnx: "Floor", produces: &[OpKind::Floor], translate: |im, n| unary(im, n, OpKind::Floor, vec![]) },
     Translator { onnx: "Neg", produces: &[OpKind::Neg], translate: |im, n| unary(im, n, OpKind::Neg, vec![]) },
     Translator { onnx: "Abs", produces: &[OpKind::Abs], translate: |im, n| unary(im, n, OpKind::Abs, vec![]) },
     Translator {

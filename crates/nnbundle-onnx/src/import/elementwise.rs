@@ -19,6 +19,22 @@ pub(crate) const TRANSLATORS: &[Translator] = &[
     Translator { onnx: "Less", produces: &[OpKind::Less, OpKind::Greater], translate: comparison },
     Translator { onnx: "Greater", produces: &[OpKind::Greater, OpKind::Less], translate: comparison },
     Translator { onnx: "Where", produces: &[OpKind::Where], translate: choose },
+    Translator {
+        onnx: "Mod",
+        produces: &[OpKind::Fmod],
+        translate: |im, n| {
+            if super::attr_i(n.proto, "fmod", 0) == 0 {
+                return Err("Mod with fmod=0 (the divisor's sign) is integer arithmetic, outside the vocabulary; \
+                            a float Mod has fmod=1 (torch.fmod)"
+                    .into());
+            }
+            let (a, b) = (n.arg(0)?, n.arg(1)?);
+            if matches!(a, Operand::Const(..)) {
+                return Err("Mod of a constant by a computed value is not expressible (constants come last)".into());
+            }
+            im.add(n.hint, OpKind::Fmod, vec![], vec![a, b]).map(Some)
+        },
+    },
     Translator { onnx: "Max", produces: &[OpKind::Maximum], translate: |im, n| extremum(im, n, OpKind::Maximum) },
     Translator { onnx: "Min", produces: &[OpKind::Minimum], translate: |im, n| extremum(im, n, OpKind::Minimum) },
 ];

@@ -27,6 +27,7 @@ enum Fun {
     Neg,
     Abs,
     Reciprocal,
+    Floor,
     Elu(f64),
     Selu,
     Softplus(f64, f64),
@@ -64,6 +65,9 @@ impl Unary {
     }
     pub(crate) fn elu(a: NodeAttrs<'_>) -> Self {
         Unary(Fun::Elu(a.float("alpha")))
+    }
+    pub(crate) fn floor() -> Self {
+        Unary(Fun::Floor)
     }
     pub(crate) fn selu() -> Self {
         Unary(Fun::Selu)
@@ -148,6 +152,7 @@ fn apply<T: Float>(f: Fun, x: T) -> T {
         Fun::Neg => -x,
         Fun::Abs => x.abs(),
         Fun::Reciprocal => T::one() / x,
+        Fun::Floor => x.floor(),
         Fun::Elu(alpha) => {
             if x > T::zero() {
                 x

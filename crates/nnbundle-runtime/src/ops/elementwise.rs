@@ -21,6 +21,7 @@ pub(crate) enum BinaryOp {
     Pow,
     Max,
     Min,
+    Fmod,
 }
 
 pub(crate) struct Binary {
@@ -58,6 +59,7 @@ fn run<T: Float>(&Binary { op, relu }: &Binary, args: &[Arg<'_>], scratch: &Scra
                 y
             }
         }),
+        BinaryOp::Fmod => apply(args, scratch, relu, |x: T, y: T| x % y),
         BinaryOp::Min => apply(args, scratch, relu, |x: T, y: T| {
             if x.is_nan() || y.is_nan() {
                 T::nan()

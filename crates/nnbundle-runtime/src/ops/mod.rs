@@ -89,6 +89,8 @@ pub(crate) fn build_kernel(node: &Node) -> Option<Box<dyn Kernel>> {
         OpKind::Maximum => Box::new(elementwise::Binary::new(elementwise::BinaryOp::Max)),
         OpKind::Minimum => Box::new(elementwise::Binary::new(elementwise::BinaryOp::Min)),
         OpKind::Tile => Box::new(shape::Tile::new(a)),
+        OpKind::Floor => Box::new(activation::Unary::floor()),
+        OpKind::Fmod => Box::new(elementwise::Binary::new(elementwise::BinaryOp::Fmod)),
         OpKind::Expand => Box::new(shape::Expand::new(a)),
         OpKind::Where => Box::new(elementwise::Where),
         OpKind::Equal => Box::new(elementwise::Comparison(elementwise::Compare::Equal)),
