@@ -499,6 +499,13 @@ pub fn cases() -> Vec<Case> {
         case("minimum_weight", Minimum, attrs! {}, &[&[2, 3]]).param("other", &[2, 3], Gen::Float),
         case("expand", Expand, attrs! {"sizes": [2, 3, -1, 4]}, &[&[3, 2, 1]]),
         case("expand_keep_all_bool", Expand, attrs! {"sizes": [-1, 5]}, &[&[2, 1]]).data_gen(0, Gen::Mask),
+        case("add_i64_broadcast", Add, attrs! {}, &[&[3, 4], &[4]])
+            .data_gen(0, Gen::Index(-100, 100))
+            .data_gen(1, Gen::Index(-100, 100)),
+        case("sub_i64_weight", Sub, attrs! {}, &[&[5]]).data_gen(0, Gen::Index(-9, 9)).param("other", &[5], Gen::Index(-9, 9)),
+        case("mul_i64_wraps", Mul, attrs! {}, &[&[4], &[4]])
+            .data_gen(0, Gen::Index(i64::MAX - 3, i64::MAX))
+            .data_gen(1, Gen::Index(2, 5)),
         case("floor", Floor, attrs! {}, &[&[3, 4]]).data_gen(0, Gen::Wide),
         case("fmod_broadcast", Fmod, attrs! {}, &[&[3, 4], &[4]]).data_gen(0, Gen::Wide).data_gen(1, Gen::Positive),
         case("fmod_weight_f64", Fmod, attrs! {}, &[&[5]]).f64().data_gen(0, Gen::Wide).param("other", &[1], Gen::Positive),

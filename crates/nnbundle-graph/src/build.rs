@@ -94,6 +94,9 @@ impl GraphBuilder {
             values: std::mem::take(&mut self.values),
             weights: Some(&self.weights),
             used_weights: Default::default(),
+            // A builder takes every opset; `Graph::new` declares the lowest one needed.
+            opset: crate::OPSET,
+            required: 1,
         };
         let out = inference.infer(&mut report, &draft, op, true);
         self.values = inference.values;

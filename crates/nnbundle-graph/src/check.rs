@@ -22,6 +22,8 @@ pub struct Analysis {
     pub report: Report,
     /// Inferred facts for each value (graph inputs and node outputs) that inference could settle.
     pub values: BTreeMap<String, ValueInfo>,
+    /// The lowest opset that has every op the graph uses with the dtypes it uses them on.
+    pub required_opset: u32,
 }
 
 /// Kahn's algorithm over `(name, inputs)` pairs: the order of the nodes that
@@ -244,6 +246,10 @@ pub(crate) struct Inference<'a> {
     pub weights: Option<&'a BTreeMap<String, WeightInfo>>,
     /// Weights some node reads.
     pub used_weights: BTreeSet<String>,
+    /// The opset the graph declares; operands that need a later one are errors.
+    pub opset: u32,
+    /// The lowest opset that has every op and operand dtype seen so far.
+    pub required: u32,
 }
 
 impl Inference<'_> {
@@ -327,6 +333,7 @@ impl Inference<'_> {
         op: OpKind,
         usable: bool,
     ) -> Option<ValueInfo> {
+        self.required = self.required.max(op.since());
         let input_dtype = node.inputs.first().and_then(|n| self.values.get(n)).map(|v| v.dtype);
         let mut operands = Operands::default();
         let mut complete = true;
@@ -350,6 +357,21 @@ impl Inference<'_> {
         }
         if !complete || !usable {
             return None;
+        }
+        if let Some((since, what)) = op.def().rule.operands_since(&operands) {
+            self.required = self.required.max(since);
+            if since > self.opset {
+                report.error(
+                    Code::UnknownOp,
+                    node.path.clone(),
+                    Some(&node.name),
+                    format!(
+                        "`{op}` on {what} is in the vocabulary from opset {since}; this graph declares opset {}",
+                        self.opset
+                    ),
+                );
+                return None;
+            }
         }
         match op.def().rule.infer(&node.attrs, &operands) {
             Ok(Some(v)) => {
@@ -414,7 +436,8 @@ pub(crate) fn analyze_draft(
     checker.cycles(&stuck);
     checker.reachability();
 
-    let mut inference = Inference { values: HashMap::new(), weights, used_weights: BTreeSet::new() };
+    let mut inference =
+        Inference { values: HashMap::new(), weights, used_weights: BTreeSet::new(), opset: draft.opset, required: 1 };
     for input in &draft.inputs {
         inference.values.insert(input.name.clone(), ValueInfo::new(input.dtype, input.shape.clone()));
     }
@@ -444,7 +467,7 @@ pub(crate) fn analyze_draft(
             );
         }
     }
-    let (report, values) = (checker.report, inference.values);
+    let (report, values, required_opset) = (checker.report, inference.values, inference.required);
     let graph = if report.has_errors() {
         None
     } else {
@@ -456,5 +479,5 @@ pub(crate) fn analyze_draft(
             .collect();
         nodes.map(|nodes| Graph::from_parts(draft.opset, draft.inputs, nodes, draft.outputs))
     };
-    Analysis { graph, report, values: values.into_iter().collect() }
+    Analysis { graph, report, values: values.into_iter().collect(), required_opset }
 }

@@ -183,11 +183,12 @@ impl Graph {
         for node in &mut nodes {
             node.attrs.fill_defaults(node.op.def().attrs);
         }
-        // Writers declare the lowest opset that has every op the graph uses.
-        let opset = nodes.iter().map(|n| n.op.since()).max().unwrap_or(1);
-        let draft = Draft::from_graph(opset, inputs, nodes, outputs);
+        // Writers declare the lowest opset that has every op the graph uses,
+        // with the dtypes it uses them on: checked against the latest, then lowered.
+        let draft = Draft::from_graph(crate::OPSET, inputs, nodes, outputs);
         let analysis = analyze_draft(draft, Report::default(), None);
-        analysis.graph.ok_or(analysis.report)
+        let required = analysis.required_opset;
+        analysis.graph.map(|g| Graph { opset: required, ..g }).ok_or(analysis.report)
     }
 
     pub(crate) fn from_parts(opset: u32, inputs: Vec<GraphInput>, nodes: Vec<Node>, outputs: Vec<String>) -> Graph {
@@ -321,7 +322,7 @@ struct CanonicalNode<'a> {
 pub fn analyze(bytes: &[u8], weights: Option<&BTreeMap<String, WeightInfo>>) -> Analysis {
     match parse_document(bytes) {
         Ok((draft, report)) => analyze_draft(draft, report, weights),
-        Err(report) => Analysis { graph: None, report, values: BTreeMap::new() },
+        Err(report) => Analysis { graph: None, report, values: BTreeMap::new(), required_opset: 1 },
     }
 }
 

@@ -140,6 +140,12 @@ pub(crate) trait OpRule: Sync {
     /// The output dtype and shape, `Ok(None)` when unknown for lack of facts
     /// about a parameter, or an error that says what does not fit.
     fn infer(&self, attrs: &Attrs, operands: &Operands) -> Result<Option<ValueInfo>, String>;
+
+    /// The opset these operands need when it is later than the op's own
+    /// (an opset-1 op that takes more dtypes from opset 2); `None` otherwise.
+    fn operands_since(&self, _operands: &Operands) -> Option<(u32, String)> {
+        None
+    }
 }
 
 /// The definition of one op.

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use nnbundle_format::DType;
-use nnbundle_graph::{Attrs, Code, Graph, Node, OpKind, Report, Severity, WeightInfo, analyze};
+use nnbundle_graph::{Attrs, Code, Graph, GraphInput, Node, OpKind, Report, Severity, WeightInfo, analyze};
 
 fn node(name: &str, op: OpKind, inputs: &[&str]) -> Node {
     Node { name: name.into(), op, inputs: inputs.iter().map(|s| s.to_string()).collect(), attrs: Attrs::default() }
@@ -234,15 +234,42 @@ fn parameters_can_be_graph_inputs() {
 
 #[test]
 fn a_float_parameter_on_an_integer_input_says_what_is_wrong() {
-    let yaml = "opset: 1\ninputs: [{name: x, dtype: i64, shape: [3]}]\nsequential: [{name: m, op: Mul}]\n";
+    let yaml = "opset: 1\ninputs: [{name: x, dtype: i64, shape: [3]}]\nsequential: [{name: m, op: Div}]\n";
     let weights = BTreeMap::from([("m.other".to_string(), WeightInfo { dtype: DType::I64, shape: vec![] })]);
     let report = analyze(yaml.as_bytes(), Some(&weights)).report;
     expect(
         &report,
         Code::ParameterDType,
         "sequential[0]",
-        "weight `m.other` is i64, Mul needs f32 or f64, and the input (i64) must be that float type too",
+        "weight `m.other` is i64, Div needs f32 or f64, and the input (i64) must be that float type too",
     );
+}
+
+#[test]
+fn integer_arithmetic_needs_opset_2() {
+    let yaml = "opset: 1\ninputs: [{name: x, dtype: i64, shape: [3]}]\nsequential: [{name: m, op: Mul}]\n";
+    let weights = BTreeMap::from([("m.other".to_string(), WeightInfo { dtype: DType::I64, shape: vec![] })]);
+    expect(
+        &analyze(yaml.as_bytes(), Some(&weights)).report,
+        Code::UnknownOp,
+        "sequential[0]",
+        "`Mul` on i64 operands is in the vocabulary from opset 2; this graph declares opset 1",
+    );
+    let two = yaml.replace("opset: 1", "opset: 2");
+    let analysis = analyze(two.as_bytes(), Some(&weights));
+    assert!(!analysis.report.has_errors(), "{:?}", analysis.report);
+    assert_eq!(analysis.values["m"].dtype, DType::I64);
+    // Built in code, the graph declares opset 2 for integer operands only.
+    let graph = Graph::from_yaml(two.as_bytes()).unwrap();
+    let mul = |x: &str| Graph::new(graph.inputs().to_vec(), vec![node("m", OpKind::Mul, &[x, x])], vec!["m".into()]);
+    assert_eq!(mul("x").unwrap().opset(), 2);
+    let floats = vec![GraphInput { name: "f".into(), dtype: DType::F32, shape: graph.inputs()[0].shape.clone() }];
+    let float_mul = Graph::new(floats, vec![node("m", OpKind::Mul, &["f", "f"])], vec!["m".into()]).unwrap();
+    assert_eq!(float_mul.opset(), 1);
+    // Div stays float-only whatever the opset.
+    let div = yaml.replace("opset: 1", "opset: 2").replace("op: Mul", "op: Div");
+    let weights = BTreeMap::from([("m.other".to_string(), WeightInfo { dtype: DType::I64, shape: vec![] })]);
+    assert!(analyze(div.as_bytes(), Some(&weights)).report.has_errors());
 }
 
 #[test]

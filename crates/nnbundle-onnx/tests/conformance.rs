@@ -37,7 +37,6 @@ const FRACTION: &str =
     "a scale whose output size is fractional: ONNX maps coordinates by the scale, Upsample by the sizes' ratio";
 const ANTIALIAS: &str = "antialiased resizing is not in opset 2";
 const ASPECT: &str = "keep_aspect_ratio_policy: sizes derived from an aspect policy are not in opset 2";
-const INT_ARITHMETIC: &str =
     "integer Add: the vocabulary's arithmetic computes on floats (integer arithmetic is not in opset 2)";
 const SELU_PARAMS: &str = "Selu with its own alpha and gamma: nn.SELU has fixed constants";
 const PRELU_AXES: &str = "PRelu slopes along dimensions other than 1: nn.PReLU has one slope or one per channel";
@@ -50,7 +49,6 @@ const EXCLUDED: &[(&str, &str)] = &[
     ("test_clip_default_int8_min", INT_CLIP),
     ("test_convtranspose_3d", CONV3D),
     ("test_lstm_with_peepholes", PEEP),
-    ("test_operator_non_float_params", INT_ARITHMETIC),
     ("test_pow_types_float32_int32", INT_POW),
     ("test_pow_types_float32_int64", INT_POW),
     ("test_pow_types_float32_uint32", UINT),

@@ -25,19 +25,19 @@ binary!(
     ADD,
     "Add",
     "input + other, numpy broadcasting; other is a second input or the weight `<node>.other`",
-    "IEEE 754 addition on broadcast operands."
+    "IEEE 754 addition on broadcast operands; on i32 or i64 operands (from opset 2), two's-complement addition that wraps around on overflow."
 );
 binary!(
     SUB,
     "Sub",
     "input - other, numpy broadcasting; other is a second input or the weight `<node>.other`",
-    "IEEE 754 subtraction on broadcast operands."
+    "IEEE 754 subtraction on broadcast operands; on i32 or i64 operands (from opset 2), two's-complement subtraction that wraps around on overflow."
 );
 binary!(
     MUL,
     "Mul",
     "input * other, numpy broadcasting; other is a second input or the weight `<node>.other`",
-    "IEEE 754 multiplication on broadcast operands."
+    "IEEE 754 multiplication on broadcast operands; on i32 or i64 operands (from opset 2), two's-complement multiplication that wraps around on overflow."
 );
 binary!(
     POW,
@@ -74,14 +74,25 @@ binary!(
 
 struct Binary(&'static str);
 
+/// The ops of this family that also compute on i32 and i64 (from opset 2).
+const INTEGER_TOO: &[&str] = &["Add", "Sub", "Mul"];
+
 impl OpRule for Binary {
     fn param(&self, slot: &str, _: &Attrs) -> Option<ParamSpec> {
-        (slot == "other").then_some(ParamSpec { shape: None, dtype: ParamDType::Float, required: true })
+        let dtype = if INTEGER_TOO.contains(&self.0) { ParamDType::SameAsInput } else { ParamDType::Float };
+        (slot == "other").then_some(ParamSpec { shape: None, dtype, required: true })
+    }
+
+    fn operands_since(&self, ops: &Operands) -> Option<(u32, String)> {
+        let dtype = ops.data.first().filter(|_| INTEGER_TOO.contains(&self.0))?.dtype;
+        matches!(dtype, DType::I32 | DType::I64).then(|| (2, format!("{dtype} operands")))
     }
 
     fn infer(&self, _: &Attrs, ops: &Operands) -> Result<Option<ValueInfo>, String> {
         let a = ops.input();
-        require_float(self.0, a)?;
+        if !(INTEGER_TOO.contains(&self.0) && matches!(a.dtype, DType::I32 | DType::I64)) {
+            require_float(self.0, a)?;
+        }
         let Some(b) = ops.param("other") else { return Ok(None) };
         if a.dtype != b.dtype {
             return Err(format!("{} operands must have one dtype, found {} and {}", self.0, a.dtype, b.dtype));

@@ -413,6 +413,8 @@ impl Importer {
     pub(crate) fn scalar(&self, like: &Operand, v: f64) -> Operand {
         let t = match self.info(like).map(|i| i.dtype) {
             Some(DType::F64) => Tensor::scalar(v),
+            Some(DType::I64) => Tensor::scalar(v as i64),
+            Some(DType::I32) => Tensor::scalar(v as i32),
             _ => Tensor::scalar(v as f32),
         };
         Operand::Const(t, None)

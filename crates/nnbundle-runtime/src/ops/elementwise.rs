@@ -98,9 +98,30 @@ fn apply<T: Float>(args: &[Arg<'_>], scratch: &Scratch, relu: bool, f: impl Fn(T
     Ok(T::into_value(ArrayD::from_shape_vec(shape, out).map_err(|e| e.to_string())?))
 }
 
+/// `Add`, `Sub`, `Mul` on integers: two's complement, wrapping on overflow.
+fn integer<T>(op: BinaryOp, args: &[Arg<'_>]) -> Result<ArrayD<T>, String>
+where
+    T: crate::value::Scalar + num_traits::WrappingAdd + num_traits::WrappingSub + num_traits::WrappingMul,
+{
+    let (a, b) = (view::<T>(args, 0)?, view::<T>(args, 1)?);
+    let shape = IxDyn(&broadcast_shapes(a.shape(), b.shape(), "shapes")?);
+    let (a, b) = (a.broadcast(shape.clone()).expect("shapes broadcast"), b.broadcast(shape).expect("shapes broadcast"));
+    let zip = Zip::from(&a).and(&b);
+    Ok(match op {
+        BinaryOp::Add => zip.map_collect(|x, y| x.wrapping_add(y)),
+        BinaryOp::Sub => zip.map_collect(|x, y| x.wrapping_sub(y)),
+        BinaryOp::Mul => zip.map_collect(|x, y| x.wrapping_mul(y)),
+        _ => return Err("computes on f32 or f64 only".into()),
+    })
+}
+
 impl Kernel for Binary {
     fn run(&self, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult {
-        with_float!(first_dtype(args), T => run::<T>(self, args, scratch))
+        match first_dtype(args) {
+            DType::I32 => integer::<i32>(self.op, args).map(Value::I32),
+            DType::I64 => integer::<i64>(self.op, args).map(Value::I64),
+            dtype => with_float!(dtype, T => run::<T>(self, args, scratch)),
+        }
     }
 
     fn fuse_relu(&mut self) -> bool {
