@@ -37,7 +37,6 @@ const FRACTION: &str =
     "a scale whose output size is fractional: ONNX maps coordinates by the scale, Upsample by the sizes' ratio";
 const ANTIALIAS: &str = "antialiased resizing is not in opset 2";
 const ASPECT: &str = "keep_aspect_ratio_policy: sizes derived from an aspect policy are not in opset 2";
-    "integer Add: the vocabulary's arithmetic computes on floats (integer arithmetic is not in opset 2)";
 const SELU_PARAMS: &str = "Selu with its own alpha and gamma: nn.SELU has fixed constants";
 const PRELU_AXES: &str = "PRelu slopes along dimensions other than 1: nn.PReLU has one slope or one per channel";
 const CROP: &str = "tf_crop_and_resize coordinates are not in opset 2";
