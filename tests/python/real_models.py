@@ -183,6 +183,15 @@ WHEEL_MODELS = [
         "rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx",
         {"x": [1, 3, 48, 320]},
     ),
+    # The same recognizer imported once with its batch and width dynamic (Squeezes of values whose
+    # dynamic sizes shift become Flattens), run at another batch and width.
+    WheelModel(
+        "ppocr_v4_rec_dynamic",
+        "rapidocr-onnxruntime==1.4.4",
+        "rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx",
+        {"x": [2, 3, 48, 200]},
+        pinned=False,
+    ),
     # PaddleOCR v4's text detector (DBNet-style: a MobileNetV3-style backbone, an FPN with nearest
     # Resize, and ConvTranspose heads).
     WheelModel(

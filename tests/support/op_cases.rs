@@ -123,6 +123,14 @@ pub fn cases() -> Vec<Case> {
             attrs! {"in_channels": 3, "out_channels": 4, "kernel_size": 3, "padding": 1},
             &[&[2, 3, 8, 8]],
         ),
+        // A 5x5 window over 3 rows of 50: the last panel of the product runs into the
+        // padding columns of the last row, past the output's end (a panic once).
+        case(
+            "conv2d_last_panel_in_padding",
+            Conv2d,
+            attrs! {"in_channels": 2, "out_channels": 3, "kernel_size": 5, "padding": 2},
+            &[&[1, 2, 3, 50]],
+        ),
         case(
             "conv2d_stride_pad_dilation",
             Conv2d,

@@ -248,6 +248,8 @@ fn squeeze(im: &mut Importer, n: &OnnxNode<'_>, unsqueeze: bool) -> Result<Optio
         None => attr_ints(n.proto, "axes"),
     };
     let mut dims = info.shape.0.clone();
+    // The unit dimensions inserted (positions in the output) or dropped (in the input).
+    let moved: Vec<usize>;
     if unsqueeze {
         let axes = axes.ok_or("Unsqueeze needs axes")?;
         let rank = dims.len() + axes.len();
@@ -258,9 +260,10 @@ fn squeeze(im: &mut Importer, n: &OnnxNode<'_>, unsqueeze: bool) -> Result<Optio
             })
             .collect::<Result<_, _>>()?;
         at.sort_unstable();
-        for a in at {
+        for &a in &at {
             dims.insert(a, Dim::Fixed(1));
         }
+        moved = at;
     } else {
         let rank = dims.len();
         let drop: Vec<usize> = match axes {
@@ -279,8 +282,59 @@ fn squeeze(im: &mut Importer, n: &OnnxNode<'_>, unsqueeze: bool) -> Result<Optio
             return Err(format!("Squeeze of axis {a} of shape {}: its size is not 1", info.shape));
         }
         dims = dims.into_iter().enumerate().filter(|(i, _)| !drop.contains(i)).map(|(_, d)| d).collect();
+        let mut drop = drop;
+        drop.sort_unstable();
+        drop.dedup();
+        moved = drop;
     }
-    im.reshape_to(n.hint, x, &info.shape.0, &dims).map(Some)
+    match im.reshape_to(n.hint, x.clone(), &info.shape.0, &dims) {
+        Ok(y) => Ok(Some(y)),
+        // Dynamic sizes that shift position: move the unit dimensions without a Reshape.
+        Err(_) if unsqueeze => unsqueeze_moving(im, n.hint, x, info.shape.rank(), &moved).map(Some),
+        Err(_) => squeeze_moving(im, n.hint, x, info.shape.rank(), &moved).map(Some),
+    }
+}
+
+/// Squeeze of the unit dimensions `drop` (sorted) as Flattens that each
+/// merge one into a neighbour (a Flatten keeps the symbol of a product whose
+/// other factors are 1).
+fn squeeze_moving(im: &mut Importer, hint: &str, x: Operand, rank: usize, drop: &[usize]) -> Result<String, String> {
+    let (mut value, mut rank) = (x, rank);
+    for (k, &a) in drop.iter().rev().enumerate() {
+        let (start, end) =
+            if a + 1 < rank { (a, a + 1) } else { (a.checked_sub(1).ok_or("Squeeze of a rank-1 value")?, a) };
+        let name = if k + 1 == drop.len() { hint.to_owned() } else { format!("{hint}_merge{k}") };
+        let attrs = vec![("start_dim", AttrValue::Int(start as i64)), ("end_dim", AttrValue::Int(end as i64))];
+        value = Operand::Value(im.add(&name, OpKind::Flatten, attrs, vec![value])?);
+        rank -= 1;
+    }
+    match value {
+        Operand::Value(v) if !drop.is_empty() => Ok(v),
+        _ => Err("Squeeze of no dimension".into()),
+    }
+}
+
+/// Unsqueeze at the output positions `at` (sorted) as Expands that each add
+/// a leading unit dimension, each moved to its place by a Permute.
+fn unsqueeze_moving(im: &mut Importer, hint: &str, x: Operand, rank: usize, at: &[usize]) -> Result<String, String> {
+    let (mut value, mut rank) = (x, rank);
+    for (k, &a) in at.iter().enumerate() {
+        let last = k + 1 == at.len();
+        let lead = if last && a == 0 { hint.to_owned() } else { format!("{hint}_unit{k}") };
+        let sizes: Vec<i64> = std::iter::once(1).chain(std::iter::repeat_n(-1, rank)).collect();
+        value = Operand::Value(im.add(&lead, OpKind::Expand, vec![("sizes", AttrValue::Ints(sizes))], vec![value])?);
+        rank += 1;
+        if a > 0 {
+            let perm: Vec<i64> = (1..=a as i64).chain(std::iter::once(0)).chain(a as i64 + 1..rank as i64).collect();
+            let name = if last { hint.to_owned() } else { format!("{hint}_placed{k}") };
+            value =
+                Operand::Value(im.add(&name, OpKind::Permute, vec![("dims", AttrValue::Ints(perm))], vec![value])?);
+        }
+    }
+    match value {
+        Operand::Value(v) if !at.is_empty() => Ok(v),
+        _ => Err("Unsqueeze of no dimension".into()),
+    }
 }
 
 fn dropout(im: &mut Importer, n: &OnnxNode<'_>) -> Result<Option<String>, String> {

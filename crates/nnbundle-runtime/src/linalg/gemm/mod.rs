@@ -392,6 +392,12 @@ impl Windows<'_> {
             let run = (self.pitch - x).min(end - q);
             let kept = run.min(self.width.saturating_sub(x));
             let (at, j) = (y * self.width + x, q - q0);
+            if kept == 0 {
+                // Only dropped columns (past the last output of a row): nothing to put,
+                // and `at` may point past the band's last position.
+                q += run;
+                continue;
+            }
             for (i, (out, tile_row)) in band.chunks_mut(positions).zip(&tile[..rows]).enumerate() {
                 let (out, values) = (&mut out[at..at + kept], &tile_row[j..j + kept]);
                 match addend {
