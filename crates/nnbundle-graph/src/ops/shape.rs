@@ -473,7 +473,7 @@ struct ExpandRule;
 
 impl OpRule for ExpandRule {
     fn check_attrs(&self, a: &Attrs) -> Vec<(&'static str, String)> {
-        match a.ints("sizes").iter().find(|&&s| s < -1 || s > MAX_PAD) {
+        match a.ints("sizes").iter().find(|&&s| !(-1..=MAX_PAD).contains(&s)) {
             Some(s) => vec![("sizes", format!("{s} is not -1 or a size up to {MAX_PAD}"))],
             None => Vec::new(),
         }
