@@ -8,15 +8,19 @@ use nnbundle_format::DType;
 
 const SLOTS: &[Slot] = &[slot("input", Role::Data), slot("other", Role::Param)];
 
+/// A two-operand op (`input`, `other`) whose rule is `$rule($name)` (`Binary` unless given).
 macro_rules! binary {
     ($static:ident, $name:literal, $summary:literal, $numerics:literal) => {
+        binary!($static, $name, $summary, $numerics, Binary);
+    };
+    ($static:ident, $name:literal, $summary:literal, $numerics:literal, $rule:ident) => {
         pub(crate) static $static: OpDef = OpDef {
             name: $name,
             summary: $summary,
             numerics: $numerics,
             attrs: &[],
             slots: SLOTS,
-            rule: &Binary($name),
+            rule: &$rule($name),
         };
     };
 }
@@ -131,36 +135,26 @@ impl OpRule for CastRule {
 /// The dtypes comparisons and `Where` take (those the runtime computes in).
 const COMPARED: &[DType] = &[DType::F32, DType::F64, DType::I32, DType::I64, DType::Bool];
 
-macro_rules! comparison {
-    ($static:ident, $name:literal, $summary:literal, $numerics:literal) => {
-        pub(crate) static $static: OpDef = OpDef {
-            name: $name,
-            summary: $summary,
-            numerics: $numerics,
-            attrs: &[],
-            slots: &[slot("input", Role::Data), slot("other", Role::Param)],
-            rule: &Comparison($name),
-        };
-    };
-}
-
-comparison!(
+binary!(
     EQUAL,
     "Equal",
     "input == other elementwise, numpy broadcasting: bool (torch.eq; ONNX Equal)",
-    "IEEE 754 equality on broadcast operands (NaN equals nothing, -0 equals +0); integers and bools compare exactly."
+    "IEEE 754 equality on broadcast operands (NaN equals nothing, -0 equals +0); integers and bools compare exactly.",
+    Comparison
 );
-comparison!(
+binary!(
     LESS,
     "Less",
     "input < other elementwise, numpy broadcasting: bool (torch.lt; ONNX Less)",
-    "IEEE 754 ordering on broadcast operands (any comparison with NaN is false); integers compare exactly, false < true."
+    "IEEE 754 ordering on broadcast operands (any comparison with NaN is false); integers compare exactly, false < true.",
+    Comparison
 );
-comparison!(
+binary!(
     GREATER,
     "Greater",
     "input > other elementwise, numpy broadcasting: bool (torch.gt; ONNX Greater)",
-    "IEEE 754 ordering on broadcast operands (any comparison with NaN is false); integers compare exactly, false < true."
+    "IEEE 754 ordering on broadcast operands (any comparison with NaN is false); integers compare exactly, false < true.",
+    Comparison
 );
 
 struct Comparison(&'static str);

@@ -29,14 +29,19 @@ pub(crate) const RULES: &[ExportRule] = &[
     },
 ];
 
+/// A channel norm's scale and bias: its weight and bias, or ones and zeros without `affine`.
+fn scale_and_bias(ex: &mut Exporter<'_>, n: &Args<'_>) -> Result<(String, String), String> {
+    let a = n.attrs();
+    if a.bool("affine") {
+        return Ok((n.get("weight")?, n.get("bias")?));
+    }
+    let c = a.int("num_features") as usize;
+    Ok((ex.ones(&n.out, n.dtype, &[c], 1.0), ex.ones(&n.out, n.dtype, &[c], 0.0)))
+}
+
 fn batch_norm(ex: &mut Exporter<'_>, n: &Args<'_>) -> Result<(), String> {
     let a = n.attrs();
-    let c = a.int("num_features") as usize;
-    let (scale, bias) = if a.bool("affine") {
-        (n.get("weight")?, n.get("bias")?)
-    } else {
-        (ex.ones(&n.out, n.dtype, &[c], 1.0), ex.ones(&n.out, n.dtype, &[c], 0.0))
-    };
+    let (scale, bias) = scale_and_bias(ex, n)?;
     let inputs = vec![n.x.clone(), scale, bias, n.get("running_mean")?, n.get("running_var")?];
     ex.emit("BatchNormalization", inputs, &n.out, vec![a_float("epsilon", a.float("eps") as f32)]);
     Ok(())
@@ -44,12 +49,7 @@ fn batch_norm(ex: &mut Exporter<'_>, n: &Args<'_>) -> Result<(), String> {
 
 fn instance_norm(ex: &mut Exporter<'_>, n: &Args<'_>) -> Result<(), String> {
     let a = n.attrs();
-    let c = a.int("num_features") as usize;
-    let (scale, bias) = if a.bool("affine") {
-        (n.get("weight")?, n.get("bias")?)
-    } else {
-        (ex.ones(&n.out, n.dtype, &[c], 1.0), ex.ones(&n.out, n.dtype, &[c], 0.0))
-    };
+    let (scale, bias) = scale_and_bias(ex, n)?;
     let attrs = vec![a_float("epsilon", a.float("eps") as f32)];
     ex.emit("InstanceNormalization", vec![n.x.clone(), scale, bias], &n.out, attrs);
     Ok(())
