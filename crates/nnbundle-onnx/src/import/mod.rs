@@ -617,10 +617,19 @@ fn import_graph(graph: &GraphProto, opset: i64, options: &ImportOptions) -> Resu
                 reason: "is a graph output that is a constant; opset 1 outputs are computed values".into(),
             });
         }
-        let name = im.names.get(&o.name).cloned().ok_or_else(|| ImportError::Input {
+        let mut name = im.names.get(&o.name).cloned().ok_or_else(|| ImportError::Input {
             name: o.name.clone(),
             reason: "is a graph output no node computes".into(),
         })?;
+        // An output computed under another name (an If's taken branch, an output listed
+        // twice) gets its own by the naming rule, through an Identity.
+        if name != sanitize(&o.name) || outputs.contains(&name) {
+            let input = Operand::Value(name);
+            name = im
+                .add(&o.name, OpKind::Identity, vec![], vec![input])
+                .map_err(|reason| ImportError::Input { name: o.name.clone(), reason })?;
+            im.names.insert(o.name.clone(), name.clone());
+        }
         outputs.push(name);
     }
     let output_set: BTreeSet<String> = outputs.iter().cloned().collect();
