@@ -13,7 +13,7 @@ pub(crate) const TRANSLATORS: &[Translator] = &[
     Translator { onnx: "Mul", produces: &[OpKind::Mul], translate: binary },
     Translator { onnx: "Div", produces: &[OpKind::Div], translate: binary },
     Translator { onnx: "Pow", produces: &[OpKind::Pow], translate: binary },
-    Translator { onnx: "Sum", produces: &[], translate: sum },
+    Translator { onnx: "Sum", produces: &[], translate: |im, n| chain(im, n, OpKind::Add) },
     Translator { onnx: "Cast", produces: &[OpKind::Cast], translate: cast },
     Translator { onnx: "Equal", produces: &[OpKind::Equal], translate: comparison },
     Translator { onnx: "Less", produces: &[OpKind::Less, OpKind::Greater], translate: comparison },
@@ -35,29 +35,9 @@ pub(crate) const TRANSLATORS: &[Translator] = &[
             im.add(n.hint, OpKind::Fmod, vec![], vec![a, b]).map(Some)
         },
     },
-    Translator { onnx: "Max", produces: &[OpKind::Maximum], translate: |im, n| extremum(im, n, OpKind::Maximum) },
-    Translator { onnx: "Min", produces: &[OpKind::Minimum], translate: |im, n| extremum(im, n, OpKind::Minimum) },
+    Translator { onnx: "Max", produces: &[OpKind::Maximum], translate: |im, n| chain(im, n, OpKind::Maximum) },
+    Translator { onnx: "Min", produces: &[OpKind::Minimum], translate: |im, n| chain(im, n, OpKind::Minimum) },
 ];
-
-/// n-ary Max or Min as a chain of `Maximum`/`Minimum`, values first (both
-/// commute); one operand is an `Identity`.
-fn extremum(im: &mut Importer, n: &OnnxNode<'_>, op: OpKind) -> Result<Option<String>, String> {
-    let mut operands = n.operands.clone();
-    operands.sort_by_key(|o| matches!(o, Operand::Const(..)));
-    let mut rest = operands.into_iter();
-    let mut acc = rest.next().ok_or_else(|| format!("{} needs an input", n.proto.op_type))?;
-    let count = n.operands.len();
-    if count == 1 {
-        return im.add(n.hint, OpKind::Identity, vec![], vec![acc]).map(Some);
-    }
-    let mut name = String::new();
-    for (k, next) in rest.enumerate() {
-        let hint = if k + 2 == count { n.hint.to_owned() } else { format!("{}_partial{}", n.hint, k + 1) };
-        name = im.add(&hint, op, vec![], vec![acc, next])?;
-        acc = Operand::Value(name.clone());
-    }
-    Ok(Some(name))
-}
 
 /// A comparison; with the constant first, the mirrored comparison.
 fn comparison(im: &mut Importer, n: &OnnxNode<'_>) -> Result<Option<String>, String> {
@@ -103,15 +83,17 @@ fn binary(im: &mut Importer, n: &OnnxNode<'_>) -> Result<Option<String>, String>
     im.binary(n.proto, n.hint, n.arg(0)?, n.arg(1)?).map(Some)
 }
 
-/// n-ary Sum as a chain of `Add`s, values first (a constant can only be
-/// the second operand of an `Add`); one operand is an `Identity`.
-fn sum(im: &mut Importer, n: &OnnxNode<'_>) -> Result<Option<String>, String> {
+/// n-ary Sum, Max or Min as a chain of two-operand `op` nodes, values first
+/// (each commutes; a constant can only be the second operand of a node);
+/// one operand is an `Identity`.
+fn chain(im: &mut Importer, n: &OnnxNode<'_>, op: OpKind) -> Result<Option<String>, String> {
+    let onnx = &n.proto.op_type;
     let mut operands = n.operands.clone();
     operands.sort_by_key(|o| matches!(o, Operand::Const(..)));
     let mut rest = operands.into_iter();
-    let first = rest.next().ok_or("Sum needs at least one input")?;
+    let first = rest.next().ok_or_else(|| format!("{onnx} needs at least one input"))?;
     if matches!(first, Operand::Const(..)) {
-        return Err("Sum of constants only is not folded".into());
+        return Err(format!("{onnx} of constants only is not folded"));
     }
     let count = n.operands.len();
     if count == 1 {
@@ -120,7 +102,7 @@ fn sum(im: &mut Importer, n: &OnnxNode<'_>) -> Result<Option<String>, String> {
     let (mut acc, mut name) = (first, String::new());
     for (k, next) in rest.enumerate() {
         let hint = if k + 2 == count { n.hint.to_owned() } else { format!("{}_partial{}", n.hint, k + 1) };
-        name = im.add(&hint, OpKind::Add, vec![], vec![acc, next])?;
+        name = im.add(&hint, op, vec![], vec![acc, next])?;
         acc = Operand::Value(name.clone());
     }
     Ok(Some(name))

@@ -350,32 +350,28 @@ impl Importer {
             };
             return Ok(Some(folded(d)));
         }
-        let mut consts = Vec::with_capacity(inputs.len());
-        let mut vectors = Vec::with_capacity(inputs.len());
-        let mut dynamic = false;
-        for input in inputs {
-            match input {
-                None => {
-                    consts.push(None);
-                    vectors.push(None);
-                }
-                Some(Operand::Const(t, _)) => {
-                    consts.push(Some(t));
-                    vectors.push(symbolic::Dims::of_const(t));
-                }
-                Some(Operand::Dims(d)) => {
-                    dynamic = true;
-                    vectors.push(Some(d.clone()));
-                }
-                Some(Operand::Value(_)) => return Ok(None),
-            }
-        }
-        if dynamic {
-            return Ok(symbolic::evaluate(node, &vectors, self.opset)?.map(folded));
-        }
-        if consts.is_empty() {
+        if inputs.iter().any(|i| matches!(i, Some(Operand::Value(_)))) || inputs.is_empty() {
             return Ok(None);
         }
+        // A shape vector among the operands: the symbolic evaluator, constants as vectors.
+        if inputs.iter().any(|i| matches!(i, Some(Operand::Dims(_)))) {
+            let vectors: Vec<Option<symbolic::Dims>> = inputs
+                .iter()
+                .map(|i| match i {
+                    Some(Operand::Dims(d)) => Some(d.clone()),
+                    Some(Operand::Const(t, _)) => symbolic::Dims::of_const(t),
+                    _ => None,
+                })
+                .collect();
+            return Ok(symbolic::evaluate(node, &vectors, self.opset)?.map(folded));
+        }
+        let consts: Vec<Option<&Tensor>> = inputs
+            .iter()
+            .map(|i| match i {
+                Some(Operand::Const(t, _)) => Some(t),
+                _ => None,
+            })
+            .collect();
         Ok(constant::evaluate(node, &consts, self.opset)?.map(|t| Operand::Const(t, None)))
     }
 

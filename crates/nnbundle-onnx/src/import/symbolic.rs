@@ -91,13 +91,16 @@ impl Dims {
 
     /// An integer or bool constant of rank 0 or 1 as a vector.
     pub fn of_const(t: &Tensor) -> Option<Dims> {
+        if t.shape().len() > 1 {
+            return None;
+        }
         let items: Vec<i64> = match t.dtype() {
             DType::I64 => t.to_vec::<i64>().ok()?,
             DType::I32 => t.to_vec::<i32>().ok()?.into_iter().map(i64::from).collect(),
             DType::Bool => t.to_vec::<bool>().ok()?.into_iter().map(i64::from).collect(),
             _ => return None,
         };
-        (t.shape().len() <= 1).then(|| Dims {
+        Some(Dims {
             items: items.into_iter().map(Sym::Known).collect(),
             scalar: t.shape().is_empty(),
             dtype: t.dtype(),
