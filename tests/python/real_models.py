@@ -24,11 +24,12 @@ weights, with the `nnb import` options their dynamic inputs need.
 Prints one line per model and a closing line 'N passed, M failed'.
 """
 import os
+import subprocess
+import sys
+import tempfile
 import zipfile
 import zlib
 from dataclasses import dataclass, field
-import subprocess
-import sys
 
 import numpy as np
 import onnx
@@ -328,7 +329,10 @@ def main(nnb, work, only):
     for path, spec in runs:
         if only and (spec.name if spec else os.path.basename(path)[len("light_"):-len(".onnx")]) not in only:
             continue
-        name, error, worst = run_model(nnb, path, work, spec)
+        # Each model's files (the ONNX copy, the bundle, inputs and outputs) go once it is checked:
+        # the zoo's models reach 0.5 GiB each, and a full run would otherwise hold several GiB.
+        with tempfile.TemporaryDirectory(dir=work) as model_work:
+            name, error, worst = run_model(nnb, path, model_work, spec)
         if error is None:
             passed += 1
             print(f"{name}: ok (relative error {worst:.1e})")
