@@ -11,6 +11,7 @@
 //! building needs no protobuf compiler.
 #![deny(missing_docs)]
 
+mod bundle;
 mod export;
 mod import;
 pub mod proto;
@@ -19,6 +20,7 @@ mod tensor;
 use std::collections::BTreeMap;
 use std::path::Path;
 
+pub use bundle::{BundleExportError, ONNX_NAMES_KEY, export_bundle, save_model};
 pub use export::{EXPORT_OPSET, ExportError, ExportOptions, ExportSupport, export, export_support, export_with};
 pub use import::table::IMPORT_GAPS;
 pub use import::{ImportOptions, Imported, SUPPORTED_OPSETS, graph_name, import_model, import_model_with};

@@ -1,14 +1,11 @@
 //! `import` and `export`: ONNX in and out.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, anyhow};
-use nnbundle_container::{Bundle, BundleWriter, ContainerError, write_atomically};
-use nnbundle_format::MetaValue;
+use nnbundle_container::Bundle;
 use nnbundle_onnx::{ImportOptions, Imported};
-use prost::Message;
 
 use crate::output::{GOOD, spinner};
 use crate::{Failure, Outcome};
@@ -60,7 +57,7 @@ pub(crate) fn import(model: &Path, output: Option<&Path>, options: &ImportOption
         return Ok(ExitCode::SUCCESS);
     };
     let manifest =
-        bundle_writer(&imported)?.save(output).with_context(|| format!("cannot write `{}`", output.display()))?;
+        imported.to_writer()?.save(output).with_context(|| format!("cannot write `{}`", output.display()))?;
     bar.finish_and_clear();
     anstream::println!(
         "{GOOD}imported{GOOD:#} {} ({} nodes, {} tensors, ONNX opset {})",
@@ -87,56 +84,13 @@ fn print_renamed(imported: &Imported) {
     }
 }
 
-/// A bundle writer holding an imported graph, its weights and aliases, and
-/// where they came from as metadata.
-fn bundle_writer(imported: &Imported) -> Result<BundleWriter, ContainerError> {
-    let mut w = BundleWriter::new();
-    w.set_graph(imported.graph.clone());
-    for (name, t) in &imported.weights {
-        w.add_tensor(name.clone(), t.clone())?;
-    }
-    for (alias, target) in &imported.aliases {
-        w.add_alias(alias.clone(), target.clone())?;
-    }
-    w.set_metadata("source_format", "onnx")?;
-    w.set_metadata("source_opset", imported.opset)?;
-    if !imported.onnx_names.is_empty() {
-        let names = imported.onnx_names.iter().map(|(g, o)| (g.clone(), MetaValue::from(o.as_str()))).collect();
-        w.set_metadata("onnx_names", MetaValue::Map(names))?;
-    }
-    Ok(w)
-}
-
 pub(crate) fn export(bundle_path: &Path, output: &Path) -> Outcome {
     let bundle = Bundle::open(bundle_path)?;
-    let graph = bundle.graph()?.ok_or_else(|| anyhow!("`{}` has no graph to export", bundle_path.display()))?;
-    let mut weights = BTreeMap::new();
-    for name in bundle.manifest().tensors.keys() {
-        weights.insert(name.clone(), bundle.tensor(name)?);
-    }
-    // Input and output names an import changed go back to their ONNX names.
-    let onnx_names = match bundle.manifest().metadata.get("onnx_names") {
-        Some(MetaValue::Map(m)) => m
-            .iter()
-            .filter_map(|(g, o)| match o {
-                MetaValue::String(o) => Some((g.clone(), o.clone())),
-                _ => None,
-            })
-            .collect(),
-        _ => BTreeMap::new(),
-    };
-    let options = nnbundle_onnx::ExportOptions { onnx_names };
-    let model = nnbundle_onnx::export_with(&graph, &weights, &bundle.manifest().aliases, &options)
-        .map_err(|e| anyhow!("cannot export to ONNX: {e}"))?;
-    let bytes = model.encode_to_vec();
-    write_atomically(output, |w| {
-        std::io::Write::write_all(w, &bytes).map_err(|source| ContainerError::Io {
-            op: "write",
-            path: output.to_path_buf(),
-            source,
-        })
-    })
-    .with_context(|| format!("cannot write `{}`", output.display()))?;
+    let model = nnbundle_onnx::export_bundle(&bundle).map_err(|e| match e {
+        nnbundle_onnx::BundleExportError::Container(e) => anyhow!(e),
+        other => anyhow!("`{}`: {other}", bundle_path.display()),
+    })?;
+    nnbundle_onnx::save_model(&model, output).with_context(|| format!("cannot write `{}`", output.display()))?;
     anstream::println!(
         "{GOOD}exported{GOOD:#} {} (ONNX opset {}, {} nodes)",
         output.display(),
