@@ -136,12 +136,20 @@ def _path(path: PathLike) -> str:
     return os.fspath(path)
 
 
-def save_file(tensors: Mapping[str, np.ndarray], path: PathLike, metadata: Optional[Dict[str, Any]] = None) -> None:
+def save_file(
+    tensors: Mapping[str, np.ndarray],
+    path: PathLike,
+    metadata: Optional[Dict[str, Any]] = None,
+    *,
+    fsync: bool = True,
+) -> None:
     """Saves named arrays as a bundle at ``path``, atomically.
 
     The file is written beside ``path``, flushed to disk and renamed over it:
     a crash leaves the old file or the new one, never a part. The bytes depend
     only on the content (not on dict order), so saving twice gives the same file.
+    Arrays are hashed (in parallel) and written from their own memory, without
+    a copy: do not modify them from another thread while the call runs.
 
     Args:
         tensors: name -> array. Any numpy layout is accepted (stored in C order);
@@ -149,6 +157,9 @@ def save_file(tensors: Mapping[str, np.ndarray], path: PathLike, metadata: Optio
         path: where to write (``str`` or ``os.PathLike``).
         metadata: str-keyed values: str, int (64-bit), float (finite), bool, and
             lists and dicts of them. They come back with their types.
+        fsync: wait until the file is on the storage device (the default). False
+            still replaces ``path`` atomically for crashed processes, but not
+            for a power loss; it is what safetensors' ``save_file`` does.
 
     Raises:
         NnbError: an invalid name (empty, with ``/``, a control character...) or metadata key.
@@ -156,7 +167,7 @@ def save_file(tensors: Mapping[str, np.ndarray], path: PathLike, metadata: Optio
         ValueError: a None or non-finite metadata value.
         OSError: the file cannot be written (nothing is left behind).
     """
-    _native.write(_tensor_args(tensors), metadata, None, _path(path))
+    _native.write(_tensor_args(tensors), metadata, None, _path(path), fsync)
 
 
 def save(tensors: Mapping[str, np.ndarray], metadata: Optional[Dict[str, Any]] = None) -> bytes:
@@ -321,6 +332,9 @@ class Model:
 
     def __init__(self, native: Any):
         self._native = native
+        # Read once: run() and __call__ are per-batch paths, kept to a few dict operations.
+        self._inputs: List[str] = native.inputs
+        self._outputs: List[str] = native.outputs
 
     @classmethod
     def load(cls, path: PathLike) -> "Model":
@@ -336,12 +350,12 @@ class Model:
     @property
     def inputs(self) -> List[str]:
         """Input names, in graph order."""
-        return self._native.inputs
+        return list(self._inputs)
 
     @property
     def outputs(self) -> List[str]:
         """Output names, in graph order."""
-        return self._native.outputs
+        return list(self._outputs)
 
     @property
     def input_info(self) -> List[Dict[str, Any]]:
@@ -362,19 +376,18 @@ class Model:
         Raises:
             NnbError: an unknown, missing or mis-shaped input (the message says what was expected).
         """
-        if not isinstance(inputs, Mapping):
+        if type(inputs) is not dict and not isinstance(inputs, Mapping):
             raise TypeError(f"inputs: expected a dict of name -> array, got a {type(inputs).__name__}")
-        arrays = {name: np.asarray(x) for name, x in inputs.items()}
-        return dict(self._native.run(arrays))
+        return self._native.run({name: np.asarray(x) for name, x in inputs.items()})
 
     def __call__(self, x: Any) -> np.ndarray:
         """``model(x)``: runs a model with one input and one output."""
-        if len(self.inputs) != 1 or len(self.outputs) != 1:
+        if len(self._inputs) != 1 or len(self._outputs) != 1:
             raise TypeError(
-                f"model(x) needs one input and one output; this model has inputs {self.inputs} "
-                f"and outputs {self.outputs}: use model.run({{name: array}})"
+                f"model(x) needs one input and one output; this model has inputs {self._inputs} "
+                f"and outputs {self._outputs}: use model.run({{name: array}})"
             )
-        return self.run({self.inputs[0]: x})[self.outputs[0]]
+        return self._native.run({self._inputs[0]: np.asarray(x)})[self._outputs[0]]
 
     def __repr__(self) -> str:
         return f"Model(inputs={self.input_info}, outputs={self.output_info})"
@@ -399,6 +412,8 @@ def pack(
     tensors: Mapping[str, np.ndarray],
     path: PathLike,
     metadata: Optional[Dict[str, Any]] = None,
+    *,
+    fsync: bool = True,
 ) -> None:
     """Writes a model bundle: a layer graph and its weights, checked against each other.
 
@@ -409,12 +424,13 @@ def pack(
         tensors: the weights (a numpy state dict), named as the graph's parameters.
         path: the bundle to write, atomically.
         metadata: as for ``save_file``.
+        fsync: as for ``save_file``.
 
     Raises:
         ValidationError: the graph is invalid or does not fit the weights; ``.problems``
             lists every problem with its YAML path (``nodes[2].attrs.kernel_size``).
     """
-    _native.write(_tensor_args(tensors), metadata, _graph_text(graph), _path(path))
+    _native.write(_tensor_args(tensors), metadata, _graph_text(graph), _path(path), fsync)
 
 
 def validate(path: PathLike, verify_hashes: bool = True) -> Dict[str, Any]:

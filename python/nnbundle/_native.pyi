@@ -32,6 +32,7 @@ def write(
     metadata: Optional[Dict[str, Any]] = None,
     graph: Optional[str] = None,
     path: Optional[_Path] = None,
+    fsync: bool = True,
 ) -> Optional[bytes]:
     """Writes a bundle to `path` atomically, or returns its bytes."""
 
@@ -63,7 +64,7 @@ class Model:
     def input_info(self) -> List[Dict[str, Any]]: ...
     @property
     def output_info(self) -> List[Dict[str, Any]]: ...
-    def run(self, inputs: Dict[str, np.ndarray]) -> List[Tuple[str, np.ndarray]]: ...
+    def run(self, inputs: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]: ...
 
 def validate(path: _Path, verify_hashes: bool = True) -> str:
     """`nnb validate --json`'s report as JSON text."""

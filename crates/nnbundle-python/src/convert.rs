@@ -2,9 +2,10 @@
 //! (as raw bytes the Python layer views with a dtype), and runtime values.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use ndarray::{ArrayD, ArrayView1};
-use nnbundle_format::{DType, MetaValue, Tensor};
+use nnbundle_format::{Buffer, ByteOwner, DType, MetaValue, Tensor};
 use nnbundle_runtime::Value;
 use numpy::{PyArray, PyArray1, PyArrayDyn, PyArrayMethods, PyReadonlyArray1};
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -107,11 +108,47 @@ pub fn dtype(name: &str) -> PyResult<DType> {
     name.parse::<DType>().map_err(|_| PyTypeError::new_err(format!("`{name}` is not a dtype of the format")))
 }
 
-/// A tensor from the C-order bytes of an array (as `uint8`), its dtype and shape.
-pub fn tensor(name: &str, dtype_name: &str, shape: Vec<usize>, bytes: &PyReadonlyArray1<'_, u8>) -> PyResult<Tensor> {
-    let bytes = bytes.as_slice().map_err(|e| PyValueError::new_err(format!("tensor `{name}`: {e}")))?;
-    Tensor::from_bytes(dtype(dtype_name)?, shape, bytes.to_vec())
+/// A tensor viewing the C-order bytes of an array (as `uint8`) in place.
+///
+/// The tensor borrows the array's memory: it and every clone of it must be
+/// dropped before `bytes` is (the writer of one `write` call holds them, and
+/// is dropped first).
+pub fn lent_tensor(
+    name: &str,
+    dtype_name: &str,
+    shape: Vec<usize>,
+    bytes: &PyReadonlyArray1<'_, u8>,
+) -> PyResult<Tensor> {
+    let slice = bytes.as_slice().map_err(|e| PyValueError::new_err(format!("tensor `{name}`: {e}")))?;
+    let lent: Arc<dyn ByteOwner> = Arc::new(Lent { ptr: slice.as_ptr(), len: slice.len() });
+    let buffer = Buffer::from_owner(lent, 0..slice.len()).expect("the range is the whole slice");
+    Tensor::from_bytes(dtype(dtype_name)?, shape, buffer)
         .map_err(|e| PyValueError::new_err(format!("tensor `{name}`: {e}")))
+}
+
+/// The memory of a numpy array, lent for the length of one call (see [`lent_tensor`]).
+struct Lent {
+    ptr: *const u8,
+    len: usize,
+}
+
+// SAFETY: `Lent` only reads memory that stays valid and unchanged while it lives
+// (see `bytes`), so sharing it across the hashing threads is sound.
+#[allow(unsafe_code)]
+unsafe impl Send for Lent {}
+#[allow(unsafe_code)]
+unsafe impl Sync for Lent {}
+
+impl ByteOwner for Lent {
+    #[allow(unsafe_code)]
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: `ptr..ptr + len` is a C-contiguous numpy array's data, read-borrowed
+        // (rust-numpy's borrow flag) by a `PyReadonlyArray1` that the caller keeps alive
+        // until every `Lent` of it is dropped, so the memory is allocated and not written
+        // by Rust code meanwhile; numpy writers in other threads are excluded by the
+        // documented contract of `save_file` (do not modify arrays while saving).
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
 }
 
 /// Keeps the bytes of a tensor alive for as long as a numpy array views them.
@@ -136,8 +173,9 @@ pub fn bytes_view<'py>(py: Python<'py>, tensor: Tensor) -> PyResult<Bound<'py, P
 
 /// A runtime value from a numpy array of a dtype the runtime computes with.
 pub fn value(name: &str, array: &Bound<'_, PyAny>) -> PyResult<Value> {
+    // A copy taken under the GIL (no borrow registration needed): the model owns its inputs.
     fn owned<T: numpy::Element + Clone>(a: &Bound<'_, PyArrayDyn<T>>) -> ArrayD<T> {
-        a.readonly().as_array().to_owned()
+        a.to_owned_array()
     }
     if let Ok(a) = array.cast::<PyArrayDyn<f32>>() {
         return Ok(Value::F32(owned(a)));

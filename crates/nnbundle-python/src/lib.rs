@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use nnbundle_container::{Bundle, BundleWriter, OpenOptions, Verify};
+use nnbundle_container::{Bundle, BundleWriter, Durability, OpenOptions, Verify};
 use nnbundle_graph::Graph;
 use numpy::{PyArray1, PyReadonlyArray1};
 use pyo3::exceptions::PyValueError;
@@ -30,41 +30,43 @@ fn parse_graph(text: &str) -> PyResult<Graph> {
         .map_err(|report| errors::graph(&report, &format!("the graph is invalid:\n{report}")))
 }
 
-/// Writes tensors (and a graph and metadata) to `path` atomically, or returns
-/// the bundle's bytes when `path` is None.
+/// Writes tensors (and a graph and metadata) to `path` atomically (synced to
+/// disk unless `fsync` is false), or returns the bundle's bytes when `path` is None.
+///
+/// The arrays' memory is hashed and written where it is, without a copy; the
+/// GIL is released meanwhile, so the arrays must not change until it returns.
 #[pyfunction]
-#[pyo3(signature = (tensors, metadata=None, graph=None, path=None))]
+#[pyo3(signature = (tensors, metadata=None, graph=None, path=None, fsync=true))]
 fn write<'py>(
     py: Python<'py>,
     tensors: Vec<TensorArg<'py>>,
     metadata: Option<Bound<'py, PyDict>>,
     graph: Option<&str>,
     path: Option<PathBuf>,
+    fsync: bool,
 ) -> PyResult<Option<Bound<'py, PyBytes>>> {
     let mut writer = BundleWriter::new();
     if let Some(text) = graph {
         writer.set_graph(parse_graph(text)?);
     }
     for (name, dtype, shape, bytes) in &tensors {
-        let tensor = convert::tensor(name, dtype, shape.clone(), bytes)?;
+        let tensor = convert::lent_tensor(name, dtype, shape.clone(), bytes)?;
         writer.add_tensor(name.clone(), tensor).map_err(errors::container)?;
     }
-    drop(tensors);
     if let Some(metadata) = metadata {
         for (key, value) in convert::meta_map(&metadata, "")? {
             writer.set_metadata(key, value).map_err(errors::container)?;
         }
     }
-    match path {
-        Some(path) => {
-            py.detach(|| writer.save(&path)).map_err(errors::container)?;
-            Ok(None)
-        }
-        None => {
-            let bytes = py.detach(|| writer.to_bytes()).map_err(errors::container)?;
-            Ok(Some(PyBytes::new(py, &bytes)))
-        }
-    }
+    let durability = if fsync { Durability::Synced } else { Durability::Unsynced };
+    let written = match path {
+        Some(path) => py.detach(|| writer.save_with(&path, durability)).map(|_| None),
+        None => py.detach(|| writer.to_bytes()).map(Some),
+    };
+    // The writer holds views of the arrays' memory: it goes before they are released.
+    drop(writer);
+    drop(tensors);
+    Ok(written.map_err(errors::container)?.map(|bytes| PyBytes::new(py, &bytes)))
 }
 
 /// An open bundle: checked container, tensors read (and hashed) on demand.

@@ -79,8 +79,8 @@ impl Model {
     }
 
     /// Runs the model on named arrays (the GIL released while it computes);
-    /// returns each output by name, in graph order.
-    fn run<'py>(&self, py: Python<'py>, inputs: Bound<'py, PyDict>) -> PyResult<Vec<(String, Bound<'py, PyAny>)>> {
+    /// returns a dict of each output by name, in graph order.
+    fn run<'py>(&self, py: Python<'py>, inputs: Bound<'py, PyDict>) -> PyResult<Bound<'py, PyDict>> {
         let values: Vec<(String, Value)> = inputs
             .iter()
             .map(|(k, v)| {
@@ -89,12 +89,13 @@ impl Model {
                 Ok((name, value))
             })
             .collect::<PyResult<_>>()?;
-        let outputs = py.detach(|| self.model.run(values)).map_err(errors::runtime)?;
-        let mut outputs = outputs;
-        Ok(self
-            .outputs
-            .iter()
-            .filter_map(|(name, _)| outputs.remove(name).map(|v| (name.clone(), convert::value_to_py(py, v))))
-            .collect())
+        let mut outputs = py.detach(|| self.model.run(values)).map_err(errors::runtime)?;
+        let dict = PyDict::new(py);
+        for (name, _) in &self.outputs {
+            if let Some(v) = outputs.remove(name) {
+                dict.set_item(name, convert::value_to_py(py, v))?;
+            }
+        }
+        Ok(dict)
     }
 }
