@@ -1,12 +1,12 @@
 //! The micro-kernels: one `MR x NR` tile of a product, in plain Rust
-//! compiled per instruction set, or with AVX-512 intrinsics.
+//! compiled per instruction set, or with AVX-512 or AVX2+FMA intrinsics.
 
 use multiversion::multiversion;
 use multiversion::target::target_cfg_f;
 
-#[cfg(target_arch = "x86_64")]
-use super::avx512;
 use super::{Epilogue, HALF_MR, NR, THIRD_MR, Tile, relu};
+#[cfg(target_arch = "x86_64")]
+use super::{avx2, avx512};
 
 /// `values` then zeros, in `store`: the bias of a tile that the output
 /// holds only part of.
@@ -112,6 +112,10 @@ pub(super) fn tile_of<'b>(
     #[cfg(target_arch = "x86_64")]
     if avx512::available() {
         return avx512::micro_kernel(a, k, b_rows, (start, dst), epilogue, prefetch);
+    }
+    #[cfg(target_arch = "x86_64")]
+    if avx2::available() {
+        return avx2::micro_kernel(a, k, b_rows, (start, dst), epilogue);
     }
     portable_micro_kernel(a, k, b_rows, (start, dst), epilogue);
 }

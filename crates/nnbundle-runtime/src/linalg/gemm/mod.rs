@@ -6,12 +6,12 @@
 //! once into panels of [`MR`] rows, `B` is packed per call into panels of
 //! [`NR`] columns (or, for unit-stride convolutions, read in place: see
 //! [`Windows`]), and a register-blocked `MR x NR` micro-kernel computes each
-//! tile. On AVX-512 the micro-kernel is written with intrinsics (24 vector
-//! accumulators, see [`avx512`]); elsewhere it is plain Rust compiled per
-//! instruction set (AVX2+FMA, NEON, baseline) and chosen at run time, so one
-//! binary runs everywhere at the speed of the machine it runs on. Both round
-//! the same way (one fused multiply-add per term, in `k` order), so they agree
-//! bit for bit where FMA exists.
+//! tile. On AVX-512 and on AVX2+FMA the micro-kernel is written with
+//! intrinsics (see [`avx512`], [`avx2`]); elsewhere it is plain Rust compiled
+//! per instruction set (NEON, baseline) and chosen at run time, so one binary
+//! runs everywhere at the speed of the machine it runs on. All round the same
+//! way (one fused multiply-add per term, in `k` order), so they agree bit for
+//! bit where FMA exists.
 
 use ndarray::ArrayViewMut2;
 use rayon::prelude::*;
@@ -19,6 +19,8 @@ use rayon::prelude::*;
 use super::scratch::ThreadBuffer;
 pub(crate) use super::{Epilogue, relu};
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 mod micro;
@@ -496,42 +498,84 @@ mod tests {
     use super::*;
     use ndarray::Array2;
 
+    /// Rows of `B` as a micro-kernel's tests pass them.
+    #[cfg(target_arch = "x86_64")]
+    type Rows<'b> = std::iter::Map<std::slice::ChunksExact<'b, f32>, fn(&[f32]) -> &[f32; NR]>;
+
+    /// The rows of a packed panel of `B`.
+    #[cfg(target_arch = "x86_64")]
+    fn rows_of(b: &[f32]) -> Rows<'_> {
+        b.chunks_exact(NR).map(|row| row.try_into().expect("NR-wide row"))
+    }
+
     /// The AVX-512 and the portable micro-kernels round the same way (one
     /// fused multiply-add per term), so their tiles agree bit for bit.
     #[cfg(target_arch = "x86_64")]
     #[test]
-    fn micro_kernels_agree_bit_for_bit() {
+    fn avx512_and_portable_micro_kernels_agree_bit_for_bit() {
         if !crate::linalg::avx512_test_runs(avx512::available() && std::is_x86_feature_detected!("fma")) {
             return;
         }
+        agree_with_portable(|a, k, rows, out, epilogue| avx512::micro_kernel(a, k, rows, out, epilogue, &[]));
+        // Prefetching (for some of the terms, or all of them) changes nothing.
         let k = 37;
         let b: Vec<f32> = (0..NR * k).map(|i| ((i * 29 % 31) as f32 - 15.0) / 7.0).collect();
         for height in [MR, HALF_MR, THIRD_MR] {
             let a: Vec<f32> = (0..height * k).map(|i| ((i * 11 % 13) as f32 - 6.0) / 3.0).collect();
-            let (mut fast, mut portable) = ([[f32::NAN; NR]; MR], [[f32::NAN; NR]; MR]);
-            let rows = || b.chunks_exact(NR).map(|row| <&[f32; NR]>::try_from(row).unwrap());
-            avx512::micro_kernel(&a, k, rows(), (Start::Zero, Dst::Tile(&mut fast)), Epilogue::None, &[]);
-            portable_micro_kernel(&a, k, rows(), (Start::Zero, Dst::Tile(&mut portable)), Epilogue::None);
-            assert_eq!(fast[..height], portable[..height], "{height} rows");
-            // Prefetching (for some of the terms, or all of them) changes nothing.
+            let mut plain = [[f32::NAN; NR]; MR];
+            avx512::micro_kernel(&a, k, rows_of(&b), (Start::Zero, Dst::Tile(&mut plain)), Epilogue::None, &[]);
             for lines in [1, k / 2, k, 2 * k] {
                 let mut prefetched = [[f32::NAN; NR]; MR];
                 let prefetch = vec![0f32; lines * 16];
                 let dst = Dst::Tile(&mut prefetched);
-                avx512::micro_kernel(&a, k, rows(), (Start::Zero, dst), Epilogue::None, &prefetch);
-                assert_eq!(prefetched[..height], fast[..height], "{height} rows, {lines} lines prefetched");
+                avx512::micro_kernel(&a, k, rows_of(&b), (Start::Zero, dst), Epilogue::None, &prefetch);
+                assert_eq!(prefetched[..height], plain[..height], "{height} rows, {lines} lines prefetched");
             }
+        }
+    }
+
+    /// The AVX2+FMA micro-kernel agrees with the portable one bit for bit.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx2_and_portable_micro_kernels_agree_bit_for_bit() {
+        if !avx2::available() {
+            eprintln!("skipped: this CPU lacks AVX2 or FMA");
+            return;
+        }
+        agree_with_portable(|a, k, rows, out, epilogue| avx2::micro_kernel(a, k, rows, out, epilogue));
+    }
+
+    /// Output rows `ld` apart, with the residual `addend` added when `residual`.
+    #[cfg(target_arch = "x86_64")]
+    fn output<'a>(out: &'a mut [f32], addend: &'a [f32], ld: usize, residual: bool) -> Dst<'a> {
+        if residual { Dst::RowsPlus(out, addend, ld) } else { Dst::Rows(out, ld) }
+    }
+
+    /// `fast` gives, for every panel height, start and epilogue, the tiles
+    /// the portable kernel gives and the plain sum of fused terms.
+    #[cfg(target_arch = "x86_64")]
+    fn agree_with_portable(fast: impl Fn(&[f32], usize, Rows<'_>, (Start<'_>, Dst<'_>), Epilogue)) {
+        let k = 37;
+        let b: Vec<f32> = (0..NR * k).map(|i| ((i * 29 % 31) as f32 - 15.0) / 7.0).collect();
+        for height in [MR, HALF_MR, THIRD_MR] {
+            let a: Vec<f32> = (0..height * k).map(|i| ((i * 11 % 13) as f32 - 6.0) / 3.0).collect();
+            let (mut tile, mut portable) = ([[f32::NAN; NR]; MR], [[f32::NAN; NR]; MR]);
+            fast(&a, k, rows_of(&b), (Start::Zero, Dst::Tile(&mut tile)), Epilogue::None);
+            portable_micro_kernel(&a, k, rows_of(&b), (Start::Zero, Dst::Tile(&mut portable)), Epilogue::None);
+            assert_eq!(tile[..height], portable[..height], "{height} rows");
             // And both equal the plain sum of fused terms.
-            for (i, row) in fast[..height].iter().enumerate() {
+            for (i, row) in tile[..height].iter().enumerate() {
                 for (j, &v) in row.iter().enumerate() {
                     let e = (0..k).fold(0f32, |acc, t| a[t * height + i].mul_add(b[t * NR + j], acc));
                     assert_eq!(v.to_bits(), e.to_bits(), "{height} rows, at {i},{j}");
                 }
             }
             // Straight into output rows (`ld` apart, the cells between left
-            // alone), the sums starting at a bias per row or per column.
+            // alone), the sums starting at a bias per row or per column, with
+            // and without a residual added.
             let ld = NR + 3;
             let c: Vec<f32> = (0..height * ld).map(|i| (i % 7) as f32 - 3.0).collect();
+            let addend: Vec<f32> = (0..height * ld).map(|i| (i % 5) as f32 * 0.5 - 1.0).collect();
             let row_bias: Vec<f32> = (0..height).map(|i| i as f32 * 0.75 - 4.0).collect();
             let mut column_bias = [0f32; NR];
             column_bias.iter_mut().enumerate().for_each(|(j, b)| *b = (j % 5) as f32 * 1.5 - 3.0);
@@ -547,21 +591,33 @@ mod tests {
                     Start::ColumnBias(b) => b[j],
                     Start::Zero => 0.0,
                 };
-                for epilogue in [Epilogue::None, Epilogue::Relu] {
-                    let (mut fast, mut portable) = (c.clone(), c.clone());
-                    avx512::micro_kernel(&a, k, rows(), (start, Dst::Rows(&mut fast, ld)), epilogue, &[]);
-                    portable_micro_kernel(&a, k, rows(), (start, Dst::Rows(&mut portable, ld)), epilogue);
+                for (epilogue, residual) in
+                    [Epilogue::None, Epilogue::Relu].into_iter().flat_map(|e| [(e, false), (e, true)])
+                {
+                    let (mut fast_out, mut portable) = (c.clone(), c.clone());
+                    fast(&a, k, rows_of(&b), (start, output(&mut fast_out, &addend, ld, residual)), epilogue);
+                    portable_micro_kernel(
+                        &a,
+                        k,
+                        rows_of(&b),
+                        (start, output(&mut portable, &addend, ld, residual)),
+                        epilogue,
+                    );
                     let mut negative = false;
-                    for (at, (&f, &p)) in fast.iter().zip(&portable).enumerate() {
+                    for (at, (&f, &p)) in fast_out.iter().zip(&portable).enumerate() {
                         let (i, j) = (at / ld, at % ld);
                         let e = if j < NR {
-                            let sum = (0..k).fold(bias(i, j), |acc, t| a[t * height + i].mul_add(b[t * NR + j], acc));
+                            let mut sum =
+                                (0..k).fold(bias(i, j), |acc, t| a[t * height + i].mul_add(b[t * NR + j], acc));
+                            if residual {
+                                sum += addend[at];
+                            }
                             negative |= sum < 0.0;
                             if epilogue == Epilogue::Relu { relu(sum) } else { sum }
                         } else {
                             c[at]
                         };
-                        let what = format!("{height} rows, {name}, {epilogue:?}, at {i},{j}");
+                        let what = format!("{height} rows, {name}, {epilogue:?}, residual {residual}, at {i},{j}");
                         assert_eq!((f.to_bits(), p.to_bits()), (e.to_bits(), e.to_bits()), "{what}");
                     }
                     assert!(negative, "the test needs negative sums");
