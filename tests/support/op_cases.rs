@@ -150,6 +150,12 @@ pub fn cases() -> Vec<Case> {
             &[&[2, 3, 5, 5]],
         ),
         case(
+            "conv2d_depthwise_strided_dilated",
+            Conv2d,
+            attrs! {"in_channels": 4, "out_channels": 4, "kernel_size": [3, 5], "groups": 4, "stride": [2, 3], "padding": [2, 1], "dilation": [2, 1]},
+            &[&[2, 4, 9, 11]],
+        ),
+        case(
             "conv2d_same_even_kernel",
             Conv2d,
             attrs! {"in_channels": 2, "out_channels": 2, "kernel_size": 4, "padding": "same", "dilation": 2},

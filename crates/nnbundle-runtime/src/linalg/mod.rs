@@ -1,7 +1,9 @@
-//! Linear algebra under the ops: matrix products (`gemm`), matrix-vector
+//! Linear algebra under the ops: matrix products (`gemm`), depthwise
+//! convolution (`depthwise`), matrix-vector
 //! products (`matvec`), Winograd convolution (`winograd`) and per-thread
 //! work buffers (`scratch`). Nothing here imports from the ops.
 
+pub(crate) mod depthwise;
 pub(crate) mod gemm;
 pub(crate) mod matvec;
 pub(crate) mod scratch;

@@ -220,3 +220,88 @@ pub(crate) const UNIT: Window =
 pub(crate) fn nan_max<T: Float>(a: T, b: T) -> T {
     if a.is_nan() || a > b { a } else { b }
 }
+
+/// How two C-order operands of numpy-broadcast shapes line up with their
+/// output: the output is `rows` runs of `inner.0` elements; in a run, each
+/// operand advances by its inner stride (1, or 0 for a repeated value), and
+/// between runs by the strides of the outer dimensions. Dimensions are
+/// merged where both operands continue contiguously or both repeat, so a
+/// per-channel scale of `[N, C, H, W]` is `N * C` runs of `H * W` over one
+/// value of the scale each.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Broadcast {
+    /// Outer dimensions, outermost first: size and each operand's stride.
+    outer: Vec<(usize, usize, usize)>,
+    /// The run: length and each operand's stride (0 or 1).
+    inner: (usize, usize, usize),
+}
+
+impl Broadcast {
+    /// The layout of operands of shapes `a` and `b` against `out` (their broadcast shape).
+    pub(crate) fn new(out: &[usize], a: &[usize], b: &[usize]) -> Broadcast {
+        // C-order strides of an operand aligned to the output's last dimensions, 0 where it repeats.
+        let strides = |shape: &[usize]| {
+            let mut strides = vec![0; out.len()];
+            let mut stride = 1;
+            for (i, &n) in shape.iter().enumerate().rev() {
+                let at = out.len() - shape.len() + i;
+                strides[at] = if n == 1 { 0 } else { stride };
+                stride *= n;
+            }
+            strides
+        };
+        let (sa, sb) = (strides(a), strides(b));
+        let mut dims: Vec<(usize, usize, usize)> = Vec::new();
+        for i in (0..out.len()).rev().filter(|&i| out[i] != 1) {
+            match dims.last_mut() {
+                Some((n, a, b)) if sa[i] == *a * *n && sb[i] == *b * *n => *n *= out[i],
+                _ => dims.push((out[i], sa[i], sb[i])),
+            }
+        }
+        dims.reverse();
+        let inner = dims.pop().unwrap_or((1, 0, 0));
+        // A single element still needs one run; a repeated inner dimension has stride 0 already.
+        Broadcast { outer: dims, inner }
+    }
+
+    /// Fills `out` with `f(a, b)`, on rayon's threads when `out` is large.
+    pub(crate) fn apply<T: Copy + Send + Sync, U: Send>(
+        &self,
+        out: &mut [U],
+        (a, b): (&[T], &[T]),
+        f: impl Fn(T, T) -> U + Sync,
+    ) {
+        let run = self.inner.0;
+        if run == 0 || out.is_empty() {
+            return;
+        }
+        let fill = |row: usize, out: &mut [U]| {
+            let (mut oa, mut ob, mut rest) = (0, 0, row);
+            for &(n, sa, sb) in self.outer.iter().rev() {
+                let i = rest % n;
+                rest /= n;
+                oa += i * sa;
+                ob += i * sb;
+            }
+            match (self.inner.1, self.inner.2) {
+                (1, 1) => {
+                    out.iter_mut().zip(&a[oa..oa + run]).zip(&b[ob..ob + run]).for_each(|((o, &x), &y)| *o = f(x, y))
+                }
+                (1, _) => out.iter_mut().zip(&a[oa..oa + run]).for_each(|(o, &x)| *o = f(x, b[ob])),
+                (_, 1) => out.iter_mut().zip(&b[ob..ob + run]).for_each(|(o, &y)| *o = f(a[oa], y)),
+                _ => out.iter_mut().for_each(|o| *o = f(a[oa], b[ob])),
+            }
+        };
+        if out.len() >= 2 * ELEMENTS_PER_TASK && rayon::current_num_threads() > 1 {
+            use rayon::prelude::*;
+            // Whole runs per task, about ELEMENTS_PER_TASK elements each.
+            let per_task = ELEMENTS_PER_TASK.div_ceil(run) * run;
+            out.par_chunks_mut(per_task).enumerate().for_each(|(t, chunk)| {
+                let first = t * per_task / run;
+                chunk.chunks_mut(run).enumerate().for_each(|(r, out)| fill(first + r, out));
+            });
+        } else {
+            out.chunks_mut(run).enumerate().for_each(|(r, out)| fill(r, out));
+        }
+    }
+}

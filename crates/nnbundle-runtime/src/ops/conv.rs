@@ -15,6 +15,7 @@ use rayon::prelude::*;
 
 use super::elementwise::{Binary, BinaryOp};
 use super::{Float, Kernel, KernelResult, Scratch, as_4d, by_planes, first_dtype, hw, prepared, view, with_float};
+use crate::linalg::depthwise;
 use crate::linalg::gemm::{self, NR, PackedA, PanelSource};
 use crate::linalg::winograd::{self, MIN_CHANNELS};
 use crate::value::Arg;
@@ -368,6 +369,14 @@ fn run<T: ConvFloat>(k: &Conv, args: &[Arg<'_>], scratch: &Scratch) -> KernelRes
             return finish(k, (y, &shape), (add_after, args), scratch);
         }
     }
+    if let Some(axes) = depthwise_axes(k, (g, cg, og), (h, wd), (kh, kw), (oh, ow))
+        && positions > 0
+    {
+        let problem = Depthwise { x, w, bias: &bias, addend, relu, channels: c, axes };
+        if T::conv_depthwise(&problem, &mut y) {
+            return finish(k, (y, &shape), (add_after, args), scratch);
+        }
+    }
     let padded = if T::READS_IN_PLACE { pad_input(x, (n, c, h, wd), (cg, kh, kw), k.windows, scratch) } else { None };
     // Each group's weights are prepared (packed) once per run, not once per
     // image; a model's own weights once for the kernel's life.
@@ -405,6 +414,33 @@ fn run<T: ConvFloat>(k: &Conv, args: &[Arg<'_>], scratch: &Scratch) -> KernelRes
         T::recycle_in(scratch, padded.data);
     }
     finish(k, (y, &shape), (add_after, args), scratch)
+}
+
+/// The axes of a depthwise convolution (one input and one output channel per
+/// group, non-negative geometry), or `None` for any other.
+fn depthwise_axes(
+    k: &Conv,
+    (groups, cg, og): (usize, usize, usize),
+    (h, w): (usize, usize),
+    (kh, kw): (usize, usize),
+    (oh, ow): (usize, usize),
+) -> Option<(depthwise::Axis, depthwise::Axis)> {
+    if cg != 1 || og != 1 || groups < 2 {
+        return None;
+    }
+    let axis = |window: Window, input, taps, output| {
+        let at_least = |v: i64, min: i64| usize::try_from(v).ok().filter(|&v| v as i64 >= min);
+        Some(depthwise::Axis {
+            input,
+            output,
+            taps,
+            stride: at_least(window.stride, 1)?,
+            dilation: at_least(window.dilation, 1)?,
+            pad: at_least(window.pad_begin, 0)?,
+        })
+    };
+    let [wh, ww] = k.windows;
+    Some((axis(wh, h, kh, oh)?, axis(ww, w, kw, ow)?))
 }
 
 /// The output `y` of `shape` as a value; then the `Add` that could not be
@@ -480,6 +516,29 @@ pub(crate) trait ConvFloat: Float {
     ) -> bool {
         false
     }
+    /// `y = conv(x) + bias (+ addend)`, ReLU'd if asked, for a depthwise
+    /// convolution (one input and one output channel per group) of `planes`
+    /// planes of `channels` channels, by the direct kernel where this type
+    /// has it (f32): returns whether it did.
+    fn conv_depthwise(_p: &Depthwise<'_, Self>, _y: &mut [Self]) -> bool {
+        false
+    }
+}
+
+/// A depthwise convolution: every plane convolved by its channel's kernel.
+pub(crate) struct Depthwise<'a, T> {
+    /// The input planes, `images x channels` of them.
+    x: &'a [T],
+    /// One kernel per channel.
+    w: &'a [T],
+    /// One bias per channel.
+    bias: &'a [T],
+    /// A fused residual of the output's shape.
+    addend: Option<&'a [T]>,
+    relu: bool,
+    channels: usize,
+    /// Height and width.
+    axes: (depthwise::Axis, depthwise::Axis),
 }
 
 impl ConvFloat for f32 {
@@ -525,7 +584,27 @@ impl ConvFloat for f32 {
         winograd::convolve(p, &u, y);
         true
     }
+    fn conv_depthwise(p: &Depthwise<'_, f32>, y: &mut [f32]) -> bool {
+        let (rows, cols) = p.axes;
+        let (plane, out_plane, taps) = (rows.input * cols.input, rows.output * cols.output, rows.taps * cols.taps);
+        let epilogue = gemm::Epilogue::relu_if(p.relu);
+        let one = |(i, out): (usize, &mut [f32])| {
+            let channel = i % p.channels;
+            let addend = p.addend.map(|r| &r[i * out_plane..][..out_plane]);
+            let x = &p.x[i * plane..][..plane];
+            depthwise::plane(x, &p.w[channel * taps..][..taps], (p.bias[channel], addend, epilogue), p.axes, out);
+        };
+        if y.len() >= PARALLEL_OUTPUTS && rayon::current_num_threads() > 1 {
+            y.par_chunks_exact_mut(out_plane).enumerate().for_each(one);
+        } else {
+            y.chunks_exact_mut(out_plane).enumerate().for_each(one);
+        }
+        true
+    }
 }
+
+/// Depthwise outputs from which planes are spread over threads (about 50 µs of work).
+const PARALLEL_OUTPUTS: usize = 1 << 15;
 
 impl ConvFloat for f64 {
     const READS_IN_PLACE: bool = false;

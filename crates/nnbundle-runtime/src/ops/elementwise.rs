@@ -9,7 +9,7 @@ use nnbundle_graph::NodeAttrs;
 
 use super::Scratch;
 use super::activation::relu_in_place;
-use super::{Float, Kernel, KernelResult, broadcast_shapes, by_chunks, first_dtype, view, with_float};
+use super::{Broadcast, Float, Kernel, KernelResult, broadcast_shapes, by_chunks, first_dtype, view, with_float};
 use crate::value::{Arg, Value};
 
 #[derive(Clone, Copy)]
@@ -76,18 +76,27 @@ fn run<T: Float>(&Binary { op, relu }: &Binary, args: &[Arg<'_>], scratch: &Scra
 fn apply<T: Float>(args: &[Arg<'_>], scratch: &Scratch, relu: bool, f: impl Fn(T, T) -> T + Sync) -> KernelResult {
     let (a, b) = (view::<T>(args, 0)?, view::<T>(args, 1)?);
     let shape = IxDyn(&broadcast_shapes(a.shape(), b.shape(), "shapes")?);
-    let (a, b) =
-        (a.broadcast(shape.clone()).expect("shapes broadcast"), b.broadcast(shape.clone()).expect("shapes broadcast"));
     let mut out = T::buffer_in(scratch, shape.size());
     match (a.as_slice(), b.as_slice()) {
         // Equal shapes in C order, the common case: straight slices.
-        (Some(xs), Some(ys)) => by_chunks(&mut out, |start, out| {
+        (Some(xs), Some(ys)) if a.shape() == b.shape() => by_chunks(&mut out, |start, out| {
             out.iter_mut().zip(xs[start..].iter().zip(&ys[start..])).for_each(|(o, (&x, &y))| *o = f(x, y));
             if relu {
                 relu_in_place(out);
             }
         }),
+        // Broadcast C-order operands (a bias, a per-channel scale): runs over slices and repeated values.
+        (Some(xs), Some(ys)) => {
+            Broadcast::new(shape.slice(), a.shape(), b.shape()).apply(&mut out, (xs, ys), &f);
+            if relu {
+                relu_in_place(&mut out);
+            }
+        }
         _ => {
+            let (a, b) = (
+                a.broadcast(shape.clone()).expect("shapes broadcast"),
+                b.broadcast(shape.clone()).expect("shapes broadcast"),
+            );
             let view = ArrayViewMut::from_shape(shape.clone(), &mut out).map_err(|e| e.to_string())?;
             Zip::from(view).and(&a).and(&b).for_each(|o, &x, &y| *o = f(x, y));
             if relu {
