@@ -145,8 +145,12 @@ pub(crate) fn view<'a, T: Scalar>(args: &[Arg<'a>], i: usize) -> Result<ndarray:
     arg.view::<T>().ok_or_else(|| format!("operand {i} is {}, expected {}", arg.dtype(), T::DTYPE))
 }
 
-/// Elements per task when an elementwise op splits across threads.
-const ELEMENTS_PER_TASK: usize = 1 << 16;
+/// Elements per task when an elementwise op splits across threads (ops on
+/// fewer than twice this run on one): 256 Ki floats, about 100 µs of a
+/// memory-bound pass. At 64 Ki, DenseNet-121's BatchNorm and ReLU passes each
+/// woke a second thread (50-240 µs on a VM) for less work than that, and the
+/// model ran slower on 2 threads than on 1 (283 against 257 ms; now 210).
+const ELEMENTS_PER_TASK: usize = 1 << 18;
 
 /// Calls `f(start, chunk)` over chunks of `out` (`start` is the chunk's
 /// first index), on rayon's threads when `out` is large.

@@ -18,7 +18,7 @@ use std::arch::x86_64::{
     _mm256_storeu_ps,
 };
 
-use super::{Dst, Epilogue, HALF_MR, MR, NR, Start, THIRD_MR};
+use super::{Dst, Epilogue, HALF_MR, NR, Start, THIRD_MR};
 
 /// Floats in one vector.
 const LANES: usize = 8;
@@ -31,7 +31,7 @@ pub(super) fn available() -> bool {
     std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
 }
 
-/// The tile of a packed panel of `A` (of [`MR`], [`HALF_MR`] or [`THIRD_MR`]
+/// The tile of a packed panel of `A` (of [`super::MR`], [`HALF_MR`] or [`THIRD_MR`]
 /// rows) and `k` rows of `B` (as `b_rows` yields them), its sums starting at
 /// `start`, put in `dst` through `epilogue`.
 ///
@@ -46,19 +46,7 @@ pub(super) fn micro_kernel<'b>(
     epilogue: Epilogue,
 ) {
     assert!(available(), "AVX2+FMA micro-kernel on a CPU without it");
-    let height = a.len() / k.max(1);
-    assert!([MR, HALF_MR, THIRD_MR].contains(&height) && a.len() == height * k, "panel of A for {k} terms");
-    match &dst {
-        Dst::Rows(c, ld) => assert!(c.len() >= (height - 1) * ld + NR, "output rows for a {height}-row tile"),
-        Dst::RowsPlus(c, addend, ld) => assert!(
-            c.len().min(addend.len()) >= (height - 1) * ld + NR,
-            "output and addend rows for a {height}-row tile"
-        ),
-        Dst::Tile(_) => {}
-    }
-    if let Start::RowBias(bias) = start {
-        assert!(bias.len() >= height, "bias for a {height}-row tile");
-    }
+    let height = super::micro::checked_height(a, k, start, &dst);
     for c0 in (0..NR).step_by(SUB_COLS) {
         if height == THIRD_MR {
             // SAFETY: AVX2 and FMA are present (asserted above).

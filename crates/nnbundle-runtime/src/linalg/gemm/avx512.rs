@@ -45,20 +45,7 @@ pub(super) fn micro_kernel<'b>(
     prefetch: &[f32],
 ) {
     assert!(available(), "AVX-512F micro-kernel on a CPU without it");
-    let height = a.len() / k.max(1);
-    assert!([MR, HALF_MR, THIRD_MR].contains(&height) && a.len() == height * k, "panel of A for {k} terms");
-    match &dst {
-        Dst::Rows(c, ld) => assert!(c.len() >= (height - 1) * ld + NR, "output rows for a {height}-row tile"),
-        Dst::RowsPlus(c, addend, ld) => assert!(
-            c.len().min(addend.len()) >= (height - 1) * ld + NR,
-            "output and addend rows for a {height}-row tile"
-        ),
-        Dst::Tile(_) => {}
-    }
-    match (start, &dst) {
-        (Start::RowBias(bias), _) => assert!(bias.len() >= height, "bias for a {height}-row tile"),
-        (Start::ColumnBias(_) | Start::Zero, _) => {}
-    }
+    let height = super::micro::checked_height(a, k, start, &dst);
     // SAFETY: AVX-512F is present (asserted above).
     unsafe {
         match height {

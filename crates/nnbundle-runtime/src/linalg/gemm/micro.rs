@@ -4,7 +4,7 @@
 use multiversion::multiversion;
 use multiversion::target::target_cfg_f;
 
-use super::{Epilogue, HALF_MR, NR, THIRD_MR, Tile, relu};
+use super::{Epilogue, HALF_MR, MR, NR, THIRD_MR, Tile, relu};
 #[cfg(target_arch = "x86_64")]
 use super::{avx2, avx512};
 
@@ -96,6 +96,30 @@ pub(super) fn micro_kernel(
             tile_of(a, k, rows, (start, dst), epilogue, prefetch);
         }
     }
+}
+
+/// The height of a tile's panel of `A` (of [`MR`], [`HALF_MR`] or [`THIRD_MR`]
+/// rows over `k` terms), after checking what the intrinsics kernels rely on:
+/// the panel, a row bias and a row-major output are large enough.
+///
+/// # Panics
+/// If `a` is not a panel of `k` terms, a row bias is shorter than the panel
+/// or a [`Dst::Rows`] output too short for the tile.
+pub(super) fn checked_height(a: &[f32], k: usize, start: Start<'_>, dst: &Dst<'_>) -> usize {
+    let height = a.len() / k.max(1);
+    assert!([MR, HALF_MR, THIRD_MR].contains(&height) && a.len() == height * k, "panel of A for {k} terms");
+    match dst {
+        Dst::Rows(c, ld) => assert!(c.len() >= (height - 1) * ld + NR, "output rows for a {height}-row tile"),
+        Dst::RowsPlus(c, addend, ld) => assert!(
+            c.len().min(addend.len()) >= (height - 1) * ld + NR,
+            "output and addend rows for a {height}-row tile"
+        ),
+        Dst::Tile(_) => {}
+    }
+    if let Start::RowBias(bias) = start {
+        assert!(bias.len() >= height, "bias for a {height}-row tile");
+    }
+    height
 }
 
 /// [`micro_kernel`] over the `k` rows of `B` that `b_rows` yields, on the
