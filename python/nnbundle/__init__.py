@@ -112,7 +112,7 @@ def _array(dtype: str, shape: List[int], raw: np.ndarray) -> np.ndarray:
 
 
 def _tensor_args(tensors: Mapping[str, Any]) -> List[Tuple[str, str, List[int], np.ndarray]]:
-    """(name, dtype, shape, C-order uint8 bytes) per tensor, in name order."""
+    """(name, dtype, shape, C-order uint8 bytes) per tensor (the writer orders them by name)."""
     if not isinstance(tensors, Mapping):
         raise TypeError(f"tensors: expected a dict of name -> numpy array, got a {type(tensors).__name__}")
     out = []
@@ -126,7 +126,6 @@ def _tensor_args(tensors: Mapping[str, Any]) -> List[Tuple[str, str, List[int], 
         if not array.flags.c_contiguous:
             array = array.copy(order="C")
         out.append((name, dtype, list(array.shape), array.reshape(-1).view(np.uint8)))
-    out.sort(key=lambda t: t[0])
     return out
 
 

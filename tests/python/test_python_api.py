@@ -222,6 +222,7 @@ def test_tampering_raises_integrity_error_naming_the_tensor(tmp_path):
             f.get_tensor("victim")
     stored = nnbundle.load_file(path, verify=False)["victim"]
     assert np.count_nonzero(stored != 1.0) == 1
+    assert np.array_equal(nnbundle.load(bytes(data), verify=False)["victim"], stored)
     with nnbundle.safe_open(path, verify=False) as f:
         assert np.array_equal(f.get_tensor("victim"), stored)
 

@@ -128,7 +128,12 @@ impl Bundle {
 
     /// Reads a bundle held in memory.
     pub fn from_bytes(bytes: Vec<u8>) -> Result<Bundle> {
-        Bundle::from_owner(Arc::new(OwnedBytes(bytes)), Verify::OnAccess)
+        Bundle::from_bytes_with(bytes, Verify::OnAccess)
+    }
+
+    /// Reads a bundle held in memory, with the given hash policy.
+    pub fn from_bytes_with(bytes: Vec<u8>, verify: Verify) -> Result<Bundle> {
+        Bundle::from_owner(Arc::new(OwnedBytes(bytes)), verify)
     }
 
     /// Reads a bundle from bytes owned by `source`, with the given hash policy.

@@ -54,32 +54,38 @@ fn coded(err: PyErr, code: &str, location: Option<String>) -> PyErr {
 pub fn container(e: ContainerError) -> PyErr {
     let message = e.to_string();
     match e {
-        ContainerError::Io { source, path, .. } => {
-            let errno = source.raw_os_error().unwrap_or(match source.kind() {
-                std::io::ErrorKind::NotFound => 2,
-                std::io::ErrorKind::PermissionDenied => 13,
-                _ => 5,
-            });
-            // OSError(errno, message, filename) picks the subclass (FileNotFoundError, ...).
-            PyOSError::new_err((errno, message, path.display().to_string()))
-        }
+        ContainerError::Io { source, path, .. } => os_error(&source, message, path.display().to_string()),
         ContainerError::Graph { report } => graph(&report, &message),
-        ContainerError::HashMismatch { ref tensor, .. } | ContainerError::ChunkHashMismatch { ref tensor, .. } => {
-            integrity(&message, tensor, e.location())
+        ContainerError::HashMismatch { .. } | ContainerError::ChunkHashMismatch { .. } => {
+            integrity(&message, mismatched_tensor(&e), e.location())
         }
         ContainerError::Verification(ref all) => {
-            let first = all.first().and_then(|f| match f {
-                ContainerError::HashMismatch { tensor, .. } | ContainerError::ChunkHashMismatch { tensor, .. } => {
-                    Some(tensor.clone())
-                }
-                _ => None,
-            });
+            let first = all.first();
             let listed: Vec<String> = all.iter().map(ToString::to_string).collect();
             let message = format!("{} tensors failed verification:\n  {}", all.len(), listed.join("\n  "));
-            integrity(&message, &first.unwrap_or_default(), all.first().and_then(ContainerError::location))
+            integrity(&message, first.map_or("", mismatched_tensor), first.and_then(ContainerError::location))
         }
         other => coded(NnbError::new_err(message), other.code(), other.location()),
     }
+}
+
+/// The tensor a hash mismatch names (empty for any other error).
+fn mismatched_tensor(e: &ContainerError) -> &str {
+    match e {
+        ContainerError::HashMismatch { tensor, .. } | ContainerError::ChunkHashMismatch { tensor, .. } => tensor,
+        _ => "",
+    }
+}
+
+/// `OSError(errno, message, filename)`, which Python turns into the matching
+/// subclass (`FileNotFoundError`, `PermissionError`, ...).
+fn os_error(source: &std::io::Error, message: String, path: String) -> PyErr {
+    let errno = source.raw_os_error().unwrap_or(match source.kind() {
+        std::io::ErrorKind::NotFound => 2,
+        std::io::ErrorKind::PermissionDenied => 13,
+        _ => 5,
+    });
+    PyOSError::new_err((errno, message, path))
 }
 
 fn integrity(message: &str, tensor: &str, location: Option<String>) -> PyErr {
@@ -126,10 +132,7 @@ pub fn runtime(e: RuntimeError) -> PyErr {
 /// The exception for an ONNX import error.
 pub fn import(e: ImportError) -> PyErr {
     match e {
-        ImportError::Io { path, source } => {
-            let errno = source.raw_os_error().unwrap_or(2);
-            PyOSError::new_err((errno, format!("read `{path}`: {source}"), path))
-        }
+        ImportError::Io { path, source } => os_error(&source, format!("read `{path}`: {source}"), path),
         ImportError::Graph(ref report) => graph(report, &e.to_string()),
         ImportError::Unsupported { .. } => coded(NnbError::new_err(e.to_string()), "unsupported-onnx", None),
         other => coded(NnbError::new_err(other.to_string()), "invalid-onnx", None),

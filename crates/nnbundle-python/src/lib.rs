@@ -145,21 +145,12 @@ fn open(py: Python<'_>, path: Option<PathBuf>, data: Option<&[u8]>, verify: bool
         (Some(path), None) => py.detach(|| Bundle::open_with(&path, OpenOptions { verify, mmap: true })),
         (None, Some(data)) => {
             let bytes = data.to_vec();
-            py.detach(|| Bundle::from_owner(std::sync::Arc::new(Owned(bytes)), verify))
+            py.detach(|| Bundle::from_bytes_with(bytes, verify))
         }
         _ => return Err(PyValueError::new_err("open: give a path or bytes")),
     }
     .map_err(errors::container)?;
     Ok(Reader { bundle })
-}
-
-/// Bytes handed to a bundle read from memory.
-struct Owned(Vec<u8>);
-
-impl nnbundle_format::ByteOwner for Owned {
-    fn bytes(&self) -> &[u8] {
-        &self.0
-    }
 }
 
 /// `nnb validate --json`'s report of `path`, as JSON text (never raises for a bad bundle).

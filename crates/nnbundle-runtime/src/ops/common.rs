@@ -226,7 +226,7 @@ pub(crate) fn nan_max<T: Float>(a: T, b: T) -> T {
 }
 
 /// How two C-order operands of numpy-broadcast shapes line up with their
-/// output: the output is `rows` runs of `inner.0` elements; in a run, each
+/// output: the output is a sequence of runs of `inner.0` elements; in a run, each
 /// operand advances by its inner stride (1, or 0 for a repeated value), and
 /// between runs by the strides of the outer dimensions. Dimensions are
 /// merged where both operands continue contiguously or both repeat, so a
@@ -263,8 +263,8 @@ impl Broadcast {
             }
         }
         dims.reverse();
+        // All sizes 1 (a single element): one run of one.
         let inner = dims.pop().unwrap_or((1, 0, 0));
-        // A single element still needs one run; a repeated inner dimension has stride 0 already.
         Broadcast { outer: dims, inner }
     }
 

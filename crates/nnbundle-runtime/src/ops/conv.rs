@@ -517,9 +517,8 @@ pub(crate) trait ConvFloat: Float {
         false
     }
     /// `y = conv(x) + bias (+ addend)`, ReLU'd if asked, for a depthwise
-    /// convolution (one input and one output channel per group) of `planes`
-    /// planes of `channels` channels, by the direct kernel where this type
-    /// has it (f32): returns whether it did.
+    /// convolution (one input and one output channel per group), by the
+    /// direct kernel where this type has it (f32): returns whether it did.
     fn conv_depthwise(_p: &Depthwise<'_, Self>, _y: &mut [Self]) -> bool {
         false
     }
