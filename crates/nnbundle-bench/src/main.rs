@@ -11,8 +11,9 @@
 //! - `open1 PATH NAME`: trusted open and one tensor view (no hashing);
 //! - `lazy1 PATH NAME`: open and read one tensor, its hash checked;
 //! - `sha BYTES`: SHA-256 of BYTES in memory on every core (the floor for `load`);
-//! - `infer MODEL.onnx BATCH SECONDS [IN.npy [OUT.npy]]`: import, then median
-//!   latency of runs on IN (default: pseudo-random values), writing the output to OUT.
+//! - `infer MODEL.onnx BATCH SECONDS [IN.npy[,IN2.npy...] [OUT.npy]]`: import, then median
+//!   latency of runs on the inputs (one file per graph input, in order; default: pseudo-random
+//!   values for a one-input model), writing the first output to OUT.
 
 use std::time::Instant;
 
@@ -91,13 +92,18 @@ fn main() {
                 weights.insert(a.clone(), imported.weights[t].clone());
             }
             let model = nnbundle_runtime::Model::new(imported.graph.clone(), weights).unwrap();
-            let x = match args.get(4) {
-                Some(path) => {
-                    let t = nnbundle_container::npy::from_npy(&std::fs::read(path).unwrap()).unwrap();
-                    nnbundle_runtime::Value::from_tensor(&t).unwrap()
-                }
+            let graph_inputs = model.graph().inputs();
+            let inputs: Vec<(String, nnbundle_runtime::Value)> = match args.get(4) {
+                Some(paths) => graph_inputs
+                    .iter()
+                    .zip(paths.split(','))
+                    .map(|(input, path)| {
+                        let t = nnbundle_container::npy::from_npy(&std::fs::read(path).unwrap()).unwrap();
+                        (input.name.clone(), nnbundle_runtime::Value::from_tensor(&t).unwrap())
+                    })
+                    .collect(),
                 None => {
-                    let input = &model.graph().inputs()[0];
+                    let input = &graph_inputs[0];
                     let batch: usize = arg(2).parse().unwrap();
                     let shape: Vec<usize> =
                         input.shape.0.iter().map(|d| d.fixed().map_or(batch, |v| v as usize)).collect();
@@ -112,11 +118,14 @@ fn main() {
                             (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
                         })
                         .collect();
-                    ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&shape), noise).unwrap().into()
+                    let x = ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&shape), noise).unwrap();
+                    vec![(input.name.clone(), x.into())]
                 }
             };
+            assert_eq!(inputs.len(), graph_inputs.len(), "one .npy per graph input");
+            let first = model.graph().outputs()[0].clone();
             if let Some(path) = args.get(5) {
-                let y = model.forward(x.clone()).unwrap();
+                let y = model.run(inputs.clone()).unwrap().remove(&first).unwrap();
                 std::fs::write(path, nnbundle_container::npy::to_npy(&y.to_tensor())).unwrap();
             }
             let budget: f64 = arg(3).parse().unwrap_or(2.0);
@@ -124,7 +133,7 @@ fn main() {
             let start = Instant::now();
             while start.elapsed().as_secs_f64() < budget || times.len() < 5 {
                 let t0 = Instant::now();
-                let y = model.forward(x.clone()).unwrap();
+                let y = model.run(inputs.clone()).unwrap();
                 times.push(t0.elapsed().as_secs_f64() * 1e3);
                 std::hint::black_box(y);
             }
