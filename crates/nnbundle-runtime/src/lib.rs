@@ -38,6 +38,7 @@ mod linalg;
 mod model;
 mod ops;
 mod plan;
+mod pool;
 mod reuse;
 mod validate;
 mod value;

@@ -5,8 +5,9 @@ use multiversion::target::target_cfg_f;
 use rayon::prelude::*;
 
 /// Matrix-vector products over at least this many weights split across
-/// threads (memory-bound: 4 MiB of f32 is about 200 us of reading).
-const PARALLEL_MATVEC: usize = 1 << 20;
+/// threads (memory-bound: 512 KiB of f32 is about 25 µs of reading; 16
+/// times that with the workers asleep: see [`crate::pool`]).
+const PARALLEL_MATVEC: usize = 1 << 17;
 
 /// `y[i] += W[i] · x` for a row-major `w [y.len(), x.len()]`: one pass over
 /// `W` in stored order, 16 lanes per row (batch-1 inference is bound by
@@ -14,7 +15,7 @@ const PARALLEL_MATVEC: usize = 1 << 20;
 pub(crate) fn matvec(w: &[f32], x: &[f32], y: &mut [f32]) {
     /// Rows of `W` per task when threads split a large product.
     const ROWS_PER_TASK: usize = 64;
-    if w.len() >= PARALLEL_MATVEC && rayon::current_num_threads() > 1 && !x.is_empty() {
+    if crate::pool::worth_splitting(w.len(), PARALLEL_MATVEC) && !x.is_empty() {
         y.par_chunks_mut(ROWS_PER_TASK)
             .zip(w.par_chunks(ROWS_PER_TASK * x.len()))
             .for_each(|(y, w)| matvec_rows(w, x, y));
@@ -74,7 +75,7 @@ mod tests {
     #[test]
     fn matvec_matches_a_naive_product() {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
-        pool.install(check_matvec);
+        crate::pool::awake_in(&pool, check_matvec);
     }
 
     fn check_matvec() {

@@ -146,16 +146,14 @@ pub(crate) fn view<'a, T: Scalar>(args: &[Arg<'a>], i: usize) -> Result<ndarray:
 }
 
 /// Elements per task when an elementwise op splits across threads (ops on
-/// fewer than twice this run on one): 256 Ki floats, about 100 µs of a
-/// memory-bound pass. At 64 Ki, DenseNet-121's BatchNorm and ReLU passes each
-/// woke a second thread (50-240 µs on a VM) for less work than that, and the
-/// model ran slower on 2 threads than on 1 (283 against 257 ms; now 210).
-const ELEMENTS_PER_TASK: usize = 1 << 18;
+/// fewer than twice this run on one, 16 times that with the workers asleep:
+/// see [`crate::pool`]): 32 Ki floats, about 10 µs of a memory-bound pass.
+const ELEMENTS_PER_TASK: usize = 1 << 15;
 
 /// Calls `f(start, chunk)` over chunks of `out` (`start` is the chunk's
 /// first index), on rayon's threads when `out` is large.
 pub(crate) fn by_chunks<U: Send>(out: &mut [U], f: impl Fn(usize, &mut [U]) + Sync) {
-    if out.len() >= 2 * ELEMENTS_PER_TASK && rayon::current_num_threads() > 1 {
+    if crate::pool::worth_splitting(out.len(), 2 * ELEMENTS_PER_TASK) {
         use rayon::prelude::*;
         out.par_chunks_mut(ELEMENTS_PER_TASK).enumerate().for_each(|(i, chunk)| f(i * ELEMENTS_PER_TASK, chunk));
     } else {
@@ -172,7 +170,7 @@ pub(crate) fn by_planes<T: Sync, U: Send>(
     f: impl Fn(&[T], &mut [U]) + Sync,
 ) {
     let (plane, out_plane) = (plane.max(1), out_plane.max(1));
-    if y.len() >= 2 * ELEMENTS_PER_TASK && rayon::current_num_threads() > 1 {
+    if crate::pool::worth_splitting(y.len(), 2 * ELEMENTS_PER_TASK) {
         use rayon::prelude::*;
         x.par_chunks_exact(plane).zip(y.par_chunks_exact_mut(out_plane)).for_each(|(x, y)| f(x, y));
     } else {
@@ -296,7 +294,7 @@ impl Broadcast {
                 _ => out.iter_mut().for_each(|o| *o = f(a[oa], b[ob])),
             }
         };
-        if out.len() >= 2 * ELEMENTS_PER_TASK && rayon::current_num_threads() > 1 {
+        if crate::pool::worth_splitting(out.len(), 2 * ELEMENTS_PER_TASK) {
             use rayon::prelude::*;
             // Whole runs per task, about ELEMENTS_PER_TASK elements each.
             let per_task = ELEMENTS_PER_TASK.div_ceil(run) * run;

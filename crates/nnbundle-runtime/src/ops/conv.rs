@@ -593,7 +593,7 @@ impl ConvFloat for f32 {
             let x = &p.x[i * plane..][..plane];
             depthwise::plane(x, &p.w[channel * taps..][..taps], (p.bias[channel], addend, epilogue), p.axes, out);
         };
-        if y.len() * taps >= PARALLEL_TAPS && rayon::current_num_threads() > 1 {
+        if crate::pool::worth_splitting(y.len() * taps, PARALLEL_TAPS) {
             y.par_chunks_exact_mut(out_plane).enumerate().for_each(one);
         } else {
             y.chunks_exact_mut(out_plane).enumerate().for_each(one);
@@ -603,9 +603,9 @@ impl ConvFloat for f32 {
 }
 
 /// Depthwise multiply-adds from which planes are spread over threads: as
-/// for the matrix products, about 100 µs of work on one core, where waking a
-/// second thread (50-240 µs on a VM) stops costing more than it saves.
-const PARALLEL_TAPS: usize = 1 << 22;
+/// for the matrix products, a few µs of work on one core (16 times that with
+/// the workers asleep: see [`crate::pool`]).
+const PARALLEL_TAPS: usize = 1 << 18;
 
 impl ConvFloat for f64 {
     const READS_IN_PLACE: bool = false;

@@ -40,9 +40,9 @@ const THIRD_MR: usize = MR / 3;
 /// Columns of a micro-tile.
 pub(crate) const NR: usize = 32;
 /// Products of at least this many multiply-adds split across threads (about
-/// 50 us of work on one core: waking a second thread costs more than it
-/// saves on smaller ones, measured on the textbook MLP).
-const PARALLEL_WORK: usize = 1 << 22;
+/// 5 µs of work on one core; 16 times that with the workers asleep: see
+/// [`crate::pool`]).
+const PARALLEL_WORK: usize = 1 << 18;
 /// Packed `B` block size in floats: kept within the per-core L2 cache while
 /// every panel of `A` passes over it.
 const B_BLOCK_FLOATS: usize = 1 << 18;
@@ -215,7 +215,7 @@ pub(crate) fn gemm(
     if a.m == 0 || n == 0 {
         return;
     }
-    let parallel = a.m * n * k >= PARALLEL_WORK && rayon::current_num_threads() > 1;
+    let parallel = crate::pool::worth_splitting(a.m * n * k, PARALLEL_WORK);
     let mut out = if c.is_standard_layout() {
         Out::Rows(c.as_slice_mut().expect("standard layout"), n)
     } else if c.t().is_standard_layout() {
@@ -485,7 +485,7 @@ pub(crate) fn gemm_windows(
             }
         }
     };
-    if a.m * b.columns() * k >= PARALLEL_WORK && rayon::current_num_threads() > 1 {
+    if crate::pool::worth_splitting(a.m * b.columns() * k, PARALLEL_WORK) {
         a.data.par_chunks(MR * k).zip(c.par_chunks_mut(MR * positions)).enumerate().for_each(band);
     } else {
         a.panels().zip(c.chunks_mut(MR * positions)).enumerate().for_each(band);
@@ -651,7 +651,7 @@ mod tests {
     #[test]
     fn windows_match_a_naive_convolution() {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
-        pool.install(|| {
+        crate::pool::awake_in(&pool, || {
             // (output rows, output width, extra columns per row, taps, output
             // channels); rows of 28 or 20 in 32 columns: panels that run into
             // the next output row, overwritten later (whole panels of 12, 6 and 4).
@@ -709,7 +709,7 @@ mod tests {
     fn matches_a_naive_product() {
         // Three threads, so the largest shape (above PARALLEL_WORK) splits.
         let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
-        pool.install(check_shapes);
+        crate::pool::awake_in(&pool, check_shapes);
     }
 
     fn check_shapes() {

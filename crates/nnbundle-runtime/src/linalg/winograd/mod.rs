@@ -65,8 +65,9 @@ fn strides(tiles: usize, (channels, outputs): (usize, usize)) -> (usize, usize) 
 /// Blocks per thread when threads split a convolution.
 const TASKS_PER_THREAD: usize = 4;
 
-/// Multiply-adds (of direct summation) from which threads split the work.
-const PARALLEL_WORK: usize = 1 << 22;
+/// Multiply-adds (of direct summation) from which threads split the work
+/// (16 times that with the workers asleep: see [`crate::pool`]).
+const PARALLEL_WORK: usize = 1 << 18;
 
 /// `G`, the weight transform: `U = G g Gᵀ` for a 3x3 kernel `g`.
 const G: [[f64; 3]; 4] = [[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]];
@@ -163,7 +164,7 @@ pub(crate) fn convolve(p: &Problem<'_, f32>, u: &[PackedA], y: &mut [f32]) {
     assert!(p.bias.len() == p.outputs && p.addend.is_none_or(|r| r.len() == y.len()), "bias and addend");
     let (th, tw) = p.tiles();
     let threads = rayon::current_num_threads();
-    let parallel = threads > 1 && p.images * p.outputs * p.channels * 9 * oh * ow >= PARALLEL_WORK;
+    let parallel = crate::pool::worth_splitting(p.images * p.outputs * p.channels * 9 * oh * ow, PARALLEL_WORK);
     let rows = p.block_rows(if parallel { threads } else { 1 });
     let per_image = th.div_ceil(rows);
     // Each block's part of every output plane: `2 * rows` output rows.
@@ -552,7 +553,7 @@ mod tests {
                     let bound = 8.0 * f64::from(f32::EPSILON) * size;
                     assert!((f64::from(got) - want).abs() <= bound, "{what}, at {at}: {got} vs {want} (±{bound})");
                 }
-                let threaded = pool.install(|| case.run(&x, &weights, (&bias, addend, relu)));
+                let threaded = crate::pool::awake_in(&pool, || case.run(&x, &weights, (&bias, addend, relu)));
                 let bits = |y: &[f32]| y.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(&threaded), bits(&y), "{what}: three threads");
             }
