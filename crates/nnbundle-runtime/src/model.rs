@@ -23,6 +23,8 @@ pub struct Model {
     graph: Graph,
     weight_names: Vec<String>,
     weights: Vec<Tensor>,
+    /// Tensors the plan derived from the weights (folded batch norms).
+    derived: Vec<Tensor>,
     steps: Vec<Step>,
     inputs: Vec<usize>,
     outputs: Vec<usize>,
@@ -80,6 +82,7 @@ impl Model {
             graph,
             weight_names,
             weights,
+            derived: Vec::new(),
             steps: Vec::new(),
             inputs: Vec::new(),
             outputs: Vec::new(),
@@ -95,9 +98,16 @@ impl Model {
     /// Plans the execution again (after the weights changed: kernels keep
     /// weights they prepared on first use, and new ones forget them).
     pub(crate) fn plan(&mut self) -> Result<()> {
-        let plan = crate::plan::plan(&self.graph, &self.weight_names)?;
+        let plan = crate::plan::plan(&self.graph, &self.weight_names, &self.weights)?;
         (self.steps, self.inputs, self.outputs, self.slots) = (plan.steps, plan.inputs, plan.outputs, plan.slots);
+        self.derived = plan.derived;
         Ok(())
+    }
+
+    /// How many kernel steps a run takes (after the fusion passes).
+    #[cfg(test)]
+    pub(crate) fn step_count(&self) -> usize {
+        self.steps.len()
     }
 
     /// The graph.
@@ -183,6 +193,7 @@ impl Model {
                 .map(|s| match *s {
                     Source::Value(v) => Arg::Value(values[v].as_ref().expect("planned in dependency order")),
                     Source::Weight(w) => Arg::Weight(&self.weights[w]),
+                    Source::Derived(d) => Arg::Weight(&self.derived[d]),
                 })
                 .collect();
             let node = &self.graph.nodes()[step.node];

@@ -4,10 +4,11 @@
 
 use std::collections::HashMap;
 
+use nnbundle_format::Tensor;
 use nnbundle_graph::{Graph, OpKind, Operand};
 
 use crate::error::{Result, RuntimeError};
-use crate::ops::{Kernel, build_kernel};
+use crate::ops::{BatchNormParams, Kernel, build_kernel, fold_into_conv};
 
 /// Where a kernel operand comes from.
 #[derive(Debug, Clone, Copy)]
@@ -16,6 +17,8 @@ pub(crate) enum Source {
     Value(usize),
     /// A weight, by index.
     Weight(usize),
+    /// A tensor the plan derived from weights (a folded batch norm), by index.
+    Derived(usize),
 }
 
 pub(crate) struct Step {
@@ -37,12 +40,14 @@ pub(crate) struct Plan {
     pub outputs: Vec<usize>,
     /// How many value slots a run uses.
     pub slots: usize,
+    /// Tensors derived from the weights, read by [`Source::Derived`].
+    pub derived: Vec<Tensor>,
 }
 
 /// Orders the nodes the outputs need, resolves every operand to a value
-/// slot or a weight (by index in `weight_names`), builds each kernel and runs
-/// the fusion passes.
-pub(crate) fn plan(graph: &Graph, weight_names: &[String]) -> Result<Plan> {
+/// slot or a weight (by index in `weight_names`, whose tensors are
+/// `weights`), builds each kernel and runs the fusion passes.
+pub(crate) fn plan(graph: &Graph, weight_names: &[String], weights: &[Tensor]) -> Result<Plan> {
     let mut slot_of: HashMap<&str, usize> = HashMap::new();
     for input in graph.inputs() {
         let id = slot_of.len();
@@ -81,6 +86,8 @@ pub(crate) fn plan(graph: &Graph, weight_names: &[String]) -> Result<Plan> {
         steps.push(Step { node: i, kernel, args, out: slot_of[node.name.as_str()], frees: Vec::new() });
     }
     let outputs: Vec<usize> = graph.outputs().iter().map(|o| slot_of[o.as_str()]).collect();
+    let mut derived = Vec::new();
+    fold_batch_norms(graph, &mut steps, &outputs, (weights, &mut derived));
     fuse_addends(graph, &mut steps, &outputs);
     fuse_relus(graph, &mut steps, &outputs);
     transpose_linear_chains(graph, &mut steps, &outputs);
@@ -99,7 +106,7 @@ pub(crate) fn plan(graph: &Graph, weight_names: &[String]) -> Result<Plan> {
         }
     }
     let inputs = graph.inputs().iter().map(|i| slot_of[i.name.as_str()]).collect();
-    Ok(Plan { steps, inputs, outputs, slots: slot_of.len() })
+    Ok(Plan { steps, inputs, outputs, slots: slot_of.len(), derived })
 }
 
 /// How many operands of the steps read each value slot.
@@ -122,6 +129,70 @@ fn producers(steps: &[Step]) -> HashMap<usize, usize> {
 fn remove_marked(steps: &mut Vec<Step>, marked: Vec<bool>) {
     let mut marked = marked.into_iter();
     steps.retain(|_| !marked.next().expect("one mark per step"));
+}
+
+/// Folds each inference-mode batch norm into the convolution that computes
+/// its input, when nothing else reads the convolution's output, it is not a
+/// model output, and every parameter of both is a weight: the convolution
+/// then runs with weights and bias derived once, here ([`fold_into_conv`]),
+/// and the normalization pass is gone. A ReLU or residual `Add` after the
+/// batch norm then fuses into the convolution too. Unlike the other passes
+/// this changes the rounding: the results differ from the two steps' by a
+/// few units in the last place of the sums (spec/FORMAT.md §9.10 allows it).
+fn fold_batch_norms(
+    graph: &Graph,
+    steps: &mut Vec<Step>,
+    outputs: &[usize],
+    (weights, derived): (&[Tensor], &mut Vec<Tensor>),
+) {
+    let readers = count_readers(steps);
+    let producer = producers(steps);
+    let mut folded = vec![false; steps.len()];
+    let weight = |s: &Source| match s {
+        Source::Weight(w) => Some(&weights[*w]),
+        _ => None,
+    };
+    for i in 0..steps.len() {
+        let node = &graph.nodes()[steps[i].node];
+        if !matches!(node.op, OpKind::BatchNorm1d | OpKind::BatchNorm2d) {
+            continue;
+        }
+        let Some((&Source::Value(v), params)) = steps[i].args.split_first() else { continue };
+        let Some(params) = params.iter().map(weight).collect::<Option<Vec<_>>>() else { continue };
+        let Some(&p) = producer.get(&v) else { continue };
+        let conv = &steps[p];
+        if readers[&v] != 1
+            || outputs.contains(&v)
+            || !matches!(graph.nodes()[conv.node].op, OpKind::Conv1d | OpKind::Conv2d)
+        {
+            continue;
+        }
+        let (conv_weight, conv_bias) = match conv.args[..] {
+            [_, Source::Weight(w)] => (&weights[w], None),
+            [_, Source::Weight(w), Source::Weight(b)] => (&weights[w], Some(&weights[b])),
+            _ => continue,
+        };
+        let attrs = node.checked_attrs();
+        let bn = match params[..] {
+            [weight, bias, mean, var] if attrs.bool("affine") => {
+                BatchNormParams { weight: Some(weight), bias: Some(bias), mean, var, eps: attrs.float("eps") }
+            }
+            [mean, var] if !attrs.bool("affine") => {
+                BatchNormParams { weight: None, bias: None, mean, var, eps: attrs.float("eps") }
+            }
+            _ => continue,
+        };
+        let Some((w, b)) = fold_into_conv(conv_weight, conv_bias, &bn) else { continue };
+        if conv_bias.is_none() && !steps[p].kernel.take_bias() {
+            continue;
+        }
+        steps[p].args.truncate(1);
+        steps[p].args.extend([Source::Derived(derived.len()), Source::Derived(derived.len() + 1)]);
+        derived.extend([w, b]);
+        steps[p].out = steps[i].out;
+        folded[i] = true;
+    }
+    remove_marked(steps, folded);
 }
 
 /// Hands each `Add` of a convolution's output and another value (a residual
@@ -199,5 +270,111 @@ fn transpose_linear_chains(graph: &Graph, steps: &mut [Step], outputs: &[usize])
         if reader.is_some_and(|r| is_linear(r) && r.args.first().is_some_and(reads_out)) {
             steps[i].kernel.allow_transposed_output();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use ndarray::{ArrayD, IxDyn};
+    use nnbundle_format::Tensor;
+    use nnbundle_graph::Graph;
+    use rand::{RngExt, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    use crate::{Model, Value};
+
+    const GRAPH: &str = "opset: 1
+inputs:
+  - {name: x, dtype: f32, shape: [2, 3, 7, 6]}
+nodes:
+  - name: conv
+    op: Conv2d
+    inputs: [x]
+    attrs: {in_channels: 3, out_channels: 4, kernel_size: 3, padding: 1, stride: 2, bias: BIAS}
+  - {name: bn, op: BatchNorm2d, inputs: [conv], attrs: {num_features: 4, eps: 0.001, affine: AFFINE}}
+  - {name: relu, op: ReLU, inputs: [bn]}
+outputs: OUTPUTS
+";
+
+    fn random(shape: &[usize], range: std::ops::Range<f32>, rng: &mut ChaCha8Rng) -> ArrayD<f32> {
+        ArrayD::from_shape_fn(IxDyn(shape), |_| rng.random_range(range.clone()))
+    }
+
+    /// A convolution, batch norm and ReLU fold into one step whose results
+    /// stay within a few units in the last place of the terms' magnitude
+    /// from the unfolded chain computed in f64.
+    #[test]
+    fn batch_norms_fold_into_convolutions_within_rounding_of_f64() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        for (bias, affine) in [(true, true), (false, true), (true, false), (false, false)] {
+            let yaml = GRAPH.replace("BIAS", &bias.to_string()).replace("AFFINE", &affine.to_string());
+            let mut weights = BTreeMap::new();
+            let mut put = |name: &str, a: &ArrayD<f32>| weights.insert(name.to_string(), Tensor::from_array(a.clone()));
+            let w = random(&[4, 3, 3, 3], -1.0..1.0, &mut rng);
+            let b = if bias { random(&[4], -1.0..1.0, &mut rng) } else { ArrayD::zeros(IxDyn(&[4])) };
+            let (gamma, beta) = if affine {
+                (random(&[4], 0.5..2.0, &mut rng), random(&[4], -1.0..1.0, &mut rng))
+            } else {
+                (ArrayD::ones(IxDyn(&[4])), ArrayD::zeros(IxDyn(&[4])))
+            };
+            let (mean, var) = (random(&[4], -0.5..0.5, &mut rng), random(&[4], 0.1..3.0, &mut rng));
+            put("conv.weight", &w);
+            if bias {
+                put("conv.bias", &b);
+            }
+            if affine {
+                put("bn.weight", &gamma);
+                put("bn.bias", &beta);
+            }
+            put("bn.running_mean", &mean);
+            put("bn.running_var", &var);
+            let model =
+                Model::new(Graph::from_yaml(yaml.replace("OUTPUTS", "[relu]").as_bytes()).unwrap(), weights.clone())
+                    .unwrap();
+            assert_eq!(model.step_count(), 1, "bias {bias}, affine {affine}: one step");
+            let x = random(&[2, 3, 7, 6], -1.0..1.0, &mut rng);
+            let got = model.forward(Value::F32(x.clone())).unwrap();
+            let Value::F32(got) = got else { panic!("f32 output") };
+            assert_eq!(got.shape(), &[2, 4, 4, 3]);
+            for ((n, o, oy, ox), &g) in got.view().into_dimensionality::<ndarray::Ix4>().unwrap().indexed_iter() {
+                let (mut sum, mut size) = (f64::from(b[[o]]), f64::from(b[[o]]).abs());
+                for (c, ky, kx) in taps(3, 3, 3) {
+                    let (iy, ix) = ((oy * 2 + ky) as i64 - 1, (ox * 2 + kx) as i64 - 1);
+                    if (0..7).contains(&iy) && (0..6).contains(&ix) {
+                        let term = f64::from(w[[o, c, ky, kx]]) * f64::from(x[[n, c, iy as usize, ix as usize]]);
+                        sum += term;
+                        size += term.abs();
+                    }
+                }
+                let scale = f64::from(gamma[[o]]) / (f64::from(var[[o]]) + 0.001).sqrt();
+                let want = ((sum - f64::from(mean[[o]])) * scale + f64::from(beta[[o]])).max(0.0);
+                let magnitude = (size + f64::from(mean[[o]]).abs()) * scale.abs() + f64::from(beta[[o]]).abs();
+                let bound = 8.0 * f64::from(f32::EPSILON) * magnitude;
+                assert!((f64::from(g) - want).abs() <= bound, "at {:?}: {g} vs {want} (±{bound})", (n, o, oy, ox));
+            }
+            // Saved and reloaded, the same bits (the reload folds the same way).
+            let bytes = model.to_writer().unwrap().to_bytes().unwrap();
+            let again = Model::from_bundle(&nnbundle_container::Bundle::from_bytes(bytes).unwrap()).unwrap();
+            assert_eq!(
+                again.forward(Value::F32(x)).unwrap().to_tensor().as_bytes(),
+                Value::F32(got).to_tensor().as_bytes()
+            );
+        }
+    }
+
+    /// A convolution output that is also a model output keeps its batch norm.
+    #[test]
+    fn batch_norms_of_kept_values_are_not_folded() {
+        let yaml = GRAPH.replace("BIAS", "true").replace("AFFINE", "true").replace("OUTPUTS", "[relu, conv]");
+        let model = Model::initialized(Graph::from_yaml(yaml.as_bytes()).unwrap(), BTreeMap::new(), 3).unwrap();
+        // The convolution, then the batch norm with the ReLU fused.
+        assert_eq!(model.step_count(), 2);
+    }
+
+    /// Every (channel, row, column) of a window.
+    fn taps(a: usize, b: usize, c: usize) -> impl Iterator<Item = (usize, usize, usize)> {
+        (0..a).flat_map(move |i| (0..b).flat_map(move |j| (0..c).map(move |k| (i, j, k))))
     }
 }

@@ -35,6 +35,12 @@ pub(crate) trait Kernel: Send + Sync {
         false
     }
 
+    /// Takes a bias operand after the weights, which the node does not
+    /// have (a batch norm folded into it brings one). Returns whether it did.
+    fn take_bias(&mut self) -> bool {
+        false
+    }
+
     /// Lets this kernel return a 2-D output column-major (the transpose of a
     /// row-major array), for a sole reader that takes either layout at no
     /// cost. Returns whether it may; most kernels do not.

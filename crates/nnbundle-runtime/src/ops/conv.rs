@@ -473,6 +473,11 @@ impl Kernel for Conv {
         self.addend = true;
         true
     }
+
+    fn take_bias(&mut self) -> bool {
+        self.bias = true;
+        true
+    }
 }
 
 /// Conv's f32/f64 specialisation: how each float type prepares weights and

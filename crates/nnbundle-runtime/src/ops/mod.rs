@@ -21,6 +21,7 @@ use nnbundle_graph::{Node, OpKind};
 
 pub(crate) use crate::linalg::scratch::Scratch;
 pub(crate) use common::*;
+pub(crate) use norm::{BatchNormParams, fold_into_conv};
 
 /// Whether the runtime implements `op`.
 pub fn supports(op: OpKind) -> bool {

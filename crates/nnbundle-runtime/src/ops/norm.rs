@@ -1,24 +1,28 @@
 //! `BatchNorm1d/2d` (running statistics), `LayerNorm` and `LocalResponseNorm`.
 
-use ndarray::{ArrayD, Axis};
+use ndarray::ArrayD;
+use nnbundle_format::{DType, Tensor};
 use nnbundle_graph::NodeAttrs;
 
 use super::Scratch;
-use super::{Float, Kernel, KernelResult, first_dtype, view, with_float};
+use super::{Float, Kernel, KernelResult, by_chunks, first_dtype, view, with_float};
+use crate::linalg::relu;
 use crate::value::Arg;
 
 pub(crate) struct BatchNorm {
     eps: f64,
     affine: bool,
+    /// A fused ReLU on the output.
+    relu: bool,
 }
 
 impl BatchNorm {
     pub(crate) fn new(a: NodeAttrs<'_>) -> Self {
-        BatchNorm { eps: a.float("eps"), affine: a.bool("affine") }
+        BatchNorm { eps: a.float("eps"), affine: a.bool("affine"), relu: false }
     }
 }
 
-fn batch_norm<T: Float>(k: &BatchNorm, args: &[Arg<'_>]) -> KernelResult {
+fn batch_norm<T: Float>(k: &BatchNorm, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult {
     let x = view::<T>(args, 0)?;
     // Operands: input, [weight, bias,] running_mean, running_var.
     let (weight, bias, mean, var) = if k.affine {
@@ -26,20 +30,51 @@ fn batch_norm<T: Float>(k: &BatchNorm, args: &[Arg<'_>]) -> KernelResult {
     } else {
         (None, None, view::<T>(args, 1)?, view::<T>(args, 2)?)
     };
-    let eps = T::from_f64(k.eps);
-    let mut y = x.to_owned();
-    for (ch, mut lane) in y.axis_iter_mut(Axis(1)).enumerate() {
-        let inv = T::one() / (var[[ch]] + eps).sqrt();
-        let (w, b) = (weight.as_ref().map_or(T::one(), |w| w[[ch]]), bias.as_ref().map_or(T::zero(), |b| b[[ch]]));
-        let m = mean[[ch]];
-        lane.mapv_inplace(|v| (v - m) * inv * w + b);
+    let channels = x.shape().get(1).copied().unwrap_or(1);
+    let lengths = [weight.as_ref().map(|w| w.len()), bias.as_ref().map(|b| b.len()), Some(mean.len()), Some(var.len())];
+    if let Some(bad) = lengths.into_iter().flatten().find(|&n| n != channels) {
+        return Err(format!("a parameter has {bad} values for {channels} channels"));
     }
-    Ok(T::into_value(y))
+    let eps = T::from_f64(k.eps);
+    // Per channel: (v - mean) * inv * weight + bias, inv = 1 / sqrt(var + eps).
+    let coefficients: Vec<[T; 4]> = (0..channels)
+        .map(|c| {
+            let inv = T::one() / (var[[c]] + eps).sqrt();
+            let (w, b) = (weight.as_ref().map_or(T::one(), |w| w[[c]]), bias.as_ref().map_or(T::zero(), |b| b[[c]]));
+            [mean[[c]], inv, w, b]
+        })
+        .collect();
+    let plane: usize = x.shape().iter().skip(2).product();
+    let x = x.as_standard_layout();
+    let xs = x.as_slice().expect("standard layout");
+    let mut y = T::buffer_in(scratch, xs.len());
+    by_chunks(&mut y, |start, y| {
+        // Runs of one channel's plane within this chunk.
+        let mut at = 0;
+        while at < y.len() {
+            let position = start + at;
+            let run = (plane - position % plane.max(1)).min(y.len() - at);
+            let [m, inv, w, b] = coefficients[position / plane.max(1) % channels.max(1)];
+            let pairs = y[at..at + run].iter_mut().zip(&xs[position..position + run]);
+            if k.relu {
+                pairs.for_each(|(y, &v)| *y = relu((v - m) * inv * w + b));
+            } else {
+                pairs.for_each(|(y, &v)| *y = (v - m) * inv * w + b);
+            }
+            at += run.max(1);
+        }
+    });
+    Ok(T::into_value(ArrayD::from_shape_vec(x.raw_dim(), y).map_err(|e| e.to_string())?))
 }
 
 impl Kernel for BatchNorm {
-    fn run(&self, args: &[Arg<'_>], _: &Scratch) -> KernelResult {
-        with_float!(first_dtype(args), T => batch_norm::<T>(self, args))
+    fn run(&self, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult {
+        with_float!(first_dtype(args), T => batch_norm::<T>(self, args, scratch))
+    }
+
+    fn fuse_relu(&mut self) -> bool {
+        self.relu = true;
+        true
     }
 }
 
@@ -198,4 +233,53 @@ impl Kernel for GroupNorm {
     fn run(&self, args: &[Arg<'_>], _: &Scratch) -> KernelResult {
         with_float!(first_dtype(args), T => group_norm::<T>(self, args))
     }
+}
+
+/// The statistics and affine parameters of an inference-mode batch norm.
+pub(crate) struct BatchNormParams<'a> {
+    pub weight: Option<&'a Tensor>,
+    pub bias: Option<&'a Tensor>,
+    pub mean: &'a Tensor,
+    pub var: &'a Tensor,
+    pub eps: f64,
+}
+
+/// The weight and bias of a convolution (output channels first) that
+/// computes the convolution followed by `bn`: each output channel's weights
+/// times `s = weight / sqrt(var + eps)`, and bias `(bias - mean) * s +
+/// bn.bias`. Computed in f64 and rounded once to the weights' dtype, so the
+/// folded model differs from the two steps by the rounding of the sums
+/// (see the test against f64). `None` when the dtypes or lengths disagree.
+pub(crate) fn fold_into_conv(
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    bn: &BatchNormParams<'_>,
+) -> Option<(Tensor, Tensor)> {
+    match weight.dtype() {
+        DType::F32 => fold::<f32>(weight, bias, bn),
+        DType::F64 => fold::<f64>(weight, bias, bn),
+        _ => None,
+    }
+}
+
+fn fold<T: Float>(weight: &Tensor, bias: Option<&Tensor>, bn: &BatchNormParams<'_>) -> Option<(Tensor, Tensor)> {
+    let channels = *weight.shape().first()?;
+    let per_channel = |t: Option<&Tensor>, absent: f64| -> Option<Vec<f64>> {
+        match t {
+            None => Some(vec![absent; channels]),
+            Some(t) => {
+                let v: Vec<f64> = t.values::<T>().ok()?.iter().map(|x| x.to_f64().unwrap_or(f64::NAN)).collect();
+                (v.len() == channels).then_some(v)
+            }
+        }
+    };
+    let (gamma, beta) = (per_channel(bn.weight, 1.0)?, per_channel(bn.bias, 0.0)?);
+    let (mean, var, b) = (per_channel(Some(bn.mean), 0.0)?, per_channel(Some(bn.var), 0.0)?, per_channel(bias, 0.0)?);
+    let scale: Vec<f64> = (0..channels).map(|c| gamma[c] / (var[c] + bn.eps).sqrt()).collect();
+    let w = weight.values::<T>().ok()?;
+    let taps = w.len() / channels.max(1);
+    let w: Vec<T> =
+        w.iter().enumerate().map(|(i, x)| T::from_f64(x.to_f64().unwrap_or(f64::NAN) * scale[i / taps])).collect();
+    let b: Vec<T> = (0..channels).map(|c| T::from_f64((b[c] - mean[c]) * scale[c] + beta[c])).collect();
+    Some((Tensor::from_vec(weight.shape().to_vec(), w).ok()?, Tensor::from_vec(vec![channels], b).ok()?))
 }
