@@ -187,22 +187,24 @@ impl Model {
     /// Runs every step on bound inputs.
     fn execute(&self, mut values: Vec<Option<Value>>) -> Result<BTreeMap<String, Value>> {
         for step in &self.steps {
-            let args: Vec<Arg<'_>> = step
-                .args
-                .iter()
-                .map(|s| match *s {
-                    Source::Value(v) => Arg::Value(values[v].as_ref().expect("planned in dependency order")),
-                    Source::Weight(w) => Arg::Weight(&self.weights[w]),
-                    Source::Derived(d) => Arg::Weight(&self.derived[d]),
-                })
-                .collect();
+            let out = if let Some(v) = step.owned_input {
+                let x = values[v].take().expect("planned in dependency order");
+                step.kernel.run_owned(x, &self.scratch)
+            } else {
+                let args: Vec<Arg<'_>> = step
+                    .args
+                    .iter()
+                    .map(|s| match *s {
+                        Source::Value(v) => Arg::Value(values[v].as_ref().expect("planned in dependency order")),
+                        Source::Weight(w) => Arg::Weight(&self.weights[w]),
+                        Source::Derived(d) => Arg::Weight(&self.derived[d]),
+                    })
+                    .collect();
+                step.kernel.run(&args, &self.scratch)
+            };
             let node = &self.graph.nodes()[step.node];
-            let out = step.kernel.run(&args, &self.scratch).map_err(|message| RuntimeError::Node {
-                node: node.name.clone(),
-                op: node.op.name(),
-                message,
-            })?;
-            drop(args);
+            let out =
+                out.map_err(|message| RuntimeError::Node { node: node.name.clone(), op: node.op.name(), message })?;
             values[step.out] = Some(out);
             for &f in &step.frees {
                 if let Some(v) = values[f].take() {

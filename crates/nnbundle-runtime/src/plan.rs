@@ -28,6 +28,9 @@ pub(crate) struct Step {
     pub out: usize,
     /// Value slots whose last reader is this step.
     pub frees: Vec<usize>,
+    /// The slot of the step's only operand when this step is its last
+    /// reader: the kernel gets the value itself ([`Kernel::run_owned`]).
+    pub owned_input: Option<usize>,
 }
 
 /// A model's execution plan.
@@ -83,7 +86,14 @@ pub(crate) fn plan(graph: &Graph, weight_names: &[String], weights: &[Tensor]) -
         }
         let kernel =
             build_kernel(node).ok_or_else(|| RuntimeError::NoKernel { node: node.name.clone(), op: node.op.name() })?;
-        steps.push(Step { node: i, kernel, args, out: slot_of[node.name.as_str()], frees: Vec::new() });
+        steps.push(Step {
+            node: i,
+            kernel,
+            args,
+            out: slot_of[node.name.as_str()],
+            frees: Vec::new(),
+            owned_input: None,
+        });
     }
     let outputs: Vec<usize> = graph.outputs().iter().map(|o| slot_of[o.as_str()]).collect();
     let mut derived = Vec::new();
@@ -101,8 +111,16 @@ pub(crate) fn plan(graph: &Graph, weight_names: &[String], weights: &[Tensor]) -
         }
     }
     for (v, si) in last_reader {
-        if !outputs.contains(&v) {
-            steps[si].frees.push(v);
+        if outputs.contains(&v) {
+            continue;
+        }
+        let step = &mut steps[si];
+        if let [Source::Value(only)] = step.args[..]
+            && only == v
+        {
+            step.owned_input = Some(v);
+        } else {
+            step.frees.push(v);
         }
     }
     let inputs = graph.inputs().iter().map(|i| slot_of[i.name.as_str()]).collect();

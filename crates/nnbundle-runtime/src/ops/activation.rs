@@ -4,7 +4,7 @@ use ndarray::Axis;
 use nnbundle_graph::{NodeAttrs, normalize_axis};
 
 use super::Scratch;
-use super::{Float, Kernel, KernelResult, by_chunks, first_dtype, view, with_float};
+use super::{Float, Kernel, KernelResult, by_chunks, by_planes, first_dtype, view, with_float};
 use crate::linalg::relu;
 use crate::value::Arg;
 
@@ -265,32 +265,57 @@ pub(crate) fn softmax_lanes<T: Float>(y: &mut ndarray::ArrayD<T>, axis: usize, l
     for mut lane in y.lanes_mut(Axis(axis)) {
         let max = lane.iter().copied().fold(T::neg_infinity(), |m, v| if v > m { v } else { m });
         if log {
-            let sum: T = lane.iter().map(|&v| (v - max).exp()).sum();
+            let sum: T = lane.iter().map(|&v| (v - max).exp_or_zero()).sum();
             let lse = sum.ln();
             lane.mapv_inplace(|v| v - max - lse);
         } else {
-            lane.mapv_inplace(|v| (v - max).exp());
+            lane.mapv_inplace(|v| (v - max).exp_or_zero());
             let sum: T = lane.iter().copied().sum();
             lane.mapv_inplace(|v| v / sum);
         }
     }
 }
 
-fn softmax<T: Float>(k: &Softmax, args: &[Arg<'_>]) -> KernelResult {
+/// [`softmax_lanes`] of one contiguous lane `x` into `y`, in the same order
+/// of operations (the same bits).
+fn softmax_lane<T: Float>(x: &[T], y: &mut [T], log: bool) {
+    let max = x.iter().copied().fold(T::neg_infinity(), |m, v| if v > m { v } else { m });
+    if log {
+        let sum: T = x.iter().map(|&v| (v - max).exp_or_zero()).sum();
+        let lse = sum.ln();
+        y.iter_mut().zip(x).for_each(|(y, &v)| *y = v - max - lse);
+    } else {
+        y.iter_mut().zip(x).for_each(|(y, &v)| *y = (v - max).exp_or_zero());
+        let sum: T = y.iter().copied().sum();
+        y.iter_mut().for_each(|v| *v /= sum);
+    }
+}
+
+fn softmax<T: Float>(k: &Softmax, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult {
     let x = view::<T>(args, 0)?;
-    let mut y = x.to_owned();
-    if y.ndim() == 0 {
-        y = y.insert_axis(Axis(0));
+    if x.ndim() == 0 {
+        let mut y = x.to_owned().insert_axis(Axis(0));
         softmax_lanes(&mut y, 0, k.log);
         return Ok(T::into_value(y.remove_axis(Axis(0))));
     }
-    let axis = normalize_axis(k.dim, y.ndim()).ok_or("dim out of range")?;
+    let axis = normalize_axis(k.dim, x.ndim()).ok_or("dim out of range")?;
+    if axis + 1 == x.ndim() {
+        // Lanes along the last dimension (attention scores): contiguous,
+        // split across threads.
+        let lane = x.shape()[axis];
+        let x = x.as_standard_layout();
+        let xs = x.as_slice().expect("standard layout");
+        let mut y = T::buffer_in(scratch, xs.len());
+        by_planes((xs, lane), (&mut y, lane), |x, y| softmax_lane(x, y, k.log));
+        return Ok(T::into_value(ndarray::ArrayD::from_shape_vec(x.raw_dim(), y).map_err(|e| e.to_string())?));
+    }
+    let mut y = x.to_owned();
     softmax_lanes(&mut y, axis, k.log);
     Ok(T::into_value(y))
 }
 
 impl Kernel for Softmax {
-    fn run(&self, args: &[Arg<'_>], _: &Scratch) -> KernelResult {
-        with_float!(first_dtype(args), T => softmax::<T>(self, args))
+    fn run(&self, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult {
+        with_float!(first_dtype(args), T => softmax::<T>(self, args, scratch))
     }
 }

@@ -35,6 +35,15 @@ pub(crate) trait Kernel: Send + Sync {
         false
     }
 
+    /// Computes the output from its only operand, a value no later step
+    /// reads, which the kernel may reuse (a reshape keeps its buffer). The
+    /// default runs [`Kernel::run`] on it, then hands its buffer to `scratch`.
+    fn run_owned(&self, x: Value, scratch: &Scratch) -> KernelResult {
+        let y = self.run(&[Arg::Value(&x)], scratch);
+        scratch.recycle(x);
+        y
+    }
+
     /// Takes a bias operand after the weights, which the node does not
     /// have (a batch norm folded into it brings one). Returns whether it did.
     fn take_bias(&mut self) -> bool {
@@ -77,6 +86,10 @@ pub(crate) trait Float:
 {
     fn from_f64(x: f64) -> Self;
     fn erf(self) -> Self;
+    /// `self.exp()`, the same bits, without `exp`'s slow path for arguments
+    /// whose exponential underflows (every masked attention score does; the
+    /// slow path took 5% of a BERT encoder). See [`exp_without_underflow`].
+    fn exp_or_zero(self) -> Self;
     fn into_value(a: ArrayD<Self>) -> Value;
     /// A buffer of `len` zeros, recycled from `scratch` where this type is pooled.
     fn zeros_in(scratch: &Scratch, len: usize) -> Vec<Self>;
@@ -87,12 +100,36 @@ pub(crate) trait Float:
     fn recycle_in(scratch: &Scratch, buffer: Vec<Self>);
 }
 
+/// `x.exp()` where every call of `exp` takes an argument of at least
+/// `plain` (above which `exp` has no special case), except for `x` between
+/// `zero` and `plain` (rare: subnormal results); below `zero` the result
+/// rounds to 0. The argument is clamped before the call because the
+/// compiler may run `exp` on both sides of a branch and select.
+fn exp_without_underflow<T: num_traits::Float>(x: T, plain: T, zero: T) -> T {
+    // NaN stays NaN (the comparison is false).
+    let clamped = if x < plain { plain } else { x };
+    let e = clamped.exp();
+    if x >= plain || x.is_nan() {
+        e
+    } else if x < zero {
+        T::zero()
+    } else {
+        // `black_box` keeps this call behind its branch.
+        std::hint::black_box(x).exp()
+    }
+}
+
 impl Float for f32 {
     fn from_f64(x: f64) -> Self {
         x as f32
     }
     fn erf(self) -> Self {
         libm::erff(self)
+    }
+    fn exp_or_zero(self) -> Self {
+        // e^-104 is below half the smallest subnormal f32; from -87 on, no
+        // special case.
+        exp_without_underflow(self, -87.0, -104.0)
     }
     fn into_value(a: ArrayD<Self>) -> Value {
         Value::F32(a)
@@ -114,6 +151,11 @@ impl Float for f64 {
     }
     fn erf(self) -> Self {
         libm::erf(self)
+    }
+    fn exp_or_zero(self) -> Self {
+        // e^-746 is below half the smallest subnormal f64; from -700 on, no
+        // special case.
+        exp_without_underflow(self, -700.0, -746.0)
     }
     fn into_value(a: ArrayD<Self>) -> Value {
         Value::F64(a)
@@ -310,6 +352,27 @@ impl Broadcast {
             });
         } else {
             out.chunks_mut(run).enumerate().for_each(|(r, out)| fill(r, out));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Float;
+
+    /// `exp_or_zero` gives `exp`'s bits everywhere, underflow band included.
+    #[test]
+    fn exp_or_zero_is_exp() {
+        let mut f32s = vec![f32::NAN, f32::NEG_INFINITY, f32::INFINITY, f32::MIN, -1e30, 0.0, -0.0, 88.7, 89.0];
+        // Steps of 1/64 over the special-case bands, and around zero.
+        f32s.extend((-110 * 64..-80 * 64).chain(-640..640).map(|i| i as f32 / 64.0));
+        for x in f32s {
+            assert_eq!(x.exp_or_zero().to_bits(), x.exp().to_bits(), "f32 {x}");
+        }
+        let mut f64s = vec![f64::NAN, f64::NEG_INFINITY, f64::MIN, -1e300, 0.0, 709.0, 710.0];
+        f64s.extend((-760 * 16..-690 * 16).map(|i| i as f64 / 16.0));
+        for x in f64s {
+            assert_eq!(x.exp_or_zero().to_bits(), x.exp().to_bits(), "f64 {x}");
         }
     }
 }

@@ -34,12 +34,35 @@ fn reshape<T: Clone>(a: &ArrayD<T>, shape: &[usize]) -> Result<ArrayD<T>, String
     a.as_standard_layout().into_owned().into_shape_with_order(IxDyn(shape)).map_err(|e| e.to_string())
 }
 
+/// An owned value with a new shape of as many elements: no copy when it is
+/// in standard layout (as kernels produce them).
+fn reshape_owned(v: Value, shape: &[usize]) -> KernelResult {
+    fn one<T: Clone>(a: ArrayD<T>, shape: &[usize]) -> Result<ArrayD<T>, String> {
+        if a.is_standard_layout() {
+            a.into_shape_with_order(IxDyn(shape)).map_err(|e| e.to_string())
+        } else {
+            reshape(&a, shape)
+        }
+    }
+    Ok(match v {
+        Value::F32(a) => Value::F32(one(a, shape)?),
+        Value::F64(a) => Value::F64(one(a, shape)?),
+        Value::I32(a) => Value::I32(one(a, shape)?),
+        Value::I64(a) => Value::I64(one(a, shape)?),
+        Value::Bool(a) => Value::Bool(one(a, shape)?),
+    })
+}
+
 /// `Dropout` and `Identity`.
 pub(crate) struct Passthrough;
 
 impl Kernel for Passthrough {
     fn run(&self, args: &[Arg<'_>], _: &Scratch) -> KernelResult {
         Ok(any_dtype!(args[0], a => a.clone()))
+    }
+
+    fn run_owned(&self, x: Value, _: &Scratch) -> KernelResult {
+        Ok(x)
     }
 }
 
@@ -54,20 +77,31 @@ impl Flatten {
     }
 }
 
-impl Kernel for Flatten {
-    fn run(&self, args: &[Arg<'_>], _: &Scratch) -> KernelResult {
-        let dims = args[0].shape();
+impl Flatten {
+    /// The output shape for an input of shape `dims`.
+    fn target(&self, dims: &[usize]) -> Result<Vec<usize>, String> {
         let r = dims.len().max(1);
         let (s, e) = (normalize_axis(self.start, r).ok_or("start_dim")?, normalize_axis(self.end, r).ok_or("end_dim")?);
-        let shape: Vec<usize> = if dims.is_empty() {
+        Ok(if dims.is_empty() {
             vec![1]
         } else {
             let mut v = dims[..s].to_vec();
             v.push(dims[s..=e].iter().product());
             v.extend_from_slice(&dims[e + 1..]);
             v
-        };
+        })
+    }
+}
+
+impl Kernel for Flatten {
+    fn run(&self, args: &[Arg<'_>], _: &Scratch) -> KernelResult {
+        let shape = self.target(args[0].shape())?;
         Ok(any_dtype!(args[0], a => reshape(a, &shape)?))
+    }
+
+    fn run_owned(&self, x: Value, _: &Scratch) -> KernelResult {
+        let shape = self.target(x.shape())?;
+        reshape_owned(x, &shape)
     }
 }
 
@@ -82,9 +116,9 @@ impl Reshape {
     }
 }
 
-impl Kernel for Reshape {
-    fn run(&self, args: &[Arg<'_>], _: &Scratch) -> KernelResult {
-        let input = args[0].shape();
+impl Reshape {
+    /// The output shape for an input of shape `input`.
+    fn target(&self, input: &[usize]) -> Result<Vec<usize>, String> {
         let total: usize = input.iter().product();
         // Sizes, with copied dims resolved and the -1 still open.
         let sizes: Vec<Option<usize>> = self
@@ -103,9 +137,21 @@ impl Kernel for Reshape {
         let shape: Vec<usize> =
             sizes.iter().map(|d| d.unwrap_or_else(|| total.checked_div(known).unwrap_or(0))).collect();
         if shape.iter().product::<usize>() != total {
-            return Err(format!("cannot reshape {:?} ({total} elements) to {:?}", args[0].shape(), self.shape));
+            return Err(format!("cannot reshape {input:?} ({total} elements) to {:?}", self.shape));
         }
+        Ok(shape)
+    }
+}
+
+impl Kernel for Reshape {
+    fn run(&self, args: &[Arg<'_>], _: &Scratch) -> KernelResult {
+        let shape = self.target(args[0].shape())?;
         Ok(any_dtype!(args[0], a => reshape(a, &shape)?))
+    }
+
+    fn run_owned(&self, x: Value, _: &Scratch) -> KernelResult {
+        let shape = self.target(x.shape())?;
+        reshape_owned(x, &shape)
     }
 }
 
