@@ -68,9 +68,33 @@ fn axis_taps(w: &Window, n: usize, out: usize) -> Vec<Taps> {
         .collect()
 }
 
+/// The output columns `lo..hi` whose windows are whole and evenly spaced
+/// (`stride` apart): the interior, away from the padding.
+struct Interior {
+    lo: usize,
+    hi: usize,
+    stride: usize,
+    taps: usize,
+}
+
+impl Interior {
+    fn of(cols: &[Taps]) -> Option<Interior> {
+        let taps = cols.iter().map(|c| c.count).max()?;
+        let lo = cols.iter().position(|c| c.count == taps)?;
+        let hi = cols.iter().rposition(|c| c.count == taps)? + 1;
+        let stride = if hi - lo >= 2 { cols[lo + 1].first - cols[lo].first } else { 1 };
+        let even = (lo..hi).all(|x| cols[x].count == taps && cols[x].first == cols[lo].first + (x - lo) * stride);
+        (even && stride >= 1).then_some(Interior { lo, hi, stride, taps })
+    }
+}
+
 /// Folds `f` over every window of one `[h, w]` plane into `out` (`[oh, ow]`),
-/// then `finish(acc, rows, cols)` gives the output.
+/// then `finish(acc, rows, cols)` gives the output. Each window folds its
+/// taps row by row, left to right; the interior columns of an output row
+/// fold one tap across all of them at a time (vectorized, compiled per
+/// instruction set), in that order.
 #[allow(clippy::too_many_arguments)]
+#[multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2", "aarch64+neon"))]
 fn pool_plane<T: Float, A: Copy>(
     plane: &[T],
     w: usize,
@@ -81,18 +105,37 @@ fn pool_plane<T: Float, A: Copy>(
     finish: impl Fn(A, &Taps, &Taps) -> T,
     out: &mut [T],
 ) {
+    let fold = |acc: A, row: &[T], rx: &Taps| {
+        if dx == 1 {
+            row[rx.first..rx.first + rx.count].iter().fold(acc, |a, &v| f(a, v))
+        } else {
+            row[rx.first..].iter().step_by(dx).take(rx.count).fold(acc, |a, &v| f(a, v))
+        }
+    };
+    let interior = Interior::of(cols).unwrap_or(Interior { lo: 0, hi: 0, stride: 1, taps: 0 });
+    let mut acc = vec![init; cols.len()];
     for (ry, out) in rows.iter().zip(out.chunks_exact_mut(cols.len().max(1))) {
-        for (rx, out) in cols.iter().zip(out.iter_mut()) {
-            let mut acc = init;
-            for r in 0..ry.count {
-                let row = &plane[(ry.first + r * dy) * w..][..w];
-                if dx == 1 {
-                    acc = row[rx.first..rx.first + rx.count].iter().fold(acc, |a, &v| f(a, v));
+        acc.fill(init);
+        for r in 0..ry.count {
+            let row = &plane[(ry.first + r * dy) * w..][..w];
+            for x in (0..interior.lo).chain(interior.hi..cols.len()) {
+                acc[x] = fold(acc[x], row, &cols[x]);
+            }
+            let base = cols.get(interior.lo).map_or(0, |c| c.first);
+            let inner = &mut acc[interior.lo..interior.hi];
+            for t in 0..interior.taps {
+                let from = base + t * dx;
+                if interior.stride == 1 {
+                    let column = &row[from..][..inner.len()];
+                    inner.iter_mut().zip(column).for_each(|(a, &v)| *a = f(*a, v));
                 } else {
-                    acc = row[rx.first..].iter().step_by(dx).take(rx.count).fold(acc, |a, &v| f(a, v));
+                    let column = row[from..].iter().step_by(interior.stride);
+                    inner.iter_mut().zip(column).for_each(|(a, &v)| *a = f(*a, v));
                 }
             }
-            *out = finish(acc, ry, rx);
+        }
+        for ((o, &a), rx) in out.iter_mut().zip(&acc).zip(cols) {
+            *o = finish(a, ry, rx);
         }
     }
 }
@@ -137,10 +180,11 @@ fn run<T: Float>(k: &Pool, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult 
         match k.kind {
             // NaN propagates, as in PyTorch.
             Kind::Max => {
-                // Branch-free: the maximum ignoring NaN, and whether a NaN was seen.
-                let max = |(best, nan): (T, bool), v: T| (best.max(v), nan | v.is_nan());
-                let finish = |(best, nan): (T, bool), _: &Taps, _: &Taps| if nan { T::nan() } else { best };
-                pool_plane(plane, w, taps, steps, (T::neg_infinity(), false), max, finish, out);
+                // A select that vectorizes: the larger, or NaN once one was
+                // seen (given out as the canonical NaN).
+                let max = |best: T, v: T| if best > v || best.is_nan() { best } else { v };
+                let finish = |best: T, _: &Taps, _: &Taps| if best.is_nan() { T::nan() } else { best };
+                pool_plane(plane, w, taps, steps, T::neg_infinity(), max, finish, out);
             }
             Kind::Avg => {
                 let mean = |sum: T, ry: &Taps, rx: &Taps| {
