@@ -23,6 +23,9 @@ thread_local! {
 /// as much as 16 times the awake threshold's work.
 const ASLEEP_FACTOR: usize = 16;
 
+/// Pauses of a spinning helper between two looks for work.
+const IDLE_PAUSES: usize = 32;
+
 /// True when `work` (in the caller's unit) should split across threads:
 /// the pool has more than one thread and `work` reaches `threshold`, the
 /// size from which splitting pays with the other workers awake (16 times
@@ -93,7 +96,12 @@ fn spin_beside<'scope, R>(
             let _awake = AwakeHere::new();
             while !done.load(Ordering::Acquire) {
                 if rayon::yield_now() != Some(rayon::Yield::Executed) {
-                    std::hint::spin_loop();
+                    // Looking for work reads the owner's queue: between looks,
+                    // pause (about a microsecond) so that the owner's pushes and
+                    // pops do not contend for its cache lines.
+                    for _ in 0..IDLE_PAUSES {
+                        std::hint::spin_loop();
+                    }
                 }
             }
         });
