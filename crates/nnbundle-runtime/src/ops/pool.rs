@@ -92,7 +92,10 @@ impl Interior {
 /// then `finish(acc, rows, cols)` gives the output. Each window folds its
 /// taps row by row, left to right; the interior columns of an output row
 /// fold one tap across all of them at a time (vectorized, compiled per
-/// instruction set), in that order.
+/// instruction set), in that order. With `merge` (`f` is then a max,
+/// indifferent to grouping), strided windows first fold each row's taps at
+/// every input position (unit stride, vectorized), then merge every
+/// `stride`-th of those into the windows.
 #[allow(clippy::too_many_arguments)]
 #[multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2", "aarch64+neon"))]
 fn pool_plane<T: Float, A: Copy>(
@@ -101,7 +104,7 @@ fn pool_plane<T: Float, A: Copy>(
     (rows, cols): (&[Taps], &[Taps]),
     (dy, dx): (usize, usize),
     init: A,
-    f: impl Fn(A, T) -> A,
+    (f, merge): (impl Fn(A, T) -> A, Option<impl Fn(A, A) -> A>),
     finish: impl Fn(A, &Taps, &Taps) -> T,
     out: &mut [T],
 ) {
@@ -114,6 +117,7 @@ fn pool_plane<T: Float, A: Copy>(
     };
     let interior = Interior::of(cols).unwrap_or(Interior { lo: 0, hi: 0, stride: 1, taps: 0 });
     let mut acc = vec![init; cols.len()];
+    let mut folded = vec![init; if merge.is_some() && interior.stride > 1 { w } else { 0 }];
     for (ry, out) in rows.iter().zip(out.chunks_exact_mut(cols.len().max(1))) {
         acc.fill(init);
         for r in 0..ry.count {
@@ -128,10 +132,21 @@ fn pool_plane<T: Float, A: Copy>(
                 if interior.stride == 1 {
                     let column = &row[from..][..inner.len()];
                     inner.iter_mut().zip(column).for_each(|(a, &v)| *a = f(*a, v));
-                } else {
+                } else if merge.is_none() {
                     let column = row[from..].iter().step_by(interior.stride);
                     inner.iter_mut().zip(column).for_each(|(a, &v)| *a = f(*a, v));
                 }
+            }
+            if let Some(merge) = merge.as_ref().filter(|_| interior.stride > 1 && !inner.is_empty()) {
+                let span = (inner.len() - 1) * interior.stride + 1;
+                let folded = &mut folded[..span];
+                folded.fill(init);
+                for t in 0..interior.taps {
+                    let column = &row[base + t * dx..][..span];
+                    folded.iter_mut().zip(column).for_each(|(a, &v)| *a = f(*a, v));
+                }
+                let windows = folded.iter().step_by(interior.stride);
+                inner.iter_mut().zip(windows).for_each(|(a, &v)| *a = merge(*a, v));
             }
         }
         for ((o, &a), rx) in out.iter_mut().zip(&acc).zip(cols) {
@@ -184,14 +199,14 @@ fn run<T: Float>(k: &Pool, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult 
                 // seen (given out as the canonical NaN).
                 let max = |best: T, v: T| if best > v || best.is_nan() { best } else { v };
                 let finish = |best: T, _: &Taps, _: &Taps| if best.is_nan() { T::nan() } else { best };
-                pool_plane(plane, w, taps, steps, T::neg_infinity(), max, finish, out);
+                pool_plane(plane, w, taps, steps, T::neg_infinity(), (max, Some(max)), finish, out);
             }
             Kind::Avg => {
                 let mean = |sum: T, ry: &Taps, rx: &Taps| {
                     let count = if k.count_include_pad { ry.padded * rx.padded } else { (ry.count * rx.count) as i64 };
                     sum / T::from_f64(count.max(1) as f64)
                 };
-                pool_plane(plane, w, taps, steps, T::zero(), |s, v| s + v, mean, out);
+                pool_plane(plane, w, taps, steps, T::zero(), (|s, v| s + v, None::<fn(T, T) -> T>), mean, out);
             }
         }
     });

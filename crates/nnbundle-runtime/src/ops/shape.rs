@@ -184,9 +184,30 @@ impl Concat {
     }
 }
 
-fn concat<T: Clone + crate::value::Scalar>(args: &[Arg<'_>], axis: usize) -> Result<ArrayD<T>, String> {
+fn concat<T: Copy + crate::value::Scalar>(args: &[Arg<'_>], axis: usize) -> Result<ArrayD<T>, String> {
     let views: Vec<_> = (0..args.len()).map(|i| super::view::<T>(args, i)).collect::<Result<_, _>>()?;
-    ndarray::concatenate(Axis(axis), &views).map_err(|e| e.to_string())
+    let first = views.first().ok_or("no operands")?;
+    let same_elsewhere = |v: &ndarray::ArrayViewD<'_, T>| {
+        v.ndim() == first.ndim()
+            && v.shape().iter().zip(first.shape()).enumerate().all(|(d, (a, b))| d == axis || a == b)
+    };
+    if !views.iter().all(|v| v.is_standard_layout() && same_elsewhere(v)) {
+        return ndarray::concatenate(Axis(axis), &views).map_err(|e| e.to_string());
+    }
+    // Standard layout: for each index before `axis`, each operand adds one
+    // contiguous block (its slab from `axis` on), in operand order.
+    let outer: usize = first.shape()[..axis].iter().product();
+    let blocks: Vec<&[T]> = views.iter().map(|v| v.as_slice().expect("standard layout")).collect();
+    let widths: Vec<usize> = blocks.iter().map(|b| b.len().checked_div(outer).unwrap_or(0)).collect();
+    let mut data = Vec::with_capacity(blocks.iter().map(|b| b.len()).sum());
+    for o in 0..outer {
+        for (block, &width) in blocks.iter().zip(&widths) {
+            data.extend_from_slice(&block[o * width..][..width]);
+        }
+    }
+    let mut shape = first.shape().to_vec();
+    shape[axis] = views.iter().map(|v| v.shape()[axis]).sum();
+    ArrayD::from_shape_vec(IxDyn(&shape), data).map_err(|e| e.to_string())
 }
 
 impl Kernel for Concat {
