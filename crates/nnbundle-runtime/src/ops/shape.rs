@@ -170,7 +170,77 @@ impl Kernel for Permute {
         let r = args[0].shape().len();
         let axes: Vec<usize> =
             self.dims.iter().map(|&d| normalize_axis(d, r).ok_or("dims out of range")).collect::<Result<_, _>>()?;
-        Ok(any_dtype!(args[0], a => a.view().permuted_axes(IxDyn(&axes)).as_standard_layout().into_owned()))
+        let mut seen = vec![false; r];
+        if axes.len() != r || axes.iter().any(|&a| std::mem::replace(&mut seen[a], true)) {
+            return Err(format!("dims {:?} are not a permutation of {r} dimensions", self.dims));
+        }
+        Ok(any_dtype!(args[0], a => permuted(a, &axes)?))
+    }
+}
+
+/// `a` with its axes permuted (output axis i is input axis `axes[i]`), in
+/// standard layout.
+fn permuted<T: Copy>(a: &ArrayD<T>, axes: &[usize]) -> Result<ArrayD<T>, String> {
+    let shape: Vec<usize> = axes.iter().map(|&d| a.shape()[d]).collect();
+    let data = match a.as_slice() {
+        Some(x) => permute_copy(x, a.shape(), axes),
+        None => return Ok(a.view().permuted_axes(IxDyn(axes)).as_standard_layout().into_owned()),
+    };
+    ArrayD::from_shape_vec(IxDyn(&shape), data).map_err(|e| e.to_string())
+}
+
+/// The elements of a standard-layout array `x` of `shape` in the order of
+/// its permutation by `axes`: trailing output axes that stay contiguous in
+/// the input (a channel shuffle's planes, attention heads' rows) are copied
+/// as blocks, the rest one strided row at a time.
+fn permute_copy<T: Copy>(x: &[T], shape: &[usize], axes: &[usize]) -> Vec<T> {
+    let total: usize = shape.iter().product();
+    let mut out = Vec::with_capacity(total);
+    if total == 0 {
+        return out;
+    }
+    let mut input_strides = vec![1; shape.len()];
+    for d in (0..shape.len().saturating_sub(1)).rev() {
+        input_strides[d] = input_strides[d + 1] * shape[d + 1];
+    }
+    let sizes: Vec<usize> = axes.iter().map(|&d| shape[d]).collect();
+    let strides: Vec<usize> = axes.iter().map(|&d| input_strides[d]).collect();
+    // Trailing output axes read contiguously: one block of `block` elements.
+    let (mut block, mut k) = (1, sizes.len());
+    while k > 0 && strides[k - 1] == block {
+        block *= sizes[k - 1];
+        k -= 1;
+    }
+    // The innermost remaining axis, read with its stride, one row per step.
+    let (row, step) = if block == 1 && k > 0 {
+        k -= 1;
+        (sizes[k], strides[k])
+    } else {
+        (1, 0)
+    };
+    let mut index = vec![0; k];
+    let mut at = 0;
+    loop {
+        if block > 1 {
+            out.extend_from_slice(&x[at..at + block]);
+        } else {
+            out.extend((0..row).map(|i| x[at + i * step]));
+        }
+        // The next index over the outer axes, last fastest.
+        let mut d = k;
+        loop {
+            if d == 0 {
+                return out;
+            }
+            d -= 1;
+            index[d] += 1;
+            at += strides[d];
+            if index[d] < sizes[d] {
+                break;
+            }
+            at -= strides[d] * sizes[d];
+            index[d] = 0;
+        }
     }
 }
 
@@ -467,5 +537,40 @@ impl Expand {
 impl Kernel for Expand {
     fn run(&self, args: &[Arg<'_>], _: &Scratch) -> KernelResult {
         Ok(any_dtype!(args[0], a => self.expand(a)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ndarray::{ArrayD, IxDyn};
+
+    use super::permuted;
+
+    /// Every permutation of rank 1 to 4 shapes (with unit and empty axes)
+    /// gives ndarray's elements in ndarray's order.
+    #[test]
+    fn permutations_match_ndarray() {
+        fn all(rank: usize) -> Vec<Vec<usize>> {
+            if rank == 0 {
+                return vec![vec![]];
+            }
+            let mut out = Vec::new();
+            for p in all(rank - 1) {
+                for at in 0..=p.len() {
+                    let mut q = p.clone();
+                    q.insert(at, rank - 1);
+                    out.push(q);
+                }
+            }
+            out
+        }
+        for shape in [vec![5], vec![3, 4], vec![2, 3, 4], vec![2, 1, 3, 5], vec![2, 3, 2, 4], vec![3, 0, 2]] {
+            let n: usize = shape.iter().product();
+            let a = ArrayD::from_shape_vec(IxDyn(&shape), (0..n as i64).collect()).unwrap();
+            for axes in all(shape.len()) {
+                let want = a.view().permuted_axes(IxDyn(&axes)).as_standard_layout().into_owned();
+                assert_eq!(permuted(&a, &axes).unwrap(), want, "{shape:?} by {axes:?}");
+            }
+        }
     }
 }
