@@ -1,12 +1,14 @@
 //! Linear algebra under the ops: matrix products (`gemm`), depthwise
 //! convolution (`depthwise`), matrix-vector
-//! products (`matvec`), Winograd convolution (`winograd`) and per-thread
+//! products (`matvec`), Winograd convolution (`winograd`), the vectorized
+//! sigmoid (`sigmoid`) and per-thread
 //! work buffers (`scratch`). Nothing here imports from the ops.
 
 pub(crate) mod depthwise;
 pub(crate) mod gemm;
 pub(crate) mod matvec;
 pub(crate) mod scratch;
+pub(crate) mod sigmoid;
 pub(crate) mod winograd;
 
 /// ReLU as a select the compiler vectorizes; NaN stays NaN, as in PyTorch.

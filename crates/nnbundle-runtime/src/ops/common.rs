@@ -90,6 +90,10 @@ pub(crate) trait Float:
     /// whose exponential underflows (every masked attention score does; the
     /// slow path took 5% of a BERT encoder). See [`exp_without_underflow`].
     fn exp_or_zero(self) -> Self;
+    /// Writes the logistic sigmoid of `x` (times `x` with `times_x`: SiLU)
+    /// into `y` with a vectorized kernel, where this type has one; returns
+    /// whether it did.
+    fn sigmoid_into(x: &[Self], y: &mut [Self], times_x: bool) -> bool;
     fn into_value(a: ArrayD<Self>) -> Value;
     /// A buffer of `len` zeros, recycled from `scratch` where this type is pooled.
     fn zeros_in(scratch: &Scratch, len: usize) -> Vec<Self>;
@@ -131,6 +135,10 @@ impl Float for f32 {
         // special case.
         exp_without_underflow(self, -87.0, -104.0)
     }
+    fn sigmoid_into(x: &[f32], y: &mut [f32], times_x: bool) -> bool {
+        crate::linalg::sigmoid::sigmoid(x, y, times_x);
+        true
+    }
     fn into_value(a: ArrayD<Self>) -> Value {
         Value::F32(a)
     }
@@ -156,6 +164,9 @@ impl Float for f64 {
         // e^-746 is below half the smallest subnormal f64; from -700 on, no
         // special case.
         exp_without_underflow(self, -700.0, -746.0)
+    }
+    fn sigmoid_into(_: &[f64], _: &mut [f64], _: bool) -> bool {
+        false
     }
     fn into_value(a: ArrayD<Self>) -> Value {
         Value::F64(a)
