@@ -265,23 +265,19 @@ impl Softmax {
 }
 
 /// Softmax (or log-softmax) of each lane along `axis`, in place.
+/// Softmax (or log-softmax) of every lane of `y` along `axis`, in place.
 pub(crate) fn softmax_lanes<T: Float>(y: &mut ndarray::ArrayD<T>, axis: usize, log: bool) {
+    let (mut x, mut out) = (Vec::new(), Vec::new());
     for mut lane in y.lanes_mut(Axis(axis)) {
-        let max = lane.iter().copied().fold(T::neg_infinity(), |m, v| if v > m { v } else { m });
-        if log {
-            let sum: T = lane.iter().map(|&v| (v - max).exp_or_zero()).sum();
-            let lse = sum.ln();
-            lane.mapv_inplace(|v| v - max - lse);
-        } else {
-            lane.mapv_inplace(|v| (v - max).exp_or_zero());
-            let sum: T = lane.iter().copied().sum();
-            lane.mapv_inplace(|v| v / sum);
-        }
+        x.clear();
+        x.extend(lane.iter().copied());
+        out.resize(x.len(), T::zero());
+        softmax_lane(&x, &mut out, log);
+        lane.iter_mut().zip(&out).for_each(|(y, &v)| *y = v);
     }
 }
 
-/// [`softmax_lanes`] of one contiguous lane `x` into `y`, in the same order
-/// of operations (the same bits).
+/// Softmax (or log-softmax) of one lane `x` into `y`.
 fn softmax_lane<T: Float>(x: &[T], y: &mut [T], log: bool) {
     let max = x.iter().copied().fold(T::neg_infinity(), |m, v| if v > m { v } else { m });
     if log {
