@@ -264,7 +264,6 @@ impl Softmax {
     }
 }
 
-/// Softmax (or log-softmax) of each lane along `axis`, in place.
 /// Softmax (or log-softmax) of every lane of `y` along `axis`, in place.
 pub(crate) fn softmax_lanes<T: Float>(y: &mut ndarray::ArrayD<T>, axis: usize, log: bool) {
     let (mut x, mut out) = (Vec::new(), Vec::new());

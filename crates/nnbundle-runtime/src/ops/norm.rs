@@ -283,3 +283,22 @@ fn fold<T: Float>(weight: &Tensor, bias: Option<&Tensor>, bn: &BatchNormParams<'
     let b: Vec<T> = (0..channels).map(|c| T::from_f64((b[c] - mean[c]) * scale[c] + beta[c])).collect();
     Some((Tensor::from_vec(weight.shape().to_vec(), w).ok()?, Tensor::from_vec(vec![channels], b).ok()?))
 }
+
+#[cfg(test)]
+mod tests {
+    use ndarray::{ArrayD, IxDyn};
+
+    use super::{BatchNorm, Kernel, Scratch};
+    use crate::value::{Arg, Value};
+
+    /// Statistics of another length than the input's channels are an error
+    /// naming both counts, not a read past their end.
+    #[test]
+    fn statistics_of_the_wrong_length_are_an_error() {
+        let k = BatchNorm { eps: 1e-5, affine: false, relu: false };
+        let x = Value::F32(ArrayD::zeros(IxDyn(&[2, 3])));
+        let stats = Value::F32(ArrayD::ones(IxDyn(&[2])));
+        let err = k.run(&[Arg::Value(&x), Arg::Value(&stats), Arg::Value(&stats)], &Scratch::default()).unwrap_err();
+        assert_eq!(err, "a parameter has 2 values for 3 channels");
+    }
+}

@@ -78,7 +78,12 @@ struct Interior {
 }
 
 impl Interior {
-    fn of(cols: &[Taps]) -> Option<Interior> {
+    /// The interior of an axis's windows; empty when they are not evenly spaced.
+    fn of(cols: &[Taps]) -> Interior {
+        Interior::even(cols).unwrap_or(Interior { lo: 0, hi: 0, stride: 1, taps: 0 })
+    }
+
+    fn even(cols: &[Taps]) -> Option<Interior> {
         let taps = cols.iter().map(|c| c.count).max()?;
         let lo = cols.iter().position(|c| c.count == taps)?;
         let hi = cols.iter().rposition(|c| c.count == taps)? + 1;
@@ -101,7 +106,7 @@ impl Interior {
 fn pool_plane<T: Float, A: Copy>(
     plane: &[T],
     w: usize,
-    (rows, cols): (&[Taps], &[Taps]),
+    (rows, cols, interior): (&[Taps], &[Taps], &Interior),
     (dy, dx): (usize, usize),
     init: A,
     (f, merge): (impl Fn(A, T) -> A, Option<impl Fn(A, A) -> A>),
@@ -115,7 +120,6 @@ fn pool_plane<T: Float, A: Copy>(
             row[rx.first..].iter().step_by(dx).take(rx.count).fold(acc, |a, &v| f(a, v))
         }
     };
-    let interior = Interior::of(cols).unwrap_or(Interior { lo: 0, hi: 0, stride: 1, taps: 0 });
     let mut acc = vec![init; cols.len()];
     let mut folded = vec![init; if merge.is_some() && interior.stride > 1 { w } else { 0 }];
     for (ry, out) in rows.iter().zip(out.chunks_exact_mut(cols.len().max(1))) {
@@ -175,7 +179,9 @@ fn run<T: Float>(k: &Pool, args: &[Arg<'_>], scratch: &Scratch) -> KernelResult 
     let oh = wh.out_len(h as i64).ok_or("the window does not fit the padded input")? as usize;
     let ow = ww.out_len(w as i64).ok_or("the window does not fit the padded input")? as usize;
     let taps = (axis_taps(&wh, h, oh), axis_taps(&ww, w, ow));
-    let taps = (taps.0.as_slice(), taps.1.as_slice());
+    // Found once per layer: every plane has the same windows.
+    let interior = Interior::of(&taps.1);
+    let taps = (taps.0.as_slice(), taps.1.as_slice(), &interior);
     let steps = (wh.dilation as usize, ww.dilation as usize);
     let x = x.as_standard_layout();
     let x = x.as_slice().expect("standard layout");

@@ -544,7 +544,16 @@ impl Kernel for Expand {
 mod tests {
     use ndarray::{ArrayD, IxDyn};
 
-    use super::permuted;
+    use super::{Kernel, Permute, Scratch, permuted};
+    use crate::value::{Arg, Value};
+
+    /// Dims that repeat an axis are an error naming them, not a panic.
+    #[test]
+    fn dims_that_are_not_a_permutation_are_an_error() {
+        let x = Value::F32(ArrayD::zeros(IxDyn(&[2, 3])));
+        let err = Permute { dims: vec![0, 0] }.run(&[Arg::Value(&x)], &Scratch::default()).unwrap_err();
+        assert_eq!(err, "dims [0, 0] are not a permutation of 2 dimensions");
+    }
 
     /// Every permutation of rank 1 to 4 shapes (with unit and empty axes)
     /// gives ndarray's elements in ndarray's order.
