@@ -103,6 +103,62 @@ fn patch(mut bytes: Vec<u8>, from: &[u8], to: &[u8]) -> Vec<u8> {
     bytes
 }
 
+/// The offset of the end-of-central-directory record (no archive comment).
+fn end_record(bytes: &[u8]) -> usize {
+    bytes.len() - 22
+}
+
+fn le32_at(bytes: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap())
+}
+
+/// `bytes` with `n` zero bytes in front and every offset moved to match, as
+/// `zip -A` leaves a self-extracting archive: a zip reader sees no prefix.
+fn with_prefix(bytes: &[u8], n: u32) -> Vec<u8> {
+    let mut out = [vec![0; n as usize], bytes.to_vec()].concat();
+    let eocd = end_record(&out);
+    let cd = le32_at(&out, eocd + 16);
+    out[eocd + 16..eocd + 20].copy_from_slice(&(cd + n).to_le_bytes());
+    let mut at = (cd + n) as usize;
+    while out[at..at + 4] == *b"PK\x01\x02" {
+        let offset = le32_at(&out, at + 42) + n;
+        out[at + 42..at + 46].copy_from_slice(&offset.to_le_bytes());
+        let lens: usize =
+            [28, 30, 32].iter().map(|&f| usize::from(u16::from_le_bytes([out[at + f], out[at + f + 1]]))).sum();
+        at += 46 + lens;
+    }
+    out
+}
+
+/// `bytes` with the first central-directory record's Unix mode set to `mode`.
+fn with_first_mode(mut bytes: Vec<u8>, mode: u32) -> Vec<u8> {
+    let cd = le32_at(&bytes, end_record(&bytes) + 16) as usize;
+    bytes[cd + 38..cd + 42].copy_from_slice(&(mode << 16).to_le_bytes());
+    bytes
+}
+
+/// `bytes` with the end record's central-directory size changed by `delta`.
+fn with_directory_size_off(mut bytes: Vec<u8>, delta: i64) -> Vec<u8> {
+    let at = end_record(&bytes) + 12;
+    let size = (i64::from(le32_at(&bytes, at)) + delta) as u32;
+    bytes[at..at + 4].copy_from_slice(&size.to_le_bytes());
+    bytes
+}
+
+/// A bundle holding the bool tensor `flags` whose stored bytes are `data`,
+/// its digest correct.
+fn bool_bundle(data: &[u8]) -> Vec<u8> {
+    let mut npy = npy::to_npy(&Tensor::from_vec(vec![data.len()], vec![false; data.len()]).unwrap());
+    let start = npy.len() - data.len();
+    npy[start..].copy_from_slice(data);
+    let manifest = format!(
+        "format_version: '1.0'\ntensors:\n  flags:\n    dtype: bool\n    shape: [{}]\n    sha256: {}\n    group: params\n",
+        data.len(),
+        Sha256Digest::of(data).to_hex()
+    );
+    zip_of(&[("manifest.yaml", manifest.into_bytes()), ("tensors/flags.npy", npy)])
+}
+
 /// Every case: file name, bytes, expected verdict (`valid` or an error code), and the rule.
 fn cases() -> Vec<(&'static str, Vec<u8>, &'static str, &'static str)> {
     let manifest_only = |m: &str| zip_of(&[("manifest.yaml", m.as_bytes().to_vec())]);
@@ -159,7 +215,7 @@ fn cases() -> Vec<(&'static str, Vec<u8>, &'static str, &'static str)> {
     let valid_chunked = chunked.to_bytes().unwrap();
     let chunked_manifest = chunked.manifest().unwrap().to_yaml().unwrap();
     let chunks_in_1_0 = zip_of(&[
-        ("manifest.yaml", chunked_manifest.replace("format_version: '1.1'", "format_version: '1.0'").into_bytes()),
+        ("manifest.yaml", chunked_manifest.replace("format_version: \"1.1\"", "format_version: \"1.0\"").into_bytes()),
         ("tensors/weight.npy", npy::to_npy(&chunked_tensor)),
     ]);
 
@@ -358,6 +414,36 @@ fn cases() -> Vec<(&'static str, Vec<u8>, &'static str, &'static str)> {
             "the chunk digest is verified (a byte changed in the last chunk)",
         ),
         ("chunks_in_format_1_0.nnb", chunks_in_1_0, "invalid-manifest", "chunk digests need format_version 1.1"),
+        (
+            "graph_opset_mismatch.nnb",
+            raw_bundle(&mlp_yaml.replace("opset: 1", "opset: 2"), &mlp_weights("", None)),
+            "bad-entry",
+            "graph.yaml declares the opset the manifest's graph record gives",
+        ),
+        (
+            "prefix_bytes.nnb",
+            with_prefix(&valid_mlp, 64),
+            "not-a-zip",
+            "the archive starts at offset 0, even when the directory's offsets account for a prefix",
+        ),
+        (
+            "not_regular_file.nnb",
+            with_first_mode(valid_tensors.clone(), 0o010644),
+            "bad-entry",
+            "every entry is a regular file (here a Unix mode that says FIFO)",
+        ),
+        (
+            "directory_size_mismatch.nnb",
+            with_directory_size_off(valid_mlp.clone(), -1),
+            "not-a-zip",
+            "the end record's central-directory size is the size of the records",
+        ),
+        (
+            "bool_out_of_range.nnb",
+            bool_bundle(&[1, 0, 2]),
+            "bad-tensor-entry",
+            "a bool tensor holds only the bytes 0x00 and 0x01 (its digest is right)",
+        ),
     ]
 }
 

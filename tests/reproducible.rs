@@ -54,7 +54,7 @@ fn known_bundle_digest_is_pinned() {
     let bytes = known_bundle().to_bytes().unwrap();
     assert_eq!(
         Sha256Digest::of(&bytes).to_hex(),
-        "6abdbcc179065e29cd97ab24465d5a7cfdbc813c9aa6d9f9e452767a47490471",
+        "9d8cd6d5b69e9808aa6ffff1b8c3023f8cf27d44de177036a1940e28d8988d02",
         "the writer's output changed; if intended, it is a format change"
     );
 }

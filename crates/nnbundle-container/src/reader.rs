@@ -218,11 +218,17 @@ impl Bundle {
         self.graph.clone().map(|r| &self.source.bytes()[r])
     }
 
-    /// Parses the graph and checks its architecture digest against the
-    /// manifest. `Ok(None)` for a bundle without a graph.
+    /// Parses the graph and checks its opset and architecture digest against
+    /// the manifest's graph record. `Ok(None)` for a bundle without a graph.
     pub fn graph(&self) -> Result<Option<Graph>> {
         let (Some(yaml), Some(record)) = (self.graph_yaml(), &self.manifest.graph) else { return Ok(None) };
         let graph = Graph::from_yaml(yaml).map_err(|report| ContainerError::Graph { report })?;
+        if graph.opset() != record.opset {
+            return Err(ContainerError::entry(
+                GRAPH_ENTRY,
+                format!("declares opset {}, the manifest's graph record says {}", graph.opset(), record.opset),
+            ));
+        }
         let digest = graph.architecture_digest();
         if digest != record.architecture_digest {
             return Err(ContainerError::entry(
@@ -300,7 +306,7 @@ impl Bundle {
     pub fn verify_every_digest(&self) -> Result<()> {
         self.check_all(|name, slot, record| {
             let chunked = record.chunks.map(|c| self.check_chunk_digest(name, slot, c));
-            [Some(self.check_sha256(name, slot, record)), chunked]
+            [Some(self.check_sha256(name, slot, record)), chunked, Some(self.check_values(name, slot, record))]
                 .into_iter()
                 .flatten()
                 .filter_map(Result::err)
@@ -352,6 +358,7 @@ impl Bundle {
             Some(chunks) => self.check_chunk_digest(name, slot, chunks)?,
             None => self.check_sha256(name, slot, record)?,
         }
+        self.check_values(name, slot, record)?;
         let _ = slot.verified.set(());
         Ok(())
     }
@@ -371,6 +378,22 @@ impl Bundle {
             return Err(ContainerError::ChunkHashMismatch { tensor, size, expected, actual });
         }
         Ok(())
+    }
+
+    /// Checks what a digest cannot: every byte of a `bool` tensor is 0 or 1.
+    fn check_values(&self, name: &str, slot: &Slot, record: &TensorRecord) -> Result<()> {
+        if record.dtype != DType::Bool {
+            return Ok(());
+        }
+        let data = &self.source.bytes()[slot.data.clone()];
+        match data.iter().position(|&b| b > 1) {
+            None => Ok(()),
+            Some(at) => Err(ContainerError::BadTensorEntry {
+                tensor: name.to_owned(),
+                entry: slot.entry.clone(),
+                reason: format!("element {at} is the byte {:#04x}; a bool is 0x00 or 0x01", data[at]),
+            }),
+        }
     }
 
     fn make_tensor(&self, name: &str, slot: &Slot, record: &TensorRecord) -> Result<Tensor> {
@@ -481,23 +504,73 @@ fn scan_entries(bytes: &[u8], headers: Headers<'_>) -> Result<BTreeMap<String, L
     scan_entries_limited(bytes, headers, MAX_ENTRIES)
 }
 
-/// The first entry name that appears twice among the central-directory
-/// records starting at `cd_start` (read raw, as the zip crate keeps one
-/// entry per name).
-fn duplicate_name(bytes: &[u8], cd_start: usize) -> Option<String> {
+/// The central-directory records from `cd_start`, read raw (the zip crate
+/// keeps one entry per name and reads records by count): each one's name
+/// and the offset just past it. Stops at the first byte that is not a record.
+fn raw_directory(bytes: &[u8], cd_start: usize) -> impl Iterator<Item = (&[u8], usize)> {
     let field =
         |at: usize| -> Option<usize> { Some(u16::from_le_bytes(bytes.get(at..at + 2)?.try_into().ok()?).into()) };
-    let mut seen = HashSet::new();
     let mut at = cd_start;
-    while bytes.get(at..at + 4)? == b"PK\x01\x02" {
+    std::iter::from_fn(move || {
+        if bytes.get(at..at + 4)? != b"PK\x01\x02" {
+            return None;
+        }
         let (name_len, extra_len, comment_len) = (field(at + 28)?, field(at + 30)?, field(at + 32)?);
         let name = bytes.get(at + 46..at + 46 + name_len)?;
-        if !seen.insert(name) {
-            return Some(String::from_utf8_lossy(name).into_owned());
-        }
         at += 46 + name_len + extra_len + comment_len;
+        Some((name, at))
+    })
+}
+
+/// The first entry name that appears twice in the central directory.
+fn duplicate_name(bytes: &[u8], cd_start: usize) -> Option<String> {
+    let mut seen = HashSet::new();
+    raw_directory(bytes, cd_start)
+        .find(|(name, _)| !seen.insert(*name))
+        .map(|(name, _)| String::from_utf8_lossy(name).into_owned())
+}
+
+/// The central directory's size as the end record declares it (the ZIP64
+/// end record's when the classic field is saturated); `None` when no end
+/// record that ends the file is found.
+fn declared_directory_size(bytes: &[u8]) -> Option<u64> {
+    const EOCD: usize = 22;
+    let last = bytes.len().checked_sub(EOCD)?;
+    let eocd = (last.saturating_sub(u16::MAX as usize)..=last).rev().find(|&at| {
+        bytes[at..at + 4] == *b"PK\x05\x06" && at + EOCD + usize::from(le16(bytes, at + 20)) == bytes.len()
+    })?;
+    let size = le32(bytes, eocd + 12);
+    if size != u32::MAX {
+        return Some(size.into());
     }
-    None
+    let locator = eocd.checked_sub(20)?;
+    if bytes[locator..locator + 4] != *b"PK\x06\x07" {
+        return None;
+    }
+    let record = usize::try_from(le64(bytes, locator + 8)).ok()?;
+    (bytes.get(record..record + 56)?[..4] == *b"PK\x06\x06").then(|| le64(bytes, record + 40))
+}
+
+/// Checks the rules the zip crate does not: the first entry starts the
+/// file (no prefix bytes), and the end record's directory size is the size
+/// of the records there.
+fn check_archive_bounds(bytes: &[u8], cd_start: usize, entries: usize, first_entry: Option<usize>) -> Result<()> {
+    if let Some(first) = first_entry.filter(|&f| f != 0) {
+        return Err(ContainerError::NotAZip {
+            reason: format!("{first} bytes precede the first entry; a bundle's archive starts at offset 0"),
+        });
+    }
+    let end = raw_directory(bytes, cd_start).take(entries).last().map_or(cd_start, |(_, end)| end);
+    let walked = (end - cd_start) as u64;
+    match declared_directory_size(bytes) {
+        Some(declared) if declared == walked => Ok(()),
+        Some(declared) => Err(ContainerError::NotAZip {
+            reason: format!(
+                "the end record gives the central directory {declared} bytes, its {entries} records take {walked}"
+            ),
+        }),
+        None => Err(ContainerError::NotAZip { reason: "no end-of-central-directory record ends the file".into() }),
+    }
 }
 
 fn scan_entries_limited(bytes: &[u8], headers: Headers<'_>, max_entries: usize) -> Result<BTreeMap<String, Located>> {
@@ -529,7 +602,8 @@ fn scan_entries_limited(bytes: &[u8], headers: Headers<'_>, max_entries: usize) 
         if file.encrypted() {
             return Err(ContainerError::entry(name, "is encrypted"));
         }
-        if file.is_symlink() || file.is_dir() {
+        let special = file.unix_mode().is_some_and(|m| m & 0o170000 != 0 && m & 0o170000 != 0o100000);
+        if file.is_symlink() || file.is_dir() || special {
             return Err(ContainerError::entry(name, "is not a regular file"));
         }
         if file.compression() != zip::CompressionMethod::Stored {
@@ -564,6 +638,7 @@ fn scan_entries_limited(bytes: &[u8], headers: Headers<'_>, max_entries: usize) 
         out.insert(name, Located { data, head });
     }
     spans.sort();
+    check_archive_bounds(bytes, cd_start, archive.len(), spans.first().map(|s| s.0))?;
     for pair in spans.windows(2) {
         if pair[1].0 < pair[0].1 {
             return Err(ContainerError::entry(pair[1].2.clone(), format!("overlaps entry `{}`", pair[0].2)));
@@ -594,6 +669,10 @@ fn le16(b: &[u8], at: usize) -> u16 {
 
 fn le32(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+fn le64(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
 }
 
 /// Checks an entry's local header against the central directory and returns

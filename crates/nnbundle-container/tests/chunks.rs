@@ -120,7 +120,7 @@ fn a_changed_byte_fails_the_chunk_digest_naming_the_tensor() {
 fn a_validator_catches_a_sha256_that_disagrees_with_the_chunk_digest() {
     let bytes = writer().to_bytes().unwrap();
     let manifest = Bundle::from_bytes(bytes.clone()).unwrap().manifest().clone();
-    let wrong = "0".repeat(63) + "1";
+    let wrong = "0".repeat(63) + "a";
     let real = manifest.tensors["big"].sha256.to_hex();
     let bundle = Bundle::from_bytes(rezip(&bytes, |m| m.replace(&real, &wrong))).unwrap();
     // A reader checks the chunk digest alone, and it holds...
@@ -134,7 +134,7 @@ fn a_validator_catches_a_sha256_that_disagrees_with_the_chunk_digest() {
 fn chunk_digests_need_format_1_1_and_a_valid_size() {
     let text = writer().manifest().unwrap().to_yaml().unwrap();
     assert!(Manifest::parse(text.as_bytes()).is_ok());
-    let old = text.replace("format_version: '1.1'", "format_version: '1.0'");
+    let old = text.replace("format_version: \"1.1\"", "format_version: \"1.0\"");
     let err = Manifest::parse(old.as_bytes()).unwrap_err().to_string();
     assert!(err.contains("tensors.big.chunks") && err.contains("need format_version 1.1"), "{err}");
     for size in ["3145728", "524288", "2147483648"] {

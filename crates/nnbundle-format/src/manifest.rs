@@ -220,7 +220,8 @@ impl Manifest {
             message: format!("not valid UTF-8: {e}"),
             location: None,
         })?;
-        let document = yaml::Document::parse(MANIFEST_ENTRY, text)?;
+        let mut document = yaml::Document::parse(MANIFEST_ENTRY, text)?;
+        document.read_as_text("format_version");
         let probe: VersionProbe = document.decode()?;
         let raw = probe.format_version.ok_or_else(|| FormatError::Manifest {
             field: "format_version".into(),

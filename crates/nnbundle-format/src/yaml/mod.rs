@@ -4,14 +4,20 @@
 //! maintained fork replaces it by editing this module alone.
 //!
 //! Reading is strict: the document must be UTF-8, a single document, with
-//! no duplicate keys, and the parser's own recursion and alias-expansion
-//! limits apply.
+//! no duplicate keys and no tags, plain scalars read by the spec's table
+//! (refusing the spellings it does not allow), and the parser's own
+//! recursion and alias-expansion limits apply.
 //!
-//! Documents in the block style serde_yaml writes are read by a fast reader
-//! of that subset (the private `block` module), which gives the same values;
-//! anything else goes to serde_yaml.
+//! Documents in the canonical block style are read by a fast reader of that
+//! subset (the private `block` module), which gives the same values;
+//! anything else goes to serde_yaml, after a pass over saphyr-parser's
+//! events has checked every plain scalar and tag (serde_yaml resolves plain
+//! scalars by rules of its own and does not say which scalars were plain).
+//! Writing is the canonical form of the private `emit` module.
 
 mod block;
+mod emit;
+mod scalar;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -48,7 +54,11 @@ impl<'a> Document<'a> {
     pub fn parse(name: &'a str, text: &'a str) -> Result<Self, FormatError> {
         let value = match block::parse(text) {
             Some(value) => value,
-            None => serde_yaml::from_str::<serde_yaml::Value>(text).map_err(|e| yaml_error(name, e))?,
+            None => {
+                let value = serde_yaml::from_str::<serde_yaml::Value>(text).map_err(|e| yaml_error(name, e))?;
+                check_scalars(name, text)?;
+                value
+            }
         };
         Ok(Document { name, text, value })
     }
@@ -58,9 +68,103 @@ impl<'a> Document<'a> {
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T, FormatError> {
         match T::deserialize(&self.value) {
             Ok(v) => Ok(v),
-            Err(_) => serde_yaml::from_str(self.text).map_err(|e| yaml_error(self.name, e)),
+            // Parsed again, typed, the error gets a line and column. When
+            // that parse succeeds (serde_yaml gives a plain scalar's text to
+            // a string field, where the table reads a number), the error
+            // names the path to the field instead.
+            Err(_) => match serde_yaml::from_str::<T>(self.text) {
+                Err(e) => Err(yaml_error(self.name, e)),
+                Ok(_) => {
+                    let e = serde_path_to_error::deserialize::<_, T>(&self.value).err().map_or_else(
+                        || "the document does not decode".to_owned(),
+                        |e| format!("{}: {}", e.path(), e.inner()),
+                    );
+                    Err(FormatError::Yaml { document: self.name.to_owned(), message: e, location: None })
+                }
+            },
         }
     }
+
+    /// Makes the top-level field `key`, when it is a plain scalar, a string
+    /// holding the scalar's text (so `format_version: 1.10` is "1.10", not
+    /// the float 1.1).
+    pub fn read_as_text(&mut self, key: &str) {
+        let Some(field) = self.value.get(key) else { return };
+        if matches!(
+            field,
+            serde_yaml::Value::String(_) | serde_yaml::Value::Mapping(_) | serde_yaml::Value::Sequence(_)
+        ) {
+            return;
+        }
+        if let Some(text) = top_level_plain_text(self.text, key) {
+            self.value[key] = serde_yaml::Value::String(text);
+        }
+    }
+}
+
+/// The text of the plain scalar that is the value of `key` in the top-level mapping.
+fn top_level_plain_text(text: &str, key: &str) -> Option<String> {
+    use saphyr_parser::{Event, Parser, ScalarStyle};
+    let mut depth = 0usize;
+    let mut at_key = true;
+    let mut found = false;
+    for event in Parser::new_from_str(text) {
+        let (event, _) = event.ok()?;
+        match event {
+            Event::MappingStart(..) | Event::SequenceStart(..) => {
+                if depth == 1 {
+                    if found {
+                        return None;
+                    }
+                    at_key = !at_key;
+                }
+                depth += 1;
+            }
+            Event::MappingEnd | Event::SequenceEnd => depth = depth.saturating_sub(1),
+            Event::Scalar(value, style, ..) if depth == 1 => {
+                if found {
+                    return (style == ScalarStyle::Plain).then(|| value.into_owned());
+                }
+                found = at_key && value == key;
+                at_key = !at_key;
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Checks every plain scalar against the spec's table and refuses tags,
+/// naming the line and column of the first offender.
+fn check_scalars(name: &str, text: &str) -> Result<(), FormatError> {
+    use saphyr_parser::{Event, Parser, ScalarStyle};
+    let error = |message: String, at: &saphyr_parser::Marker| FormatError::Yaml {
+        document: name.to_owned(),
+        message,
+        location: Some((at.line(), at.col() + 1)),
+    };
+    for event in Parser::new_from_str(text) {
+        let (event, span) = event.map_err(|e| error(e.info().to_owned(), e.marker()))?;
+        let tagged = match &event {
+            Event::Scalar(value, style, _, tag) => {
+                if let (ScalarStyle::Plain, scalar::Plain::Refused(why)) = (style, scalar::resolve(value)) {
+                    return Err(error(
+                        format!(
+                            "plain scalar `{value}` could be read as {why}: quote it (\"{value}\") or write the number as the spec's table does"
+                        ),
+                        &span.start,
+                    ));
+                }
+                tag.is_some()
+            }
+            Event::SequenceStart(_, tag) | Event::MappingStart(_, tag) => tag.is_some(),
+            _ => false,
+        };
+        if tagged {
+            return Err(error("YAML tags are not allowed in a bundle".into(), &span.start));
+        }
+    }
+    Ok(())
 }
 
 /// Panics if the fast reader accepts `bytes` but reads a value other than
@@ -91,11 +195,9 @@ fn yaml_error(document: &str, e: serde_yaml::Error) -> FormatError {
 /// Writes `value` as YAML. Struct fields keep their declared order and maps
 /// are written in their iteration order, so sorted maps give canonical text.
 pub fn to_string<T: Serialize>(value: &T) -> Result<String, FormatError> {
-    serde_yaml::to_string(value).map_err(|e| FormatError::Yaml {
-        document: "output".to_owned(),
-        message: e.to_string(),
-        location: None,
-    })
+    let error = |message: String| FormatError::Yaml { document: "output".to_owned(), message, location: None };
+    let tree = serde_yaml::to_value(value).map_err(|e| error(e.to_string()))?;
+    emit::to_string(&tree).map_err(error)
 }
 
 #[cfg(test)]
@@ -119,6 +221,39 @@ mod tests {
     #[test]
     fn rejects_multiple_documents() {
         assert!(from_str::<BTreeMap<String, i64>>("m.yaml", "a: 1\n---\nb: 2\n").is_err());
+    }
+
+    #[test]
+    fn refused_spellings_and_tags_are_errors_with_a_place() {
+        for (doc, line) in [("a: 1\nb: [1, 0b11]\n", 2), ("a: 1\nb: 007 # octal?\n", 2), ("a: !!str 3\n", 1)] {
+            let err = from_str::<serde_json::Value>("m.yaml", doc).unwrap_err();
+            let FormatError::Yaml { location: Some((l, _)), .. } = &err else { panic!("{err:?}") };
+            assert_eq!(*l, line, "{doc:?}: {err}");
+        }
+        // Quoted, the same text is a string; the table's own spellings read as numbers.
+        let v: serde_json::Value = from_str("m.yaml", "a: '0b11'\nb: yes\nc: [-12, 1.5e+3, ~, True]\n").unwrap();
+        assert_eq!(v, serde_json::json!({"a": "0b11", "b": "yes", "c": [-12, 1500.0, null, true]}));
+    }
+
+    #[test]
+    fn a_number_where_a_string_belongs_is_an_error_naming_the_field() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Node {
+            name: String,
+        }
+        let doc = "name: 0 # a comment keeps this off the fast path\n";
+        let err = from_str::<Node>("g.yaml", doc).unwrap_err().to_string();
+        assert!(err.contains("name") && err.contains("integer"), "{err}");
+    }
+
+    #[test]
+    fn a_field_read_as_text_keeps_its_digits() {
+        let mut doc = Document::parse("m.yaml", "v: 1.10\nw: {x: 1}\n").unwrap();
+        doc.read_as_text("v");
+        doc.read_as_text("w");
+        let v: serde_json::Value = doc.decode().unwrap();
+        assert_eq!(v, serde_json::json!({"v": "1.10", "w": {"x": 1}}));
     }
 
     #[test]
