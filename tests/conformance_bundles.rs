@@ -159,6 +159,29 @@ fn bool_bundle(data: &[u8]) -> Vec<u8> {
     zip_of(&[("manifest.yaml", manifest.into_bytes()), ("tensors/flags.npy", npy)])
 }
 
+/// Tensors whose names, and metadata whose keys and strings, need quotes and
+/// escapes in canonical YAML, with metadata of every kind.
+fn names_and_metadata() -> Vec<u8> {
+    let mut w = BundleWriter::new();
+    for (i, name) in ["0", "x y", "вес", "1.0", "null", "it's \"quoted\"", "#hash: colon"].into_iter().enumerate() {
+        w.add_tensor(name, Tensor::from_vec(vec![2], vec![i as f32, -0.5]).unwrap()).unwrap();
+    }
+    w.add_alias("true", "0").unwrap();
+    w.set_metadata("int", -9_223_372_036_854_775_808i64).unwrap();
+    w.set_metadata("float", 1e16).unwrap();
+    w.set_metadata("tiny", 5e-324).unwrap();
+    w.set_metadata("flag", false).unwrap();
+    w.set_metadata("text", "line one\nline two \u{7f}\u{2028}").unwrap();
+    w.set_metadata("version", "2.1.0").unwrap();
+    w.set_metadata("octal-looking", "007").unwrap();
+    w.set_metadata("path", "C:\\models\\x").unwrap();
+    w.set_metadata("ключ", "значение").unwrap();
+    let nested =
+        serde_json::json!({"list": [1, 2.5, "x", [], {}], "map": {"yes": "no", "a key: with colon": "#not a comment"}});
+    w.set_metadata("nested", serde_json::from_value::<nnbundle::MetaValue>(nested).unwrap()).unwrap();
+    w.to_bytes().unwrap()
+}
+
 /// Every case: file name, bytes, expected verdict (`valid` or an error code), and the rule.
 fn cases() -> Vec<(&'static str, Vec<u8>, &'static str, &'static str)> {
     let manifest_only = |m: &str| zip_of(&[("manifest.yaml", m.as_bytes().to_vec())]);
@@ -415,6 +438,24 @@ fn cases() -> Vec<(&'static str, Vec<u8>, &'static str, &'static str)> {
         ),
         ("chunks_in_format_1_0.nnb", chunks_in_1_0, "invalid-manifest", "chunk digests need format_version 1.1"),
         (
+            "valid_names_and_metadata.nnb",
+            names_and_metadata(),
+            "valid",
+            "names and metadata strings that canonical YAML must quote and escape",
+        ),
+        (
+            "yaml_refused_scalar.nnb",
+            manifest_only("format_version: '1.0'\ntensors: {}\nmetadata:\n  mask: 0x1F\n"),
+            "invalid-manifest",
+            "a plain scalar that some YAML reader takes for a number and others for a string is refused",
+        ),
+        (
+            "yaml_tag.nnb",
+            manifest_only("format_version: '1.0'\ntensors: {}\nmetadata:\n  n: !!int 3\n"),
+            "invalid-manifest",
+            "YAML tags are refused",
+        ),
+        (
             "graph_opset_mismatch.nnb",
             raw_bundle(&mlp_yaml.replace("opset: 1", "opset: 2"), &mlp_weights("", None)),
             "bad-entry",
@@ -447,6 +488,38 @@ fn cases() -> Vec<(&'static str, Vec<u8>, &'static str, &'static str)> {
     ]
 }
 
+/// The section of spec/FORMAT.md that states each case's rule.
+fn section(file: &str) -> &'static str {
+    match file {
+        "valid_tensors_only.nnb" | "valid_mlp.nnb" => "2",
+        "valid_names_and_metadata.nnb" => "3.8",
+        "yaml_refused_scalar.nnb" | "yaml_tag.nnb" => "3.7",
+        "valid_mlp_with_sample.nnb" | "sample_mismatch.nnb" => "3.6",
+        "not_a_zip.nnb" | "truncated.nnb" | "directory_size_mismatch.nnb" => "2.2 rule 10",
+        "missing_manifest.nnb" => "2.1",
+        "unexpected_entry.nnb" | "path_traversal.nnb" | "absolute_path.nnb" | "backslash.nnb" => "2.2 rule 1",
+        "duplicate_entry.nnb" => "2.2 rule 2",
+        "compressed_entry.nnb" => "2.2 rule 3",
+        "encrypted_entry.nnb" => "2.2 rule 4",
+        "not_regular_file.nnb" => "2.2 rule 5",
+        "prefix_bytes.nnb" => "2.2 rule 7",
+        "manifest_crc.nnb" => "2.2",
+        "hash_mismatch.nnb" => "5.1",
+        "bool_out_of_range.nnb" => "4.1, 5.1",
+        "npy_shape_mismatch.nnb" => "4.2",
+        "newer_major_version.nnb" => "1",
+        "unknown_manifest_field.nnb" | "duplicate_yaml_key.nnb" | "yaml_alias_bomb.nnb" => "3",
+        "shape_overflow.nnb" | "rank_too_high.nnb" => "3.2",
+        "alias_to_missing.nnb" => "3.4",
+        "graph_opset_mismatch.nnb" => "3.1.1",
+        "graph_unknown_op.nnb" | "graph_cycle.nnb" => "9.5",
+        "weight_shape_mismatch.nnb" | "missing_parameter.nnb" | "unused_weight.nnb" => "9.7",
+        "valid_chunk_digest.nnb" | "chunk_digest_mismatch.nnb" => "5.1.1",
+        "chunks_in_format_1_0.nnb" => "1",
+        other => panic!("{other}: give the case the section that states its rule"),
+    }
+}
+
 #[test]
 fn conformance_bundles_are_committed_and_give_their_verdicts() {
     let update = std::env::var_os("NNB_UPDATE_CONFORMANCE").is_some();
@@ -471,7 +544,7 @@ fn conformance_bundles_are_committed_and_give_their_verdicts() {
                 report.problems.iter().map(|p| format!("{}: {}", p.code, p.message)).collect::<Vec<_>>()
             ),
         }
-        listing.push(serde_json::json!({"file": file, "verdict": verdict, "rule": rule}));
+        listing.push(serde_json::json!({"file": file, "verdict": verdict, "section": section(file), "rule": rule}));
     }
     let json = serde_json::to_string_pretty(&listing).unwrap() + "\n";
     let cases_path = dir().join("cases.json");

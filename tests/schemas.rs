@@ -66,4 +66,5 @@ fn spec_examples_pass_the_library_and_an_independent_validator() {
     let refs: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
     let out = support::run_python(&python, &refs);
     assert!(out.contains(&format!("ok: {} graph examples valid", examples.len())), "{out}");
+    assert!(out.contains("conformance cases agree"), "{out}");
 }

@@ -84,8 +84,10 @@ impl JsonSchema for FormatVersion {
 
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({
-            "type": "string",
-            "pattern": "^[0-9]{1,9}\\.[0-9]{1,9}$",
+            "oneOf": [
+                {"type": "string", "pattern": "^[0-9]{1,9}\\.[0-9]{1,9}$"},
+                {"type": "number", "description": "a plain YAML scalar such as 1.0, which readers read by its text"}
+            ],
             "description": "Format version MAJOR.MINOR, written as a string (\"1.0\")."
         })
     }
@@ -109,6 +111,7 @@ pub struct TensorRecord {
     /// A second digest of the same bytes, taken in chunks so that it can be
     /// checked on many cores at once (format 1.1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "ChunkDigest")]
     pub chunks: Option<ChunkDigest>,
 }
 
@@ -173,6 +176,7 @@ pub struct Manifest {
     pub format_version: FormatVersion,
     /// The layer graph, when the bundle has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "GraphRecord")]
     pub graph: Option<GraphRecord>,
     /// Every stored tensor, by name.
     pub tensors: BTreeMap<String, TensorRecord>,
@@ -308,6 +312,12 @@ impl Manifest {
         for (key, value) in &self.metadata {
             check_metadata_key(key)?;
             value.check(key)?;
+        }
+        if !self.samples.is_empty() && self.graph.is_none() {
+            return Err(FormatError::Manifest {
+                field: "samples".into(),
+                reason: "samples need a graph to run, and the bundle has none".into(),
+            });
         }
         for (i, sample) in self.samples.iter().enumerate() {
             for (kind, map) in [("inputs", &sample.inputs), ("outputs", &sample.outputs)] {

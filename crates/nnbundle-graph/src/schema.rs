@@ -95,7 +95,7 @@ impl JsonSchema for GraphDocumentSchema {
             "oneOf": [{"required": ["nodes", "outputs"]}, {"required": ["sequential"]}],
             "properties": {
                 "opset": {"type": "integer", "minimum": 1, "maximum": OPSET, "description": "version of the op vocabulary: at least the opset of every op the graph uses (see OPS.md)"},
-                "inputs": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/Input"}},
+                "inputs": {"type": "array", "items": {"$ref": "#/$defs/Input"}},
                 "nodes": {"type": "array", "items": {"oneOf": nodes}},
                 "sequential": {"type": "array", "items": {"oneOf": sequential}},
                 "outputs": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/ValueName"}}
