@@ -1,7 +1,7 @@
 """YAML as spec/FORMAT.md section 3.7 reads it, written from the spec text:
 PyYAML's parser with the spec's scalar table in place of YAML 1.1's
 resolvers. Quoted scalars are strings; plain ones go through `resolve`;
-tags and refused spellings are errors."""
+tags, anchors, aliases and refused spellings are errors."""
 import re
 
 import yaml
@@ -68,6 +68,9 @@ def load(text):
     """Parses one document by the spec's rules; raises on anything refused."""
     if isinstance(text, bytes):
         text = text.decode("utf-8")
+    for event in yaml.parse(text, Loader=SpecLoader):
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise Refused(f"anchor or alias at line {event.start_mark.line + 1}")
     loader = SpecLoader(text)
     try:
         node = loader.get_single_node()

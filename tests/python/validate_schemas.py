@@ -23,6 +23,7 @@ SCHEMA_OR_YAML_REJECTS = {
     "duplicate_yaml_key.nnb",
     "yaml_refused_scalar.nnb",
     "yaml_tag.nnb",
+    "yaml_alias_bomb.nnb",
     "graph_unknown_op.nnb",
 }
 

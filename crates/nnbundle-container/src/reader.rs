@@ -504,10 +504,19 @@ fn scan_entries(bytes: &[u8], headers: Headers<'_>) -> Result<BTreeMap<String, L
     scan_entries_limited(bytes, headers, MAX_ENTRIES)
 }
 
+/// One central-directory record, read raw.
+struct RawRecord<'a> {
+    name: &'a [u8],
+    /// The local header's offset (0xFFFFFFFF when in a ZIP64 field).
+    local_header: u32,
+    /// The offset just past the record.
+    end: usize,
+}
+
 /// The central-directory records from `cd_start`, read raw (the zip crate
-/// keeps one entry per name and reads records by count): each one's name
-/// and the offset just past it. Stops at the first byte that is not a record.
-fn raw_directory(bytes: &[u8], cd_start: usize) -> impl Iterator<Item = (&[u8], usize)> {
+/// keeps one entry per name and reads records by count). Stops at the first
+/// byte that is not a record.
+fn raw_directory(bytes: &[u8], cd_start: usize) -> impl Iterator<Item = RawRecord<'_>> {
     let field =
         |at: usize| -> Option<usize> { Some(u16::from_le_bytes(bytes.get(at..at + 2)?.try_into().ok()?).into()) };
     let mut at = cd_start;
@@ -517,17 +526,16 @@ fn raw_directory(bytes: &[u8], cd_start: usize) -> impl Iterator<Item = (&[u8], 
         }
         let (name_len, extra_len, comment_len) = (field(at + 28)?, field(at + 30)?, field(at + 32)?);
         let name = bytes.get(at + 46..at + 46 + name_len)?;
+        let local_header = le32(bytes, at + 42);
         at += 46 + name_len + extra_len + comment_len;
-        Some((name, at))
+        Some(RawRecord { name, local_header, end: at })
     })
 }
 
 /// The first entry name that appears twice in the central directory.
 fn duplicate_name(bytes: &[u8], cd_start: usize) -> Option<String> {
     let mut seen = HashSet::new();
-    raw_directory(bytes, cd_start)
-        .find(|(name, _)| !seen.insert(*name))
-        .map(|(name, _)| String::from_utf8_lossy(name).into_owned())
+    raw_directory(bytes, cd_start).find(|r| !seen.insert(r.name)).map(|r| String::from_utf8_lossy(r.name).into_owned())
 }
 
 /// The central directory's size as the end record declares it (the ZIP64
@@ -551,22 +559,25 @@ fn declared_directory_size(bytes: &[u8]) -> Option<u64> {
     (bytes.get(record..record + 56)?[..4] == *b"PK\x06\x06").then(|| le64(bytes, record + 40))
 }
 
-/// Checks the rules the zip crate does not: the first entry starts the
-/// file (no prefix bytes), and the end record's directory size is the size
-/// of the records there.
-fn check_archive_bounds(bytes: &[u8], cd_start: usize, entries: usize, first_entry: Option<usize>) -> Result<()> {
-    if let Some(first) = first_entry.filter(|&f| f != 0) {
+/// Checks the rules the zip crate does not, before any entry: the first
+/// entry starts the file (no prefix bytes), and the end record's directory
+/// size is the size of the records there.
+fn check_archive_bounds(bytes: &[u8], cd_start: usize) -> Result<()> {
+    // Every record there (the zip crate counts an entry with a repeated name once).
+    let records: Vec<RawRecord<'_>> = raw_directory(bytes, cd_start).collect();
+    if let Some(first) = records.iter().map(|r| r.local_header).min().filter(|&f| f != 0) {
         return Err(ContainerError::NotAZip {
             reason: format!("{first} bytes precede the first entry; a bundle's archive starts at offset 0"),
         });
     }
-    let end = raw_directory(bytes, cd_start).take(entries).last().map_or(cd_start, |(_, end)| end);
+    let end = records.last().map_or(cd_start, |r| r.end);
     let walked = (end - cd_start) as u64;
     match declared_directory_size(bytes) {
         Some(declared) if declared == walked => Ok(()),
         Some(declared) => Err(ContainerError::NotAZip {
             reason: format!(
-                "the end record gives the central directory {declared} bytes, its {entries} records take {walked}"
+                "the end record gives the central directory {declared} bytes, its {} records take {walked}",
+                records.len()
             ),
         }),
         None => Err(ContainerError::NotAZip { reason: "no end-of-central-directory record ends the file".into() }),
@@ -584,6 +595,7 @@ fn scan_entries_limited(bytes: &[u8], headers: Headers<'_>, max_entries: usize) 
         return Err(ContainerError::NotAZip { reason: format!("{} bytes precede the first entry", archive.offset()) });
     }
     let cd_start = usize::try_from(archive.central_directory_start()).unwrap_or(usize::MAX);
+    check_archive_bounds(bytes, cd_start)?;
     if archive.has_duplicate_names() {
         // The zip crate keeps one entry per name: find the repeated one in the raw directory.
         let name = duplicate_name(bytes, cd_start).unwrap_or_else(|| "(unknown)".into());
@@ -638,7 +650,6 @@ fn scan_entries_limited(bytes: &[u8], headers: Headers<'_>, max_entries: usize) 
         out.insert(name, Located { data, head });
     }
     spans.sort();
-    check_archive_bounds(bytes, cd_start, archive.len(), spans.first().map(|s| s.0))?;
     for pair in spans.windows(2) {
         if pair[1].0 < pair[0].1 {
             return Err(ContainerError::entry(pair[1].2.clone(), format!("overlaps entry `{}`", pair[0].2)));

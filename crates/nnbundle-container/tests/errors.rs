@@ -314,11 +314,21 @@ fn entry_count_claims_are_not_trusted() {
 
 #[test]
 fn offsets_outside_the_file_are_errors() {
-    let mut bytes = common::sample_bundle();
+    let original = common::sample_bundle();
+    // Local header offset of the first entry, far past the end: then no
+    // entry starts the file, which is checked before any entry (FORMAT.md 2.2).
+    let mut bytes = original.clone();
     let cd = find(&bytes, b"PK\x01\x02");
-    // Local header offset of the first entry, far past the end.
     bytes[cd + 42..cd + 46].copy_from_slice(&0x7fff_0000u32.to_le_bytes());
-    let err = rejected(bytes, "bad-entry", Some("manifest.yaml"));
+    let err = rejected(bytes, "not-a-zip", None);
+    assert!(err.contains("precede the first entry"), "{err}");
+    // The same for the last entry: its local header is outside the file.
+    let mut bytes = original;
+    let last = bytes.windows(4).rposition(|w| w == b"PK\x01\x02").unwrap();
+    let name_len = usize::from(u16::from_le_bytes([bytes[last + 28], bytes[last + 29]]));
+    let name = String::from_utf8(bytes[last + 46..last + 46 + name_len].to_vec()).unwrap();
+    bytes[last + 42..last + 46].copy_from_slice(&0x7fff_0000u32.to_le_bytes());
+    let err = rejected(bytes, "bad-entry", Some(&name));
     assert!(err.contains("local header lies outside the file"), "{err}");
     // Central directory offset past the end.
     let mut bytes = common::sample_bundle();

@@ -4,7 +4,7 @@
 //! maintained fork replaces it by editing this module alone.
 //!
 //! Reading is strict: the document must be UTF-8, a single document, with
-//! no duplicate keys and no tags, plain scalars read by the spec's table
+//! no duplicate keys, tags, anchors or aliases, plain scalars read by the spec's table
 //! (refusing the spellings it does not allow), and the parser's own
 //! recursion and alias-expansion limits apply.
 //!
@@ -135,7 +135,7 @@ fn top_level_plain_text(text: &str, key: &str) -> Option<String> {
 }
 
 /// Checks every plain scalar against the spec's table and refuses tags,
-/// naming the line and column of the first offender.
+/// anchors and aliases, naming the line and column of the first offender.
 fn check_scalars(name: &str, text: &str) -> Result<(), FormatError> {
     use saphyr_parser::{Event, Parser, ScalarStyle};
     let error = |message: String, at: &saphyr_parser::Marker| FormatError::Yaml {
@@ -145,6 +145,16 @@ fn check_scalars(name: &str, text: &str) -> Result<(), FormatError> {
     };
     for event in Parser::new_from_str(text) {
         let (event, span) = event.map_err(|e| error(e.info().to_owned(), e.marker()))?;
+        let anchored = match &event {
+            Event::Alias(_) => true,
+            Event::Scalar(_, _, anchor, _) | Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
+                *anchor != 0
+            }
+            _ => false,
+        };
+        if anchored {
+            return Err(error("YAML anchors and aliases are not allowed in a bundle".into(), &span.start));
+        }
         let tagged = match &event {
             Event::Scalar(value, style, _, tag) => {
                 if let (ScalarStyle::Plain, scalar::Plain::Refused(why)) = (style, scalar::resolve(value)) {
