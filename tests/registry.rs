@@ -63,6 +63,41 @@ fn every_op_has_a_numpy_case() {
     assert!(missing.is_empty(), "ops without a case in tests/support/op_cases.rs: {missing:?}");
 }
 
+/// OPS.md states each parameter's shape as a formula and when it exists;
+/// the registry's own rule must give the same on every node of every case.
+#[test]
+fn every_parameter_shape_in_ops_md_matches_the_rule() {
+    let mut checked = 0;
+    for case in op_cases::cases() {
+        let built = op_cases::build(&case, &mut op_cases::rng());
+        for node in built.model.graph().nodes() {
+            let def = node.op.def();
+            for slot in def.slots.iter().filter(|s| s.role == nnbundle::graph::Role::Param) {
+                let (rule, doc) = (def.param(slot.name, &node.attrs), def.param_doc(slot.name));
+                let exists = doc.when.iter().all(|a| node.attrs.bool(a));
+                assert_eq!(
+                    rule.is_some(),
+                    exists,
+                    "{}: `{}` exists per the rule, not per OPS.md",
+                    case.name,
+                    slot.name
+                );
+                let Some(spec) = rule else { continue };
+                match (spec.shape, doc.shape) {
+                    (Some(shape), Some(formula)) => {
+                        let stated = nnbundle::graph::eval_shape_formula(formula, &node.attrs).unwrap();
+                        assert_eq!(stated, shape, "{}: `{}` formula {formula}", case.name, slot.name);
+                        checked += 1;
+                    }
+                    (None, None) => {}
+                    (rule, doc) => panic!("{}: `{}`: the rule gives {rule:?}, OPS.md {doc:?}", case.name, slot.name),
+                }
+            }
+        }
+    }
+    assert!(checked > 40, "only {checked} parameter shapes checked");
+}
+
 /// tract's `test-nnef-cycle`: every case, saved to bundle bytes and loaded
 /// back, computes bit-identical outputs.
 #[test]

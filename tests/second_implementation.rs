@@ -8,6 +8,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use ndarray::Dimension;
 use nnbundle::graph::Graph;
 use nnbundle::{BundleWriter, Chunking, Model, Tensor, Value};
 
@@ -23,19 +24,33 @@ fn corpus() -> Vec<(String, Vec<u8>)> {
         let yaml = std::fs::read(spec(&format!("examples/{example}.yaml"))).unwrap();
         let model = Model::initialized(Graph::from_yaml(&yaml).unwrap(), BTreeMap::new(), 11).unwrap();
         out.push((example.to_owned(), model.to_writer().unwrap().to_bytes().unwrap()));
+        // The same with a sample: the second implementation re-runs it with
+        // its own numpy reference of the ops (f32 here, float64 there).
+        let inputs: BTreeMap<String, Value> = model
+            .graph()
+            .inputs()
+            .iter()
+            .map(|input| {
+                let shape: Vec<usize> = input
+                    .shape
+                    .0
+                    .iter()
+                    .map(|d| match d {
+                        nnbundle::graph::Dim::Fixed(n) => *n as usize,
+                        _ => 2,
+                    })
+                    .collect();
+                let data = ndarray::ArrayD::from_shape_fn(ndarray::IxDyn(&shape), |i| {
+                    (i.slice().iter().sum::<usize>() % 7) as f32 / 7.0 - 0.4
+                });
+                (input.name.clone(), Value::F32(data))
+            })
+            .collect();
+        let outputs = model.run(inputs.clone()).unwrap().into_iter().map(|(k, v)| (k, v.to_tensor())).collect();
+        let mut w = model.to_writer().unwrap();
+        w.add_sample(inputs.into_iter().map(|(k, v)| (k, v.to_tensor())).collect(), outputs, 1e-4, 1e-5).unwrap();
+        out.push((format!("{example}_with_sample"), w.to_bytes().unwrap()));
     }
-    let mlp = Model::initialized(
-        Graph::from_yaml(&std::fs::read(spec("examples/mlp.yaml")).unwrap()).unwrap(),
-        BTreeMap::new(),
-        3,
-    )
-    .unwrap();
-    let x = Value::F32(ndarray::ArrayD::from_shape_fn(ndarray::IxDyn(&[3, 20]), |i| (i[0] + i[1]) as f32 / 7.0));
-    let y = mlp.run(BTreeMap::from([("X".to_owned(), x.clone())])).unwrap();
-    let mut w = mlp.to_writer().unwrap();
-    let outputs = y.into_iter().map(|(k, v)| (k, v.to_tensor())).collect();
-    w.add_sample(BTreeMap::from([("X".to_owned(), x.to_tensor())]), outputs, 0.0, 0.0).unwrap();
-    out.push(("mlp_with_sample".to_owned(), w.to_bytes().unwrap()));
 
     let mut w = BundleWriter::new();
     w.add_tensor("f16", Tensor::from_vec(vec![2], vec![nnbundle::f16::from_f32(1.5); 2]).unwrap()).unwrap();

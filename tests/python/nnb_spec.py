@@ -4,11 +4,14 @@ code for a bundle's bytes, and a writer that gives a bundle's bytes for its
 content. Section numbers in comments point at the rule each check applies.
 
 Scope: sections 1 to 8 in full (container, manifest, YAML, tensors, digests,
-reader contract, limits) and, of section 9, what needs no per-op rule:
-the document's fields, names, the op names of OPS.md's table with their
-`since`, duplicate names, references, cycles, and the graph record's opset.
-Parameter shapes, weights against the graph, shape inference, the
-architecture digest and sample runs need every op's rules and are not here.
+reader contract, limits) and, of section 9, what OPS.md's text gives without
+running or inferring anything: the document's fields, names, the ops and
+their `since`, duplicate names, references, cycles, the graph record's
+opset, and the weights (9.2, 9.7): every parameter present, of the shape its
+formula gives, and no `params` tensor unread; samples (3.6) re-run with
+ops_reference.py, an independent numpy reference of OPS.md's definitions.
+Attribute values, shape inference, parameter dtypes and the architecture
+digest need each op's rules in code and are not here.
 """
 import hashlib
 import json
@@ -456,7 +459,12 @@ def read(data, verify=True):
     if verify:
         verify_digests(m, tensors)
     if graph_text is not None:
-        check_graph(graph_text, m["graph"]["opset"])
+        params = {n: r["shape"] for n, r in m["tensors"].items() if r["group"] == "params"}
+        params.update({a: m["tensors"][t]["shape"] for a, t in m.get("aliases", {}).items()
+                       if m["tensors"][t]["group"] == "params"})
+        nodes = check_graph(graph_text, m["graph"]["opset"], params)
+        if m.get("samples"):
+            run_samples(m, nodes, tensors)
     return {"manifest": m, "graph": graph_text, "tensors": tensors}
 
 
@@ -480,21 +488,94 @@ def verify_digests(m, tensors):
 
 
 def ops_table(path):
-    """OPS.md's summary table: op name -> since."""
-    ops = {}
+    """OPS.md: for each op, its `since`, operand slots and attributes.
+
+    A slot is (name, kind, optional, shape formula or None, attributes that
+    must be true for it to exist); kind is `data`, `optional`, `variadic`
+    or `param`. Attributes map to (type text, default text)."""
+    ops, current = {}, None
     with open(path, encoding="utf-8") as f:
-        for line in f:
-            found = re.match(r"\| \[`([A-Za-z0-9]+)`\]\(#[a-z0-9]+\) \| ([0-9]+) \|", line)
-            if found:
-                ops[found.group(1)] = int(found.group(2))
+        text = f.read()
+    for name, since in re.findall(r"^\| \[`([A-Za-z0-9]+)`\]\(#[a-z0-9]+\) \| ([0-9]+) \|", text, re.M):
+        ops[name] = {"since": int(since), "slots": [], "attrs": {}}
+    for line in text.splitlines():
+        if line.startswith("## "):
+            current = ops.get(line[3:].strip())
+            continue
+        if current is None:
+            continue
+        slot = re.match(r"- `([A-Za-z0-9_.]+)`: (.*)", line)
+        if slot:
+            name, what = slot.groups()
+            if what.startswith("parameter"):
+                shape = re.search(r"shape `(\[[^`]*\])`", what)
+                when = re.search(r"exists only when (.*) (?:is|are) true", what)
+                current["slots"].append((name, "param", "optional" in what, shape and shape.group(1),
+                                         re.findall(r"`([a-z_]+)`", when.group(1)) if when else []))
+            else:
+                kind = "variadic" if "one or more" in what else "optional" if "optional" in what else "data"
+                current["slots"].append((name, kind, kind == "optional", None, []))
+        attr = re.match(r"\| `([a-z_]+)` \| ([^|]*) \| ([^|]*) \|", line)
+        if attr:
+            current["attrs"][attr.group(1)] = (attr.group(2).strip(), attr.group(3).strip().strip("`"))
     return ops
 
 
 OPS = {}
 
 
-def check_graph(text, record_opset):
-    """Section 9.1, the structural codes of 9.5, 9.9's op `since`, and 3.1.1's opset."""
+def normalized_attrs(op, given):
+    """Section 9.4 for what parameter shapes need: defaults filled, and an
+    integer given for a list attribute made a list (n copies for a spatial one)."""
+    attrs = {}
+    for name, (ty, default) in OPS[op]["attrs"].items():
+        value = given.get(name)
+        if value is None and default not in ("required", "absent") and not default.startswith("same as"):
+            value = {"true": True, "false": False}.get(default, default)
+            if isinstance(value, str) and re.fullmatch(r"-?[0-9]+", value):
+                value = int(value)
+            elif isinstance(value, str) and re.fullmatch(r"-?[0-9.]+(e-?[0-9]+)?", value):
+                value = float(value)
+        value = spec_yaml.plain_floats_to_numbers(value)
+        if ty == "a number" and is_int(value):
+            value = float(value)
+        same_as = re.match(r"same as `?([a-z_]+)`?", default)
+        if value is None and same_as:
+            value = attrs.get(same_as.group(1))
+        spatial = re.match(r"an integer(?: or|,) a list of ([0-9]+) (?:or [0-9]+ )?integers", ty)
+        if is_int(value) and spatial:
+            value = [value] * int(spatial.group(1))
+        elif is_int(value) and "list of integers" in ty:
+            value = [value]
+        attrs[name] = value
+    return attrs
+
+
+def eval_shape(formula, attrs):
+    """OPS.md's shape formula language."""
+    def atom(token):
+        if re.fullmatch(r"[0-9]+", token):
+            return int(token)
+        if token == "directions":
+            return 2 if attrs.get("bidirectional") else 1
+        return attrs[token]
+    shape = []
+    for term in filter(None, formula[1:-1].split(", ")):
+        if term.startswith("*"):
+            shape += list(attrs[term[1:]])
+            continue
+        tokens = re.split(r"([*/])", term)
+        value = atom(tokens[0])
+        for op, operand in zip(tokens[1::2], tokens[2::2]):
+            value = value * atom(operand) if op == "*" else value // max(atom(operand), 1)
+        shape.append(value)
+    return shape
+
+
+def check_graph(text, record_opset, params):
+    """Section 9.1, the structural codes of 9.5, 9.9's op `since`, 3.1.1's
+    opset, and 9.2/9.7's parameters: each one present with the shape OPS.md
+    gives, and no `params` tensor unread (`params`: name -> shape, aliases included)."""
     def fail(code, where, why):
         raise Invalid(code, f"graph.yaml {where}", why)
     try:
@@ -546,7 +627,7 @@ def check_graph(text, record_opset):
         for k in n:
             if k not in ("name", "op", "inputs", "attrs"):
                 fail("unknown-field", f"{where}.{k}", "unknown field")
-        if not isinstance(n.get("op"), str) or n["op"] not in OPS or OPS[n["op"]] > opset:
+        if not isinstance(n.get("op"), str) or n["op"] not in OPS or OPS[n["op"]]["since"] > opset:
             fail("unknown-op", f"{where}.op", f"{n.get('op')}")
         if len(n["inputs"]) > MAX_NODE_INPUTS:
             fail("limit", f"{where}.inputs", "above MAX_NODE_INPUTS")
@@ -584,8 +665,90 @@ def check_graph(text, record_opset):
             elif state.get(nxt) is None:
                 state[nxt] = 1
                 stack.append((nxt, iter(deps[nxt])))
+    read_weights = set()
+    for where, n in nodes:
+        attrs = normalized_attrs(n["op"], n.get("attrs") or {})
+        slots = [s for s in OPS[n["op"]]["slots"] if all(attrs.get(a) is True for a in s[4])]
+        given = list(n["inputs"])
+        for name, kind, optional, formula, _when in slots:
+            if kind == "variadic":
+                given = []
+            elif kind in ("data", "optional"):
+                given = given[1:]
+            elif given:
+                given = given[1:]
+            else:
+                weight = f"{n['name']}.{name}"
+                if weight not in params:
+                    if not optional:
+                        fail("missing-parameter", where, weight)
+                    continue
+                read_weights.add(weight)
+                if formula and params[weight] != eval_shape(formula, attrs):
+                    fail("parameter-shape", where, f"{weight} {params[weight]}, {formula} gives {eval_shape(formula, attrs)}")
+    for weight in sorted(set(params) - read_weights):
+        fail("unused-weight", weight, "no node reads it")
     if opset != record_opset:
         raise Invalid("bad-entry", "graph.yaml", f"opset {opset}, the graph record says {record_opset}")
+    return [n for _, n in nodes]
+
+
+# ---------------------------------------------------------------- samples
+
+
+def array(record, data):
+    """A tensor's data as numpy (section 4.1), floats widened to float64."""
+    import numpy as np
+    descr = DTYPES[record["dtype"]][1]
+    a = np.frombuffer(data, dtype=np.dtype(descr.replace("|b1", "?"))).reshape(record["shape"])
+    if record["dtype"] == "bf16":
+        a = (a.astype(np.uint32) << 16).view(np.float32)
+    return a.astype(np.float64) if a.dtype.kind == "f" else a
+
+
+def run_samples(m, nodes, tensors):
+    """Section 3.6: runs each sample with an independent numpy reference of
+    OPS.md's definitions (ops_reference.py) and compares within its tolerance."""
+    import numpy as np
+    from ops_reference import reference
+
+    def tensor(name):
+        stored = m.get("aliases", {}).get(name, name)
+        return array(m["tensors"][stored], tensors[stored])
+
+    order, done = [], set()
+    pending = list(nodes)
+    while pending:  # dependencies first (node order carries no meaning, 9.5)
+        ready = [n for n in pending if all(i in done or i not in {p["name"] for p in pending} for i in n["inputs"])]
+        order += ready
+        done |= {n["name"] for n in ready}
+        pending = [n for n in pending if n["name"] not in done]
+    for i, sample in enumerate(m["samples"]):
+        values = {name: tensor(t) for name, t in sample["inputs"].items()}
+        try:
+            for n in order:
+                attrs = normalized_attrs(n["op"], n.get("attrs") or {})
+                ops, given = {}, list(n["inputs"])
+                for name, kind, _optional, _formula, when in OPS[n["op"]]["slots"]:
+                    if not all(attrs.get(a) is True for a in when):
+                        continue
+                    if kind == "variadic":
+                        ops.update({f"inputs{k}": values[v] for k, v in enumerate(given)})
+                        given = []
+                    elif given:
+                        ops[name] = values[given.pop(0)]
+                    elif kind == "param" and f"{n['name']}.{name}" in m["tensors"] | m.get("aliases", {}):
+                        ops[name] = tensor(f"{n['name']}.{name}")
+                values[n["name"]] = reference(n["op"], attrs, ops)
+        except (KeyError, ValueError, IndexError) as e:
+            raise Invalid("sample", f"samples[{i}]", f"cannot run: {e!r}")
+        for name, t in sample["outputs"].items():
+            got, want = np.asarray(values.get(name)), tensor(t)
+            if got.shape != want.shape:
+                raise Invalid("sample-mismatch", f"samples[{i}].outputs.{name}", f"shape {got.shape} vs {want.shape}")
+            bad = ~((np.abs(got - want) <= sample["atol"] + sample["rtol"] * np.abs(want)) | (np.isnan(got) & np.isnan(want)))
+            if bad.any():
+                raise Invalid("sample-mismatch", f"samples[{i}].outputs.{name}", f"{int(bad.sum())} elements differ")
 
 
 # ---------------------------------------------------------------- writing

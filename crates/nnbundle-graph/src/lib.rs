@@ -46,7 +46,7 @@ pub use build::GraphBuilder;
 pub use check::Analysis;
 pub use document::{is_symbol, is_value_name};
 pub use graph::{Graph, GraphInput, Node, Operand, Parameter, WeightInfo, analyze};
-pub use op::{OPSET, OpDef, ParamDType, ParamSpec, Role, Slot};
+pub use op::{OPSET, OpDef, ParamDType, ParamDoc, ParamSpec, Role, Slot, eval_shape_formula};
 pub use ops::OpKind;
 pub use ops::Window;
 pub use ops::conv::{conv_padding, conv_transpose_geometry, conv_transpose_length, conv_windows};

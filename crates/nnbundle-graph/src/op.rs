@@ -102,6 +102,70 @@ impl ParamSpec {
     }
 }
 
+/// A parameter's shape and existence as the spec states them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ParamDoc {
+    /// The shape as a formula over the node's attributes ([`eval_shape_formula`]),
+    /// or `None` when any shape the op's shape rule accepts will do.
+    pub shape: Option<&'static str>,
+    /// The parameter exists only when each of these boolean attributes is true.
+    pub when: &'static [&'static str],
+}
+
+impl ParamDoc {
+    /// A parameter of the shape `formula` that always exists.
+    pub const fn shape(formula: &'static str) -> Self {
+        ParamDoc { shape: Some(formula), when: &[] }
+    }
+
+    /// A parameter of the shape `formula` that exists when every attribute of `when` is true.
+    pub const fn shape_when(formula: &'static str, when: &'static [&'static str]) -> Self {
+        ParamDoc { shape: Some(formula), when }
+    }
+}
+
+/// Evaluates a parameter shape formula (OPS.md states the language):
+/// `[t, t, ...]`, each term either `*name` (the values of a list attribute)
+/// or integer attributes and literals joined by `*` and `/` (integer
+/// division), evaluated left to right; `directions` is 2 when the attribute
+/// `bidirectional` is true and 1 otherwise.
+pub fn eval_shape_formula(formula: &str, attrs: &Attrs) -> Result<Vec<u64>, String> {
+    let inner = formula
+        .strip_prefix('[')
+        .and_then(|f| f.strip_suffix(']'))
+        .ok_or_else(|| format!("`{formula}` is not a [...] list"))?;
+    let atom = |name: &str| -> Result<i64, String> {
+        if let Ok(n) = name.parse::<i64>() {
+            return Ok(n);
+        }
+        if name == "directions" {
+            return Ok(if attrs.bool("bidirectional") { 2 } else { 1 });
+        }
+        match attrs.get(name) {
+            Some(crate::attr::AttrValue::Int(n)) => Ok(*n),
+            other => Err(format!("`{name}` in `{formula}` is not an integer attribute: {other:?}")),
+        }
+    };
+    let mut shape = Vec::new();
+    for term in inner.split(", ").filter(|t| !t.is_empty()) {
+        if let Some(list) = term.strip_prefix('*') {
+            shape.extend(attrs.ints(list).iter().map(|&d| d as u64));
+            continue;
+        }
+        let mut value = atom(term.split(['*', '/']).next().unwrap_or_default())?;
+        let mut rest = &term[term.find(['*', '/']).unwrap_or(term.len())..];
+        while let Some(op) = rest.chars().next() {
+            let tail = &rest[1..];
+            let end = tail.find(['*', '/']).unwrap_or(tail.len());
+            let operand = atom(&tail[..end])?;
+            value = if op == '*' { value * operand } else { value / operand.max(1) };
+            rest = &tail[end..];
+        }
+        shape.push(value as u64);
+    }
+    Ok(shape)
+}
+
 /// The operands a shape rule sees: each present slot by name, in slot order.
 /// A `None` entry is an operand whose facts are unknown (a weight not given).
 #[derive(Debug, Clone, Default)]
@@ -135,6 +199,13 @@ pub(crate) trait OpRule: Sync {
     /// does not exist under these attributes (`bias: false`).
     fn param(&self, _slot: &str, _attrs: &Attrs) -> Option<ParamSpec> {
         None
+    }
+
+    /// What OPS.md states about parameter slot `slot`: the same facts as
+    /// [`OpRule::param`] gives, as text a reader in another language can
+    /// apply (the registry tests check the two agree on every op case).
+    fn param_doc(&self, _slot: &str) -> ParamDoc {
+        ParamDoc::default()
     }
 
     /// The output dtype and shape, `Ok(None)` when unknown for lack of facts
@@ -172,6 +243,17 @@ impl fmt::Debug for OpDef {
 }
 
 impl OpDef {
+    /// The requirements on parameter slot `slot` under `attrs`; `None` when
+    /// the slot does not exist under them.
+    pub fn param(&self, slot: &str, attrs: &Attrs) -> Option<ParamSpec> {
+        self.rule.param(slot, attrs)
+    }
+
+    /// What the spec states about parameter slot `slot` (shape formula, existence).
+    pub fn param_doc(&self, slot: &str) -> ParamDoc {
+        self.rule.param_doc(slot)
+    }
+
     /// The attribute spec named `name`.
     pub fn attr(&self, name: &str) -> Option<&AttrSpec> {
         self.attrs.iter().find(|a| a.name == name)

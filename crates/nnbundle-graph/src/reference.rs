@@ -16,7 +16,13 @@ pub fn op_reference_markdown() -> String {
         "Generated from the op registry (`crates/nnbundle-graph`); a test fails when this file differs. \
          Normative together with section 9 of [FORMAT.md](FORMAT.md), which states the rules every op follows. \
          An op is in the vocabulary from the opset in its `since` column on; a graph declares an opset at least \
-         that of every op it uses.\n"
+         that of every op it uses.\n\n\
+         A parameter's shape is a formula over the node's attributes after normalization (FORMAT.md 9.4): \
+         `[t, t, ...]`, each term either `*name`, the values of the list attribute `name`, or integer attributes \
+         and integer literals joined by `*` and `/` (integer division), evaluated left to right; `directions` is 2 \
+         when the attribute `bidirectional` is true and 1 otherwise. `[out_channels, in_channels/groups, *kernel_size]` \
+         with `out_channels: 8`, `in_channels: 4`, `groups: 2`, `kernel_size: [3, 3]` is `[8, 2, 3, 3]`. A parameter \
+         that exists only under some attributes says so; otherwise it always exists.\n"
     );
     let _ = writeln!(out, "| op | since | computes |\n|---|---|---|");
     for op in OpKind::ALL {
@@ -50,7 +56,20 @@ pub fn op_reference_markdown() -> String {
                         Some(ParamDType::Any) => ", any dtype",
                         _ => ", the input's float dtype",
                     };
-                    format!("parameter: the weight `<node>.{}` unless given as a value{dtype}", slot.name)
+                    let doc = def.param_doc(slot.name);
+                    let shape = doc.shape.map_or_else(
+                        || ", any shape the op's shape rule accepts".to_owned(),
+                        |f| format!(", shape `{f}`"),
+                    );
+                    let when = match doc.when {
+                        [] => String::new(),
+                        attrs => format!(
+                            "; exists only when {} true",
+                            attrs.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(" and ")
+                                + if attrs.len() > 1 { " are" } else { " is" }
+                        ),
+                    };
+                    format!("parameter: the weight `<node>.{}` unless given as a value{dtype}{shape}{when}", slot.name)
                 }
             };
             let _ = writeln!(out, "- `{}`: {role}", slot.name);

@@ -149,6 +149,13 @@ impl OpRule for PReluRule {
         super::at_least_one(a, &["num_parameters"])
     }
 
+    fn param_doc(&self, slot: &str) -> crate::op::ParamDoc {
+        match slot {
+            "weight" => crate::op::ParamDoc::shape("[num_parameters]"),
+            _ => crate::op::ParamDoc::default(),
+        }
+    }
+
     fn param(&self, slot: &str, a: &Attrs) -> Option<crate::op::ParamSpec> {
         (slot == "weight").then(|| crate::op::ParamSpec::float(vec![a.int("num_parameters") as u64]))
     }

@@ -4,7 +4,7 @@ use nnbundle_format::DType;
 
 use super::{require_float, require_rank};
 use crate::attr::{AttrDefault as D, AttrType as T, Attrs, attr};
-use crate::op::{OpDef, OpRule, Operands, ParamSpec, Role, slot};
+use crate::op::{OpDef, OpRule, Operands, ParamDoc, ParamSpec, Role, slot};
 use crate::value::{Dim, ValueInfo};
 
 pub(crate) static MULTIHEADATTENTION: OpDef = OpDef {
@@ -48,6 +48,16 @@ impl OpRule for MhaRule {
             out.push(("dropout", format!("must be in [0, 1), found {p}")));
         }
         out
+    }
+
+    fn param_doc(&self, slot: &str) -> ParamDoc {
+        match slot {
+            "in_proj_weight" => ParamDoc::shape("[3*embed_dim, embed_dim]"),
+            "in_proj_bias" => ParamDoc::shape_when("[3*embed_dim]", &["bias"]),
+            "out_proj.weight" => ParamDoc::shape("[embed_dim, embed_dim]"),
+            "out_proj.bias" => ParamDoc::shape_when("[embed_dim]", &["bias"]),
+            _ => ParamDoc::default(),
+        }
     }
 
     fn param(&self, slot: &str, a: &Attrs) -> Option<ParamSpec> {

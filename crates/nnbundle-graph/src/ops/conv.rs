@@ -3,7 +3,7 @@
 
 use super::{Window, all_at_least_one, at_least_one, require_dim, require_float, require_rank};
 use crate::attr::{AttrDefault as D, AttrType as T, Attrs, attr};
-use crate::op::{OpDef, OpRule, Operands, ParamSpec, Role, Slot, slot};
+use crate::op::{OpDef, OpRule, Operands, ParamDoc, ParamSpec, Role, Slot, slot};
 use crate::value::{Dim, Shape, ValueInfo};
 
 /// The attributes of a convolution over `$n` dimensions: the shared ones
@@ -131,6 +131,15 @@ impl OpRule for ConvRule {
             }
         }
         out
+    }
+
+    fn param_doc(&self, slot: &str) -> ParamDoc {
+        match (slot, self.transposed) {
+            ("weight", false) => ParamDoc::shape("[out_channels, in_channels/groups, *kernel_size]"),
+            ("weight", true) => ParamDoc::shape("[in_channels, out_channels/groups, *kernel_size]"),
+            ("bias", _) => ParamDoc::shape_when("[out_channels]", &["bias"]),
+            _ => ParamDoc::default(),
+        }
     }
 
     fn param(&self, slot: &str, a: &Attrs) -> Option<ParamSpec> {

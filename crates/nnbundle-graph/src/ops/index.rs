@@ -4,7 +4,7 @@ use nnbundle_format::DType;
 
 use super::at_least_one;
 use crate::attr::{AttrDefault as D, AttrType as T, Attrs, attr};
-use crate::op::{OpDef, OpRule, Operands, ParamDType, ParamSpec, Role, slot};
+use crate::op::{OpDef, OpRule, Operands, ParamDType, ParamDoc, ParamSpec, Role, slot};
 use crate::value::{Dim, Shape, ValueInfo, normalize_axis};
 
 fn require_indices(op: &str, v: &ValueInfo) -> Result<(), String> {
@@ -39,6 +39,13 @@ impl OpRule for EmbeddingRule {
             out.push(("padding_idx", format!("must index a row of {} rows, found {p}", a.int("num_embeddings"))));
         }
         out
+    }
+
+    fn param_doc(&self, slot: &str) -> ParamDoc {
+        match slot {
+            "weight" => ParamDoc::shape("[num_embeddings, embedding_dim]"),
+            _ => ParamDoc::default(),
+        }
     }
 
     fn param(&self, slot: &str, a: &Attrs) -> Option<ParamSpec> {

@@ -2,7 +2,7 @@
 
 use super::{at_least_one, require_dim, require_float};
 use crate::attr::{AttrDefault as D, AttrSpec, AttrType as T, Attrs, attr};
-use crate::op::{OpDef, OpRule, Operands, ParamSpec, Role, Slot, slot};
+use crate::op::{OpDef, OpRule, Operands, ParamDoc, ParamSpec, Role, Slot, slot};
 use crate::value::{Dim, ValueInfo};
 
 const ATTRS: &[AttrSpec] = &[
@@ -34,6 +34,14 @@ impl OpRule for LinearRule {
             "weight" => Some(ParamSpec::float(vec![o, i])),
             "bias" if a.bool("bias") => Some(ParamSpec::float(vec![o])),
             _ => None,
+        }
+    }
+
+    fn param_doc(&self, slot: &str) -> ParamDoc {
+        match slot {
+            "weight" => ParamDoc::shape("[out_features, in_features]"),
+            "bias" => ParamDoc::shape_when("[out_features]", &["bias"]),
+            _ => ParamDoc::default(),
         }
     }
 

@@ -4,7 +4,7 @@
 
 use super::{at_least_one, require_dim, require_float, require_rank};
 use crate::attr::{AttrDefault as D, AttrSpec, AttrType as T, Attrs, attr};
-use crate::op::{OpDef, OpRule, Operands, ParamDType, ParamSpec, Role, Slot, slot};
+use crate::op::{OpDef, OpRule, Operands, ParamDType, ParamDoc, ParamSpec, Role, Slot, slot};
 use crate::value::{Dim, ValueInfo};
 
 const BN_ATTRS: &[AttrSpec] = &[
@@ -53,6 +53,15 @@ impl OpRule for BatchNormRule {
         out
     }
 
+    fn param_doc(&self, slot: &str) -> ParamDoc {
+        match slot {
+            "weight" | "bias" => ParamDoc::shape_when("[num_features]", &["affine"]),
+            "running_mean" | "running_var" => ParamDoc::shape("[num_features]"),
+            "num_batches_tracked" => ParamDoc::shape("[]"),
+            _ => ParamDoc::default(),
+        }
+    }
+
     fn param(&self, slot: &str, a: &Attrs) -> Option<ParamSpec> {
         let c = a.int("num_features") as u64;
         match slot {
@@ -99,6 +108,14 @@ impl OpRule for LayerNormRule {
             out.push(("eps", format!("must not be negative, found {}", a.float("eps"))));
         }
         out
+    }
+
+    fn param_doc(&self, slot: &str) -> ParamDoc {
+        match slot {
+            "weight" => ParamDoc::shape_when("[*normalized_shape]", &["elementwise_affine"]),
+            "bias" => ParamDoc::shape_when("[*normalized_shape]", &["elementwise_affine", "bias"]),
+            _ => ParamDoc::default(),
+        }
     }
 
     fn param(&self, slot: &str, a: &Attrs) -> Option<ParamSpec> {
@@ -227,6 +244,14 @@ impl OpRule for GroupNormRule {
             out.push(("eps", format!("must not be negative, found {}", a.float("eps"))));
         }
         out
+    }
+
+    fn param_doc(&self, slot: &str) -> ParamDoc {
+        let shape = if self.channels == "num_channels" { "[num_channels]" } else { "[num_features]" };
+        match slot {
+            "weight" | "bias" => ParamDoc::shape_when(shape, &["affine"]),
+            _ => ParamDoc::default(),
+        }
     }
 
     fn param(&self, slot: &str, a: &Attrs) -> Option<ParamSpec> {

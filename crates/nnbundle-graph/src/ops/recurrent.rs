@@ -3,7 +3,7 @@
 
 use super::{require_float, require_rank};
 use crate::attr::{AttrDefault as D, AttrType as T, Attrs, attr};
-use crate::op::{OpDef, OpRule, Operands, ParamSpec, Role, slot};
+use crate::op::{OpDef, OpRule, Operands, ParamDoc, ParamSpec, Role, slot};
 use crate::value::{Dim, Shape, ValueInfo};
 
 pub(crate) static LSTM: OpDef = OpDef {
@@ -83,6 +83,19 @@ fn directions(a: &Attrs) -> u64 {
 impl OpRule for RecurrentRule {
     fn check_attrs(&self, a: &Attrs) -> Vec<(&'static str, String)> {
         super::all_at_least_one(a, &["input_size", "hidden_size"])
+    }
+
+    fn param_doc(&self, slot: &str) -> ParamDoc {
+        let lstm = self.gates == 4;
+        match (slot, lstm) {
+            ("weight_ih", true) => ParamDoc::shape("[directions, 4*hidden_size, input_size]"),
+            ("weight_ih", false) => ParamDoc::shape("[directions, 3*hidden_size, input_size]"),
+            ("weight_hh", true) => ParamDoc::shape("[directions, 4*hidden_size, hidden_size]"),
+            ("weight_hh", false) => ParamDoc::shape("[directions, 3*hidden_size, hidden_size]"),
+            ("bias_ih" | "bias_hh", true) => ParamDoc::shape_when("[directions, 4*hidden_size]", &["bias"]),
+            ("bias_ih" | "bias_hh", false) => ParamDoc::shape_when("[directions, 3*hidden_size]", &["bias"]),
+            _ => ParamDoc::default(),
+        }
     }
 
     fn param(&self, slot: &str, a: &Attrs) -> Option<ParamSpec> {
