@@ -3,6 +3,8 @@
 //! on every conformance bundle and on byte flips and truncations of two small
 //! bundles, and re-write every bundle nnb writes here byte for byte.
 
+#[path = "support/op_cases.rs"]
+mod op_cases;
 mod support;
 
 use std::collections::BTreeMap;
@@ -16,8 +18,9 @@ fn spec(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("spec").join(path)
 }
 
-/// Bundles nnb writes: every spec example with seeded weights, a sample, every
-/// dtype, groups, aliases, metadata, chunk digests.
+/// Bundles nnb writes: every spec example with seeded weights (and again with
+/// a sample), every op case, every dtype, groups, aliases, metadata, chunk
+/// digests.
 fn corpus() -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     for example in ["mlp", "lenet", "residual_block", "transformer_encoder_layer"] {
@@ -50,6 +53,13 @@ fn corpus() -> Vec<(String, Vec<u8>)> {
         let mut w = model.to_writer().unwrap();
         w.add_sample(inputs.into_iter().map(|(k, v)| (k, v.to_tensor())).collect(), outputs, 1e-4, 1e-5).unwrap();
         out.push((format!("{example}_with_sample"), w.to_bytes().unwrap()));
+    }
+
+    // One bundle per op case: every op, its attributes in many forms.
+    let mut rng = op_cases::rng();
+    for case in op_cases::cases() {
+        let built = op_cases::build(&case, &mut rng);
+        out.push((format!("op_{}", case.name), built.model.to_writer().unwrap().to_bytes().unwrap()));
     }
 
     let mut w = BundleWriter::new();
@@ -141,5 +151,6 @@ fn a_reader_and_writer_from_the_spec_agree_with_nnb() {
     ];
     let refs: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
     let out = support::run_python(&python, &refs);
+    println!("{out}");
     assert!(out.contains(" 0 disagreements"), "{out}");
 }

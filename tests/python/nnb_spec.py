@@ -10,8 +10,9 @@ their `since`, duplicate names, references, cycles, the graph record's
 opset, and the weights (9.2, 9.7): every parameter present, of the shape its
 formula gives, and no `params` tensor unread; samples (3.6) re-run with
 ops_reference.py, an independent numpy reference of OPS.md's definitions.
-Attribute values, shape inference, parameter dtypes and the architecture
-digest need each op's rules in code and are not here.
+and the architecture digest (9.8) from the attributes normalized as 9.4 and
+OPS.md's tables say. Attribute value checks, shape inference and parameter
+dtypes need each op's rules in code and are not here.
 """
 import hashlib
 import json
@@ -462,7 +463,7 @@ def read(data, verify=True):
         params = {n: r["shape"] for n, r in m["tensors"].items() if r["group"] == "params"}
         params.update({a: m["tensors"][t]["shape"] for a, t in m.get("aliases", {}).items()
                        if m["tensors"][t]["group"] == "params"})
-        nodes = check_graph(graph_text, m["graph"]["opset"], params)
+        nodes = check_graph(graph_text, m["graph"], params)
         if m.get("samples"):
             run_samples(m, nodes, tensors)
     return {"manifest": m, "graph": graph_text, "tensors": tensors}
@@ -525,30 +526,66 @@ OPS = {}
 
 
 def normalized_attrs(op, given):
-    """Section 9.4 for what parameter shapes need: defaults filled, and an
-    integer given for a list attribute made a list (n copies for a spatial one)."""
+    """Section 9.4: every attribute that has a value, defaults filled in and
+    each value in its normalized form (types as OPS.md's attribute tables
+    word them)."""
     attrs = {}
     for name, (ty, default) in OPS[op]["attrs"].items():
-        value = given.get(name)
-        if value is None and default not in ("required", "absent") and not default.startswith("same as"):
-            value = {"true": True, "false": False}.get(default, default)
-            if isinstance(value, str) and re.fullmatch(r"-?[0-9]+", value):
-                value = int(value)
-            elif isinstance(value, str) and re.fullmatch(r"-?[0-9.]+(e-?[0-9]+)?", value):
-                value = float(value)
-        value = spec_yaml.plain_floats_to_numbers(value)
+        value = spec_yaml.plain_floats_to_numbers(given.get(name))
+        if value is None:
+            same_as = re.match(r"same as `?([a-z_]+)`?", default)
+            if same_as:
+                value = attrs.get(same_as.group(1))
+            elif default not in ("required", "absent"):
+                value = {"true": True, "false": False}.get(default, default)
+                if re.fullmatch(r"-?[0-9]+", value if isinstance(value, str) else "x"):
+                    value = int(value)
+                elif re.fullmatch(r"-?[0-9.]+(e-?[0-9]+)?", value if isinstance(value, str) else "x"):
+                    value = float(value)
+        if value is None:
+            continue
+        counts = re.search(r"a list of ([0-9]+)(?: or ([0-9]+))? integers", ty)
         if ty == "a number" and is_int(value):
             value = float(value)
-        same_as = re.match(r"same as `?([a-z_]+)`?", default)
-        if value is None and same_as:
-            value = attrs.get(same_as.group(1))
-        spatial = re.match(r"an integer(?: or|,) a list of ([0-9]+) (?:or [0-9]+ )?integers", ty)
-        if is_int(value) and spatial:
-            value = [value] * int(spatial.group(1))
-        elif is_int(value) and "list of integers" in ty:
+        elif ty == "a list of integers" and is_int(value):
             value = [value]
+        elif counts and is_int(value):
+            value = [value] * int(counts.group(1))
+        elif counts and counts.group(2) and isinstance(value, list) and len(value) == int(counts.group(2)):
+            n = int(counts.group(1))  # pads: begins then ends; n values when symmetric
+            if value[:n] == value[n:]:
+                value = value[:n]
         attrs[name] = value
     return attrs
+
+
+def canonical_json(value):
+    """Section 5.3."""
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    if is_int(value):
+        return str(value)
+    if isinstance(value, float):
+        return canonical_float(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):
+        return "[" + ",".join(canonical_json(v) for v in value) + "]"
+    items = sorted(value.items(), key=lambda kv: kv[0].encode("utf-8"))
+    return "{" + ",".join(f"{json.dumps(k, ensure_ascii=False)}:{canonical_json(v)}" for k, v in items) + "}"
+
+
+def architecture_digest(opset, inputs, nodes, outputs):
+    """Section 9.8."""
+    doc = {
+        "opset": opset,
+        "inputs": [{"name": i["name"], "dtype": i["dtype"], "shape": i["shape"]} for i in inputs],
+        "nodes": [{"name": n["name"], "op": n["op"], "inputs": n["inputs"],
+                   "attrs": normalized_attrs(n["op"], n.get("attrs") or {})}
+                  for n in sorted(nodes, key=lambda n: n["name"].encode("utf-8"))],
+        "outputs": outputs,
+    }
+    return hashlib.sha256(canonical_json(doc).encode("utf-8")).hexdigest()
 
 
 def eval_shape(formula, attrs):
@@ -572,7 +609,7 @@ def eval_shape(formula, attrs):
     return shape
 
 
-def check_graph(text, record_opset, params):
+def check_graph(text, record, params):
     """Section 9.1, the structural codes of 9.5, 9.9's op `since`, 3.1.1's
     opset, and 9.2/9.7's parameters: each one present with the shape OPS.md
     gives, and no `params` tensor unread (`params`: name -> shape, aliases included)."""
@@ -688,9 +725,12 @@ def check_graph(text, record_opset, params):
                     fail("parameter-shape", where, f"{weight} {params[weight]}, {formula} gives {eval_shape(formula, attrs)}")
     for weight in sorted(set(params) - read_weights):
         fail("unused-weight", weight, "no node reads it")
-    if opset != record_opset:
-        raise Invalid("bad-entry", "graph.yaml", f"opset {opset}, the graph record says {record_opset}")
-    return [n for _, n in nodes]
+    if opset != record["opset"]:
+        raise Invalid("bad-entry", "graph.yaml", f"opset {opset}, the graph record says {record['opset']}")
+    node_list = [n for _, n in nodes]
+    if architecture_digest(opset, inputs, node_list, outputs) != record["architecture_digest"]:
+        raise Invalid("bad-entry", "graph.yaml", "architecture digest mismatch")
+    return node_list
 
 
 # ---------------------------------------------------------------- samples
