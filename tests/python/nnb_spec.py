@@ -226,7 +226,7 @@ def is_int(v):
 
 
 def is_number(v):
-    return (is_int(v) or isinstance(v, float)) and not isinstance(v, spec_yaml.PlainText)
+    return is_int(v) or isinstance(v, float)
 
 
 def expect_map(v, where, keys, required):
@@ -238,11 +238,6 @@ def expect_map(v, where, keys, required):
     for k in required:
         if k not in v:
             raise manifest_error(f"{where}.{k}", "missing")
-
-
-def plain_float_value(v):
-    """A plain scalar the table reads as a float (kept as text for format_version)."""
-    return float(v) if isinstance(v, spec_yaml.PlainText) else v
 
 
 def parse_manifest(text):
@@ -334,7 +329,7 @@ def parse_manifest(text):
                 if tensor not in tensors and aliases.get(tensor) not in tensors:
                     raise manifest_error(f"{where}.{kind}.{value}", f"no tensor {tensor}")
         for k in ("rtol", "atol"):
-            s[k] = plain_float_value(s[k])
+            s[k] = spec_yaml.plain_floats_to_numbers(s[k])
             if not is_number(s[k]) or not math.isfinite(s[k]) or s[k] < 0:
                 raise manifest_error(f"{where}.{k}", "not a finite number >= 0")
             s[k] = float(s[k])
@@ -361,7 +356,7 @@ def check_metadata(key, value, where, depth):
         raise manifest_error(where, "not a metadata key")
     if depth > MAX_METADATA_DEPTH:
         raise manifest_error(where, "deeper than MAX_METADATA_DEPTH")
-    value = plain_float_value(value)
+    value = spec_yaml.plain_floats_to_numbers(value)
     if value is None:
         raise manifest_error(where, "null is not a metadata value")
     if is_int(value) and not -(2**63) <= value < 2**63:
@@ -684,7 +679,8 @@ def check_graph(text, record, params):
     for ref in outputs:
         if ref not in defined:
             fail("unknown-reference", "outputs", f"{ref}")
-    deps = {n["name"]: [r for r in n["inputs"] if r in {m["name"] for _, m in nodes}] for _, n in nodes}
+    node_names = {n["name"] for _, n in nodes}
+    deps = {n["name"]: [r for r in n["inputs"] if r in node_names] for _, n in nodes}
     state = {}
     for start in deps:
         stack = [(start, iter(deps[start]))]
@@ -759,7 +755,8 @@ def run_samples(m, nodes, tensors):
     order, done = [], set()
     pending = list(nodes)
     while pending:  # dependencies first (node order carries no meaning, 9.5)
-        ready = [n for n in pending if all(i in done or i not in {p["name"] for p in pending} for i in n["inputs"])]
+        waiting = {p["name"] for p in pending}
+        ready = [n for n in pending if all(i in done or i not in waiting for i in n["inputs"])]
         order += ready
         done |= {n["name"] for n in ready}
         pending = [n for n in pending if n["name"] not in done]

@@ -28,8 +28,8 @@ pub(crate) fn resolve(s: &str) -> Plain {
         "false" | "False" | "FALSE" => return Plain::Bool(false),
         _ => {}
     }
-    if let Some(n) = decimal_integer(s) {
-        return match n.parse::<i128>() {
+    if is_decimal_integer(s) {
+        return match s.parse::<i128>() {
             Ok(v) if (i128::from(i64::MIN)..=i128::from(u64::MAX)).contains(&v) => Plain::Int(v),
             _ => Plain::Refused("an integer outside -2^63 .. 2^64-1"),
         };
@@ -48,12 +48,10 @@ pub(crate) fn resolve(s: &str) -> Plain {
     Plain::Str
 }
 
-/// `-?(0|[1-9][0-9]*)`: the digits (with the sign) when `s` has this form.
-fn decimal_integer(s: &str) -> Option<&str> {
+/// `-?(0|[1-9][0-9]*)`.
+fn is_decimal_integer(s: &str) -> bool {
     let digits = s.strip_prefix('-').unwrap_or(s);
-    let ok =
-        !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) && (digits == "0" || !digits.starts_with('0'));
-    ok.then_some(s)
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) && (digits == "0" || !digits.starts_with('0'))
 }
 
 /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?` with a fraction or an
