@@ -383,3 +383,44 @@ fn overflowing_zip64_fields_are_errors() {
     out.extend_from_slice(&[0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0]);
     assert!(err_text(out).starts_with("not a bundle:"));
 }
+
+fn conformance(file: &str) -> Vec<u8> {
+    std::fs::read(format!("{}/../../spec/conformance/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+#[test]
+fn the_checks_of_spec_revision_2_name_what_is_wrong() {
+    let err = rejected(conformance("prefix_bytes.nnb"), "not-a-zip", None);
+    assert!(err.contains("64 bytes precede the first entry"), "{err}");
+    let err = rejected(conformance("directory_size_mismatch.nnb"), "not-a-zip", None);
+    assert!(err.contains("the end record gives the central directory") && err.contains("records take"), "{err}");
+    let err = rejected(conformance("not_regular_file.nnb"), "bad-entry", Some("manifest.yaml"));
+    assert!(err.contains("is not a regular file"), "{err}");
+    let err = rejected(conformance("yaml_refused_scalar.nnb"), "invalid-manifest", Some("manifest.yaml"));
+    assert!(err.contains("`0x1F`") && err.contains("line 4"), "{err}");
+    let err = rejected(conformance("yaml_tag.nnb"), "invalid-manifest", Some("manifest.yaml"));
+    assert!(err.contains("tags are not allowed"), "{err}");
+
+    // Found when a tensor is read, and by a validator: the tensor, the element, the byte.
+    let bundle = Bundle::from_bytes(conformance("bool_out_of_range.nnb")).unwrap();
+    let err = bundle.tensor("flags").unwrap_err();
+    assert_eq!((err.code(), err.location().as_deref()), ("bad-tensor-entry", Some("tensors/flags.npy")));
+    assert!(err.to_string().contains("element 2 is the byte 0x02"), "{err}");
+    assert!(bundle.verify_every_digest().is_err());
+
+    // Found when the graph is used.
+    let bundle = Bundle::from_bytes(conformance("graph_opset_mismatch.nnb")).unwrap();
+    let err = bundle.graph().unwrap_err();
+    assert_eq!((err.code(), err.location().as_deref()), ("bad-entry", Some("graph.yaml")));
+    assert!(err.to_string().contains("declares opset 2, the manifest's graph record says 1"), "{err}");
+}
+
+#[test]
+fn samples_without_a_graph_and_yaml_anchors_are_refused() {
+    let manifest = b"format_version: '1.0'\ntensors: {}\nsamples:\n- {inputs: {}, outputs: {}, rtol: 0.0, atol: 0.0}\n";
+    let err = rejected(zip_with(&[("manifest.yaml", manifest, stored())]), "invalid-manifest", Some("manifest.yaml"));
+    assert!(err.contains("samples") && err.contains("the bundle has none"), "{err}");
+    let manifest = b"format_version: '1.0'\ntensors: {}\nmetadata:\n  a: &x 1\n  b: *x\n";
+    let err = rejected(zip_with(&[("manifest.yaml", manifest, stored())]), "invalid-manifest", Some("manifest.yaml"));
+    assert!(err.contains("anchors and aliases are not allowed") && err.contains("line 4"), "{err}");
+}
