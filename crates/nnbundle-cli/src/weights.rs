@@ -9,6 +9,8 @@ use nnbundle_container::npy;
 use nnbundle_format::{DType, Tensor};
 use safetensors::Dtype as St;
 
+use crate::Failure;
+
 /// Largest compression ratio accepted for a deflated `.npz` entry (zip-bomb guard).
 const MAX_NPZ_RATIO: u64 = 1024;
 
@@ -44,13 +46,16 @@ fn to_st(dtype: DType) -> St {
 }
 
 /// Reads every tensor of a `.safetensors` or `.npz` file, by name.
-pub(crate) fn read(path: &Path) -> anyhow::Result<BTreeMap<String, Tensor>> {
+pub(crate) fn read(path: &Path) -> Result<BTreeMap<String, Tensor>, Failure> {
+    let read: fn(&[u8]) -> anyhow::Result<BTreeMap<String, Tensor>> = match path.extension().and_then(|e| e.to_str()) {
+        Some("safetensors") => read_safetensors,
+        Some("npz") => read_npz,
+        _ => {
+            return Err(Failure::usage(format!("`{}`: weights must be a .safetensors or .npz file", path.display())));
+        }
+    };
     let bytes = std::fs::read(path).with_context(|| format!("read `{}`", path.display()))?;
-    match path.extension().and_then(|e| e.to_str()) {
-        Some("safetensors") => read_safetensors(&bytes).with_context(|| format!("`{}`", path.display())),
-        Some("npz") => read_npz(&bytes).with_context(|| format!("`{}`", path.display())),
-        _ => bail!("`{}`: weights must be a .safetensors or .npz file", path.display()),
-    }
+    Ok(read(&bytes).with_context(|| format!("`{}`", path.display()))?)
 }
 
 fn read_safetensors(bytes: &[u8]) -> anyhow::Result<BTreeMap<String, Tensor>> {
@@ -115,10 +120,11 @@ pub(crate) fn write_safetensors(
 }
 
 /// Reads `NAME=FILE.npy` arguments into named tensors.
-pub(crate) fn read_npy_args(args: &[String]) -> anyhow::Result<BTreeMap<String, Tensor>> {
+pub(crate) fn read_npy_args(args: &[String]) -> Result<BTreeMap<String, Tensor>, Failure> {
     let mut out = BTreeMap::new();
     for arg in args {
-        let (name, file) = arg.split_once('=').with_context(|| format!("`{arg}`: expected NAME=FILE.npy"))?;
+        let (name, file) =
+            arg.split_once('=').ok_or_else(|| Failure::usage(format!("`{arg}`: expected NAME=FILE.npy")))?;
         let bytes = std::fs::read(file).with_context(|| format!("read `{file}`"))?;
         let tensor = npy::from_npy(&bytes).map_err(|e| anyhow::anyhow!("`{file}`: {e}"))?;
         out.insert(name.to_owned(), tensor);

@@ -122,9 +122,117 @@ fn pack_and_unpack() {
     let diff = nnb(dir.path(), &["diff", "mlp.nnb", "packed.nnb"]);
     assert!(diff.contains("+ epochs: 10") && !diff.contains("tensors"), "{diff}");
     insta::assert_snapshot!(nnb(dir.path(), &["unpack", "packed.nnb", "-o", "out"]));
-    assert!(dir.path().join("out/graph.yaml").exists());
-    let again = nnb(dir.path(), &["pack", "out/graph.yaml", "out/weights.safetensors", "-o", "again.nnb"]);
+    insta::assert_snapshot!(nnb(dir.path(), &["pack", "out", "-o", "again.nnb"]));
+    assert_eq!(
+        std::fs::read(dir.path().join("again.nnb")).unwrap(),
+        std::fs::read(dir.path().join("packed.nnb")).unwrap()
+    );
+    // The form other tools read: the graph and the parameters as safetensors.
+    insta::assert_snapshot!(nnb(dir.path(), &["unpack", "packed.nnb", "-o", "st", "--safetensors"]));
+    let again = nnb(dir.path(), &["pack", "st/graph.yaml", "st/weights.safetensors", "-o", "again.nnb"]);
     assert_eq!(exit_code(&again), 0, "{again}");
+    // A folder holds its weights; a graph file needs them.
+    insta::assert_snapshot!(nnb(dir.path(), &["pack", "out", "mlp.safetensors", "-o", "x.nnb"]));
+    insta::assert_snapshot!(nnb(dir.path(), &["pack", "mlp.yaml", "-o", "x.nnb"]));
+}
+
+#[test]
+fn prefixed_weight_names_get_a_hint_and_a_fix() {
+    let dir = fixture();
+    let weights = nnbundle_container::Bundle::open(dir.path().join("mlp.nnb")).unwrap().load_all().unwrap();
+    let views: Vec<_> = weights
+        .iter()
+        .map(|(n, t)| {
+            let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, t.shape().to_vec(), t.as_bytes());
+            (format!("model.{n}"), view.unwrap())
+        })
+        .collect();
+    std::fs::write(dir.path().join("prefixed.safetensors"), safetensors::serialize(views, None).unwrap()).unwrap();
+    insta::assert_snapshot!(nnb(dir.path(), &["pack", "mlp.yaml", "prefixed.safetensors", "-o", "p.nnb"]));
+    let fixed =
+        nnb(dir.path(), &["pack", "mlp.yaml", "prefixed.safetensors", "--strip-prefix", "model.", "-o", "p.nnb"]);
+    assert_eq!(exit_code(&fixed), 0, "{fixed}");
+    let diff = nnb(dir.path(), &["diff", "mlp.nnb", "p.nnb"]);
+    assert_eq!(exit_code(&diff), 0, "{diff}");
+}
+
+#[test]
+fn pack_warns_as_validate_does() {
+    let dir = fixture();
+    let yaml = "opset: 1\ninputs: [{name: X, dtype: f32, shape: [batch, 20]}]\nnodes:\n\
+                - {name: hidden, op: Linear, inputs: [X], attrs: {in_features: 20, out_features: 256}}\n\
+                - {name: relu, op: ReLU, inputs: [hidden]}\n\
+                - {name: output, op: Linear, inputs: [relu], attrs: {in_features: 256, out_features: 10}}\n\
+                - {name: unused, op: Sigmoid, inputs: [X]}\noutputs: [output]\n";
+    std::fs::write(dir.path().join("extra.yaml"), yaml).unwrap();
+    insta::assert_snapshot!(nnb(dir.path(), &["pack", "extra.yaml", "mlp.safetensors", "-o", "e.nnb"]));
+}
+
+#[test]
+fn malformed_arguments_are_usage_errors() {
+    let dir = fixture();
+    for args in [
+        &["pack", "mlp.yaml", "mlp.safetensors", "-o", "x.nnb", "--meta", "epochs"][..],
+        &["run", "mlp.nnb", "--input", "x.npy"],
+        &["pack", "mlp.yaml", "mlp.weights", "-o", "x.nnb"],
+        &["import", "m.onnx", "--input-shape", "x=1,a", "-o", "x.nnb"],
+    ] {
+        let out = nnb(dir.path(), args);
+        assert_eq!(exit_code(&out), 2, "{args:?}: {out}");
+        assert!(out.contains("error: "), "{out}");
+    }
+    insta::assert_snapshot!(nnb(dir.path(), &["run", "mlp.nnb", "--input", "x.npy", "--json"]));
+}
+
+#[test]
+fn failing_json_commands_print_a_json_error() {
+    let dir = fixture();
+    for (args, code) in [
+        (&["inspect", "missing.nnb", "--json"][..], "io"),
+        (&["run", "mlp.nnb", "--input", "Y=x.npy", "--json"], "unknown-input"),
+        (&["diff", "mlp.nnb", "x.npy", "--json"], "not-a-zip"),
+    ] {
+        let out = Command::cargo_bin("nnb").unwrap().current_dir(dir.path()).args(args).output().unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: stdout is not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)));
+        assert_eq!(body["error"]["code"], code, "{args:?}: {body}");
+        assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+        assert_ne!(out.status.code(), Some(0));
+    }
+}
+
+/// A save that runs out of space keeps the old file, leaves no temporary
+/// file, and is an I/O error (exit 2) naming the file, with nothing from a
+/// library's destructor on stderr. Needs root to mount a small tmpfs; skipped otherwise.
+#[test]
+fn a_full_disk_is_an_io_error_that_loses_nothing() {
+    let dir = fixture();
+    let mnt = dir.path().join("small");
+    std::fs::create_dir(&mnt).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+        .arg(&mnt)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !mounted {
+        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+        return;
+    }
+    let tensor = Tensor::from_vec(vec![512, 1024], vec![0.5f32; 512 * 1024]).unwrap();
+    let mut w = nnbundle_container::BundleWriter::new();
+    w.add_tensor("t1", Tensor::from_vec(vec![4], vec![1f32; 4]).unwrap()).unwrap();
+    w.add_tensor("t2", tensor).unwrap();
+    std::fs::write(dir.path().join("big.nnb"), w.to_bytes().unwrap()).unwrap();
+    std::fs::copy(dir.path().join("mlp.nnb"), mnt.join("m.nnb")).unwrap();
+    let out = nnb(dir.path(), &["unpack", "big.nnb", "-o", "big"]);
+    assert_eq!(exit_code(&out), 0, "{out}");
+    let out = nnb(dir.path(), &["pack", "big", "-o", "small/m.nnb"]);
+    let names: Vec<_> = std::fs::read_dir(&mnt).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let kept = std::fs::read(mnt.join("m.nnb")).unwrap() == std::fs::read(dir.path().join("mlp.nnb")).unwrap();
+    let _ = std::process::Command::new("umount").arg(&mnt).status();
+    insta::assert_snapshot!(out);
+    assert_eq!(names, ["m.nnb"], "only the old file is left");
+    assert!(kept, "the old file is unchanged");
 }
 
 #[test]

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use nnbundle_format::names::keyed;
 use nnbundle_format::{FormatError, Sha256Digest};
 
 /// What went wrong while reading or writing a bundle.
@@ -15,6 +16,17 @@ pub enum ContainerError {
         op: &'static str,
         /// The file or folder.
         path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Writing an entry of a bundle failed in the file system (full disk, quota, I/O error).
+    #[error("write `{}` (entry `{entry}`): {source}", path.display())]
+    WriteFailed {
+        /// The bundle being written.
+        path: PathBuf,
+        /// The entry being written when it failed.
+        entry: String,
         /// The underlying error.
         #[source]
         source: std::io::Error,
@@ -127,7 +139,7 @@ impl ContainerError {
     /// A stable, kebab-case code for reports (`hash-mismatch`, `bad-entry`, ...).
     pub fn code(&self) -> &'static str {
         match self {
-            ContainerError::Io { .. } => "io",
+            ContainerError::Io { .. } | ContainerError::WriteFailed { .. } => "io",
             ContainerError::NotAZip { .. } | ContainerError::Zip { .. } => "not-a-zip",
             ContainerError::BadEntry { .. } => "bad-entry",
             ContainerError::MissingEntry { .. } => "missing-entry",
@@ -147,16 +159,18 @@ impl ContainerError {
     /// Where the problem is: the file, entry or tensor it names, when it names one.
     pub fn location(&self) -> Option<String> {
         match self {
-            ContainerError::Io { path, .. } => Some(path.display().to_string()),
+            ContainerError::Io { path, .. } | ContainerError::WriteFailed { path, .. } => {
+                Some(path.display().to_string())
+            }
             ContainerError::BadEntry { entry, .. }
             | ContainerError::MissingEntry { entry, .. }
             | ContainerError::Document { entry, .. } => Some(entry.clone()),
             ContainerError::BadTensorEntry { entry, .. } => Some(entry.clone()),
             ContainerError::HashMismatch { tensor, .. } | ContainerError::InvalidTensor { tensor, .. } => {
-                Some(format!("tensors.{tensor}"))
+                Some(keyed("tensors", tensor))
             }
-            ContainerError::ChunkHashMismatch { tensor, .. } => Some(format!("tensors.{tensor}.chunks")),
-            ContainerError::UnknownTensor { name } => Some(format!("tensors.{name}")),
+            ContainerError::ChunkHashMismatch { tensor, .. } => Some(format!("{}.chunks", keyed("tensors", tensor))),
+            ContainerError::UnknownTensor { name } => Some(keyed("tensors", name)),
             _ => None,
         }
     }

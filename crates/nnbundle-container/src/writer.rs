@@ -8,8 +8,8 @@ use std::path::Path;
 use nnbundle_format::limits::DATA_ALIGNMENT;
 use nnbundle_format::names::{PARAMS_GROUP, SAMPLES_GROUP, check_group_name, check_metadata_key, check_tensor_name};
 use nnbundle_format::{
-    ChunkDigest, GRAPH_ENTRY, GraphRecord, MANIFEST_ENTRY, Manifest, MetaValue, SampleRecord, Sha256Digest, Tensor,
-    TensorRecord, tensor_entry_name,
+    ChunkDigest, FormatVersion, GRAPH_ENTRY, GraphRecord, MANIFEST_ENTRY, Manifest, MetaValue, SampleRecord,
+    Sha256Digest, Tensor, TensorRecord, tensor_entry_name,
 };
 use nnbundle_graph::{Graph, WeightInfo};
 use rayon::prelude::*;
@@ -64,6 +64,12 @@ pub struct BundleWriter {
     graph: Option<Graph>,
     samples: Vec<SampleRecord>,
     chunking: Chunking,
+    /// The graph's text as given, stored verbatim instead of the canonical form.
+    graph_text: Option<String>,
+    /// Per-tensor chunk sizes (`None`: no chunk digest) that override `chunking`.
+    chunk_sizes: BTreeMap<String, Option<u64>>,
+    /// The lowest format version to declare.
+    min_version: Option<FormatVersion>,
 }
 
 impl BundleWriter {
@@ -125,7 +131,35 @@ impl BundleWriter {
         w.metadata = manifest.metadata.clone();
         w.samples = manifest.samples.clone();
         w.graph = bundle.graph()?;
+        w.graph_text = bundle.graph_yaml().map(|text| String::from_utf8_lossy(text).into_owned());
+        w.keep_layout_of(manifest);
         Ok(w)
+    }
+
+    /// Keeps what `manifest` chose beyond the content: its format version (as
+    /// the lowest one to declare) and each of its tensors' chunk digests, so
+    /// that rewriting a bundle changes neither its bundle digest nor its bytes.
+    pub fn keep_layout_of(&mut self, manifest: &Manifest) -> &mut Self {
+        self.min_version = Some(manifest.format_version);
+        self.chunk_sizes = manifest.tensors.iter().map(|(n, r)| (n.clone(), r.chunks.map(|c| c.size))).collect();
+        self
+    }
+
+    /// Sets the layer graph from its YAML text, which is stored as given
+    /// (comments and layout included) rather than in the canonical form.
+    pub fn set_graph_yaml(&mut self, text: String) -> Result<&mut Self> {
+        let graph = Graph::from_yaml(text.as_bytes()).map_err(|report| ContainerError::Graph { report })?;
+        self.graph = Some(graph);
+        self.graph_text = Some(text);
+        Ok(self)
+    }
+
+    /// The chunk size of tensor `name` of `nbytes`, if it gets a chunk digest.
+    fn chunk_size(&self, name: &str, nbytes: usize) -> Option<u64> {
+        match self.chunk_sizes.get(name) {
+            Some(&kept) => kept,
+            None => self.chunking.for_tensor(nbytes),
+        }
     }
 
     /// Adds a sample: graph inputs and the outputs the model computed from
@@ -153,12 +187,19 @@ impl BundleWriter {
         Ok(self)
     }
 
+    /// Replaces the sample records (their tensors are added separately, in the `samples` group).
+    pub fn set_samples(&mut self, samples: Vec<SampleRecord>) -> &mut Self {
+        self.samples = samples;
+        self
+    }
+
     /// Sets the layer graph. It owns the `params` group: writing fails,
     /// listing every problem, unless each `params` tensor is a parameter of
     /// the graph and each required parameter is present with the dtype and
     /// shape the graph implies.
     pub fn set_graph(&mut self, graph: Graph) -> &mut Self {
         self.graph = Some(graph);
+        self.graph_text = None;
         self
     }
 
@@ -201,7 +242,7 @@ impl BundleWriter {
         crate::largest_first(self.tensors.iter().collect(), |(_, (t, _))| t.nbytes())
             .map(|(name, (t, _))| {
                 let bytes = t.as_bytes();
-                let digests = match self.chunking.for_tensor(bytes.len()) {
+                let digests = match self.chunk_size(name, bytes.len()) {
                     Some(size) => {
                         let (sha256, chunked) =
                             rayon::join(|| Sha256Digest::of(bytes), || crate::chunk_digest(bytes, size));
@@ -216,11 +257,11 @@ impl BundleWriter {
 
     /// `digest` in place of every digest, as a manifest draft holds them.
     fn stand_ins(&self, digest: Sha256Digest) -> BTreeMap<&str, Digests> {
-        let stand_in = |t: &Tensor| {
-            let chunks = self.chunking.for_tensor(t.nbytes()).map(|size| ChunkDigest { size, sha256: digest });
+        let stand_in = |name: &str, t: &Tensor| {
+            let chunks = self.chunk_size(name, t.nbytes()).map(|size| ChunkDigest { size, sha256: digest });
             (digest, chunks)
         };
-        self.tensors.iter().map(|(name, (t, _))| (name.as_str(), stand_in(t))).collect()
+        self.tensors.iter().map(|(name, (t, _))| (name.as_str(), stand_in(name, t))).collect()
     }
 
     /// The manifest with the given tensor digests.
@@ -237,7 +278,7 @@ impl BundleWriter {
             };
             manifest.tensors.insert(name.clone(), record);
         }
-        manifest.format_version = manifest.required_version();
+        manifest.format_version = manifest.required_version().max(self.min_version.unwrap_or(FormatVersion::V1_0));
         manifest.aliases = self.aliases.clone();
         manifest.metadata = self.metadata.clone();
         manifest.samples = self.samples.clone();
@@ -257,6 +298,9 @@ impl BundleWriter {
     }
 
     fn graph_yaml(&self) -> Result<String> {
+        if let Some(text) = &self.graph_text {
+            return Ok(text.clone());
+        }
         self.graph
             .as_ref()
             .map(|g| g.to_yaml().map_err(|e| ContainerError::InvalidContent { reason: e.to_string() }))
@@ -266,7 +310,8 @@ impl BundleWriter {
     /// Writes the bundle to `out` and returns its manifest.
     pub fn write_to<W: Write + Seek>(&self, out: W) -> Result<Manifest> {
         let manifest = self.manifest()?;
-        self.write_entries(out, &manifest.to_yaml().map_err(invalid)?)?;
+        let mut out = out;
+        self.write_entries(&mut out, &manifest.to_yaml().map_err(invalid)?, Path::new("<output>"))?;
         Ok(manifest)
     }
 
@@ -277,12 +322,17 @@ impl BundleWriter {
     /// quoted (then the file is written again, in order, with the digests
     /// already known). `stand_in` is a parameter so that tests can force that
     /// case.
-    fn write_hashing_alongside(&self, out: &mut BufWriter<File>, stand_in: Sha256Digest) -> Result<Manifest> {
+    fn write_hashing_alongside(
+        &self,
+        out: &mut BufWriter<File>,
+        dest: &Path,
+        stand_in: Sha256Digest,
+    ) -> Result<Manifest> {
         let mut manifest = self.manifest_with(&self.stand_ins(stand_in))?;
         let draft = manifest.to_yaml().map_err(invalid)?;
         let (digests, written) = std::thread::scope(|scope| {
             let hashing = scope.spawn(|| self.digests());
-            let written = self.write_entries(&mut *out, &draft);
+            let written = self.write_entries(&mut *out, &draft, dest);
             (hashing.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)), written)
         });
         written?;
@@ -292,32 +342,36 @@ impl BundleWriter {
         }
         let yaml = manifest.to_yaml().map_err(invalid)?;
         if yaml.len() == draft.len() {
-            overwrite_entry(out, MANIFEST_ENTRY, yaml.as_bytes())?;
+            overwrite_entry(out, dest, MANIFEST_ENTRY, yaml.as_bytes())?;
         } else {
-            let io = |e: std::io::Error| ContainerError::entry(MANIFEST_ENTRY, format!("write failed: {e}"));
+            let io = write_failed(dest, MANIFEST_ENTRY);
             out.flush().map_err(io)?;
             out.get_mut().set_len(0).map_err(io)?;
             out.seek(SeekFrom::Start(0)).map_err(io)?;
-            self.write_entries(&mut *out, &yaml)?;
+            self.write_entries(&mut *out, &yaml, dest)?;
         }
         Ok(manifest)
     }
 
-    /// Writes the entries of a bundle whose manifest is `manifest_yaml`.
-    fn write_entries<W: Write + Seek>(&self, out: W, manifest_yaml: &str) -> Result<()> {
+    /// Writes the entries of a bundle whose manifest is `manifest_yaml`;
+    /// `dest` names the file in errors.
+    fn write_entries<W: Write + Seek>(&self, out: &mut W, manifest_yaml: &str, dest: &Path) -> Result<()> {
         let zip_err = |entry: &str| {
             let entry = entry.to_owned();
-            move |e: zip::result::ZipError| ContainerError::entry(entry, format!("zip writer failed: {e}"))
+            move |e: zip::result::ZipError| match e {
+                zip::result::ZipError::Io(e) => write_failed(dest, &entry)(e),
+                other => ContainerError::entry(entry, format!("zip writer failed: {other}")),
+            }
         };
         let io_err = |entry: &str| {
             let entry = entry.to_owned();
-            move |e: std::io::Error| ContainerError::entry(entry, format!("write failed: {e}"))
+            move |e: std::io::Error| write_failed(dest, &entry)(e)
         };
         let base = SimpleFileOptions::default()
             .compression_method(zip::CompressionMethod::Stored)
             .last_modified_time(zip::DateTime::default())
             .unix_permissions(0o644);
-        let mut zip = zip::ZipWriter::new(out);
+        let mut zip = zip::ZipWriter::new(Fuse::new(out));
         let graph_yaml = self.graph_yaml()?;
         let mut documents = vec![(MANIFEST_ENTRY, manifest_yaml.as_bytes())];
         if self.graph.is_some() {
@@ -351,7 +405,7 @@ impl BundleWriter {
     pub fn save_with(&self, path: impl AsRef<Path>, durability: Durability) -> Result<Manifest> {
         let mut manifest = None;
         write_atomically_with(path.as_ref(), durability, |out| {
-            manifest = Some(self.write_hashing_alongside(out, STAND_IN)?);
+            manifest = Some(self.write_hashing_alongside(out, path.as_ref(), STAND_IN)?);
             Ok(())
         })?;
         Ok(manifest.expect("set by a successful write"))
@@ -369,6 +423,70 @@ impl BundleWriter {
 /// form is a plain YAML scalar, as almost every real digest is.
 const STAND_IN: Sha256Digest = Sha256Digest([0xaa; 32]);
 
+/// The error of a failed write of `entry` into the bundle `dest`.
+fn write_failed<'a>(dest: &'a Path, entry: &'a str) -> impl Fn(std::io::Error) -> ContainerError + Copy + 'a {
+    move |source| ContainerError::WriteFailed { path: dest.to_owned(), entry: entry.to_owned(), source }
+}
+
+/// A writer that, once a write or seek has failed, accepts and drops
+/// everything (keeping count of the position, as the zip writer checks it):
+/// the zip writer's destructor then finalizes quietly instead of printing to
+/// stderr, and the first error is the one reported.
+struct Fuse<'a, W> {
+    inner: &'a mut W,
+    failed: bool,
+    /// The position, as the writer sees it.
+    pos: u64,
+    /// The furthest position written.
+    end: u64,
+}
+
+impl<'a, W> Fuse<'a, W> {
+    fn new(inner: &'a mut W) -> Self {
+        Fuse { inner, failed: false, pos: 0, end: 0 }
+    }
+
+    fn moved(&mut self, pos: u64) -> u64 {
+        self.pos = pos;
+        self.end = self.end.max(pos);
+        pos
+    }
+}
+
+impl<W: Write> Write for Fuse<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.failed {
+            self.moved(self.pos + buf.len() as u64);
+            return Ok(buf.len());
+        }
+        let n = self.inner.write(buf).inspect_err(|_| self.failed = true)?;
+        self.moved(self.pos + n as u64);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.failed {
+            return Ok(());
+        }
+        self.inner.flush().inspect_err(|_| self.failed = true)
+    }
+}
+
+impl<W: Seek> Seek for Fuse<'_, W> {
+    fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
+        if self.failed {
+            let pos = match to {
+                SeekFrom::Start(n) => n,
+                SeekFrom::Current(d) => self.pos.saturating_add_signed(d),
+                SeekFrom::End(d) => self.end.saturating_add_signed(d),
+            };
+            return Ok(self.moved(pos));
+        }
+        let pos = self.inner.seek(to).inspect_err(|_| self.failed = true)?;
+        Ok(self.moved(pos))
+    }
+}
+
 fn invalid(e: impl std::fmt::Display) -> ContainerError {
     ContainerError::InvalidContent { reason: e.to_string() }
 }
@@ -376,8 +494,8 @@ fn invalid(e: impl std::fmt::Display) -> ContainerError {
 /// Replaces the data of the stored entry `name` of the zip written to `out`
 /// with `data` of the same length, and its CRC-32 in the local and central
 /// headers.
-fn overwrite_entry(out: &mut BufWriter<File>, name: &str, data: &[u8]) -> Result<()> {
-    let io = |e: std::io::Error| ContainerError::entry(name, format!("rewrite failed: {e}"));
+fn overwrite_entry(out: &mut BufWriter<File>, dest: &Path, name: &str, data: &[u8]) -> Result<()> {
+    let io = write_failed(dest, name);
     let reread = |e: zip::result::ZipError| ContainerError::entry(name, format!("reading the written zip failed: {e}"));
     out.flush().map_err(io)?;
     let (local, central) = {
@@ -422,7 +540,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("b.nnb");
         write_atomically_with(&path, Durability::Unsynced, |out| {
-            writer.write_hashing_alongside(out, numeric).map(drop)
+            writer.write_hashing_alongside(out, &path, numeric).map(drop)
         })
         .unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), writer.to_bytes().unwrap());

@@ -271,11 +271,12 @@ impl Manifest {
         for (name, record) in &self.tensors {
             check_tensor_name(name)?;
             check_group_name(&record.group)?;
-            record
-                .byte_size()
-                .map_err(|e| FormatError::Manifest { field: format!("tensors.{name}.shape"), reason: e.to_string() })?;
+            record.byte_size().map_err(|e| FormatError::Manifest {
+                field: format!("{}.shape", crate::names::keyed("tensors", name)),
+                reason: e.to_string(),
+            })?;
             if let Some(chunks) = &record.chunks {
-                let field = || format!("tensors.{name}.chunks");
+                let field = || format!("{}.chunks", crate::names::keyed("tensors", name));
                 if self.format_version < FormatVersion::V1_1 {
                     return Err(FormatError::Manifest {
                         field: field(),

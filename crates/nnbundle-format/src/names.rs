@@ -9,6 +9,26 @@ pub const PARAMS_GROUP: &str = "params";
 /// The group of sample inputs and expected outputs.
 pub const SAMPLES_GROUP: &str = "samples";
 
+/// A location under a map of names, unambiguous whatever the name holds:
+/// `tensors.bias` for a plain identifier, `tensors["fc.weight"]` (JSON string
+/// escapes) when the name contains a dot or anything else.
+///
+/// ```
+/// use nnbundle_format::names::keyed;
+/// assert_eq!(keyed("tensors", "bias"), "tensors.bias");
+/// assert_eq!(keyed("tensors", "fc.weight"), r#"tensors["fc.weight"]"#);
+/// ```
+pub fn keyed(parent: &str, name: &str) -> String {
+    let plain = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if plain {
+        format!("{parent}.{name}")
+    } else {
+        let quoted = serde_json::to_string(name).unwrap_or_else(|_| format!("{name:?}"));
+        format!("{parent}[{quoted}]")
+    }
+}
+
 fn check_common(kind: &'static str, name: &str) -> Result<(), FormatError> {
     let fail = |reason| Err(FormatError::InvalidName { kind, name: name.to_owned(), reason });
     if name.is_empty() {

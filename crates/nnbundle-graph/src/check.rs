@@ -108,6 +108,8 @@ struct Checker<'a> {
     report: Report,
     /// Nodes whose attributes, wiring and references are all good.
     usable: Vec<bool>,
+    /// Nodes whose name repeats an earlier one: references to that name are ambiguous.
+    duplicates: BTreeSet<usize>,
 }
 
 impl Checker<'_> {
@@ -130,6 +132,7 @@ impl Checker<'_> {
         for (i, node) in self.draft.nodes.iter().enumerate() {
             if let Some(first) = seen.insert(&node.name, node.path.clone()) {
                 self.usable[i] = false;
+                self.duplicates.insert(i);
                 self.err(
                     Code::DuplicateName,
                     format!("{}.name", node.path),
@@ -145,11 +148,12 @@ impl Checker<'_> {
             if !defined.contains(input.as_str()) {
                 self.usable[i] = false;
                 let path = if node.explicit_inputs { format!("{}.inputs[{j}]", node.path) } else { node.path.clone() };
+                let hint = crate::did_you_mean(input, defined.iter().copied()).map(|s| format!("; {s}"));
                 self.err(
                     Code::UnknownReference,
                     path,
                     &node.name,
-                    format!("input `{input}` is not a graph input or a node"),
+                    format!("input `{input}` is not a graph input or a node{}", hint.unwrap_or_default()),
                 );
             }
         }
@@ -188,7 +192,9 @@ impl Checker<'_> {
                 path.push(next);
                 cur = next;
             };
-            if let Some(mut cycle) = cycle.filter(|c| !c.iter().any(|i| reported.contains(i))) {
+            // A loop through a repeated name is the duplicate (already reported), not a cycle.
+            let cycle = cycle.filter(|c| !c.iter().any(|i| reported.contains(i) || self.duplicates.contains(i)));
+            if let Some(mut cycle) = cycle {
                 reported.extend(cycle.iter().copied());
                 cycle.reverse();
                 let first = cycle[0];
@@ -283,11 +289,14 @@ impl Inference<'_> {
                 match weights.get(name) {
                     None if spec.required => {
                         let shape = spec.shape.as_ref().map(|s| format!(" of shape {s:?}")).unwrap_or_default();
+                        let hint = crate::did_you_mean(name, weights.keys().map(String::as_str))
+                            .map(|s| format!("; {s}"))
+                            .unwrap_or_default();
                         report.error(
                             Code::MissingParameter,
                             node.path.clone(),
                             Some(&node.name),
-                            format!("{op} needs weight `{name}`{shape}, which the bundle does not have"),
+                            format!("{op} needs weight `{name}`{shape}, which the bundle does not have{hint}"),
                         );
                         return None;
                     }
@@ -400,7 +409,7 @@ pub(crate) fn analyze_draft(
             None => false,
         });
     }
-    let mut checker = Checker { draft: &draft, report, usable };
+    let mut checker = Checker { draft: &draft, report, usable, duplicates: BTreeSet::new() };
     checker.names();
     let defined: BTreeSet<&str> =
         draft.inputs.iter().map(|i| i.name.as_str()).chain(draft.nodes.iter().map(|n| n.name.as_str())).collect();
@@ -421,7 +430,10 @@ pub(crate) fn analyze_draft(
                 Code::UnknownReference,
                 format!("outputs[{k}]"),
                 None,
-                format!("output `{out}` is not a graph input or a node"),
+                format!(
+                    "output `{out}` is not a graph input or a node{}",
+                    crate::did_you_mean(out, defined.iter().copied()).map(|s| format!("; {s}")).unwrap_or_default()
+                ),
             );
         } else if !seen_outputs.insert(out) {
             checker.report.error(
@@ -461,7 +473,7 @@ pub(crate) fn analyze_draft(
         for name in weights.keys().filter(|w| !inference.used_weights.contains(*w)) {
             checker.report.error(
                 Code::UnusedWeight,
-                format!("tensors.{name}"),
+                nnbundle_format::names::keyed("tensors", name),
                 None,
                 format!("weight `{name}` is in the `params` group but no node uses it"),
             );

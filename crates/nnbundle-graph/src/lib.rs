@@ -38,6 +38,7 @@ mod ops;
 mod reference;
 mod report;
 pub mod schema;
+mod suggest;
 mod summary;
 mod value;
 
@@ -55,5 +56,6 @@ pub use ops::pool::pool_windows;
 pub use ops::shape::{slice_dims_steps, slice_range};
 pub use reference::op_reference_markdown;
 pub use report::{Code, Problem, Report, Severity};
+pub use suggest::{Suggestion, did_you_mean};
 pub use summary::{group_digits, human_bytes};
 pub use value::{Dim, Shape, ValueInfo, normalize_axis};

@@ -36,6 +36,17 @@ impl Graph {
     /// with its output shape and parameter count, then totals. Parameter sizes
     /// come from `weights` when given, else from what the attributes imply.
     pub fn summary(&self, weights: Option<&BTreeMap<String, WeightInfo>>) -> String {
+        self.summary_with_aliases(weights, &BTreeMap::new())
+    }
+
+    /// [`Graph::summary`] for weights some of which are aliases (`alias -> stored
+    /// name`): a tensor stored once counts once in the total, as PyTorch's
+    /// `parameters()` counts tied weights.
+    pub fn summary_with_aliases(
+        &self,
+        weights: Option<&BTreeMap<String, WeightInfo>>,
+        aliases: &BTreeMap<String, String>,
+    ) -> String {
         let values = self.check(weights).values;
         let mut out = String::new();
         let _ = writeln!(out, "Graph(opset {})", self.opset());
@@ -43,22 +54,30 @@ impl Graph {
             let _ = writeln!(out, "  input {}: {} {}", input.name, input.dtype, input.shape);
         }
         let (mut total_count, mut total_bytes) = (0u64, 0u64);
+        // A weight two nodes share counts once in the total.
+        let mut counted = std::collections::BTreeSet::new();
         for node in self.nodes() {
             let def = node.op.def();
             let attrs: Vec<String> =
                 def.attrs.iter().filter_map(|a| node.attrs.get(a.name).map(|v| format!("{}={v}", a.name))).collect();
-            let (mut count, mut bytes) = (0u64, 0u64);
+            let mut count = 0u64;
             for p in node_parameters(node) {
-                let known = weights.and_then(|w| w.get(&p.name)).map(|w| (w.shape.clone(), w.dtype.size() as u64));
+                // With weights, only those stored count (an absent optional
+                // `num_batches_tracked` is none); without, the attributes say.
                 let elem = values.get(&node.inputs[0]).map_or(4, |v| v.dtype.size() as u64);
-                if let Some((shape, size)) = known.or(p.shape.map(|s| (s, elem))) {
+                let sized = match weights {
+                    Some(w) => w.get(&p.name).map(|w| (w.shape.clone(), w.dtype.size() as u64)),
+                    None => p.shape.map(|s| (s, elem)),
+                };
+                if let Some((shape, size)) = sized {
                     let n: u64 = shape.iter().product();
                     count += n;
-                    bytes += n * size;
+                    if counted.insert(aliases.get(&p.name).unwrap_or(&p.name).clone()) {
+                        total_count += n;
+                        total_bytes += n * size;
+                    }
                 }
             }
-            total_count += count;
-            total_bytes += bytes;
             let shape = values.get(&node.name).map_or_else(|| "?".to_owned(), |v| v.shape.to_string());
             let inputs = if node.inputs.len() == 1 { String::new() } else { format!(" <- {}", node.inputs.join(", ")) };
             let params = if count > 0 { format!(", {} params", group_digits(count)) } else { String::new() };

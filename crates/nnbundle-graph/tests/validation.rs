@@ -201,7 +201,7 @@ fn weights_are_checked_against_the_graph() {
     expect(
         &r,
         Code::UnusedWeight,
-        "tensors.extra.weight",
+        r#"tensors["extra.weight"]"#,
         "weight `extra.weight` is in the `params` group but no node uses it",
     );
     assert_eq!(r.errors().count(), 4, "{r}");
@@ -344,4 +344,51 @@ fn ten_thousand_nodes_validate() {
     let analysis = analyze(yaml.as_bytes(), None);
     assert!(analysis.graph.is_some(), "{}", analysis.report);
     assert_eq!(analysis.values["9999"].shape.to_string(), "[batch, 8]");
+}
+
+#[test]
+fn misspelled_references_and_prefixed_weights_get_a_suggestion() {
+    let r = problems(&format!(
+        "{HEAD}nodes:\n- {{name: hidden, op: ReLU, inputs: [x]}}\n- {{name: out, op: ReLU, inputs: [hiden]}}\noutputs: [outt]\n"
+    ));
+    expect(
+        &r,
+        Code::UnknownReference,
+        "nodes[1].inputs[0]",
+        "input `hiden` is not a graph input or a node; did you mean `hidden`?",
+    );
+    expect(
+        &r,
+        Code::UnknownReference,
+        "outputs[0]",
+        "output `outt` is not a graph input or a node; did you mean `out`?",
+    );
+
+    let yaml =
+        format!("{HEAD}sequential:\n- {{name: hidden, op: Linear, attrs: {{in_features: 20, out_features: 4}}}}\n");
+    let prefixed = weights(&[("model.hidden.weight", DType::F32, &[4, 20]), ("model.hidden.bias", DType::F32, &[4])]);
+    let r = analyze(yaml.as_bytes(), Some(&prefixed)).report;
+    expect(
+        &r,
+        Code::MissingParameter,
+        "sequential[0]",
+        "needs weight `hidden.weight` of shape [4, 20], which the bundle does not have; \
+         did you mean `model.hidden.weight`? (the names differ by the prefix `model.`)",
+    );
+}
+
+#[test]
+fn a_repeated_node_name_is_a_duplicate_not_a_cycle() {
+    // The second `a` reads `a`: with two nodes of that name, the reference is ambiguous, not circular.
+    let r = problems(&format!(
+        "{HEAD}nodes:\n- {{name: a, op: ReLU, inputs: [x]}}\n- {{name: a, op: Sigmoid, inputs: [a]}}\noutputs: [a]\n"
+    ));
+    expect(&r, Code::DuplicateName, "nodes[1].name", "`a` is already defined at nodes[0]");
+    assert!(!r.problems.iter().any(|p| p.code == Code::Cycle), "{r}");
+    assert_eq!(r.errors().count(), 1, "{r}");
+    // A real cycle is still one.
+    let r = problems(&format!(
+        "{HEAD}nodes:\n- {{name: a, op: Add, inputs: [x, b]}}\n- {{name: b, op: ReLU, inputs: [a]}}\noutputs: [b]\n"
+    ));
+    expect(&r, Code::Cycle, "nodes[1]", "the graph has a cycle: b -> a -> b");
 }

@@ -2,6 +2,7 @@
 
 use nnbundle_container::ContainerError;
 use nnbundle_format::DType;
+use nnbundle_format::names::keyed;
 use nnbundle_graph::Report;
 
 use crate::reuse::LoadReport;
@@ -130,10 +131,10 @@ impl RuntimeError {
             RuntimeError::Container(e) => e.location(),
             RuntimeError::UnknownInput { name, .. }
             | RuntimeError::MissingInput { name, .. }
-            | RuntimeError::BadInput { name, .. } => Some(format!("inputs.{name}")),
-            RuntimeError::Node { node, .. } | RuntimeError::NoKernel { node, .. } => Some(format!("nodes.{node}")),
-            RuntimeError::MissingWeight { name, .. } => Some(format!("tensors.{name}")),
-            RuntimeError::Init { parameter, .. } => Some(format!("tensors.{parameter}")),
+            | RuntimeError::BadInput { name, .. } => Some(keyed("inputs", name)),
+            RuntimeError::Node { node, .. } | RuntimeError::NoKernel { node, .. } => Some(keyed("nodes", node)),
+            RuntimeError::MissingWeight { name, .. } => Some(keyed("tensors", name)),
+            RuntimeError::Init { parameter, .. } => Some(keyed("tensors", parameter)),
             _ => None,
         }
     }

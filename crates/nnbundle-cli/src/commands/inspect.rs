@@ -1,5 +1,6 @@
 //! `inspect`: what a bundle holds, from its manifest and graph alone.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -10,6 +11,14 @@ use serde_json::json;
 use crate::Outcome;
 use crate::output::{DIM, HEAD, json as print_json};
 
+/// What one group's stored tensors add up to.
+#[derive(Default, serde::Serialize)]
+struct GroupTotals {
+    tensors: u64,
+    elements: u64,
+    bytes: u64,
+}
+
 pub(crate) fn inspect(path: &Path, as_json: bool) -> Outcome {
     let bundle = Bundle::open(path)?;
     let manifest = bundle.manifest();
@@ -17,6 +26,14 @@ pub(crate) fn inspect(path: &Path, as_json: bool) -> Outcome {
     let infos = bundle.tensor_infos();
     let total_bytes: u64 = manifest.tensors.values().map(|r| r.byte_size().unwrap_or(0)).sum();
     let total_elements: u64 = manifest.tensors.values().map(|r| r.shape.iter().product::<u64>()).sum();
+    let summary = graph.as_ref().map(|g| g.summary_with_aliases(Some(&bundle.params_table()), &manifest.aliases));
+    let mut groups: BTreeMap<&str, GroupTotals> = BTreeMap::new();
+    for record in manifest.tensors.values() {
+        let g = groups.entry(record.group.as_str()).or_default();
+        g.tensors += 1;
+        g.elements += record.shape.iter().product::<u64>();
+        g.bytes += record.byte_size().unwrap_or(0);
+    }
     if as_json {
         let tensors: Vec<_> = infos
             .iter()
@@ -39,9 +56,9 @@ pub(crate) fn inspect(path: &Path, as_json: bool) -> Outcome {
             "graph": manifest.graph,
             "metadata": manifest.metadata,
             "samples": manifest.samples.len(),
-            "summary": graph.as_ref().map(|g| g.summary(Some(&bundle.params_table()))),
+            "summary": summary,
             "tensors": tensors,
-            "totals": {"tensors": manifest.tensors.len(), "aliases": manifest.aliases.len(), "elements": total_elements, "bytes": total_bytes},
+            "totals": {"tensors": manifest.tensors.len(), "aliases": manifest.aliases.len(), "elements": total_elements, "bytes": total_bytes, "groups": groups},
         }))?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -57,9 +74,9 @@ pub(crate) fn inspect(path: &Path, as_json: bool) -> Outcome {
             anstream::println!("  {k}: {v}");
         }
     }
-    if let Some(g) = &graph {
+    if let Some(summary) = &summary {
         anstream::println!("\n{HEAD}model{HEAD:#}");
-        for line in g.summary(Some(&bundle.params_table())).lines() {
+        for line in summary.lines() {
             anstream::println!("  {line}");
         }
     }
@@ -84,13 +101,25 @@ pub(crate) fn inspect(path: &Path, as_json: bool) -> Outcome {
             human_bytes(i.nbytes()),
         );
     }
+    let samples = match manifest.samples.len() {
+        0 => String::new(),
+        1 => ", 1 sample".to_owned(),
+        n => format!(", {n} samples"),
+    };
     anstream::println!(
-        "\n  {} stored tensors, {} aliases, {} elements, {}{}",
+        "\n  {} stored tensors ({}), {} aliases{samples}",
         manifest.tensors.len(),
-        manifest.aliases.len(),
-        group_digits(total_elements),
         human_bytes(total_bytes),
-        if manifest.samples.is_empty() { String::new() } else { format!(", {} sample(s)", manifest.samples.len()) }
+        manifest.aliases.len(),
     );
+    // Per group, so the `params` line agrees with the summary's parameter total.
+    for (name, g) in &groups {
+        anstream::println!(
+            "    {name:<8}  {:>5} tensors  {:>15} elements  {:>10}",
+            g.tensors,
+            group_digits(g.elements),
+            human_bytes(g.bytes)
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

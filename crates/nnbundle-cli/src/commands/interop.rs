@@ -16,7 +16,7 @@ pub(crate) fn import_options(
     values: &[String],
     outputs: Vec<String>,
 ) -> Result<ImportOptions, Failure> {
-    let usage = |flag: &str, arg: &str, why: &str| Failure::Io(anyhow!("--{flag} `{arg}`: {why}"));
+    let usage = |flag: &str, arg: &str, why: &str| Failure::usage(format!("--{flag} `{arg}`: {why}"));
     let mut options = ImportOptions::default();
     for arg in shapes {
         let (name, dims) = arg.split_once('=').ok_or_else(|| usage("input-shape", arg, "expected NAME=d0,d1,..."))?;

@@ -16,15 +16,15 @@ use crate::Outcome;
 /// The subcommands of `nnb`.
 #[derive(Subcommand)]
 pub(crate) enum Command {
-    /// Pack a YAML graph and weights (.safetensors or .npz) into a bundle.
-    #[command(
-        after_help = "Example:\n  nnb pack mlp.yaml mlp.safetensors -o mlp.nnb --meta epochs=10 --meta author=ada"
-    )]
+    /// Pack a folder written by `unpack`, or a YAML graph and weights (.safetensors or .npz), into a bundle.
+    #[command(after_help = "Examples:\n  nnb pack mlp/ -o mlp.nnb\n  \
+                      nnb pack mlp.yaml mlp.safetensors -o mlp.nnb --meta epochs=10 --meta author=ada\n  \
+                      nnb pack mlp.yaml checkpoint.safetensors --strip-prefix model. -o mlp.nnb")]
     Pack {
-        /// The graph (long form or the sequential shorthand).
-        graph: PathBuf,
-        /// The weights: a .safetensors or .npz file whose names are the graph's parameters.
-        weights: PathBuf,
+        /// A folder written by `nnb unpack`, or the graph (long form or the sequential shorthand).
+        source: PathBuf,
+        /// With a graph file: the weights, a .safetensors or .npz file whose names are the graph's parameters.
+        weights: Option<PathBuf>,
         /// The bundle to write.
         #[arg(short, long)]
         output: PathBuf,
@@ -40,15 +40,27 @@ pub(crate) enum Command {
         /// Absolute tolerance for the samples.
         #[arg(long, default_value_t = 1e-6)]
         atol: f64,
+        /// Remove PREFIX from the front of every weight name that has it (`model.hidden.weight` -> `hidden.weight`).
+        #[arg(long, value_name = "PREFIX")]
+        strip_prefix: Option<String>,
     },
-    /// Write a bundle's graph (graph.yaml) and weights (weights.safetensors) to a folder.
-    #[command(after_help = "Example:\n  nnb unpack mlp.nnb -o mlp/")]
+    /// Write everything a bundle holds to a folder that `pack` turns back into the same bundle.
+    #[command(after_help = "The folder:\n  \
+                      manifest.yaml        metadata, groups, aliases, samples and tolerances\n  \
+                      graph.yaml           the graph, byte for byte (absent for tensors-only bundles)\n  \
+                      tensors/<name>.npy   every stored tensor (aliases are not copies)\n\n\
+                      `nnb pack DIR -o x.nnb` gives the same bundle digest, and the same bytes for a\n\
+                      bundle nnbundle wrote; edit the files in between and pack hashes them again.\n\n\
+                      Examples:\n  nnb unpack mlp.nnb -o mlp/\n  nnb unpack mlp.nnb -o mlp/ --safetensors")]
     Unpack {
         /// The bundle.
         bundle: PathBuf,
         /// The folder to write into (created if needed).
         #[arg(short, long)]
         output: PathBuf,
+        /// Write graph.yaml and weights.safetensors (the parameters, tied ones once per name) for other tools instead.
+        #[arg(long)]
+        safetensors: bool,
     },
     /// Show a bundle's versions, digests, metadata, layers and tensors, without reading tensor data.
     #[command(after_help = "Example:\n  nnb inspect mlp.nnb\n  nnb inspect mlp.nnb --json")]
@@ -219,13 +231,35 @@ pub(crate) enum SchemaKind {
     Report,
 }
 
+impl Command {
+    /// Whether the command was asked for JSON output (then failures print a JSON error too).
+    pub(crate) fn wants_json(&self) -> bool {
+        match self {
+            Command::Inspect { json, .. }
+            | Command::Validate { json, .. }
+            | Command::Run { json, .. }
+            | Command::Diff { json, .. } => *json,
+            _ => false,
+        }
+    }
+}
+
 /// Runs a subcommand.
 pub(crate) fn run(command: Command) -> Outcome {
     match command {
-        Command::Pack { graph, weights, output, meta, sample, rtol, atol } => {
-            pack::pack(&graph, &weights, &output, &meta, &sample, rtol, atol)
+        Command::Pack { source, weights, output, meta, sample, rtol, atol, strip_prefix } => {
+            pack::pack(&pack::PackArgs {
+                source: &source,
+                weights: weights.as_deref(),
+                output: &output,
+                meta: &meta,
+                samples: &sample,
+                rtol,
+                atol,
+                strip_prefix: strip_prefix.as_deref(),
+            })
         }
-        Command::Unpack { bundle, output } => pack::unpack(&bundle, &output),
+        Command::Unpack { bundle, output, safetensors } => pack::unpack(&bundle, &output, safetensors),
         Command::Inspect { bundle, json } => inspect::inspect(&bundle, json),
         Command::Validate { bundle, json, no_hash } => validate::validate(&bundle, json, no_hash),
         Command::Run { bundle, input, output, json } => model::run(&bundle, &input, output.as_deref(), json),

@@ -12,12 +12,14 @@ use serde_json::json;
 
 use super::RenderFormat;
 use crate::output::{DIM, GOOD, HEAD, json as print_json, spinner};
-use crate::{Outcome, render, weights};
+use crate::{Failure, Outcome, render, weights};
 
-fn inputs(args: &[String]) -> anyhow::Result<BTreeMap<String, Value>> {
+fn inputs(args: &[String]) -> Result<BTreeMap<String, Value>, Failure> {
     weights::read_npy_args(args)?
         .into_iter()
-        .map(|(n, t)| Value::from_tensor(&t).map(|v| (n.clone(), v)).map_err(|e| anyhow!("input `{n}`: {e}")))
+        .map(|(n, t)| {
+            Value::from_tensor(&t).map(|v| (n.clone(), v)).map_err(|e| Failure::Bad(anyhow!("input `{n}`: {e}")))
+        })
         .collect()
 }
 

@@ -1,23 +1,50 @@
-//! `pack` and `unpack`: to and from the formats people already use.
+//! `pack` and `unpack`: to and from a folder, and from the formats people already use.
+//!
+//! The folder `nnb unpack` writes, and `nnb pack DIR` reads:
+//!
+//! ```text
+//! DIR/manifest.yaml          metadata, groups, aliases, samples, tolerances (digests are re-computed)
+//! DIR/graph.yaml             the graph, byte for byte as stored (absent for tensors-only bundles)
+//! DIR/tensors/<name>.npy     every stored tensor, one .npy file each (aliases are not copies)
+//! ```
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, anyhow};
-use nnbundle_container::{Bundle, BundleWriter};
-use nnbundle_format::MetaValue;
+use nnbundle_container::{Bundle, BundleWriter, npy};
+use nnbundle_format::{GRAPH_ENTRY, MANIFEST_ENTRY, Manifest, MetaValue, Tensor};
 use nnbundle_graph::Graph;
-use nnbundle_runtime::{Model, Value};
+use nnbundle_runtime::{Model, ValidateOptions, Value};
 
-use crate::output::{GOOD, spinner};
+use crate::output::{GOOD, WARN, done, spinner};
 use crate::{Failure, Outcome, weights};
 
+/// The folder of stored tensors inside an unpacked bundle.
+const TENSORS_DIR: &str = "tensors";
+
+/// What `nnb pack` was asked to do.
+pub(crate) struct PackArgs<'a> {
+    /// A graph YAML file, or a folder written by `nnb unpack`.
+    pub source: &'a Path,
+    /// The weights file, with a graph file.
+    pub weights: Option<&'a Path>,
+    pub output: &'a Path,
+    pub meta: &'a [String],
+    pub samples: &'a [String],
+    pub rtol: f64,
+    pub atol: f64,
+    /// Removed from the front of every weight name that has it.
+    pub strip_prefix: Option<&'a str>,
+}
+
 /// Parses `KEY=VALUE` metadata, the value read as YAML.
-fn metadata(args: &[String]) -> anyhow::Result<Vec<(String, MetaValue)>> {
+fn metadata(args: &[String]) -> Result<Vec<(String, MetaValue)>, Failure> {
     args.iter()
         .map(|arg| {
-            let (key, value) = arg.split_once('=').with_context(|| format!("--meta `{arg}`: expected KEY=VALUE"))?;
+            let (key, value) =
+                arg.split_once('=').ok_or_else(|| Failure::usage(format!("--meta `{arg}`: expected KEY=VALUE")))?;
             let parsed = nnbundle_format::yaml::from_str::<MetaValue>("--meta", value)
                 .unwrap_or_else(|_| MetaValue::String(value.to_owned()));
             Ok((key.to_owned(), parsed))
@@ -25,68 +52,217 @@ fn metadata(args: &[String]) -> anyhow::Result<Vec<(String, MetaValue)>> {
         .collect()
 }
 
-pub(crate) fn pack(
+/// A writer with the content of an unpacked bundle, the graph, and the
+/// parameters by every name the graph may use (aliases included).
+fn from_folder(dir: &Path) -> Result<(BundleWriter, Option<Graph>, BTreeMap<String, Tensor>), Failure> {
+    let manifest_path = dir.join(MANIFEST_ENTRY);
+    let text = std::fs::read(&manifest_path).with_context(|| format!("read `{}`", manifest_path.display()))?;
+    let manifest =
+        Manifest::parse(&text).map_err(|e| anyhow!("`{}` is not a valid manifest: {e}", manifest_path.display()))?;
+    let mut writer = BundleWriter::new();
+    let mut params = BTreeMap::new();
+    for (name, record) in &manifest.tensors {
+        let file = dir.join(nnbundle_format::tensor_entry_name(name));
+        let bytes = std::fs::read(&file).with_context(|| format!("read `{}`", file.display()))?;
+        let tensor = npy::from_npy(&bytes).map_err(|e| anyhow!("`{}`: {e}", file.display()))?;
+        if record.group == nnbundle_format::names::PARAMS_GROUP {
+            params.insert(name.clone(), tensor.clone());
+        }
+        writer.add_tensor_to_group(&record.group, name.clone(), tensor)?;
+    }
+    let listed: std::collections::BTreeSet<String> =
+        manifest.tensors.keys().map(|n| nnbundle_format::tensor_entry_name(n)).collect();
+    if let Ok(entries) = std::fs::read_dir(dir.join(TENSORS_DIR)) {
+        for entry in entries.flatten() {
+            let name = format!("{TENSORS_DIR}/{}", entry.file_name().to_string_lossy());
+            if !listed.contains(&name) {
+                return Err(Failure::Bad(anyhow!(
+                    "`{}` is not in `{}`: list it under `tensors` there (any sha256: pack hashes again) or remove it",
+                    entry.path().display(),
+                    manifest_path.display()
+                )));
+            }
+        }
+    }
+    for (alias, target) in &manifest.aliases {
+        writer.add_alias(alias.clone(), target.clone())?;
+        if let Some(t) = params.get(target) {
+            params.insert(alias.clone(), t.clone());
+        }
+    }
+    for (key, value) in &manifest.metadata {
+        writer.set_metadata(key.clone(), value.clone())?;
+    }
+    writer.set_samples(manifest.samples.clone());
+    writer.keep_layout_of(&manifest);
+    let graph_path = dir.join(GRAPH_ENTRY);
+    let graph = match std::fs::read(&graph_path) {
+        Ok(bytes) => {
+            let text = String::from_utf8(bytes).map_err(|_| anyhow!("`{}` is not UTF-8", graph_path.display()))?;
+            let graph = Graph::from_yaml(text.as_bytes())
+                .map_err(|report| anyhow!("`{}` is not a valid graph:\n{report}", graph_path.display()))?;
+            writer.set_graph_yaml(text)?;
+            Some(graph)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && manifest.graph.is_none() => None,
+        Err(e) => return Err(anyhow!(e).context(format!("read `{}`", graph_path.display())).into()),
+    };
+    Ok((writer, graph, params))
+}
+
+/// A writer with a graph file and a weights file.
+fn from_files(
     graph_path: &Path,
     weights_path: &Path,
-    output: &Path,
-    meta: &[String],
-    samples: &[String],
-    rtol: f64,
-    atol: f64,
-) -> Outcome {
+    strip_prefix: Option<&str>,
+) -> Result<(BundleWriter, Option<Graph>, BTreeMap<String, Tensor>), Failure> {
     let yaml = std::fs::read(graph_path).with_context(|| format!("read `{}`", graph_path.display()))?;
     let graph = Graph::from_yaml(&yaml)
         .map_err(|report| anyhow!("`{}` is not a valid graph:\n{report}", graph_path.display()))?;
-    let tensors = weights::read(weights_path)?;
-    let bar = spinner("hashing and writing");
+    let mut tensors = weights::read(weights_path)?;
+    if let Some(prefix) = strip_prefix {
+        tensors = tensors.into_iter().map(|(n, t)| (n.strip_prefix(prefix).unwrap_or(&n).to_owned(), t)).collect();
+    } else if let Some(prefix) = common_extra_prefix(&graph, &tensors) {
+        let hint = format!(
+            "hint: every weight name has the prefix `{prefix}` the graph's names lack: add `--strip-prefix {prefix}`"
+        );
+        let problems = Graph::check(&graph, Some(&nnbundle_graph::WeightInfo::table(&tensors))).report;
+        return Err(Failure::Bad(anyhow!("the weights do not fit `{}`:\n{problems}\n{hint}", graph_path.display())));
+    }
     let mut writer = BundleWriter::new();
     writer.set_graph(graph.clone());
     for (name, tensor) in &tensors {
         writer.add_tensor(name.clone(), tensor.clone())?;
     }
-    for (key, value) in metadata(meta)? {
+    Ok((writer, Some(graph), tensors))
+}
+
+/// The dotted prefix (`model.`) that every weight name has and that, removed,
+/// turns every missing graph parameter into one the weights have.
+fn common_extra_prefix(graph: &Graph, tensors: &BTreeMap<String, Tensor>) -> Option<String> {
+    let missing: Vec<String> = graph
+        .parameters()
+        .into_iter()
+        .filter(|p| p.required && !tensors.contains_key(&p.name))
+        .map(|p| p.name)
+        .collect();
+    let first = tensors.keys().next()?;
+    let prefix = &first[..first.find('.')? + 1];
+    let all_prefixed = tensors.keys().all(|n| n.starts_with(prefix));
+    let found = |n: &String| tensors.contains_key(&format!("{prefix}{n}"));
+    (!missing.is_empty() && all_prefixed && missing.iter().all(|n| found(n))).then(|| prefix.to_owned())
+}
+
+pub(crate) fn pack(args: &PackArgs<'_>) -> Outcome {
+    let (mut writer, graph, params) = if args.source.is_dir() {
+        if let Some(w) = args.weights {
+            return Err(Failure::usage(format!(
+                "`{}` is a folder written by `nnb unpack`, which holds its weights: drop `{}`",
+                args.source.display(),
+                w.display()
+            )));
+        }
+        if args.strip_prefix.is_some() {
+            return Err(Failure::usage("--strip-prefix applies to a weights file, not to an unpacked folder"));
+        }
+        from_folder(args.source)?
+    } else {
+        let weights = args.weights.ok_or_else(|| {
+            Failure::usage(format!(
+                "`{}` is a graph file: give the weights file after it, or pack a folder written by `nnb unpack`",
+                args.source.display()
+            ))
+        })?;
+        from_files(args.source, weights, args.strip_prefix)?
+    };
+    let bar = spinner("hashing and writing");
+    for (key, value) in metadata(args.meta)? {
         writer.set_metadata(key, value)?;
     }
-    if !samples.is_empty() {
-        let inputs: BTreeMap<String, Value> = weights::read_npy_args(samples)?
+    if !args.samples.is_empty() {
+        let graph = graph.ok_or_else(|| Failure::usage("--sample needs a graph: this bundle holds tensors only"))?;
+        let inputs: BTreeMap<String, Value> = weights::read_npy_args(args.samples)?
             .iter()
             .map(|(n, t)| Ok((n.clone(), Value::from_tensor(t)?)))
-            .collect::<anyhow::Result<_>>()?;
-        let model = Model::new(graph, tensors).map_err(|e| anyhow!("the weights do not fit the graph: {e}"))?;
-        model.add_sample(&mut writer, inputs, rtol, atol)?;
+            .collect::<Result<_, Failure>>()?;
+        let model = Model::new(graph, params).map_err(|e| anyhow!("the weights do not fit the graph: {e}"))?;
+        model.add_sample(&mut writer, inputs, args.rtol, args.atol)?;
     }
-    let manifest = writer.save(output).with_context(|| format!("cannot write `{}`", output.display()))?;
+    let manifest = writer.save(args.output)?;
     bar.finish_and_clear();
-    anstream::println!(
+    done(format_args!(
         "{GOOD}packed{GOOD:#} {} ({} tensors, bundle digest {})",
-        output.display(),
+        args.output.display(),
         manifest.tensors.len(),
         manifest.bundle_digest()?.short(16)
-    );
+    ));
+    // What `validate` would warn about (unreachable nodes, ...), without re-hashing.
+    let report = nnbundle_runtime::validate(args.output, ValidateOptions { verify_hashes: false, run_samples: false });
+    for p in report.problems.iter().filter(|p| p.severity == nnbundle_graph::Severity::Warning) {
+        let node = p.node.as_ref().map(|n| format!(" (node `{n}`)")).unwrap_or_default();
+        anstream::eprintln!("{WARN}warning{WARN:#}[{}] {}{node}: {}", p.code, p.location, p.message);
+    }
     Ok(ExitCode::SUCCESS)
 }
 
-pub(crate) fn unpack(bundle_path: &Path, output: &Path) -> Outcome {
+pub(crate) fn unpack(bundle_path: &Path, output: &Path, as_safetensors: bool) -> Outcome {
+    let bar = spinner("verifying and unpacking");
     let bundle = Bundle::open(bundle_path)?;
-    std::fs::create_dir_all(output)
-        .map_err(|e| Failure::Io(anyhow!(e).context(format!("create `{}`", output.display()))))?;
-    let tensors = bundle.load_all()?;
-    let mut metadata = HashMap::new();
-    for (k, v) in &bundle.manifest().metadata {
-        metadata.insert(k.clone(), v.to_string());
+    bundle.verify_all()?;
+    if as_safetensors {
+        return unpack_safetensors(&bundle, output, &bar);
     }
+    let tensors_dir = output.join(TENSORS_DIR);
+    std::fs::create_dir_all(&tensors_dir).with_context(|| format!("create `{}`", tensors_dir.display()))?;
+    let write = |name: &str, bytes: &[u8]| -> anyhow::Result<()> {
+        let file = output.join(name);
+        std::fs::write(&file, bytes).with_context(|| format!("write `{}`", file.display()))
+    };
+    write(MANIFEST_ENTRY, bundle.manifest().to_yaml()?.as_bytes())?;
+    if let Some(graph) = bundle.graph_yaml() {
+        write(GRAPH_ENTRY, graph)?;
+    }
+    for name in bundle.manifest().tensors.keys() {
+        write(&nnbundle_format::tensor_entry_name(name), &npy::to_npy(&bundle.tensor_unverified(name)?))?;
+    }
+    bar.finish_and_clear();
+    let m = bundle.manifest();
+    done(format_args!(
+        "{GOOD}unpacked{GOOD:#} {} into {}: manifest.yaml{}, {} tensors in tensors/ ({} aliases, {} samples, {} metadata keys)",
+        bundle_path.display(),
+        output.display(),
+        if bundle.graph_yaml().is_some() { ", graph.yaml" } else { "" },
+        m.tensors.len(),
+        m.aliases.len(),
+        m.samples.len(),
+        m.metadata.len(),
+    ));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The `--safetensors` form: the graph and the parameters for other tools.
+fn unpack_safetensors(bundle: &Bundle, output: &Path, bar: &indicatif::ProgressBar) -> Outcome {
+    std::fs::create_dir_all(output).with_context(|| format!("create `{}`", output.display()))?;
+    // Every name the graph may use: a tied weight is written once per name (safetensors has no aliases).
+    let tensors: BTreeMap<String, Tensor> = bundle
+        .params_table()
+        .into_keys()
+        .map(|name| Ok((name.clone(), bundle.tensor_unverified(&name)?)))
+        .collect::<Result<_, Failure>>()?;
+    let metadata = bundle.manifest().metadata.iter().map(|(k, v)| (k.clone(), v.to_string())).collect();
     weights::write_safetensors(&output.join("weights.safetensors"), &tensors, metadata)?;
     let mut written = vec!["weights.safetensors"];
     if let Some(graph) = bundle.graph()? {
-        std::fs::write(output.join("graph.yaml"), graph.to_yaml()?)
-            .with_context(|| format!("write into `{}`", output.display()))?;
-        written.push("graph.yaml");
+        let file = output.join(GRAPH_ENTRY);
+        std::fs::write(&file, graph.to_yaml()?).with_context(|| format!("write `{}`", file.display()))?;
+        written.push(GRAPH_ENTRY);
     }
-    anstream::println!(
-        "{GOOD}unpacked{GOOD:#} {} tensors into {}: {}",
+    bar.finish_and_clear();
+    done(format_args!(
+        "{GOOD}unpacked{GOOD:#} {} parameters into {}: {} (samples and aliases are not in this form)",
         tensors.len(),
         output.display(),
         written.join(", ")
-    );
+    ));
     Ok(ExitCode::SUCCESS)
 }
