@@ -282,6 +282,69 @@ fn diff() {
 }
 
 #[test]
+fn run_repeat_reports_warm_latency() {
+    let dir = fixture();
+    let out = Command::cargo_bin("nnb")
+        .unwrap()
+        .current_dir(dir.path())
+        .args(["run", "mlp.nnb", "--input", "X=x.npy", "--repeat", "7", "--threads", "1", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let body: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let t = &body["timing"];
+    assert_eq!((t["runs"].as_u64(), t["threads"].as_u64()), (Some(7), Some(1)));
+    let [min, median, p90] = ["min_ms", "median_ms", "p90_ms"].map(|k| t[k].as_f64().unwrap());
+    assert!(0.0 < min && min <= median && median <= p90, "{t}");
+    assert_eq!(body["outputs"][0]["shape"], serde_json::json!([2, 10]));
+    let text = nnb(dir.path(), &["run", "mlp.nnb", "--input", "X=x.npy", "--repeat", "3", "--threads", "1"]);
+    assert!(text.contains("latency over 3 warm run(s) on 1 thread(s): min "), "{text}");
+    let zero = nnb(dir.path(), &["run", "mlp.nnb", "--input", "X=x.npy", "--repeat", "0"]);
+    assert_eq!(exit_code(&zero), 2, "{zero}");
+}
+
+#[test]
+fn diff_says_how_far_values_moved() {
+    let dir = fixture();
+    let save = |file: &str, w: [f32; 4], epochs: i64| {
+        let mut writer = nnbundle_container::BundleWriter::new();
+        writer.add_tensor("fc.weight", Tensor::from_vec(vec![2, 2], w.to_vec()).unwrap()).unwrap();
+        writer.add_tensor("fc.bias", Tensor::from_vec(vec![2], vec![0f32, 1.0]).unwrap()).unwrap();
+        writer.set_metadata("epochs", epochs).unwrap();
+        writer.save(dir.path().join(file)).unwrap();
+    };
+    save("a.nnb", [1.0, 2.0, 3.0, 4.0], 1);
+    save("b.nnb", [1.0, 2.5, 3.0, 2.0], 2);
+    // By hand: 2 of 4 elements differ; |4 - 2| = 2 is the largest move;
+    // relative to the larger magnitude, 2 / 4 = 0.5 beats 0.5 / 2.5 = 0.2.
+    insta::assert_snapshot!(nnb(dir.path(), &["diff", "a.nnb", "b.nnb"]));
+    let out = Command::cargo_bin("nnb")
+        .unwrap()
+        .current_dir(dir.path())
+        .args(["diff", "a.nnb", "b.nnb", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["equal"], false);
+    let t = &report["tensors"][0];
+    assert_eq!(
+        (t["tensor"].as_str(), t["kind"].as_str(), t["what"].as_str()),
+        (Some("fc.weight"), Some("changed"), Some("values"))
+    );
+    assert_eq!((t["differing"].as_u64(), t["elements"].as_u64()), (Some(2), Some(4)));
+    assert_eq!((t["max_abs_diff"].as_f64(), t["max_rel_diff"].as_f64()), (Some(2.0), Some(0.5)));
+    assert_ne!(t["a"]["sha256"], t["b"]["sha256"]);
+    assert_eq!(t["a"]["shape"], serde_json::json!([2, 2]));
+    assert_eq!(report["tensors"].as_array().unwrap().len(), 1, "fc.bias is equal");
+    let m = &report["metadata"][0];
+    assert_eq!(
+        (m["key"].as_str(), m["kind"].as_str(), m["a"].as_i64(), m["b"].as_i64()),
+        (Some("epochs"), Some("changed"), Some(1), Some(2))
+    );
+}
+
+#[test]
 fn extract_and_render() {
     let dir = fixture();
     insta::assert_snapshot!(nnb(dir.path(), &["extract", "mlp.nnb", "--until", "relu", "-o", "part.nnb"]));

@@ -11,7 +11,7 @@ use nnbundle_runtime::{Model, Value};
 use serde_json::json;
 
 use super::RenderFormat;
-use crate::output::{DIM, GOOD, HEAD, json as print_json, spinner};
+use crate::output::{DIM, GOOD, HEAD, done, json as print_json, progress, spinner};
 use crate::{Failure, Outcome, render, weights};
 
 fn inputs(args: &[String]) -> Result<BTreeMap<String, Value>, Failure> {
@@ -42,10 +42,83 @@ fn preview(v: &Value) -> String {
     format!("[{}{more}]", shown.join(", "))
 }
 
-pub(crate) fn run(path: &Path, args: &[String], out_dir: Option<&Path>, as_json: bool) -> Outcome {
-    let model = Model::load(path)?;
-    let outputs = model.run(inputs(args)?)?;
-    if let Some(dir) = out_dir {
+/// What `nnb run` was asked to do.
+pub(crate) struct RunArgs<'a> {
+    pub bundle: &'a Path,
+    pub inputs: &'a [String],
+    pub out_dir: Option<&'a Path>,
+    pub json: bool,
+    /// Timed runs after the first (warm-up) one.
+    pub repeat: Option<u32>,
+    /// Threads for the run (default: one per core).
+    pub threads: Option<usize>,
+}
+
+/// Warm latency over repeated runs.
+#[derive(serde::Serialize)]
+struct Timing {
+    runs: u32,
+    threads: usize,
+    min_ms: f64,
+    median_ms: f64,
+    p90_ms: f64,
+    mean_ms: f64,
+    runs_per_s: f64,
+}
+
+impl Timing {
+    fn of(mut ms: Vec<f64>, threads: usize) -> Timing {
+        ms.sort_by(f64::total_cmp);
+        let n = ms.len();
+        // Nearest rank: the smallest value with at least p% of the runs at or below it.
+        let rank = |p: f64| ms[((p * n as f64).ceil() as usize).clamp(1, n) - 1];
+        let mean = ms.iter().sum::<f64>() / n as f64;
+        Timing {
+            runs: n as u32,
+            threads,
+            min_ms: ms[0],
+            median_ms: rank(0.5),
+            p90_ms: rank(0.9),
+            mean_ms: mean,
+            runs_per_s: 1000.0 / mean,
+        }
+    }
+}
+
+pub(crate) fn run(args: &RunArgs<'_>) -> Outcome {
+    match args.threads {
+        Some(n) => {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build()
+                .map_err(|e| Failure::Io(anyhow!("cannot start {n} threads: {e}")))?;
+            pool.install(|| run_here(args))
+        }
+        None => run_here(args),
+    }
+}
+
+fn run_here(args: &RunArgs<'_>) -> Outcome {
+    let model = Model::load(args.bundle)?;
+    let inputs = inputs(args.inputs)?;
+    let outputs = model.run(inputs.clone())?;
+    let timing = match args.repeat {
+        Some(n) => {
+            let bar = progress("timing", u64::from(n), false);
+            let mut ms = Vec::with_capacity(n as usize);
+            for _ in 0..n {
+                let given = inputs.clone();
+                let start = std::time::Instant::now();
+                model.run(given)?;
+                ms.push(start.elapsed().as_secs_f64() * 1e3);
+                bar.inc(1);
+            }
+            bar.finish_and_clear();
+            Some(Timing::of(ms, rayon::current_num_threads()))
+        }
+        None => None,
+    };
+    if let Some(dir) = args.out_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("create `{}`", dir.display()))?;
         for (name, v) in &outputs {
             let file = dir.join(format!("{name}.npy"));
@@ -53,19 +126,35 @@ pub(crate) fn run(path: &Path, args: &[String], out_dir: Option<&Path>, as_json:
                 .with_context(|| format!("write `{}`", file.display()))?;
         }
     }
-    if as_json {
+    if args.json {
         let list: Vec<_> = outputs
             .iter()
             .map(|(n, v)| json!({"name": n, "dtype": v.dtype(), "shape": v.shape(), "preview": preview(v)}))
             .collect();
-        print_json(&json!({"outputs": list}))?;
-    } else {
-        for (name, v) in &outputs {
-            anstream::println!("{HEAD}{name}{HEAD:#}: {} {:?} {DIM}{}{DIM:#}", v.dtype(), v.shape(), preview(v));
+        let mut body = json!({"outputs": list});
+        if let Some(t) = &timing {
+            body["timing"] = serde_json::to_value(t)?;
         }
-        if let Some(dir) = out_dir {
-            anstream::println!("wrote {} output(s) to {}", outputs.len(), dir.display());
-        }
+        print_json(&body)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    for (name, v) in &outputs {
+        anstream::println!("{HEAD}{name}{HEAD:#}: {} {:?} {DIM}{}{DIM:#}", v.dtype(), v.shape(), preview(v));
+    }
+    if let Some(dir) = args.out_dir {
+        done(format_args!("wrote {} output(s) to {}", outputs.len(), dir.display()));
+    }
+    if let Some(t) = &timing {
+        anstream::println!(
+            "{HEAD}latency{HEAD:#} over {} warm run(s) on {} thread(s): min {:.3} ms, median {:.3} ms, \
+             p90 {:.3} ms; {:.1} runs/s",
+            t.runs,
+            t.threads,
+            t.min_ms,
+            t.median_ms,
+            t.p90_ms,
+            t.runs_per_s
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -130,4 +219,19 @@ pub(crate) fn add_samples(path: &Path, args: &[String], rtol: f64, atol: f64) ->
         path.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Timing;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let t = Timing::of(vec![5.0, 1.0, 3.0, 2.0, 4.0, 6.0, 7.0, 8.0, 9.0, 10.0], 2);
+        assert_eq!((t.min_ms, t.median_ms, t.p90_ms, t.mean_ms), (1.0, 5.0, 9.0, 5.5));
+        assert_eq!((t.runs, t.threads), (10, 2));
+        assert!((t.runs_per_s - 1000.0 / 5.5).abs() < 1e-9);
+        let one = Timing::of(vec![3.0], 1);
+        assert_eq!((one.min_ms, one.median_ms, one.p90_ms), (3.0, 3.0, 3.0));
+    }
 }

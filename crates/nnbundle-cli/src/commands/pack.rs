@@ -52,9 +52,16 @@ fn metadata(args: &[String]) -> Result<Vec<(String, MetaValue)>, Failure> {
         .collect()
 }
 
-/// A writer with the content of an unpacked bundle, the graph, and the
-/// parameters by every name the graph may use (aliases included).
-fn from_folder(dir: &Path) -> Result<(BundleWriter, Option<Graph>, BTreeMap<String, Tensor>), Failure> {
+/// What a bundle is packed from: a writer with the content, the graph, and
+/// the parameters by every name the graph may use (aliases included), to run samples.
+struct Source {
+    writer: BundleWriter,
+    graph: Option<Graph>,
+    params: BTreeMap<String, Tensor>,
+}
+
+/// The content of a folder written by `nnb unpack`.
+fn from_folder(dir: &Path) -> Result<Source, Failure> {
     let manifest_path = dir.join(MANIFEST_ENTRY);
     let text = std::fs::read(&manifest_path).with_context(|| format!("read `{}`", manifest_path.display()))?;
     let manifest =
@@ -107,7 +114,7 @@ fn from_folder(dir: &Path) -> Result<(BundleWriter, Option<Graph>, BTreeMap<Stri
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && manifest.graph.is_none() => None,
         Err(e) => return Err(anyhow!(e).context(format!("read `{}`", graph_path.display())).into()),
     };
-    Ok((writer, graph, params))
+    Ok(Source { writer, graph, params })
 }
 
 /// A writer with a graph file and a weights file.
@@ -115,7 +122,7 @@ fn from_files(
     graph_path: &Path,
     weights_path: &Path,
     strip_prefix: Option<&str>,
-) -> Result<(BundleWriter, Option<Graph>, BTreeMap<String, Tensor>), Failure> {
+) -> Result<Source, Failure> {
     let yaml = std::fs::read(graph_path).with_context(|| format!("read `{}`", graph_path.display()))?;
     let graph = Graph::from_yaml(&yaml)
         .map_err(|report| anyhow!("`{}` is not a valid graph:\n{report}", graph_path.display()))?;
@@ -134,7 +141,7 @@ fn from_files(
     for (name, tensor) in &tensors {
         writer.add_tensor(name.clone(), tensor.clone())?;
     }
-    Ok((writer, Some(graph), tensors))
+    Ok(Source { writer, graph: Some(graph), params: tensors })
 }
 
 /// The dotted prefix (`model.`) that every weight name has and that, removed,
@@ -150,11 +157,11 @@ fn common_extra_prefix(graph: &Graph, tensors: &BTreeMap<String, Tensor>) -> Opt
     let prefix = &first[..first.find('.')? + 1];
     let all_prefixed = tensors.keys().all(|n| n.starts_with(prefix));
     let found = |n: &String| tensors.contains_key(&format!("{prefix}{n}"));
-    (!missing.is_empty() && all_prefixed && missing.iter().all(|n| found(n))).then(|| prefix.to_owned())
+    (!missing.is_empty() && all_prefixed && missing.iter().all(found)).then(|| prefix.to_owned())
 }
 
 pub(crate) fn pack(args: &PackArgs<'_>) -> Outcome {
-    let (mut writer, graph, params) = if args.source.is_dir() {
+    let Source { mut writer, graph, params } = if args.source.is_dir() {
         if let Some(w) = args.weights {
             return Err(Failure::usage(format!(
                 "`{}` is a folder written by `nnb unpack`, which holds its weights: drop `{}`",
