@@ -355,9 +355,23 @@ fn extract_and_render() {
     assert_eq!(exit_code(&out), 0);
     let svg = std::fs::read_to_string(dir.path().join("mlp.svg")).unwrap();
     assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
-    for label in ["hidden", "Linear(in_features=20, out_features=256)", "[batch, 10]", "output output"] {
+    for label in [
+        ">hidden<",
+        ">Linear<",
+        ">in_features=20, out_features=256<",
+        ">weight [256, 20], bias [256]<",
+        ">[batch, 256]<",
+        ">output output<",
+        ">linear</text>",
+        ">activation</text>",
+    ] {
         assert!(svg.contains(label), "{label} missing from the SVG");
     }
+    // Parameter shapes come from the weights, and only non-default attributes show.
+    let conv = "opset: 1\ninputs: [{name: x, dtype: f32, shape: [n, 3, h, w]}]\nsequential:\n\
+                - {name: c, op: Conv2d, attrs: {in_channels: 3, out_channels: 8, kernel_size: 3, stride: 2, padding: 0, groups: 1}}\n";
+    std::fs::write(dir.path().join("conv.yaml"), conv).unwrap();
+    insta::assert_snapshot!("render_conv_dot", nnb(dir.path(), &["render", "conv.yaml", "--format", "dot"]));
 }
 
 #[test]

@@ -101,6 +101,23 @@ pub(crate) fn bind_operands<'a>(
 }
 
 impl Node {
+    /// The attributes whose value is not what the op's default would give
+    /// (required ones always), in the op's order: what a picture or a
+    /// summary needs to show.
+    pub fn non_default_attrs(&self) -> Vec<(&'static str, &crate::AttrValue)> {
+        let specs = self.op.def().attrs;
+        specs
+            .iter()
+            .filter_map(|spec| {
+                let value = self.attrs.get(spec.name)?;
+                let mut without = self.attrs.clone();
+                without.0.remove(spec.name);
+                without.fill_defaults(specs);
+                (without.get(spec.name) != Some(value)).then_some((spec.name, value))
+            })
+            .collect()
+    }
+
     /// Every operand the node reads, in slot order, each with where it
     /// comes from (spec §9.2). Inputs beyond the op's slots are not listed.
     pub fn operands(&self) -> Vec<(Slot, Operand<'_>)> {

@@ -134,7 +134,12 @@ pub(crate) enum Command {
         output: PathBuf,
     },
     /// Draw a bundle's graph as SVG (no external programs), Graphviz dot or Mermaid.
-    #[command(after_help = "Example:\n  nnb render mlp.nnb -o mlp.svg\n  nnb render mlp.nnb --format mermaid")]
+    #[command(after_help = "Boxes show each node's op, the attributes that differ from their defaults and the\n\
+                      parameter shapes; edges show the shape of the value they carry; colours are op\n\
+                      families (legend at the top). --collapse folds each numbered block of nodes\n\
+                      (`encoder.layers.3.*`) into one box.\n\n\
+                      Examples:\n  nnb render mlp.nnb -o mlp.svg\n  nnb render mlp.nnb --format mermaid\n  \
+                      nnb render bert.nnb --collapse -o bert.svg")]
     Render {
         /// The bundle (or a graph .yaml).
         bundle: PathBuf,
@@ -144,6 +149,9 @@ pub(crate) enum Command {
         /// The format (default: from the output's extension, else svg).
         #[arg(long, value_enum)]
         format: Option<RenderFormat>,
+        /// Fold every block of nodes named `<prefix>.<number>.*` into one box.
+        #[arg(long)]
+        collapse: bool,
     },
     /// Print a JSON Schema: the graph document, the manifest, or the validation report.
     #[command(after_help = "Example:\n  nnb schema graph > graph.schema.json")]
@@ -282,7 +290,9 @@ pub(crate) fn run(command: Command) -> Outcome {
         }),
         Command::Diff { a, b, json } => diff::diff(&a, &b, json),
         Command::Extract { bundle, until, output } => model::extract(&bundle, &until, &output),
-        Command::Render { bundle, output, format } => model::render(&bundle, output.as_deref(), format),
+        Command::Render { bundle, output, format, collapse } => {
+            model::render(&bundle, output.as_deref(), format, collapse)
+        }
         Command::Schema { kind } => validate::schema(kind),
         Command::Import { model, output, input_shape, input_value, outputs, dry_run } => {
             let options = interop::import_options(&input_shape, &input_value, outputs)?;

@@ -173,32 +173,42 @@ pub(crate) fn extract(path: &Path, until: &[String], output: &Path) -> Outcome {
     Ok(ExitCode::SUCCESS)
 }
 
-pub(crate) fn render(path: &Path, output: Option<&Path>, format: Option<RenderFormat>) -> Outcome {
-    let (graph, values) = if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+pub(crate) fn render(path: &Path, output: Option<&Path>, format: Option<RenderFormat>, collapse: bool) -> Outcome {
+    let (graph, values, weights) = if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
         let yaml = std::fs::read(path).with_context(|| format!("read `{}`", path.display()))?;
         let graph = Graph::from_yaml(&yaml).map_err(|r| anyhow!("`{}` is not a valid graph:\n{r}", path.display()))?;
         let values = graph.check(None).values;
-        (graph, values)
+        (graph, values, None)
     } else {
         let bundle = Bundle::open(path)?;
         let graph = bundle.graph()?.ok_or_else(|| anyhow!("`{}` has no graph to render", path.display()))?;
-        let values = graph.check(Some(&bundle.params_table())).values;
-        (graph, values)
+        let weights = bundle.params_table();
+        let values = graph.check(Some(&weights)).values;
+        (graph, values, Some(weights))
     };
+    let mut picture = render::Picture::new(&graph, &values, weights.as_ref());
+    if collapse {
+        picture = picture.collapsed(&graph, weights.as_ref());
+    }
     let format = format.unwrap_or(match output.and_then(|o| o.extension()).and_then(|e| e.to_str()) {
         Some("dot" | "gv") => RenderFormat::Dot,
         Some("mmd" | "mermaid") => RenderFormat::Mermaid,
         _ => RenderFormat::Svg,
     });
     let text = match format {
-        RenderFormat::Svg => render::svg(&graph, &values),
-        RenderFormat::Dot => render::dot(&graph, &values),
-        RenderFormat::Mermaid => render::mermaid(&graph, &values),
+        RenderFormat::Svg => render::svg(&picture),
+        RenderFormat::Dot => render::dot(&picture),
+        RenderFormat::Mermaid => render::mermaid(&picture),
     };
     match output {
         Some(file) => {
             std::fs::write(file, text).with_context(|| format!("write `{}`", file.display()))?;
-            anstream::println!("{GOOD}rendered{GOOD:#} {} nodes to {}", graph.nodes().len(), file.display());
+            done(format_args!(
+                "{GOOD}rendered{GOOD:#} {} nodes as {} boxes to {}",
+                graph.nodes().len(),
+                picture.items.len(),
+                file.display()
+            ));
         }
         None => print!("{text}"),
     }

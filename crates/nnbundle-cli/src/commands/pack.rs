@@ -118,11 +118,7 @@ fn from_folder(dir: &Path) -> Result<Source, Failure> {
 }
 
 /// A writer with a graph file and a weights file.
-fn from_files(
-    graph_path: &Path,
-    weights_path: &Path,
-    strip_prefix: Option<&str>,
-) -> Result<Source, Failure> {
+fn from_files(graph_path: &Path, weights_path: &Path, strip_prefix: Option<&str>) -> Result<Source, Failure> {
     let yaml = std::fs::read(graph_path).with_context(|| format!("read `{}`", graph_path.display()))?;
     let graph = Graph::from_yaml(&yaml)
         .map_err(|report| anyhow!("`{}` is not a valid graph:\n{report}", graph_path.display()))?;

@@ -187,6 +187,12 @@ macro_rules! vocabulary {
                 match self { $($(OpKind::$kind => &$module::$def,)*)* }
             }
 
+            /// The op's family, the file its definition lives in (`conv`,
+            /// `norm`, `activation`, ...): for grouping and colouring.
+            pub fn family(self) -> &'static str {
+                match self { $($(OpKind::$kind => stringify!($module),)*)* }
+            }
+
             /// The first opset whose vocabulary has the op: a graph that uses
             /// it declares that opset or a later one.
             pub fn since(self) -> u32 {
