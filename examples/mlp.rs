@@ -14,7 +14,8 @@ use rand_distr::{Distribution, Uniform};
 
 fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
     let temp = tempfile::tempdir()?;
-    let dir = std::env::args().nth(1).map(PathBuf::from).unwrap_or_else(|| temp.path().to_owned());
+    let kept = std::env::args().nth(1).map(PathBuf::from);
+    let dir = kept.clone().unwrap_or_else(|| temp.path().to_owned());
     std::fs::create_dir_all(&dir)?;
 
     // class MLP(nn.Module): hidden = Linear(20, 256); output = Linear(256, 10);
@@ -34,7 +35,14 @@ fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
     // torch.save(net.state_dict(), 'mlp.params') -- here the architecture travels too.
     let path = dir.join("mlp.nnb");
     net.save(&path)?;
-    println!("saved {}", path.display());
+    match &kept {
+        Some(_) => println!("saved {} (kept: inspect it with `nnb inspect`)", path.display()),
+        None => println!(
+            "saved {} (a temporary folder, removed when the example ends; \
+             `cargo run --release --example mlp -- DIR` keeps the bundle in DIR)",
+            path.display()
+        ),
+    }
 
     // Validate the bundle as a CI job would: container, hashes, graph against weights.
     let bundle = Bundle::open(&path)?;

@@ -304,13 +304,22 @@ impl Bundle {
     /// a validator does (a writer that disagrees with itself is caught here
     /// and nowhere else).
     pub fn verify_every_digest(&self) -> Result<()> {
+        self.verify_every_digest_reporting(&|_| ())
+    }
+
+    /// [`Bundle::verify_every_digest`], calling `progress` with the byte size of
+    /// each tensor once it is checked (from several threads), for a progress bar.
+    pub fn verify_every_digest_reporting(&self, progress: &(dyn Fn(u64) + Sync)) -> Result<()> {
         self.check_all(|name, slot, record| {
             let chunked = record.chunks.map(|c| self.check_chunk_digest(name, slot, c));
-            [Some(self.check_sha256(name, slot, record)), chunked, Some(self.check_values(name, slot, record))]
-                .into_iter()
-                .flatten()
-                .filter_map(Result::err)
-                .collect()
+            let errors =
+                [Some(self.check_sha256(name, slot, record)), chunked, Some(self.check_values(name, slot, record))]
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Result::err)
+                    .collect();
+            progress(slot.data.len() as u64);
+            errors
         })
     }
 

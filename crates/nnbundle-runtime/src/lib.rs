@@ -48,5 +48,7 @@ pub use error::{Result, RuntimeError};
 pub use model::Model;
 pub use ops::supports;
 pub use reuse::{LoadOptions, LoadReport, Mismatch, extract};
-pub use validate::{Check, Finding, FindingCode, Status, ValidateOptions, ValidationReport, report_schema, validate};
+pub use validate::{
+    Check, Finding, FindingCode, Status, ValidateOptions, ValidationReport, report_schema, validate, validate_reporting,
+};
 pub use value::Value;

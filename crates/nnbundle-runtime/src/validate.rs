@@ -174,6 +174,16 @@ fn is_weight_code(code: Code) -> bool {
 /// Validates the bundle at `path`: container, limits, manifest, graph,
 /// weights against the graph, hashes and samples; every problem is listed.
 pub fn validate(path: &Path, options: ValidateOptions) -> ValidationReport {
+    validate_reporting(path, options, &|_, _| ())
+}
+
+/// [`validate`], calling `progress(bytes, total)` as tensors are hashed:
+/// `bytes` just checked, of `total` to check (from several threads).
+pub fn validate_reporting(
+    path: &Path,
+    options: ValidateOptions,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> ValidationReport {
     let mut report = ValidationReport {
         file: path.display().to_string(),
         valid: false,
@@ -246,7 +256,12 @@ pub fn validate(path: &Path, options: ValidateOptions) -> ValidationReport {
     // Hashes.
     let mut hashes_ok = true;
     if options.verify_hashes {
-        let findings = bundle.verify_every_digest().err().map(|e| container_finding(&e)).unwrap_or_default();
+        let total = manifest.tensors.values().map(|r| r.byte_size().unwrap_or(0)).sum::<u64>();
+        let findings = bundle
+            .verify_every_digest_reporting(&|bytes| progress(bytes, total))
+            .err()
+            .map(|e| container_finding(&e))
+            .unwrap_or_default();
         hashes_ok = findings.is_empty();
         let chunked = manifest.tensors.values().filter(|r| r.chunks.is_some()).count();
         let verified = match chunked {

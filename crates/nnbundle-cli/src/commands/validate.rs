@@ -7,11 +7,18 @@ use nnbundle_runtime::{Status, ValidateOptions, ValidationReport};
 
 use super::SchemaKind;
 use crate::Outcome;
-use crate::output::{BAD, DIM, GOOD, WARN, json, spinner};
+use crate::output::{BAD, DIM, GOOD, WARN, json, progress};
 
 pub(crate) fn validate(path: &Path, as_json: bool, no_hash: bool) -> Outcome {
-    let bar = spinner("validating");
-    let report = nnbundle_runtime::validate(path, ValidateOptions { verify_hashes: !no_hash, run_samples: true });
+    let bar = progress("hashing", 0, true);
+    let report = nnbundle_runtime::validate_reporting(
+        path,
+        ValidateOptions { verify_hashes: !no_hash, run_samples: true },
+        &|bytes, total| {
+            bar.set_length(total);
+            bar.inc(bytes);
+        },
+    );
     bar.finish_and_clear();
     if as_json {
         json(&report)?;
