@@ -69,6 +69,19 @@ fn inspect() {
 }
 
 #[test]
+fn inspect_totals_agree() {
+    let dir = fixture();
+    let conformance = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../spec/conformance/valid_mlp_with_sample.nnb");
+    std::fs::copy(conformance, dir.path().join("sampled.nnb")).unwrap();
+    let out = nnb(dir.path(), &["inspect", "sampled.nnb"]);
+    insta::assert_snapshot!(out);
+    // The summary's parameter total is the params group's element count; samples are counted apart.
+    assert!(out.contains("parameters: 7,946 (31.0 KiB)"), "{out}");
+    assert!(out.contains("params        4 tensors            7,946 elements"), "{out}");
+    assert!(out.contains("samples       2 tensors               60 elements"), "{out}");
+}
+
+#[test]
 fn validate_valid_bundle() {
     let dir = fixture();
     insta::assert_snapshot!(nnb(dir.path(), &["validate", "mlp.nnb"]));

@@ -392,3 +392,30 @@ fn a_repeated_node_name_is_a_duplicate_not_a_cycle() {
     ));
     expect(&r, Code::Cycle, "nodes[1]", "the graph has a cycle: b -> a -> b");
 }
+
+#[test]
+fn summaries_count_stored_parameters_and_tied_ones_once() {
+    let yaml = format!(
+        "{HEAD}sequential:\n- {{name: a, op: Linear, attrs: {{in_features: 20, out_features: 20, bias: false}}}}\n\
+         - {{name: bn, op: BatchNorm1d, attrs: {{num_features: 20}}}}\n\
+         - {{name: b, op: Linear, attrs: {{in_features: 20, out_features: 20, bias: false}}}}\n"
+    );
+    let graph = Graph::from_yaml(yaml.as_bytes()).unwrap();
+    // bn stores weight, bias, running_mean and running_var (4 x 20), not
+    // num_batches_tracked; b.weight is a.weight, tied.
+    let stored = weights(&[
+        ("a.weight", DType::F32, &[20, 20]),
+        ("b.weight", DType::F32, &[20, 20]),
+        ("bn.weight", DType::F32, &[20]),
+        ("bn.bias", DType::F32, &[20]),
+        ("bn.running_mean", DType::F32, &[20]),
+        ("bn.running_var", DType::F32, &[20]),
+    ]);
+    let summary = graph.summary(Some(&stored));
+    assert!(summary.ends_with("parameters: 880 (3.4 KiB)\n"), "400 + 80 + 400:\n{summary}");
+    let tied = BTreeMap::from([("b.weight".to_owned(), "a.weight".to_owned())]);
+    let summary = graph.summary_with_aliases(Some(&stored), &tied);
+    assert!(summary.ends_with("parameters: 480 (1.9 KiB)\n"), "400 + 80:\n{summary}");
+    assert!(summary.contains("(bn): BatchNorm1d(num_features=20"), "{summary}");
+    assert!(summary.contains("-> [batch, 20], 80 params"), "{summary}");
+}

@@ -71,6 +71,21 @@ pub(crate) fn layout(sizes: &[(f64, f64)], edges: &[(usize, usize)]) -> Layout {
     for &v in &order {
         layer[v] = preds[v].iter().map(|&p| layer[p] + 1).max().unwrap_or(0);
     }
+    // A box nothing feeds (a graph input) goes right above its first reader,
+    // so that an input used late (a mask) does not run down the whole picture.
+    let mut succs: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for &(a, b, _) in &oriented {
+        if a != b {
+            succs[a].push(b);
+        }
+    }
+    for v in 0..n {
+        if preds[v].is_empty()
+            && let Some(first) = succs[v].iter().map(|&s| layer[s]).min()
+        {
+            layer[v] = first - 1;
+        }
+    }
     let layers = layer.iter().max().map_or(0, |m| m + 1);
 
     // Vertices: the boxes, then a stand-in per row a long edge crosses.
@@ -373,6 +388,15 @@ mod tests {
         assert_eq!(count_inversions(&mut [0, 1, 2]), 0);
         assert_eq!(count_inversions(&mut [2, 1, 0]), 3);
         assert_eq!(count_inversions(&mut [1, 0, 1, 0]), 3);
+    }
+
+    #[test]
+    fn an_input_read_late_sits_above_its_reader() {
+        let sizes = vec![(60.0, 30.0); 5];
+        let placed = layout(&sizes, &[(0, 1), (1, 2), (2, 3), (4, 3)]);
+        let row = |v: usize| placed.y[v];
+        assert!(row(0) < row(1) && row(1) < row(2) && row(2) < row(3));
+        assert_eq!(row(4), row(2), "box 4 feeds only box 3");
     }
 
     #[test]
