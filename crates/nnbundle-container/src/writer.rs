@@ -311,7 +311,8 @@ impl BundleWriter {
     pub fn write_to<W: Write + Seek>(&self, out: W) -> Result<Manifest> {
         let manifest = self.manifest()?;
         let mut out = out;
-        self.write_entries(&mut out, &manifest.to_yaml().map_err(invalid)?, Path::new("<output>"))?;
+        let target = Target { path: Path::new("<output>"), progress: &|_| () };
+        self.write_entries(&mut out, &manifest.to_yaml().map_err(invalid)?, &target)?;
         Ok(manifest)
     }
 
@@ -325,14 +326,15 @@ impl BundleWriter {
     fn write_hashing_alongside(
         &self,
         out: &mut BufWriter<File>,
-        dest: &Path,
+        target: &Target<'_>,
         stand_in: Sha256Digest,
     ) -> Result<Manifest> {
+        let dest = target.path;
         let mut manifest = self.manifest_with(&self.stand_ins(stand_in))?;
         let draft = manifest.to_yaml().map_err(invalid)?;
         let (digests, written) = std::thread::scope(|scope| {
             let hashing = scope.spawn(|| self.digests());
-            let written = self.write_entries(&mut *out, &draft, dest);
+            let written = self.write_entries(&mut *out, &draft, target);
             (hashing.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)), written)
         });
         written?;
@@ -348,14 +350,14 @@ impl BundleWriter {
             out.flush().map_err(io)?;
             out.get_mut().set_len(0).map_err(io)?;
             out.seek(SeekFrom::Start(0)).map_err(io)?;
-            self.write_entries(&mut *out, &yaml, dest)?;
+            self.write_entries(&mut *out, &yaml, target)?;
         }
         Ok(manifest)
     }
 
-    /// Writes the entries of a bundle whose manifest is `manifest_yaml`;
-    /// `dest` names the file in errors.
-    fn write_entries<W: Write + Seek>(&self, out: &mut W, manifest_yaml: &str, dest: &Path) -> Result<()> {
+    /// Writes the entries of a bundle whose manifest is `manifest_yaml`.
+    fn write_entries<W: Write + Seek>(&self, out: &mut W, manifest_yaml: &str, target: &Target<'_>) -> Result<()> {
+        let dest = target.path;
         let zip_err = |entry: &str| {
             let entry = entry.to_owned();
             move |e: zip::result::ZipError| match e {
@@ -389,6 +391,7 @@ impl BundleWriter {
             zip.start_file(&entry, options).map_err(zip_err(&entry))?;
             zip.write_all(&header).map_err(io_err(&entry))?;
             zip.write_all(tensor.as_bytes()).map_err(io_err(&entry))?;
+            (target.progress)(tensor.nbytes() as u64);
         }
         zip.finish().map_err(zip_err("<central directory>"))?;
         Ok(())
@@ -403,12 +406,29 @@ impl BundleWriter {
 
     /// [`BundleWriter::save`] with the given durability.
     pub fn save_with(&self, path: impl AsRef<Path>, durability: Durability) -> Result<Manifest> {
+        self.save_reporting(path, durability, &|_| ())
+    }
+
+    /// [`BundleWriter::save_with`], calling `progress` with the bytes of each
+    /// tensor once written, for a progress bar (see [`BundleWriter::data_bytes`]).
+    pub fn save_reporting(
+        &self,
+        path: impl AsRef<Path>,
+        durability: Durability,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<Manifest> {
         let mut manifest = None;
+        let target = Target { path: path.as_ref(), progress };
         write_atomically_with(path.as_ref(), durability, |out| {
-            manifest = Some(self.write_hashing_alongside(out, path.as_ref(), STAND_IN)?);
+            manifest = Some(self.write_hashing_alongside(out, &target, STAND_IN)?);
             Ok(())
         })?;
         Ok(manifest.expect("set by a successful write"))
+    }
+
+    /// The bytes of tensor data the bundle will hold.
+    pub fn data_bytes(&self) -> u64 {
+        self.tensors.values().map(|(t, _)| t.nbytes() as u64).sum()
     }
 
     /// The bundle as bytes in memory.
@@ -422,6 +442,12 @@ impl BundleWriter {
 /// The digest a manifest draft holds until the tensors are hashed: its hex
 /// form is a plain YAML scalar, as almost every real digest is.
 const STAND_IN: Sha256Digest = Sha256Digest([0xaa; 32]);
+
+/// Where a bundle is being written: the file errors name, and who hears of progress.
+struct Target<'a> {
+    path: &'a Path,
+    progress: &'a (dyn Fn(u64) + Sync),
+}
 
 /// The error of a failed write of `entry` into the bundle `dest`.
 fn write_failed<'a>(dest: &'a Path, entry: &'a str) -> impl Fn(std::io::Error) -> ContainerError + Copy + 'a {
@@ -521,6 +547,24 @@ mod tests {
     use super::*;
     use crate::atomic::Durability;
 
+    /// Progress hears of every tensor byte once, and the file is the same.
+    #[test]
+    fn save_reporting_counts_every_tensor_byte() {
+        let mut writer = BundleWriter::new();
+        writer.add_tensor("a", Tensor::from_vec(vec![3], vec![1f32; 3]).unwrap()).unwrap();
+        writer.add_tensor("b", Tensor::from_vec(vec![2, 5], vec![7i64; 10]).unwrap()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.nnb");
+        let seen = std::sync::atomic::AtomicU64::new(0);
+        let progress = |n: u64| {
+            seen.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        };
+        writer.save_reporting(&path, Durability::Unsynced, &progress).unwrap();
+        assert_eq!(writer.data_bytes(), 12 + 80);
+        assert_eq!(seen.into_inner(), 92);
+        assert_eq!(std::fs::read(&path).unwrap(), writer.to_bytes().unwrap());
+    }
+
     /// A digest that prints quoted (it reads as a number) makes the draft
     /// manifest longer than the real one: the file is written again in order.
     #[test]
@@ -540,7 +584,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("b.nnb");
         write_atomically_with(&path, Durability::Unsynced, |out| {
-            writer.write_hashing_alongside(out, &path, numeric).map(drop)
+            writer.write_hashing_alongside(out, &Target { path: &path, progress: &|_| () }, numeric).map(drop)
         })
         .unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), writer.to_bytes().unwrap());

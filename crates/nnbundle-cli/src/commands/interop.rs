@@ -4,10 +4,10 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, anyhow};
-use nnbundle_container::Bundle;
+use nnbundle_container::{Bundle, Durability};
 use nnbundle_onnx::{ImportOptions, Imported};
 
-use crate::output::{GOOD, spinner};
+use crate::output::{GOOD, done, progress, spinner};
 use crate::{Failure, Outcome};
 
 /// The import options of `--input-shape`, `--input-value` and `--outputs`.
@@ -56,16 +56,18 @@ pub(crate) fn import(model: &Path, output: Option<&Path>, options: &ImportOption
         print_renamed(&imported);
         return Ok(ExitCode::SUCCESS);
     };
-    let manifest =
-        imported.to_writer()?.save(output).with_context(|| format!("cannot write `{}`", output.display()))?;
     bar.finish_and_clear();
-    anstream::println!(
+    let writer = imported.to_writer()?;
+    let bar = progress("writing", writer.data_bytes(), true);
+    let manifest = writer.save_reporting(output, Durability::Synced, &|bytes| bar.inc(bytes))?;
+    bar.finish_and_clear();
+    done(format_args!(
         "{GOOD}imported{GOOD:#} {} ({} nodes, {} tensors, ONNX opset {})",
         output.display(),
         imported.graph.nodes().len(),
         manifest.tensors.len(),
         imported.opset
-    );
+    ));
     print_renamed(&imported);
     Ok(ExitCode::SUCCESS)
 }

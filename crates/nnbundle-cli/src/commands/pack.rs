@@ -13,12 +13,12 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, anyhow};
-use nnbundle_container::{Bundle, BundleWriter, npy};
+use nnbundle_container::{Bundle, BundleWriter, Durability, npy};
 use nnbundle_format::{GRAPH_ENTRY, MANIFEST_ENTRY, Manifest, MetaValue, Tensor};
 use nnbundle_graph::Graph;
 use nnbundle_runtime::{Model, ValidateOptions, Value};
 
-use crate::output::{GOOD, WARN, done, spinner};
+use crate::output::{GOOD, WARN, done, progress, spinner};
 use crate::{Failure, Outcome, weights};
 
 /// The folder of stored tensors inside an unpacked bundle.
@@ -178,7 +178,6 @@ pub(crate) fn pack(args: &PackArgs<'_>) -> Outcome {
         })?;
         from_files(args.source, weights, args.strip_prefix)?
     };
-    let bar = spinner("hashing and writing");
     for (key, value) in metadata(args.meta)? {
         writer.set_metadata(key, value)?;
     }
@@ -188,10 +187,13 @@ pub(crate) fn pack(args: &PackArgs<'_>) -> Outcome {
             .iter()
             .map(|(n, t)| Ok((n.clone(), Value::from_tensor(t)?)))
             .collect::<Result<_, Failure>>()?;
+        let bar = spinner("running the model on the samples");
         let model = Model::new(graph, params).map_err(|e| anyhow!("the weights do not fit the graph: {e}"))?;
         model.add_sample(&mut writer, inputs, args.rtol, args.atol)?;
+        bar.finish_and_clear();
     }
-    let manifest = writer.save(args.output)?;
+    let bar = progress("writing", writer.data_bytes(), true);
+    let manifest = writer.save_reporting(args.output, Durability::Synced, &|bytes| bar.inc(bytes))?;
     bar.finish_and_clear();
     done(format_args!(
         "{GOOD}packed{GOOD:#} {} ({} tensors, bundle digest {})",
