@@ -54,7 +54,7 @@ fn known_bundle_digest_is_pinned() {
     let bytes = known_bundle().to_bytes().unwrap();
     assert_eq!(
         Sha256Digest::of(&bytes).to_hex(),
-        "9d8cd6d5b69e9808aa6ffff1b8c3023f8cf27d44de177036a1940e28d8988d02",
+        "7a98409a6b50bc8238ca708ef6f5d9c323ff86d6186642b69c510f331efa9604",
         "the writer's output changed; if intended, it is a format change"
     );
 }

@@ -809,7 +809,7 @@ def canonical_float(x):
     return f"{s}{mantissa}e{'+' if e > 0 else '-'}{abs(e)}"
 
 
-PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*\Z")
+PLAIN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*\Z")
 ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
 
 

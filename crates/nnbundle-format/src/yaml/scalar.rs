@@ -133,11 +133,11 @@ fn is_other_number(s: &str) -> bool {
     rest.is_empty()
 }
 
-/// Whether canonical YAML writes the string `s` plain: `[A-Za-z_][A-Za-z0-9_.-]*`
+/// Whether canonical YAML writes the string `s` plain: `[A-Za-z0-9_][A-Za-z0-9_.-]*`
 /// that the table reads back as the same string.
 pub(crate) fn writes_plain(s: &str) -> bool {
     let bytes = s.as_bytes();
-    let first = bytes.first().is_some_and(|&b| b.is_ascii_alphabetic() || b == b'_');
+    let first = bytes.first().is_some_and(|&b| b.is_ascii_alphanumeric() || b == b'_');
     first
         && bytes.iter().all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
         && resolve(s) == Plain::Str
