@@ -2,7 +2,6 @@
 
   safetensors_check.py write OUT.safetensors   -- seeded MLP weights, as Python users save them
   safetensors_check.py same A.safetensors B.safetensors  -- equal names, dtypes, shapes, values
-  safetensors_check.py folder DIR A.safetensors -- DIR/tensors/<name>.npy (from `nnb unpack`) hold A's tensors
   safetensors_check.py svg FILE.svg            -- the file is well-formed XML with an <svg> root
 """
 import sys
@@ -26,13 +25,6 @@ def main(args):
             if a[k].dtype != b[k].dtype or a[k].shape != b[k].shape or not np.array_equal(a[k], b[k]):
                 sys.exit(f"{k} differs")
         print(f"same: {len(a)} tensors")
-    elif args[0] == "folder":
-        a = load_file(args[2])
-        for k, v in a.items():
-            b = np.load(f"{args[1]}/tensors/{k}.npy", allow_pickle=False)
-            if v.dtype != b.dtype or v.shape != b.shape or not np.array_equal(v, b):
-                sys.exit(f"{k} differs")
-        print(f"folder: {len(a)} tensors")
     elif args[0] == "svg":
         root = ET.parse(args[1]).getroot()
         if root.tag != "{http://www.w3.org/2000/svg}svg":

@@ -46,21 +46,18 @@ pub(crate) enum Command {
     },
     /// Write everything a bundle holds to a folder that `pack` turns back into the same bundle.
     #[command(after_help = "The folder:\n  \
-                      manifest.yaml        metadata, groups, aliases, samples and tolerances\n  \
                       graph.yaml           the graph, byte for byte (absent for tensors-only bundles)\n  \
-                      tensors/<name>.npy   every stored tensor (aliases are not copies)\n\n\
+                      weights.safetensors  every stored tensor once, for any safetensors reader\n  \
+                      manifest.yaml        metadata, groups, aliases (tied weights), samples, tolerances\n\n\
                       `nnb pack DIR -o x.nnb` gives the same bundle digest, and the same bytes for a\n\
                       bundle nnbundle wrote; edit the files in between and pack hashes them again.\n\n\
-                      Examples:\n  nnb unpack mlp.nnb -o mlp/\n  nnb unpack mlp.nnb -o mlp/ --safetensors")]
+                      Example:\n  nnb unpack mlp.nnb -o mlp/")]
     Unpack {
         /// The bundle.
         bundle: PathBuf,
         /// The folder to write into (created if needed).
         #[arg(short, long)]
         output: PathBuf,
-        /// Write graph.yaml and weights.safetensors (the parameters, tied ones once per name) for other tools instead.
-        #[arg(long)]
-        safetensors: bool,
     },
     /// Show a bundle's versions, digests, metadata, layers and tensors, without reading tensor data.
     #[command(after_help = "Example:\n  nnb inspect mlp.nnb\n  nnb inspect mlp.nnb --json")]
@@ -277,7 +274,7 @@ pub(crate) fn run(command: Command) -> Outcome {
                 strip_prefix: strip_prefix.as_deref(),
             })
         }
-        Command::Unpack { bundle, output, safetensors } => pack::unpack(&bundle, &output, safetensors),
+        Command::Unpack { bundle, output } => pack::unpack(&bundle, &output),
         Command::Inspect { bundle, json } => inspect::inspect(&bundle, json),
         Command::Validate { bundle, json, no_hash } => validate::validate(&bundle, json, no_hash),
         Command::Run { bundle, input, output, json, repeat, threads } => model::run(&model::RunArgs {

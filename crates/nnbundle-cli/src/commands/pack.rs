@@ -3,9 +3,9 @@
 //! The folder `nnb unpack` writes, and `nnb pack DIR` reads:
 //!
 //! ```text
-//! DIR/manifest.yaml          metadata, groups, aliases, samples, tolerances (digests are re-computed)
-//! DIR/graph.yaml             the graph, byte for byte as stored (absent for tensors-only bundles)
-//! DIR/tensors/<name>.npy     every stored tensor, one .npy file each (aliases are not copies)
+//! DIR/graph.yaml           the graph, byte for byte as stored (absent for tensors-only bundles)
+//! DIR/weights.safetensors  every stored tensor once (aliases are not copies), for any safetensors reader
+//! DIR/manifest.yaml        metadata, groups, aliases, samples, tolerances (digests are re-computed)
 //! ```
 
 use std::collections::BTreeMap;
@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, anyhow};
-use nnbundle_container::{Bundle, BundleWriter, Durability, npy};
+use nnbundle_container::{Bundle, BundleWriter, Durability};
 use nnbundle_format::{GRAPH_ENTRY, MANIFEST_ENTRY, Manifest, MetaValue, Tensor};
 use nnbundle_graph::Graph;
 use nnbundle_runtime::{Model, ValidateOptions, Value};
@@ -21,8 +21,8 @@ use nnbundle_runtime::{Model, ValidateOptions, Value};
 use crate::output::{GOOD, WARN, done, progress, spinner};
 use crate::{Failure, Outcome, weights};
 
-/// The folder of stored tensors inside an unpacked bundle.
-const TENSORS_DIR: &str = "tensors";
+/// The tensors of an unpacked bundle.
+const WEIGHTS_FILE: &str = "weights.safetensors";
 
 /// What `nnb pack` was asked to do.
 pub(crate) struct PackArgs<'a> {
@@ -66,30 +66,26 @@ fn from_folder(dir: &Path) -> Result<Source, Failure> {
     let text = std::fs::read(&manifest_path).with_context(|| format!("read `{}`", manifest_path.display()))?;
     let manifest =
         Manifest::parse(&text).map_err(|e| anyhow!("`{}` is not a valid manifest: {e}", manifest_path.display()))?;
+    let weights_path = dir.join(WEIGHTS_FILE);
+    let mut stored = weights::read(&weights_path)?;
     let mut writer = BundleWriter::new();
     let mut params = BTreeMap::new();
     for (name, record) in &manifest.tensors {
-        let file = dir.join(nnbundle_format::tensor_entry_name(name));
-        let bytes = std::fs::read(&file).with_context(|| format!("read `{}`", file.display()))?;
-        let tensor = npy::from_npy(&bytes).map_err(|e| anyhow!("`{}`: {e}", file.display()))?;
+        let tensor = stored.remove(name).ok_or_else(|| {
+            anyhow!("`{}` has no tensor `{name}`, which `{}` lists", weights_path.display(), manifest_path.display())
+        })?;
         if record.group == nnbundle_format::names::PARAMS_GROUP {
             params.insert(name.clone(), tensor.clone());
         }
         writer.add_tensor_to_group(&record.group, name.clone(), tensor)?;
     }
-    let listed: std::collections::BTreeSet<String> =
-        manifest.tensors.keys().map(|n| nnbundle_format::tensor_entry_name(n)).collect();
-    if let Ok(entries) = std::fs::read_dir(dir.join(TENSORS_DIR)) {
-        for entry in entries.flatten() {
-            let name = format!("{TENSORS_DIR}/{}", entry.file_name().to_string_lossy());
-            if !listed.contains(&name) {
-                return Err(Failure::Bad(anyhow!(
-                    "`{}` is not in `{}`: list it under `tensors` there (any sha256: pack hashes again) or remove it",
-                    entry.path().display(),
-                    manifest_path.display()
-                )));
-            }
-        }
+    if let Some(extra) = stored.keys().next() {
+        return Err(Failure::Bad(anyhow!(
+            "`{}` holds `{extra}`, which `{}` does not list: list it under `tensors` there \
+             (any sha256: pack hashes again), or under `aliases` if it is a copy of a tied weight",
+            weights_path.display(),
+            manifest_path.display()
+        )));
     }
     for (alias, target) in &manifest.aliases {
         writer.add_alias(alias.clone(), target.clone())?;
@@ -210,64 +206,38 @@ pub(crate) fn pack(args: &PackArgs<'_>) -> Outcome {
     Ok(ExitCode::SUCCESS)
 }
 
-pub(crate) fn unpack(bundle_path: &Path, output: &Path, as_safetensors: bool) -> Outcome {
+pub(crate) fn unpack(bundle_path: &Path, output: &Path) -> Outcome {
     let bar = spinner("verifying and unpacking");
     let bundle = Bundle::open(bundle_path)?;
     bundle.verify_all()?;
-    if as_safetensors {
-        return unpack_safetensors(&bundle, output, &bar);
-    }
-    let tensors_dir = output.join(TENSORS_DIR);
-    std::fs::create_dir_all(&tensors_dir).with_context(|| format!("create `{}`", tensors_dir.display()))?;
+    std::fs::create_dir_all(output).with_context(|| format!("create `{}`", output.display()))?;
     let write = |name: &str, bytes: &[u8]| -> anyhow::Result<()> {
         let file = output.join(name);
         std::fs::write(&file, bytes).with_context(|| format!("write `{}`", file.display()))
     };
-    write(MANIFEST_ENTRY, bundle.manifest().to_yaml()?.as_bytes())?;
+    let m = bundle.manifest();
+    let tensors: BTreeMap<String, Tensor> = m
+        .tensors
+        .keys()
+        .map(|name| Ok((name.clone(), bundle.tensor_unverified(name)?)))
+        .collect::<Result<_, Failure>>()?;
+    // Other tools see the metadata too, as safetensors' string metadata.
+    let metadata = m.metadata.iter().map(|(k, v)| (k.clone(), v.to_string())).collect();
+    weights::write_safetensors(&output.join(WEIGHTS_FILE), &tensors, metadata)?;
+    write(MANIFEST_ENTRY, m.to_yaml()?.as_bytes())?;
     if let Some(graph) = bundle.graph_yaml() {
         write(GRAPH_ENTRY, graph)?;
     }
-    for name in bundle.manifest().tensors.keys() {
-        write(&nnbundle_format::tensor_entry_name(name), &npy::to_npy(&bundle.tensor_unverified(name)?))?;
-    }
     bar.finish_and_clear();
-    let m = bundle.manifest();
     done(format_args!(
-        "{GOOD}unpacked{GOOD:#} {} into {}: manifest.yaml{}, {} tensors in tensors/ ({} aliases, {} samples, {} metadata keys)",
+        "{GOOD}unpacked{GOOD:#} {} into {}: {}{WEIGHTS_FILE} ({} tensors), {MANIFEST_ENTRY} ({} aliases, {} samples, {} metadata keys)",
         bundle_path.display(),
         output.display(),
-        if bundle.graph_yaml().is_some() { ", graph.yaml" } else { "" },
+        if bundle.graph_yaml().is_some() { "graph.yaml, " } else { "" },
         m.tensors.len(),
         m.aliases.len(),
         m.samples.len(),
         m.metadata.len(),
-    ));
-    Ok(ExitCode::SUCCESS)
-}
-
-/// The `--safetensors` form: the graph and the parameters for other tools.
-fn unpack_safetensors(bundle: &Bundle, output: &Path, bar: &indicatif::ProgressBar) -> Outcome {
-    std::fs::create_dir_all(output).with_context(|| format!("create `{}`", output.display()))?;
-    // Every name the graph may use: a tied weight is written once per name (safetensors has no aliases).
-    let tensors: BTreeMap<String, Tensor> = bundle
-        .params_table()
-        .into_keys()
-        .map(|name| Ok((name.clone(), bundle.tensor_unverified(&name)?)))
-        .collect::<Result<_, Failure>>()?;
-    let metadata = bundle.manifest().metadata.iter().map(|(k, v)| (k.clone(), v.to_string())).collect();
-    weights::write_safetensors(&output.join("weights.safetensors"), &tensors, metadata)?;
-    let mut written = vec!["weights.safetensors"];
-    if let Some(graph) = bundle.graph()? {
-        let file = output.join(GRAPH_ENTRY);
-        std::fs::write(&file, graph.to_yaml()?).with_context(|| format!("write `{}`", file.display()))?;
-        written.push(GRAPH_ENTRY);
-    }
-    bar.finish_and_clear();
-    done(format_args!(
-        "{GOOD}unpacked{GOOD:#} {} parameters into {}: {} (samples and aliases are not in this form)",
-        tensors.len(),
-        output.display(),
-        written.join(", ")
     ));
     Ok(ExitCode::SUCCESS)
 }
