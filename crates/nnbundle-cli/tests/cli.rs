@@ -143,6 +143,11 @@ fn pack_and_unpack() {
     // The unpacked graph and weights also pack as files other tools wrote would.
     let again = nnb(dir.path(), &["pack", "out/graph.yaml", "out/weights.safetensors", "-o", "again.nnb"]);
     assert_eq!(exit_code(&again), 0, "{again}");
+    // A folder without a manifest (an older unpack) gets told how to pack it.
+    std::fs::remove_file(dir.path().join("out/manifest.yaml")).unwrap();
+    let old = nnb(dir.path(), &["pack", "out", "-o", "x.nnb"]);
+    assert_eq!(exit_code(&old), 2, "{old}");
+    assert!(old.contains("has no manifest.yaml: pack its graph and weights as files, `nnb pack out/graph.yaml out/weights.safetensors -o OUT.nnb`"), "{old}");
     // A folder holds its weights; a graph file needs them.
     insta::assert_snapshot!(nnb(dir.path(), &["pack", "out", "mlp.safetensors", "-o", "x.nnb"]));
     insta::assert_snapshot!(nnb(dir.path(), &["pack", "mlp.yaml", "-o", "x.nnb"]));

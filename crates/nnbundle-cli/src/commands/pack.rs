@@ -63,6 +63,16 @@ struct Source {
 /// The content of a folder written by `nnb unpack`.
 fn from_folder(dir: &Path) -> Result<Source, Failure> {
     let manifest_path = dir.join(MANIFEST_ENTRY);
+    if !manifest_path.exists() && dir.join(GRAPH_ENTRY).exists() {
+        // A folder from an older `nnb unpack`, or assembled by hand.
+        return Err(Failure::usage(format!(
+            "`{}` has no {MANIFEST_ENTRY}: pack its graph and weights as files, \
+             `nnb pack {} {} -o OUT.nnb`",
+            dir.display(),
+            dir.join(GRAPH_ENTRY).display(),
+            dir.join(WEIGHTS_FILE).display()
+        )));
+    }
     let text = std::fs::read(&manifest_path).with_context(|| format!("read `{}`", manifest_path.display()))?;
     let manifest =
         Manifest::parse(&text).map_err(|e| anyhow!("`{}` is not a valid manifest: {e}", manifest_path.display()))?;
