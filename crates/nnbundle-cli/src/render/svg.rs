@@ -48,6 +48,58 @@ fn path(points: &[(f64, f64)]) -> String {
     d
 }
 
+/// The foot of a box's stem, where the shape of its value is written.
+struct Stem<'a> {
+    x: f64,
+    y: f64,
+    text: &'a str,
+}
+
+/// Where a label goes: its anchor point, and whether it ends there (left of the stem).
+struct LabelAt {
+    x: f64,
+    y: f64,
+    end: bool,
+}
+
+/// Width of a character of the 10 px label font.
+const LABEL_CHAR_W: f64 = 6.0;
+
+/// Places each stem's label right of the stem, else left of it, else a line
+/// lower (right, then left), wherever it overlaps no label placed before; a
+/// label with no room is left out (the edge's tooltip still gives it).
+fn place_labels<'a, 'b>(stems: &'b [Stem<'a>]) -> Vec<(&'b Stem<'a>, LabelAt)> {
+    let mut taken: Vec<(f64, f64, f64)> = Vec::new(); // (y, left, right)
+    let mut order: Vec<&Stem<'_>> = stems.iter().collect();
+    order.sort_by(|a, b| a.y.total_cmp(&b.y).then(a.x.total_cmp(&b.x)));
+    let mut out = Vec::new();
+    for stem in order {
+        let width = stem.text.chars().count() as f64 * LABEL_CHAR_W;
+        let candidates = [
+            (stem.y - 3.0, stem.x + 4.0, false),
+            (stem.y - 3.0, stem.x - 4.0, true),
+            (stem.y + 9.0, stem.x + 4.0, false),
+            (stem.y + 9.0, stem.x - 4.0, true),
+        ];
+        let free = |&(y, x, end): &(f64, f64, bool)| {
+            let (left, right) = if end { (x - width, x) } else { (x, x + width) };
+            // Neither on another label nor across another stem of the row.
+            let clear_of_labels =
+                taken.iter().all(|&(ty, l, r)| (ty - y).abs() >= 11.0 || right + 3.0 <= l || left >= r + 3.0);
+            let clear_of_stems = stems
+                .iter()
+                .all(|o| (o.y - stem.y).abs() > 1.0 || o.x <= left - 2.0 || o.x >= right + 2.0 || o.x == stem.x);
+            clear_of_labels && clear_of_stems
+        };
+        if let Some(&(y, x, end)) = candidates.iter().find(|c| free(c)) {
+            let (left, right) = if end { (x - width, x) } else { (x, x + width) };
+            taken.push((y, left, right));
+            out.push((stem, LabelAt { x, y, end }));
+        }
+    }
+    out
+}
+
 /// A standalone SVG document: a legend of the op families present, the
 /// boxes, and the edges with the shapes of the values they carry.
 pub(crate) fn svg(picture: &Picture) -> String {
@@ -80,27 +132,34 @@ pub(crate) fn svg(picture: &Picture) -> String {
     }
     s.push_str("  </g>\n");
     // Edges, and once per source the shape of the value it hands on.
+    let mut stems: Vec<Stem> = Vec::new();
     let mut labelled = BTreeSet::new();
     for route in &placed.routes {
         let shifted: Vec<(f64, f64)> = route.points.iter().map(|&(x, y)| (x + dx, y + dy)).collect();
         let marker = if route.reversed { "marker-start" } else { "marker-end" };
+        let from = picture.edges[route.edge].0;
+        let value = picture.items[from].value.as_deref();
+        let title = value.map(|v| format!("<title>{}</title>", xml(v))).unwrap_or_default();
         let _ = writeln!(
             s,
-            "  <path d=\"{}\" fill=\"none\" stroke=\"#555\" stroke-width=\"1.2\" {marker}=\"url(#arrow)\"/>",
+            "  <path d=\"{}\" fill=\"none\" stroke=\"#555\" stroke-width=\"1.2\" {marker}=\"url(#arrow)\">{title}</path>",
             path(&shifted)
         );
-        let from = picture.edges[route.edge].0;
-        if let (false, Some(value), Some(&(x, y))) = (route.reversed, &picture.items[from].value, shifted.get(1))
+        if let (false, Some(value), Some(&(x, y))) = (route.reversed, value, shifted.get(1))
             && labelled.insert(from)
         {
-            let _ = writeln!(
-                s,
-                "  <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" fill=\"#666\">{}</text>",
-                x + 4.0,
-                y - 3.0,
-                xml(value)
-            );
+            stems.push(Stem { x, y, text: value });
         }
+    }
+    for (stem, at) in place_labels(&stems) {
+        let anchor = if at.end { " text-anchor=\"end\"" } else { "" };
+        let _ = writeln!(
+            s,
+            "  <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" fill=\"#666\"{anchor}>{}</text>",
+            at.x,
+            at.y,
+            xml(stem.text)
+        );
     }
     // Boxes.
     for (i, item) in picture.items.iter().enumerate() {
@@ -133,4 +192,33 @@ pub(crate) fn svg(picture: &Picture) -> String {
     }
     s.push_str("</svg>\n");
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_labels_move_aside_instead_of_overlapping() {
+        let text = "[1, 128, 27, 27]"; // 16 characters, 96 px
+        let stems =
+            [Stem { x: 100.0, y: 50.0, text }, Stem { x: 140.0, y: 50.0, text }, Stem { x: 400.0, y: 50.0, text }];
+        let placed = place_labels(&stems);
+        let at = |x: f64| placed.iter().find(|(s, _)| s.x == x).map(|(_, a)| (a.x, a.y, a.end));
+        // The first would cover the second's stem: it goes left of its own.
+        assert_eq!(at(100.0), Some((96.0, 47.0, true)));
+        assert_eq!(at(140.0), Some((144.0, 47.0, false)));
+        assert_eq!(at(400.0), Some((404.0, 47.0, false)), "a label with room stays right of its stem");
+        // A third stem between the two: only the line below is left for it.
+        let crowded =
+            [Stem { x: 100.0, y: 50.0, text }, Stem { x: 120.0, y: 50.0, text }, Stem { x: 140.0, y: 50.0, text }];
+        let placed = place_labels(&crowded);
+        let spans: Vec<(f64, f64, f64)> =
+            placed.iter().map(|(_, a)| if a.end { (a.y, a.x - 96.0, a.x) } else { (a.y, a.x, a.x + 96.0) }).collect();
+        for (i, a) in spans.iter().enumerate() {
+            for b in &spans[i + 1..] {
+                assert!((a.0 - b.0).abs() >= 11.0 || a.2 <= b.1 || b.2 <= a.1, "{a:?} overlaps {b:?}");
+            }
+        }
+    }
 }
