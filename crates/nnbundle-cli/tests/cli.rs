@@ -154,6 +154,39 @@ fn pack_and_unpack() {
 }
 
 #[test]
+fn an_unpacked_folder_that_disagrees_with_its_manifest_is_named() {
+    let dir = fixture();
+    assert_eq!(exit_code(&nnb(dir.path(), &["unpack", "mlp.nnb", "-o", "out"])), 0);
+    let original = std::fs::read(dir.path().join("out/manifest.yaml")).unwrap();
+    let rewrite = |edit: &dyn Fn(&mut nnbundle_format::Manifest)| {
+        let mut m = nnbundle_format::Manifest::parse(&original).unwrap();
+        edit(&mut m);
+        std::fs::write(dir.path().join("out/manifest.yaml"), m.to_yaml().unwrap()).unwrap();
+        nnb(dir.path(), &["pack", "out", "-o", "x.nnb"])
+    };
+    // A tensor the manifest lists that the weights file lacks.
+    let out = rewrite(&|m| {
+        let record = m.tensors["output.bias"].clone();
+        m.tensors.insert("ghost".into(), record);
+    });
+    assert_eq!(exit_code(&out), 1, "{out}");
+    assert!(out.contains("`out/weights.safetensors` has no tensor `ghost`, which `out/manifest.yaml` lists"), "{out}");
+    // A tensor in the weights file that the manifest does not list.
+    let out = rewrite(&|m| {
+        m.tensors.remove("output.bias");
+    });
+    assert_eq!(exit_code(&out), 1, "{out}");
+    assert!(
+        out.contains("`out/weights.safetensors` holds `output.bias`, which `out/manifest.yaml` does not list"),
+        "{out}"
+    );
+    // Options that only make sense with a weights file.
+    let out = nnb(dir.path(), &["pack", "out", "--strip-prefix", "model.", "-o", "x.nnb"]);
+    assert_eq!(exit_code(&out), 2, "{out}");
+    assert!(out.contains("--strip-prefix applies to a weights file, not to an unpacked folder"), "{out}");
+}
+
+#[test]
 fn prefixed_weight_names_get_a_hint_and_a_fix() {
     let dir = fixture();
     let weights = nnbundle_container::Bundle::open(dir.path().join("mlp.nnb")).unwrap().load_all().unwrap();

@@ -308,9 +308,8 @@ impl BundleWriter {
     }
 
     /// Writes the bundle to `out` and returns its manifest.
-    pub fn write_to<W: Write + Seek>(&self, out: W) -> Result<Manifest> {
+    pub fn write_to<W: Write + Seek>(&self, mut out: W) -> Result<Manifest> {
         let manifest = self.manifest()?;
-        let mut out = out;
         let target = Target { path: Path::new("<output>"), progress: &|_| () };
         self.write_entries(&mut out, &manifest.to_yaml().map_err(invalid)?, &target)?;
         Ok(manifest)

@@ -24,8 +24,6 @@ pub(crate) fn inspect(path: &Path, as_json: bool) -> Outcome {
     let manifest = bundle.manifest();
     let graph = bundle.graph()?;
     let infos = bundle.tensor_infos();
-    let total_bytes: u64 = manifest.tensors.values().map(|r| r.byte_size().unwrap_or(0)).sum();
-    let total_elements: u64 = manifest.tensors.values().map(|r| r.shape.iter().product::<u64>()).sum();
     let summary = graph.as_ref().map(|g| g.summary_with_aliases(Some(&bundle.params_table()), &manifest.aliases));
     let mut groups: BTreeMap<&str, GroupTotals> = BTreeMap::new();
     for record in manifest.tensors.values() {
@@ -34,6 +32,8 @@ pub(crate) fn inspect(path: &Path, as_json: bool) -> Outcome {
         g.elements += record.shape.iter().product::<u64>();
         g.bytes += record.byte_size().unwrap_or(0);
     }
+    let total_bytes: u64 = groups.values().map(|g| g.bytes).sum();
+    let total_elements: u64 = groups.values().map(|g| g.elements).sum();
     if as_json {
         let tensors: Vec<_> = infos
             .iter()

@@ -7,11 +7,11 @@ mod model;
 mod pack;
 mod validate;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Subcommand, ValueEnum};
 
-use crate::Outcome;
+use crate::{Failure, Outcome};
 
 /// The subcommands of `nnb`.
 #[derive(Subcommand)]
@@ -257,6 +257,17 @@ impl Command {
             _ => false,
         }
     }
+}
+
+/// The error for a graph file that does not parse or check: names the file, lists every problem.
+pub(crate) fn invalid_graph(path: &Path, report: impl std::fmt::Display) -> Failure {
+    Failure::Bad(anyhow::anyhow!("`{}` is not a valid graph:\n{report}", path.display()))
+}
+
+/// Reads and parses a graph YAML file.
+pub(crate) fn read_graph(path: &Path) -> Result<nnbundle_graph::Graph, Failure> {
+    let yaml = std::fs::read(path).map_err(|e| anyhow::anyhow!(e).context(format!("read `{}`", path.display())))?;
+    nnbundle_graph::Graph::from_yaml(&yaml).map_err(|report| invalid_graph(path, report))
 }
 
 /// Runs a subcommand.

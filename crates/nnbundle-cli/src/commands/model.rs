@@ -6,7 +6,6 @@ use std::process::ExitCode;
 
 use anyhow::{Context, anyhow};
 use nnbundle_container::{Bundle, BundleWriter, npy};
-use nnbundle_graph::Graph;
 use nnbundle_runtime::{Model, Value};
 use serde_json::json;
 
@@ -175,8 +174,7 @@ pub(crate) fn extract(path: &Path, until: &[String], output: &Path) -> Outcome {
 
 pub(crate) fn render(path: &Path, output: Option<&Path>, format: Option<RenderFormat>, collapse: bool) -> Outcome {
     let (graph, values, weights) = if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
-        let yaml = std::fs::read(path).with_context(|| format!("read `{}`", path.display()))?;
-        let graph = Graph::from_yaml(&yaml).map_err(|r| anyhow!("`{}` is not a valid graph:\n{r}", path.display()))?;
+        let graph = super::read_graph(path)?;
         let values = graph.check(None).values;
         (graph, values, None)
     } else {

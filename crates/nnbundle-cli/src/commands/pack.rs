@@ -13,7 +13,9 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, anyhow};
-use nnbundle_container::{Bundle, BundleWriter, Durability};
+use nnbundle_container::{Bundle, BundleWriter, ContainerError, Durability};
+
+use super::{invalid_graph, read_graph};
 use nnbundle_format::{GRAPH_ENTRY, MANIFEST_ENTRY, Manifest, MetaValue, Tensor};
 use nnbundle_graph::Graph;
 use nnbundle_runtime::{Model, ValidateOptions, Value};
@@ -112,10 +114,11 @@ fn from_folder(dir: &Path) -> Result<Source, Failure> {
     let graph = match std::fs::read(&graph_path) {
         Ok(bytes) => {
             let text = String::from_utf8(bytes).map_err(|_| anyhow!("`{}` is not UTF-8", graph_path.display()))?;
-            let graph = Graph::from_yaml(text.as_bytes())
-                .map_err(|report| anyhow!("`{}` is not a valid graph:\n{report}", graph_path.display()))?;
-            writer.set_graph_yaml(text)?;
-            Some(graph)
+            writer.set_graph_yaml(text).map_err(|e| match e {
+                ContainerError::Graph { report } => invalid_graph(&graph_path, report),
+                other => other.into(),
+            })?;
+            writer.graph().cloned()
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && manifest.graph.is_none() => None,
         Err(e) => return Err(anyhow!(e).context(format!("read `{}`", graph_path.display())).into()),
@@ -125,9 +128,7 @@ fn from_folder(dir: &Path) -> Result<Source, Failure> {
 
 /// A writer with a graph file and a weights file.
 fn from_files(graph_path: &Path, weights_path: &Path, strip_prefix: Option<&str>) -> Result<Source, Failure> {
-    let yaml = std::fs::read(graph_path).with_context(|| format!("read `{}`", graph_path.display()))?;
-    let graph = Graph::from_yaml(&yaml)
-        .map_err(|report| anyhow!("`{}` is not a valid graph:\n{report}", graph_path.display()))?;
+    let graph = read_graph(graph_path)?;
     let mut tensors = weights::read(weights_path)?;
     if let Some(prefix) = strip_prefix {
         tensors = tensors.into_iter().map(|(n, t)| (n.strip_prefix(prefix).unwrap_or(&n).to_owned(), t)).collect();
