@@ -8,7 +8,8 @@
 //! - [`graph`](mod@crate::graph): the layer graph, its op vocabulary, validation and shape inference;
 //! - [`container`](mod@crate::container): the zip layout, reading, verifying and saving bundles;
 //! - [`runtime`](mod@crate::runtime): rebuilding models from bundles, running them, building them in code;
-//! - [`onnx`](mod@crate::onnx): ONNX import and export.
+//! - [`onnx`](mod@crate::onnx): ONNX import and export;
+//! - [`signing`](mod@crate::signing): OpenSSF Model Signing signatures in and beside bundles.
 //!
 //! ```
 //! use nnbundle::{Tensor, load_tensor, save_tensor};
@@ -31,6 +32,7 @@ pub use nnbundle_onnx as onnx;
 pub use nnbundle_runtime::{
     self as runtime, Layer, LoadOptions, LoadReport, Model, ModelBuilder, RuntimeError, Sequential, Value, extract,
 };
+pub use nnbundle_signing as signing;
 
 /// The README's code, compiled and run as a doctest so it cannot go stale.
 #[cfg(doctest)]

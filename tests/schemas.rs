@@ -44,6 +44,12 @@ fn report_schema_matches_the_code() {
 }
 
 #[test]
+fn signature_schemas_match_the_code() {
+    check_committed("signature.schema.json", nnbundle::signing::document::signature_schema());
+    check_committed("statement.schema.json", nnbundle::signing::document::statement_schema());
+}
+
+#[test]
 fn manifest_schema_matches_the_code() {
     check_committed("manifest.schema.json", nnbundle::format::manifest_schema());
 }

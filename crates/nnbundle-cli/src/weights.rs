@@ -112,10 +112,7 @@ pub(crate) fn write_safetensors(
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let metadata = (!metadata.is_empty()).then_some(metadata);
     let bytes = safetensors::serialize(views, metadata).map_err(|e| anyhow::anyhow!("{e}"))?;
-    nnbundle_container::write_atomically(path, |w| {
-        std::io::Write::write_all(w, &bytes)
-            .map_err(|e| nnbundle_container::ContainerError::InvalidContent { reason: e.to_string() })
-    })?;
+    nnbundle_container::write_bytes_atomically(path, &bytes)?;
     Ok(())
 }
 

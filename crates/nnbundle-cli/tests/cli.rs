@@ -435,7 +435,13 @@ fn samples_are_stored_and_rechecked() {
 #[test]
 fn schemas_are_the_published_ones() {
     let dir = fixture();
-    for (kind, file) in [("graph", "graph"), ("manifest", "manifest"), ("report", "report")] {
+    for (kind, file) in [
+        ("graph", "graph"),
+        ("manifest", "manifest"),
+        ("report", "report"),
+        ("signature", "signature"),
+        ("statement", "statement"),
+    ] {
         let out = Command::cargo_bin("nnb").unwrap().current_dir(dir.path()).args(["schema", kind]).output().unwrap();
         let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let path = format!("{}/../../spec/schema/{file}.schema.json", env!("CARGO_MANIFEST_DIR"));

@@ -10,7 +10,7 @@
 //! process that wrote it is gone (on Linux, where `/proc` tells).
 
 use std::fs::File;
-use std::io::BufWriter;
+use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use crate::error::{ContainerError, Result};
@@ -42,6 +42,18 @@ where
     F: FnOnce(&mut BufWriter<File>) -> Result<()>,
 {
     write_atomically_with(path, Durability::Synced, write)
+}
+
+/// Writes `bytes` to `path` atomically and durably (a whole file, such as a
+/// detached signature or a weights file).
+pub fn write_bytes_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomically(path, |out| {
+        out.write_all(bytes).map_err(|source| ContainerError::WriteFailed {
+            path: path.to_owned(),
+            entry: "(whole file)".into(),
+            source,
+        })
+    })
 }
 
 /// [`write_atomically`] with the given durability.

@@ -37,9 +37,10 @@ mod error;
 mod mmap;
 pub mod npy;
 mod reader;
+mod signed;
 mod writer;
 
-pub use atomic::{Durability, TEMP_SUFFIX, write_atomically, write_atomically_with};
+pub use atomic::{Durability, TEMP_SUFFIX, write_atomically, write_atomically_with, write_bytes_atomically};
 pub use error::{ContainerError, Result};
 pub use reader::{Bundle, OpenOptions, TensorInfo, Verify};
 pub use writer::{BundleWriter, Chunking};

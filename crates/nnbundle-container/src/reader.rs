@@ -8,10 +8,12 @@ use std::ops::Range;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
-use nnbundle_format::limits::{MAX_ENTRIES, MAX_GRAPH_BYTES, MAX_MANIFEST_BYTES, MAX_NPY_HEADER_BYTES};
+use nnbundle_format::limits::{
+    MAX_ENTRIES, MAX_GRAPH_BYTES, MAX_MANIFEST_BYTES, MAX_NPY_HEADER_BYTES, MAX_SIGNATURE_BYTES, MAX_SIGNATURES,
+};
 use nnbundle_format::{
     Buffer, ByteOwner, ChunkDigest, DType, GRAPH_ENTRY, MANIFEST_ENTRY, Manifest, Sha256Digest, TENSOR_ENTRY_PREFIX,
-    TENSOR_ENTRY_SUFFIX, Tensor, TensorRecord,
+    TENSOR_ENTRY_SUFFIX, Tensor, TensorRecord, signature_name,
 };
 use nnbundle_graph::{Analysis, Graph, WeightInfo};
 use rayon::prelude::*;
@@ -72,6 +74,9 @@ impl TensorInfo<'_> {
 
 struct Slot {
     entry: String,
+    /// The whole entry's bytes: `.npy` header and data.
+    stored: Range<usize>,
+    /// The tensor's data.
     data: Range<usize>,
     verified: OnceLock<()>,
 }
@@ -92,8 +97,13 @@ impl ByteOwner for OwnedBytes {
 pub struct Bundle {
     source: Arc<dyn ByteOwner>,
     manifest: Manifest,
+    manifest_range: Range<usize>,
     slots: BTreeMap<String, Slot>,
     graph: Option<Range<usize>>,
+    /// Signature entries (format 1.2) by name: read only when asked for.
+    signatures: BTreeMap<String, Located>,
+    /// Where the central directory starts.
+    directory_start: usize,
     verify: Verify,
 }
 
@@ -143,7 +153,12 @@ impl Bundle {
     }
 
     fn from_parts(source: Arc<dyn ByteOwner>, headers: Headers<'_>, verify: Verify) -> Result<Bundle> {
-        let layout = scan_entries(source.bytes(), headers)?;
+        let Layout { mut entries, directory_start } = scan_entries(source.bytes(), headers)?;
+        let signatures: BTreeMap<String, Located> = {
+            let names: Vec<String> = entries.keys().filter(|e| signature_name(e).is_some()).cloned().collect();
+            names.into_iter().filter_map(|e| Some((signature_name(&e)?.to_owned(), entries.remove(&e)?))).collect()
+        };
+        let layout = entries;
         let bytes = source.bytes();
         let manifest_range = layout.get(MANIFEST_ENTRY).ok_or_else(|| ContainerError::MissingEntry {
             entry: MANIFEST_ENTRY.into(),
@@ -184,7 +199,8 @@ impl Bundle {
                 reason: format!("the manifest lists tensor `{name}`"),
             })?;
             let data = tensor_data(name, &entry, record, &located.head, &located.data)?;
-            slots.insert(name.clone(), Slot { entry, data, verified: OnceLock::new() });
+            let stored = located.data.clone();
+            slots.insert(name.clone(), Slot { entry, stored, data, verified: OnceLock::new() });
         }
         let expected = slots.len() + 1 + usize::from(graph.is_some());
         if layout.len() != expected {
@@ -195,7 +211,8 @@ impl Bundle {
                 .unwrap_or_default();
             return Err(ContainerError::entry(stray, "not listed in the manifest"));
         }
-        let bundle = Bundle { source, manifest, slots, graph, verify };
+        let manifest_range = manifest_range.data.clone();
+        let bundle = Bundle { source, manifest, manifest_range, slots, graph, signatures, directory_start, verify };
         if verify == Verify::Eager {
             bundle.verify_all()?;
         }
@@ -205,6 +222,48 @@ impl Bundle {
     /// The manifest.
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
+    }
+
+    /// The whole file's bytes.
+    pub fn file_bytes(&self) -> &[u8] {
+        self.source.bytes()
+    }
+
+    /// Every entry but the signatures, with its stored bytes (for a tensor,
+    /// the `.npy` header and the data), sorted by entry name: what a
+    /// signature covers (spec section 10).
+    pub fn content_entries(&self) -> Vec<(&str, &[u8])> {
+        let bytes = self.source.bytes();
+        let mut entries: Vec<(&str, &[u8])> = Vec::with_capacity(self.slots.len() + 2);
+        entries.push((MANIFEST_ENTRY, &bytes[self.manifest_range.clone()]));
+        if let Some(graph) = &self.graph {
+            entries.push((GRAPH_ENTRY, &bytes[graph.clone()]));
+        }
+        entries.extend(self.slots.values().map(|s| (s.entry.as_str(), &bytes[s.stored.clone()])));
+        entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        entries
+    }
+
+    /// The byte ranges of every entry but the signatures.
+    pub(crate) fn content_entry_ranges(&self) -> impl Iterator<Item = Range<usize>> + '_ {
+        let slots = self.slots.values().map(|s| s.stored.clone());
+        std::iter::once(self.manifest_range.clone()).chain(self.graph.clone()).chain(slots)
+    }
+
+    /// Each signature's name and the offset of its local header.
+    pub(crate) fn signature_headers(&self) -> impl Iterator<Item = (&str, usize)> {
+        self.signatures.iter().map(|(name, located)| (name.as_str(), located.header))
+    }
+
+    /// Where the central directory starts.
+    pub(crate) fn directory_start(&self) -> usize {
+        self.directory_start
+    }
+
+    /// The signature entries (format 1.2) by name, with their bytes. Opening
+    /// checks only their names, sizes and count (spec section 10).
+    pub fn signatures(&self) -> impl ExactSizeIterator<Item = (&str, &[u8])> {
+        self.signatures.iter().map(|(name, located)| (name.as_str(), &self.source.bytes()[located.data.clone()]))
     }
 
     /// The bundle digest (SHA-256 of the manifest's canonical form).
@@ -455,6 +514,8 @@ fn tensor_data(
 /// One entry's place in the file.
 #[derive(Debug)]
 struct Located {
+    /// Where its local header starts.
+    header: usize,
     data: Range<usize>,
     /// The first bytes of the data, enough for a `.npy` header.
     head: Vec<u8>,
@@ -509,23 +570,31 @@ impl<'a> Headers<'a> {
 
 /// Reads the central directory and checks every entry against the container
 /// rules; returns entry name to data range.
-fn scan_entries(bytes: &[u8], headers: Headers<'_>) -> Result<BTreeMap<String, Located>> {
+fn scan_entries(bytes: &[u8], headers: Headers<'_>) -> Result<Layout> {
     scan_entries_limited(bytes, headers, MAX_ENTRIES)
 }
 
+/// The entries of an archive and where its central directory starts.
+struct Layout {
+    entries: BTreeMap<String, Located>,
+    directory_start: usize,
+}
+
 /// One central-directory record, read raw.
-struct RawRecord<'a> {
-    name: &'a [u8],
+pub(crate) struct RawRecord<'a> {
+    /// The offset of the record.
+    pub(crate) start: usize,
+    pub(crate) name: &'a [u8],
     /// The local header's offset (0xFFFFFFFF when in a ZIP64 field).
     local_header: u32,
     /// The offset just past the record.
-    end: usize,
+    pub(crate) end: usize,
 }
 
 /// The central-directory records from `cd_start`, read raw (the zip crate
 /// keeps one entry per name and reads records by count). Stops at the first
 /// byte that is not a record.
-fn raw_directory(bytes: &[u8], cd_start: usize) -> impl Iterator<Item = RawRecord<'_>> {
+pub(crate) fn raw_directory(bytes: &[u8], cd_start: usize) -> impl Iterator<Item = RawRecord<'_>> {
     let field =
         |at: usize| -> Option<usize> { Some(u16::from_le_bytes(bytes.get(at..at + 2)?.try_into().ok()?).into()) };
     let mut at = cd_start;
@@ -536,8 +605,9 @@ fn raw_directory(bytes: &[u8], cd_start: usize) -> impl Iterator<Item = RawRecor
         let (name_len, extra_len, comment_len) = (field(at + 28)?, field(at + 30)?, field(at + 32)?);
         let name = bytes.get(at + 46..at + 46 + name_len)?;
         let local_header = le32(bytes, at + 42);
+        let start = at;
         at += 46 + name_len + extra_len + comment_len;
-        Some(RawRecord { name, local_header, end: at })
+        Some(RawRecord { start, name, local_header, end: at })
     })
 }
 
@@ -593,7 +663,7 @@ fn check_archive_bounds(bytes: &[u8], cd_start: usize) -> Result<()> {
     }
 }
 
-fn scan_entries_limited(bytes: &[u8], headers: Headers<'_>, max_entries: usize) -> Result<BTreeMap<String, Located>> {
+fn scan_entries_limited(bytes: &[u8], headers: Headers<'_>, max_entries: usize) -> Result<Layout> {
     let archive = zip::ZipArchive::new(Cursor::new(bytes)).map_err(ContainerError::zip)?;
     if archive.len() > max_entries {
         return Err(ContainerError::NotAZip {
@@ -612,6 +682,7 @@ fn scan_entries_limited(bytes: &[u8], headers: Headers<'_>, max_entries: usize) 
     }
     let mut out = BTreeMap::new();
     let mut spans = Vec::with_capacity(archive.len());
+    let mut signatures = 0;
     for index in 0..archive.len() {
         let file = archive.by_index_data(index).map_err(ContainerError::zip)?;
         let raw_name = file.name_raw();
@@ -655,8 +726,18 @@ fn scan_entries_limited(bytes: &[u8], headers: Headers<'_>, max_entries: usize) 
                 ));
             }
         }
+        if signature_name(&name).is_some() {
+            signatures += 1;
+            if signatures > MAX_SIGNATURES {
+                return Err(ContainerError::entry(
+                    name,
+                    format!("more than {MAX_SIGNATURES} signature entries (MAX_SIGNATURES)"),
+                ));
+            }
+            check_size(&name, data.len(), MAX_SIGNATURE_BYTES)?;
+        }
         spans.push((header_start, data.end, name.clone()));
-        out.insert(name, Located { data, head });
+        out.insert(name, Located { header: header_start, data, head });
     }
     spans.sort();
     for pair in spans.windows(2) {
@@ -664,13 +745,18 @@ fn scan_entries_limited(bytes: &[u8], headers: Headers<'_>, max_entries: usize) 
             return Err(ContainerError::entry(pair[1].2.clone(), format!("overlaps entry `{}`", pair[0].2)));
         }
     }
-    Ok(out)
+    Ok(Layout { entries: out, directory_start: cd_start })
 }
 
-/// Entry names allowed by the spec: the manifest, the graph, and tensors.
+/// Entry names allowed by the spec: the manifest, the graph, tensors and
+/// signatures.
 fn check_entry_name(name: &str) -> Result<()> {
     if name == MANIFEST_ENTRY || name == GRAPH_ENTRY {
         return Ok(());
+    }
+    if let Some(signature) = signature_name(name) {
+        return nnbundle_format::names::check_signature_name(signature)
+            .map_err(|e| ContainerError::entry(name, format!("bad signature entry name: {e}")));
     }
     let tensor = name.strip_prefix(TENSOR_ENTRY_PREFIX).and_then(|n| n.strip_suffix(TENSOR_ENTRY_SUFFIX));
     match tensor {
@@ -678,7 +764,7 @@ fn check_entry_name(name: &str) -> Result<()> {
             .map_err(|e| ContainerError::entry(name, format!("bad tensor entry name: {e}"))),
         None => Err(ContainerError::entry(
             name,
-            "unexpected entry: a bundle holds only manifest.yaml, graph.yaml and tensors/<name>.npy",
+            "unexpected entry: a bundle holds only manifest.yaml, graph.yaml, tensors/<name>.npy and signatures/<name>.sigstore.json",
         )),
     }
 }
@@ -765,7 +851,7 @@ mod tests {
         w.add_tensor("a", nnbundle_format::Tensor::scalar(1u8)).unwrap();
         w.add_tensor("b", nnbundle_format::Tensor::scalar(2u8)).unwrap();
         let bytes = w.to_bytes().unwrap();
-        let err = scan_entries_limited(&bytes, Headers::Bytes(&bytes), 2).unwrap_err().to_string();
+        let err = scan_entries_limited(&bytes, Headers::Bytes(&bytes), 2).err().unwrap().to_string();
         assert_eq!(err, "not a bundle: 3 entries, above the limit of 2 (MAX_ENTRIES)");
         assert!(scan_entries_limited(&bytes, Headers::Bytes(&bytes), 3).is_ok());
     }

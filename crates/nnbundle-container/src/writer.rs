@@ -449,7 +449,10 @@ struct Target<'a> {
 }
 
 /// The error of a failed write of `entry` into the bundle `dest`.
-fn write_failed<'a>(dest: &'a Path, entry: &'a str) -> impl Fn(std::io::Error) -> ContainerError + Copy + 'a {
+pub(crate) fn write_failed<'a>(
+    dest: &'a Path,
+    entry: &'a str,
+) -> impl Fn(std::io::Error) -> ContainerError + Copy + 'a {
     move |source| ContainerError::WriteFailed { path: dest.to_owned(), entry: entry.to_owned(), source }
 }
 

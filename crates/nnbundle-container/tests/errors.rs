@@ -186,7 +186,7 @@ fn newer_minor_version_reads_but_names_unknown_fields() {
     assert!(open(zip_with(&[("manifest.yaml", ok, stored())])).is_ok());
     let unknown = b"format_version: '1.7'\ntensors: {}\nsomething_new: 1\n";
     let err = rejected(zip_with(&[("manifest.yaml", unknown, stored())]), "invalid-manifest", Some("manifest.yaml"));
-    assert!(err.contains("unknown field `something_new`") && err.contains("supports up to 1.1: upgrade"), "{err}");
+    assert!(err.contains("unknown field `something_new`") && err.contains("supports up to 1.2: upgrade"), "{err}");
 }
 
 #[test]

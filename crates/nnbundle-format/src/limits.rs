@@ -9,8 +9,15 @@ pub const MAX_MANIFEST_BYTES: u64 = 64 << 20;
 pub const MAX_GRAPH_BYTES: u64 = 64 << 20;
 /// Most tensors (stored entries plus aliases) one bundle may list.
 pub const MAX_TENSORS: usize = 1 << 20;
-/// Most zip entries in one bundle: every tensor plus the manifest and graph.
-pub const MAX_ENTRIES: usize = MAX_TENSORS + 2;
+/// Most zip entries in one bundle: every tensor, the manifest, the graph and
+/// the signatures.
+pub const MAX_ENTRIES: usize = MAX_TENSORS + 2 + MAX_SIGNATURES;
+/// Most signature entries (`signatures/<name>.sigstore.json`, format 1.2) in one bundle.
+pub const MAX_SIGNATURES: usize = 16;
+/// Largest signature entry, in bytes (its statement lists every other entry).
+pub const MAX_SIGNATURE_BYTES: u64 = 256 << 20;
+/// Longest signature name, in bytes.
+pub const MAX_SIGNATURE_NAME_BYTES: usize = 64;
 /// Highest tensor rank.
 pub const MAX_RANK: usize = 16;
 /// Largest byte size of one tensor's data (2^48 bytes, 256 TiB).

@@ -21,6 +21,22 @@ pub const TENSOR_ENTRY_PREFIX: &str = "tensors/";
 /// Suffix of tensor entries.
 pub const TENSOR_ENTRY_SUFFIX: &str = ".npy";
 
+/// Prefix of signature entries (format 1.2): signature `s` is stored at
+/// `signatures/s.sigstore.json`.
+pub const SIGNATURE_ENTRY_PREFIX: &str = "signatures/";
+/// Suffix of signature entries.
+pub const SIGNATURE_ENTRY_SUFFIX: &str = ".sigstore.json";
+
+/// The entry name that stores signature `name`.
+pub fn signature_entry_name(name: &str) -> String {
+    format!("{SIGNATURE_ENTRY_PREFIX}{name}{SIGNATURE_ENTRY_SUFFIX}")
+}
+
+/// The signature name of a `signatures/<name>.sigstore.json` entry name, if it is one.
+pub fn signature_name(entry: &str) -> Option<&str> {
+    entry.strip_prefix(SIGNATURE_ENTRY_PREFIX)?.strip_suffix(SIGNATURE_ENTRY_SUFFIX)
+}
+
 /// The entry name that stores tensor `name`.
 pub fn tensor_entry_name(name: &str) -> String {
     format!("{TENSOR_ENTRY_PREFIX}{name}{TENSOR_ENTRY_SUFFIX}")
@@ -37,11 +53,14 @@ pub struct FormatVersion {
 
 impl FormatVersion {
     /// The newest version this library reads and writes.
-    pub const CURRENT: FormatVersion = FormatVersion::V1_1;
+    pub const CURRENT: FormatVersion = FormatVersion::V1_2;
     /// The first version: everything but chunk digests.
     pub const V1_0: FormatVersion = FormatVersion { major: 1, minor: 0 };
     /// The version that added chunk digests.
     pub const V1_1: FormatVersion = FormatVersion { major: 1, minor: 1 };
+    /// The version that added signature entries. Readers of 1.2 accept them
+    /// in a bundle of any 1.x version: signing never changes the manifest.
+    pub const V1_2: FormatVersion = FormatVersion { major: 1, minor: 2 };
 }
 
 impl fmt::Display for FormatVersion {

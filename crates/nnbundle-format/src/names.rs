@@ -70,6 +70,23 @@ pub fn check_group_name(name: &str) -> Result<(), FormatError> {
     Ok(())
 }
 
+/// Signature names (`signatures/<name>.sigstore.json`): 1 to
+/// [`MAX_SIGNATURE_NAME_BYTES`](crate::limits::MAX_SIGNATURE_NAME_BYTES) ASCII
+/// letters, digits, `_`, `-` and `.`, not starting with `.`.
+pub fn check_signature_name(name: &str) -> Result<(), FormatError> {
+    let bad = |reason| Err(FormatError::InvalidName { kind: "signature", name: name.to_owned(), reason });
+    if name.is_empty() || name.len() > crate::limits::MAX_SIGNATURE_NAME_BYTES {
+        return bad("must be 1 to 64 bytes long");
+    }
+    if name.starts_with('.') {
+        return bad("must not start with `.`");
+    }
+    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')) {
+        return bad("only ASCII letters, digits, `_`, `-` and `.` are allowed");
+    }
+    Ok(())
+}
+
 /// Metadata keys: 1 to 512 UTF-8 bytes, no control characters.
 pub fn check_metadata_key(name: &str) -> Result<(), FormatError> {
     check_common("metadata key", name)

@@ -157,7 +157,7 @@ fn open(py: Python<'_>, path: Option<PathBuf>, data: Option<&[u8]>, verify: bool
 #[pyfunction]
 #[pyo3(signature = (path, verify_hashes=true))]
 fn validate(py: Python<'_>, path: PathBuf, verify_hashes: bool) -> PyResult<String> {
-    let options = nnbundle_runtime::ValidateOptions { verify_hashes, run_samples: true };
+    let options = nnbundle_runtime::ValidateOptions { verify_hashes, run_samples: true, key: None };
     let report = py.detach(|| nnbundle_runtime::validate(&path, options));
     serde_json::to_string(&report).map_err(|e| PyValueError::new_err(e.to_string()))
 }

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use nnbundle_container::{Bundle, ContainerError, OpenOptions, Verify};
 use nnbundle_graph::{Code, Severity};
+use nnbundle_signing::VerifyingKey;
 use schemars::JsonSchema;
 use serde::Serialize;
 
@@ -12,17 +13,19 @@ use crate::model::Model;
 use crate::value::Value;
 
 /// What to check beyond the structure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValidateOptions {
     /// Hash every tensor (the default); `false` skips the SHA-256 checks.
     pub verify_hashes: bool,
     /// Re-run the stored samples and compare outputs (the default).
     pub run_samples: bool,
+    /// Also require a signature by this key that covers the bundle (spec 10).
+    pub key: Option<VerifyingKey>,
 }
 
 impl Default for ValidateOptions {
     fn default() -> Self {
-        ValidateOptions { verify_hashes: true, run_samples: true }
+        ValidateOptions { verify_hashes: true, run_samples: true, key: None }
     }
 }
 
@@ -41,7 +44,7 @@ pub enum Status {
 /// One group of checks and its outcome.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Check {
-    /// `container`, `graph`, `weights`, `hashes` or `samples`.
+    /// `container`, `signatures`, `graph`, `weights`, `hashes` or `samples`.
     pub name: &'static str,
     /// Its outcome.
     pub status: Status,
@@ -205,7 +208,7 @@ pub fn validate_reporting(
                 }
             }
             report.checks.push(check("container", &report.problems, String::new()));
-            for name in ["graph", "weights", "hashes", "samples"] {
+            for name in ["signatures", "graph", "weights", "hashes", "samples"] {
                 report.checks.push(skipped(name, "the container could not be read"));
             }
             return finish(report);
@@ -219,6 +222,10 @@ pub fn validate_reporting(
         status: Status::Passed,
         detail: format!("{} tensors, {} aliases", manifest.tensors.len(), manifest.aliases.len()),
     });
+
+    let (signatures, findings) = check_signatures(&bundle, options.key.as_ref());
+    report.checks.push(signatures);
+    report.problems.extend(findings);
 
     // Graph and weights.
     let mut graph_ok = false;
@@ -287,6 +294,46 @@ pub fn validate_reporting(
         report.problems.extend(findings);
     }
     finish(report)
+}
+
+/// Checks each signature's form (spec 10.3) and, given a key, that one
+/// signed by it covers the bundle (10.4).
+fn check_signatures(bundle: &Bundle, key: Option<&VerifyingKey>) -> (Check, Vec<Finding>) {
+    let error = |location: String, code: &'static str, message: String| Finding {
+        severity: Severity::Error,
+        code: FindingCode::Bundle(code),
+        location,
+        node: None,
+        message,
+    };
+    let summaries = nnbundle_signing::summarize(bundle);
+    let mut findings: Vec<Finding> = summaries
+        .iter()
+        .filter_map(|s| {
+            let problem = s.problem.clone()?;
+            Some(error(nnbundle_format::signature_entry_name(&s.name), "bad-signature", problem))
+        })
+        .collect();
+    let described: Vec<String> = summaries.iter().filter(|s| s.problem.is_none()).map(|s| s.to_string()).collect();
+    let mut detail = match (summaries.len(), described.is_empty()) {
+        (0, _) => "the bundle is not signed".to_owned(),
+        (_, true) => String::new(),
+        (_, false) => format!("well-formed: {}", described.join(", ")),
+    };
+    if let Some(key) = key {
+        match nnbundle_signing::verify_bundle(bundle, key) {
+            Ok(verified) => {
+                detail = format!(
+                    "`{}` verified with the key, covering all {} entries; {detail}",
+                    verified.name, verified.entries
+                )
+            }
+            Err(failure) => findings.push(error("signatures".into(), "signature", failure.to_string())),
+        }
+    } else if bundle.signatures().len() == 0 {
+        return (skipped("signatures", &detail), findings);
+    }
+    (check("signatures", &findings, detail), findings)
 }
 
 fn finish(mut report: ValidationReport) -> ValidationReport {

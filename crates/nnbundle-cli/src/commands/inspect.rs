@@ -9,7 +9,7 @@ use nnbundle_graph::{group_digits, human_bytes};
 use serde_json::json;
 
 use crate::Outcome;
-use crate::output::{DIM, HEAD, json as print_json};
+use crate::output::{BAD, DIM, GOOD, HEAD, json as print_json};
 
 /// What one group's stored tensors add up to.
 #[derive(Default, serde::Serialize)]
@@ -34,6 +34,7 @@ pub(crate) fn inspect(path: &Path, as_json: bool) -> Outcome {
     }
     let total_bytes: u64 = groups.values().map(|g| g.bytes).sum();
     let total_elements: u64 = groups.values().map(|g| g.elements).sum();
+    let signatures = nnbundle_signing::summarize(&bundle);
     if as_json {
         let tensors: Vec<_> = infos
             .iter()
@@ -56,6 +57,7 @@ pub(crate) fn inspect(path: &Path, as_json: bool) -> Outcome {
             "graph": manifest.graph,
             "metadata": manifest.metadata,
             "samples": manifest.samples.len(),
+            "signatures": signatures,
             "summary": summary,
             "tensors": tensors,
             "totals": {"tensors": manifest.tensors.len(), "aliases": manifest.aliases.len(), "elements": total_elements, "bytes": total_bytes, "groups": groups},
@@ -120,6 +122,16 @@ pub(crate) fn inspect(path: &Path, as_json: bool) -> Outcome {
             group_digits(g.elements),
             human_bytes(g.bytes)
         );
+    }
+    if !signatures.is_empty() {
+        anstream::println!(
+            "\n{HEAD}signatures{HEAD:#} {DIM}(well-formed or not; `nnb verify --key` checks them){DIM:#}"
+        );
+        for s in &signatures {
+            let style = if s.problem.is_some() { BAD } else { GOOD };
+            let word = if s.problem.is_some() { "malformed" } else { "well-formed" };
+            anstream::println!("  {style}{word}{style:#}  {s}");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

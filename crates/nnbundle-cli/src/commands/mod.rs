@@ -5,6 +5,7 @@ mod inspect;
 mod interop;
 mod model;
 mod pack;
+mod sign;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -81,6 +82,70 @@ pub(crate) enum Command {
         /// Skip the SHA-256 checks of the tensors.
         #[arg(long)]
         no_hash: bool,
+        /// Also require a signature by this public key (PEM) that covers the bundle, as `nnb verify` does.
+        #[arg(long, value_name = "PUB.pem")]
+        key: Option<PathBuf>,
+    },
+    /// Sign a bundle: add or replace `signatures/<NAME>.sigstore.json`, an OpenSSF Model Signing v1.0 signature.
+    #[command(
+        after_help = "The signature is a Sigstore bundle over an in-toto statement listing every other entry with
+                      the SHA-256 of its bytes. `model_signing verify key DIR --signature
+                      DIR/signatures/NAME.sigstore.json --public-key PUB.pem` accepts it after `unzip -d DIR`.
+                      Signing changes no other byte: the bundle digest stays, other signatures stay, and
+                      signing again with the same key and name gives the same file.
+
+                      Keys: unencrypted PKCS#8 PEM (`BEGIN PRIVATE KEY`), ECDSA P-256 (deterministic, RFC 6979)
+                      or Ed25519 (model_signing verifies EC keys only). Make one with
+                        openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out key.pem
+                        openssl pkey -in key.pem -pubout -out pub.pem
+
+                      --attach stores a signature `model_signing sign` made over the unzipped bundle
+                      (`--ignore-paths signatures`), keyless Sigstore ones included. `nnb verify` checks key
+                      signatures only: certificate identities (--certificate-identity, --oidc-issuer) are out of
+                      scope; verify keyless signatures with `model_signing verify sigstore`.
+
+                      Examples:
+  nnb sign model.nnb --key key.pem
+  nnb sign model.nnb --key key.pem --name release
+                        nnb sign model.nnb --key key.pem --sidecar model.nnb.sig
+  nnb sign model.nnb --attach model.sig"
+    )]
+    Sign {
+        /// The bundle (rewritten in place, atomically, unless --sidecar).
+        bundle: PathBuf,
+        /// The private key (PKCS#8 PEM, P-256 or Ed25519).
+        #[arg(long, value_name = "KEY.pem", required_unless_present = "attach")]
+        key: Option<PathBuf>,
+        /// The signature's name (default: `key-` and 16 hex digits of the key's hint).
+        #[arg(long)]
+        name: Option<String>,
+        /// Leave the bundle as it is and write a detached signature over the whole file to this path.
+        #[arg(long, value_name = "FILE", conflicts_with = "attach")]
+        sidecar: Option<PathBuf>,
+        /// Store this signature file (made by `model_signing sign`) as given; takes no key.
+        #[arg(long, value_name = "FILE", conflicts_with = "key")]
+        attach: Option<PathBuf>,
+    },
+    /// Check that a signature by a public key covers exactly the bundle's current entries.
+    #[command(after_help = "Exit codes: 0 when one signature by the key covers every entry with matching SHA-256
+                      digests; 1 otherwise (another key, no signature, a damaged signature, a changed, added
+                      or missing entry), naming the entry or the reason; 2 for usage and I/O errors.
+
+                      Examples:
+  nnb verify model.nnb --key pub.pem
+  nnb verify model.nnb --key pub.pem --signature model.nnb.sig")]
+    Verify {
+        /// The bundle.
+        bundle: PathBuf,
+        /// The public key (SubjectPublicKeyInfo PEM, P-256 or Ed25519).
+        #[arg(long, value_name = "PUB.pem")]
+        key: PathBuf,
+        /// Verify this detached signature (from `nnb sign --sidecar`) over the whole file instead.
+        #[arg(long, value_name = "FILE")]
+        signature: Option<PathBuf>,
+        /// Print JSON instead.
+        #[arg(long)]
+        json: bool,
     },
     /// Run a bundle's model on .npy inputs; with --repeat, time it.
     #[command(after_help = "With --repeat N, the model runs once to warm up, then N times more, timed:\n\
@@ -150,7 +215,7 @@ pub(crate) enum Command {
         #[arg(long)]
         collapse: bool,
     },
-    /// Print a JSON Schema: the graph document, the manifest, or the validation report.
+    /// Print a JSON Schema: the graph document, the manifest, the validation report, a signature or its statement.
     #[command(after_help = "Example:\n  nnb schema graph > graph.schema.json")]
     Schema {
         /// Which schema.
@@ -244,6 +309,10 @@ pub(crate) enum SchemaKind {
     Manifest,
     /// The JSON report of `nnb validate --json`.
     Report,
+    /// A signature file (`signatures/<name>.sigstore.json`, a Sigstore bundle).
+    Signature,
+    /// The in-toto statement a signature signs.
+    Statement,
 }
 
 impl Command {
@@ -253,7 +322,8 @@ impl Command {
             Command::Inspect { json, .. }
             | Command::Validate { json, .. }
             | Command::Run { json, .. }
-            | Command::Diff { json, .. } => *json,
+            | Command::Diff { json, .. }
+            | Command::Verify { json, .. } => *json,
             _ => false,
         }
     }
@@ -287,7 +357,18 @@ pub(crate) fn run(command: Command) -> Outcome {
         }
         Command::Unpack { bundle, output } => pack::unpack(&bundle, &output),
         Command::Inspect { bundle, json } => inspect::inspect(&bundle, json),
-        Command::Validate { bundle, json, no_hash } => validate::validate(&bundle, json, no_hash),
+        Command::Validate { bundle, json, no_hash, key } => {
+            let key = key.as_deref().map(sign::public_key).transpose()?;
+            validate::validate(&bundle, json, no_hash, key)
+        }
+        Command::Sign { bundle, key, name, sidecar, attach } => sign::sign(&sign::SignArgs {
+            bundle: &bundle,
+            key: key.as_deref(),
+            name: name.as_deref(),
+            sidecar: sidecar.as_deref(),
+            attach: attach.as_deref(),
+        }),
+        Command::Verify { bundle, key, signature, json } => sign::verify(&bundle, &key, signature.as_deref(), json),
         Command::Run { bundle, input, output, json, repeat, threads } => model::run(&model::RunArgs {
             bundle: &bundle,
             inputs: &input,

@@ -209,7 +209,10 @@ pub(crate) fn pack(args: &PackArgs<'_>) -> Outcome {
         manifest.bundle_digest()?.short(16)
     ));
     // What `validate` would warn about (unreachable nodes, ...), without re-hashing.
-    let report = nnbundle_runtime::validate(args.output, ValidateOptions { verify_hashes: false, run_samples: false });
+    let report = nnbundle_runtime::validate(
+        args.output,
+        ValidateOptions { verify_hashes: false, run_samples: false, key: None },
+    );
     for p in report.problems.iter().filter(|p| p.severity == nnbundle_graph::Severity::Warning) {
         let node = p.node.as_ref().map(|n| format!(" (node `{n}`)")).unwrap_or_default();
         anstream::eprintln!("{WARN}warning{WARN:#}[{}] {}{node}: {}", p.code, p.location, p.message);

@@ -4,16 +4,17 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use nnbundle_runtime::{Status, ValidateOptions, ValidationReport};
+use nnbundle_signing::VerifyingKey;
 
 use super::SchemaKind;
 use crate::Outcome;
 use crate::output::{BAD, DIM, GOOD, WARN, json, progress};
 
-pub(crate) fn validate(path: &Path, as_json: bool, no_hash: bool) -> Outcome {
+pub(crate) fn validate(path: &Path, as_json: bool, no_hash: bool, key: Option<VerifyingKey>) -> Outcome {
     let bar = progress("hashing", 0, true);
     let report = nnbundle_runtime::validate_reporting(
         path,
-        ValidateOptions { verify_hashes: !no_hash, run_samples: true },
+        ValidateOptions { verify_hashes: !no_hash, run_samples: true, key },
         &|bytes, total| {
             bar.set_length(total);
             bar.inc(bytes);
@@ -58,6 +59,8 @@ pub(crate) fn schema(kind: SchemaKind) -> Outcome {
         SchemaKind::Graph => nnbundle_graph::schema::graph_schema(),
         SchemaKind::Manifest => nnbundle_format::manifest_schema(),
         SchemaKind::Report => nnbundle_runtime::report_schema(),
+        SchemaKind::Signature => nnbundle_signing::document::signature_schema(),
+        SchemaKind::Statement => nnbundle_signing::document::statement_schema(),
     };
     json(&value)?;
     Ok(ExitCode::SUCCESS)
