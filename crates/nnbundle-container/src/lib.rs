@@ -42,7 +42,7 @@ mod writer;
 
 pub use atomic::{Durability, TEMP_SUFFIX, write_atomically, write_atomically_with, write_bytes_atomically};
 pub use error::{ContainerError, Result};
-pub use reader::{Bundle, OpenOptions, TensorInfo, Verify};
+pub use reader::{Archive, Bundle, OpenOptions, TensorInfo, Verify};
 pub use writer::{BundleWriter, Chunking};
 
 /// The name [`save_tensor`] stores a lone tensor under.

@@ -74,8 +74,6 @@ impl TensorInfo<'_> {
 
 struct Slot {
     entry: String,
-    /// The whole entry's bytes: `.npy` header and data.
-    stored: Range<usize>,
     /// The tensor's data.
     data: Range<usize>,
     verified: OnceLock<()>,
@@ -96,15 +94,102 @@ impl ByteOwner for OwnedBytes {
 /// Tensors handed out share the bundle's bytes (zero-copy when memory-mapped).
 pub struct Bundle {
     source: Arc<dyn ByteOwner>,
+    /// The entries, as checked by the container rules.
+    archive: Archive,
     manifest: Manifest,
-    manifest_range: Range<usize>,
     slots: BTreeMap<String, Slot>,
     graph: Option<Range<usize>>,
-    /// Signature entries (format 1.2) by name: read only when asked for.
-    signatures: BTreeMap<String, Located>,
+    verify: Verify,
+}
+
+/// A bundle's zip archive after the container's entry rules (spec 2.2), before
+/// its manifest is read: each entry's place, and the bytes. What signatures
+/// cover (spec 10) is at this level, so a bundle whose manifest is damaged
+/// can still be checked against a signature.
+pub struct Archive {
+    source: Arc<dyn ByteOwner>,
+    /// Entry name to where its local header starts and its data.
+    entries: BTreeMap<String, (usize, Range<usize>)>,
     /// Where the central directory starts.
     directory_start: usize,
-    verify: Verify,
+}
+
+impl std::fmt::Debug for Archive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Archive").field("entries", &self.entries.len()).finish()
+    }
+}
+
+impl Archive {
+    /// Opens `path`, memory-mapped, and checks its entries (spec 2.2) without
+    /// reading the manifest.
+    pub fn open(path: impl AsRef<Path>) -> Result<Archive> {
+        let (source, layout) = load(path.as_ref(), true)?;
+        Ok(Archive::new(source, &layout))
+    }
+
+    fn new(source: Arc<dyn ByteOwner>, layout: &Layout) -> Archive {
+        let entries = layout.entries.iter().map(|(name, l)| (name.clone(), (l.header, l.data.clone()))).collect();
+        Archive { source, entries, directory_start: layout.directory_start }
+    }
+
+    /// The whole file's bytes.
+    pub fn file_bytes(&self) -> &[u8] {
+        self.source.bytes()
+    }
+
+    /// Every entry but the signatures, with its stored bytes (for a tensor,
+    /// the `.npy` header and the data), sorted by entry name: what a
+    /// signature covers (spec section 10).
+    pub fn content_entries(&self) -> Vec<(&str, &[u8])> {
+        let bytes = self.source.bytes();
+        self.entries
+            .iter()
+            .filter(|(name, _)| signature_name(name).is_none())
+            .map(|(name, (_, data))| (name.as_str(), &bytes[data.clone()]))
+            .collect()
+    }
+
+    /// The signature entries (format 1.2) by name, with their bytes. The
+    /// container checks only their names, sizes and count (spec section 10).
+    pub fn signatures(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.entries
+            .iter()
+            .filter_map(|(entry, (_, data))| Some((signature_name(entry)?, &self.source.bytes()[data.clone()])))
+    }
+
+    /// The byte ranges of every entry but the signatures.
+    pub(crate) fn content_entry_ranges(&self) -> impl Iterator<Item = Range<usize>> + '_ {
+        self.entries.iter().filter(|(name, _)| signature_name(name).is_none()).map(|(_, (_, data))| data.clone())
+    }
+
+    /// Each signature's name and the offset of its local header.
+    pub(crate) fn signature_headers(&self) -> impl Iterator<Item = (&str, usize)> {
+        self.entries.iter().filter_map(|(entry, (header, _))| Some((signature_name(entry)?, *header)))
+    }
+
+    /// Where the central directory starts.
+    pub(crate) fn directory_start(&self) -> usize {
+        self.directory_start
+    }
+}
+
+/// Reads or maps `path` and checks its entries.
+fn load(path: &Path, mmap: bool) -> Result<(Arc<dyn ByteOwner>, Layout)> {
+    let mut file = File::open(path).map_err(|e| ContainerError::io("open", path, e))?;
+    let len = file.metadata().map_err(|e| ContainerError::io("stat", path, e))?.len();
+    if mmap && len > 0 {
+        let map = MappedFile::map(&file).map_err(|e| ContainerError::io("memory-map", path, e))?;
+        let source: Arc<dyn ByteOwner> = Arc::new(map);
+        let layout = scan_entries(source.bytes(), Headers::file(&file, source.bytes()))?;
+        Ok((source, layout))
+    } else {
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).map_err(|e| ContainerError::io("read", path, e))?;
+        let source: Arc<dyn ByteOwner> = Arc::new(OwnedBytes(bytes));
+        let layout = scan_entries(source.bytes(), Headers::Bytes(source.bytes()))?;
+        Ok((source, layout))
+    }
 }
 
 impl std::fmt::Debug for Bundle {
@@ -121,19 +206,8 @@ impl Bundle {
 
     /// Opens `path` with explicit options.
     pub fn open_with(path: impl AsRef<Path>, options: OpenOptions) -> Result<Bundle> {
-        let path = path.as_ref();
-        let mut file = File::open(path).map_err(|e| ContainerError::io("open", path, e))?;
-        let len = file.metadata().map_err(|e| ContainerError::io("stat", path, e))?.len();
-        if options.mmap && len > 0 {
-            let map = MappedFile::map(&file).map_err(|e| ContainerError::io("memory-map", path, e))?;
-            let source: Arc<dyn ByteOwner> = Arc::new(map);
-            let headers = Headers::file(&file, source.bytes());
-            Bundle::from_parts(source.clone(), headers, options.verify)
-        } else {
-            let mut bytes = Vec::new();
-            file.read_to_end(&mut bytes).map_err(|e| ContainerError::io("read", path, e))?;
-            Bundle::from_owner(Arc::new(OwnedBytes(bytes)), options.verify)
-        }
+        let (source, layout) = load(path.as_ref(), options.mmap)?;
+        Bundle::from_layout(source, layout, options.verify)
     }
 
     /// Reads a bundle held in memory.
@@ -148,17 +222,13 @@ impl Bundle {
 
     /// Reads a bundle from bytes owned by `source`, with the given hash policy.
     pub fn from_owner(source: Arc<dyn ByteOwner>, verify: Verify) -> Result<Bundle> {
-        let headers = Headers::Bytes(source.bytes());
-        Bundle::from_parts(source.clone(), headers, verify)
+        let layout = scan_entries(source.bytes(), Headers::Bytes(source.bytes()))?;
+        Bundle::from_layout(source, layout, verify)
     }
 
-    fn from_parts(source: Arc<dyn ByteOwner>, headers: Headers<'_>, verify: Verify) -> Result<Bundle> {
-        let Layout { mut entries, directory_start } = scan_entries(source.bytes(), headers)?;
-        let signatures: BTreeMap<String, Located> = {
-            let names: Vec<String> = entries.keys().filter(|e| signature_name(e).is_some()).cloned().collect();
-            names.into_iter().filter_map(|e| Some((signature_name(&e)?.to_owned(), entries.remove(&e)?))).collect()
-        };
-        let layout = entries;
+    fn from_layout(source: Arc<dyn ByteOwner>, entries: Layout, verify: Verify) -> Result<Bundle> {
+        let archive = Archive::new(source.clone(), &entries);
+        let layout = &entries.entries;
         let bytes = source.bytes();
         let manifest_range = layout.get(MANIFEST_ENTRY).ok_or_else(|| ContainerError::MissingEntry {
             entry: MANIFEST_ENTRY.into(),
@@ -199,20 +269,24 @@ impl Bundle {
                 reason: format!("the manifest lists tensor `{name}`"),
             })?;
             let data = tensor_data(name, &entry, record, &located.head, &located.data)?;
-            let stored = located.data.clone();
-            slots.insert(name.clone(), Slot { entry, stored, data, verified: OnceLock::new() });
+            slots.insert(name.clone(), Slot { entry, data, verified: OnceLock::new() });
         }
-        let expected = slots.len() + 1 + usize::from(graph.is_some());
+        let signatures = archive.signatures().count();
+        let expected = slots.len() + 1 + usize::from(graph.is_some()) + signatures;
         if layout.len() != expected {
             let stray = layout
                 .keys()
-                .find(|e| *e != MANIFEST_ENTRY && *e != GRAPH_ENTRY && !slots.values().any(|s: &Slot| &s.entry == *e))
+                .find(|e| {
+                    *e != MANIFEST_ENTRY
+                        && *e != GRAPH_ENTRY
+                        && signature_name(e).is_none()
+                        && !slots.values().any(|s: &Slot| &s.entry == *e)
+                })
                 .cloned()
                 .unwrap_or_default();
             return Err(ContainerError::entry(stray, "not listed in the manifest"));
         }
-        let manifest_range = manifest_range.data.clone();
-        let bundle = Bundle { source, manifest, manifest_range, slots, graph, signatures, directory_start, verify };
+        let bundle = Bundle { source, archive, manifest, slots, graph, verify };
         if verify == Verify::Eager {
             bundle.verify_all()?;
         }
@@ -224,46 +298,25 @@ impl Bundle {
         &self.manifest
     }
 
+    /// The archive: every entry's bytes, signatures included.
+    pub fn archive(&self) -> &Archive {
+        &self.archive
+    }
+
     /// The whole file's bytes.
     pub fn file_bytes(&self) -> &[u8] {
         self.source.bytes()
     }
 
-    /// Every entry but the signatures, with its stored bytes (for a tensor,
-    /// the `.npy` header and the data), sorted by entry name: what a
-    /// signature covers (spec section 10).
+    /// Every entry but the signatures, with its stored bytes, sorted by
+    /// entry name (see [`Archive::content_entries`]).
     pub fn content_entries(&self) -> Vec<(&str, &[u8])> {
-        let bytes = self.source.bytes();
-        let mut entries: Vec<(&str, &[u8])> = Vec::with_capacity(self.slots.len() + 2);
-        entries.push((MANIFEST_ENTRY, &bytes[self.manifest_range.clone()]));
-        if let Some(graph) = &self.graph {
-            entries.push((GRAPH_ENTRY, &bytes[graph.clone()]));
-        }
-        entries.extend(self.slots.values().map(|s| (s.entry.as_str(), &bytes[s.stored.clone()])));
-        entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        entries
+        self.archive.content_entries()
     }
 
-    /// The byte ranges of every entry but the signatures.
-    pub(crate) fn content_entry_ranges(&self) -> impl Iterator<Item = Range<usize>> + '_ {
-        let slots = self.slots.values().map(|s| s.stored.clone());
-        std::iter::once(self.manifest_range.clone()).chain(self.graph.clone()).chain(slots)
-    }
-
-    /// Each signature's name and the offset of its local header.
-    pub(crate) fn signature_headers(&self) -> impl Iterator<Item = (&str, usize)> {
-        self.signatures.iter().map(|(name, located)| (name.as_str(), located.header))
-    }
-
-    /// Where the central directory starts.
-    pub(crate) fn directory_start(&self) -> usize {
-        self.directory_start
-    }
-
-    /// The signature entries (format 1.2) by name, with their bytes. Opening
-    /// checks only their names, sizes and count (spec section 10).
-    pub fn signatures(&self) -> impl ExactSizeIterator<Item = (&str, &[u8])> {
-        self.signatures.iter().map(|(name, located)| (name.as_str(), &self.source.bytes()[located.data.clone()]))
+    /// The signature entries by name, with their bytes (see [`Archive::signatures`]).
+    pub fn signatures(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.archive.signatures()
     }
 
     /// The bundle digest (SHA-256 of the manifest's canonical form).

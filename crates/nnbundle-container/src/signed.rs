@@ -9,15 +9,27 @@ use std::path::Path;
 use nnbundle_format::limits::{MAX_SIGNATURE_BYTES, MAX_SIGNATURES};
 use nnbundle_format::{names::check_signature_name, signature_entry_name, signature_name};
 
-use crate::Bundle;
 use crate::atomic::{Durability, write_atomically_with};
 use crate::error::{ContainerError, Result};
 use crate::reader::raw_directory;
 use crate::writer::write_failed;
+use crate::{Archive, Bundle};
 
 const U32_SATURATED: u32 = u32::MAX;
 
 impl Bundle {
+    /// Saves this bundle with exactly `signatures` (see [`Archive::save_with_signatures`]).
+    pub fn save_with_signatures(
+        &self,
+        path: impl AsRef<Path>,
+        signatures: &BTreeMap<String, Vec<u8>>,
+        durability: Durability,
+    ) -> Result<()> {
+        self.archive().save_with_signatures(path, signatures, durability)
+    }
+}
+
+impl Archive {
     /// Saves this bundle to `path`, atomically, with exactly `signatures`
     /// (name to the bytes of `signatures/<name>.sigstore.json`) as its
     /// signature entries. Every other entry keeps its bytes and its offset;

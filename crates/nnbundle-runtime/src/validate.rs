@@ -306,7 +306,7 @@ fn check_signatures(bundle: &Bundle, key: Option<&VerifyingKey>) -> (Check, Vec<
         node: None,
         message,
     };
-    let summaries = nnbundle_signing::summarize(bundle);
+    let summaries = nnbundle_signing::summarize(bundle.archive());
     let mut findings: Vec<Finding> = summaries
         .iter()
         .filter_map(|s| {
@@ -321,7 +321,7 @@ fn check_signatures(bundle: &Bundle, key: Option<&VerifyingKey>) -> (Check, Vec<
         (_, false) => format!("well-formed: {}", described.join(", ")),
     };
     if let Some(key) = key {
-        match nnbundle_signing::verify_bundle(bundle, key) {
+        match nnbundle_signing::verify_bundle(bundle.archive(), key) {
             Ok(verified) => {
                 detail = format!(
                     "`{}` verified with the key, covering all {} entries; {detail}",
@@ -330,7 +330,7 @@ fn check_signatures(bundle: &Bundle, key: Option<&VerifyingKey>) -> (Check, Vec<
             }
             Err(failure) => findings.push(error("signatures".into(), "signature", failure.to_string())),
         }
-    } else if bundle.signatures().len() == 0 {
+    } else if summaries.is_empty() {
         return (skipped("signatures", &detail), findings);
     }
     (check("signatures", &findings, detail), findings)

@@ -8,7 +8,7 @@
 //! [`verify_bundle`] checks it in place, without unzipping.
 //!
 //! ```no_run
-//! use nnbundle_container::Bundle;
+//! use nnbundle_container::{Archive, Bundle};
 //! use nnbundle_signing::{SigningKey, VerifyingKey, sign_bundle, verify_bundle};
 //!
 //! let key = SigningKey::from_pem(&std::fs::read_to_string("key.pem")?)?;
@@ -16,7 +16,7 @@
 //! let signature = sign_bundle(&bundle, &key, "model")?;
 //! // ... store it with Bundle::save_with_signatures, then:
 //! let public = VerifyingKey::from_pem(&std::fs::read_to_string("pub.pem")?)?;
-//! let verified = verify_bundle(&Bundle::open("model.nnb")?, &public)?;
+//! let verified = verify_bundle(&Archive::open("model.nnb")?, &public)?;
 //! println!("signed as `{}`", verified.name);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -25,7 +25,7 @@
 use std::collections::BTreeMap;
 
 use base64ct::{Base64, Encoding};
-use nnbundle_container::Bundle;
+use nnbundle_container::{Archive, Bundle};
 use nnbundle_format::SIGNATURE_ENTRY_PREFIX;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
@@ -94,8 +94,8 @@ pub fn default_name(key: &VerifyingKey) -> String {
 }
 
 /// The SHA-256 of every non-signature entry's stored bytes, hashed in parallel, by entry name.
-pub fn entry_digests(bundle: &Bundle) -> Vec<Resource> {
-    bundle
+pub fn entry_digests(archive: &Archive) -> Vec<Resource> {
+    archive
         .content_entries()
         .par_iter()
         .map(|(name, bytes)| Resource {
@@ -118,7 +118,7 @@ pub fn sign_bundle(bundle: &Bundle, key: &SigningKey, subject: &str) -> Result<V
         bundle_digest: bundle.digest().to_hex(),
         format_version: manifest.format_version.to_string(),
     };
-    sign_resources(key, subject, entry_digests(bundle), vec![IGNORED_FOLDER.into()], Some(claims))
+    sign_resources(key, subject, entry_digests(bundle.archive()), vec![IGNORED_FOLDER.into()], Some(claims))
 }
 
 /// Signs a whole file as one resource named `.`: the detached form that
@@ -216,21 +216,14 @@ fn compare_resources(signed: &[Resource], current: &[Resource]) -> Result<(), St
     Ok(())
 }
 
-/// Checks nnbundle's predicate field, when present, against the bundle.
-fn check_claims(claims: Option<&BundleClaims>, bundle: &Bundle) -> Result<(), String> {
-    let Some(claims) = claims else { return Ok(()) };
-    let digest = bundle.digest().to_hex();
-    if claims.bundle_digest != digest {
-        return Err(format!("the statement's bundle digest {} is not the bundle's {digest}", claims.bundle_digest));
-    }
-    Ok(())
-}
-
-/// Verifies `bundle` with `key`: succeeds when one signature entry is signed
-/// by `key` and its statement lists exactly the bundle's other entries, each
-/// with the SHA-256 of its current bytes. Every entry is hashed once (in
-/// parallel), and only when some signature's envelope verifies.
-pub fn verify_bundle(bundle: &Bundle, key: &VerifyingKey) -> Result<Verified, VerifyFailure> {
+/// Verifies a bundle with `key`: succeeds when one signature entry is
+/// signed by `key` and its statement lists exactly the bundle's other
+/// entries, each with the SHA-256 of its current bytes. Works on the
+/// [`Archive`], so a bundle whose manifest was changed is still checked (and
+/// the change named). Every entry is hashed once (in parallel), and only
+/// when some signature's envelope verifies. The statement's `nnbundle` field
+/// is informative: the manifest's own bytes are what is verified.
+pub fn verify_bundle(bundle: &Archive, key: &VerifyingKey) -> Result<Verified, VerifyFailure> {
     let mut reasons = Vec::new();
     let mut current: Option<Vec<Resource>> = None;
     for (name, bytes) in bundle.signatures() {
@@ -238,7 +231,6 @@ pub fn verify_bundle(bundle: &Bundle, key: &VerifyingKey) -> Result<Verified, Ve
             let signed = check_envelope(&signature, key)?;
             let current = current.get_or_insert_with(|| entry_digests(bundle));
             compare_resources(signed, current)?;
-            check_claims(signature.statement.predicate.nnbundle.as_ref(), bundle)?;
             Ok(current.len())
         });
         match outcome {
@@ -314,7 +306,7 @@ impl std::fmt::Display for SignatureSummary {
 }
 
 /// Reads every signature entry of `bundle` and checks its form (spec 10.3).
-pub fn summarize(bundle: &Bundle) -> Vec<SignatureSummary> {
+pub fn summarize(bundle: &Archive) -> Vec<SignatureSummary> {
     bundle
         .signatures()
         .map(|(name, bytes)| match ParsedSignature::parse(bytes) {

@@ -56,7 +56,7 @@ fn signing_adds_one_entry_and_changes_no_other_byte() {
     assert!(first_record <= content_end);
     assert_eq!(signed[..first_record], original[..first_record]);
 
-    let verified = verify_bundle(&bundle, &public("p256.pub.pem")).unwrap();
+    let verified = verify_bundle(bundle.archive(), &public("p256.pub.pem")).unwrap();
     assert_eq!(verified.name, "release");
     assert_eq!(verified.entries, 3, "manifest.yaml and two tensors");
 
@@ -77,12 +77,12 @@ fn a_second_key_adds_a_second_signature_and_each_verifies() {
     sign_in_place(&path, &p256, &default_name(&p256.verifying_key()));
     sign_in_place(&path, &ed25519, &default_name(&ed25519.verifying_key()));
     let bundle = Bundle::open(&path).unwrap();
-    assert_eq!(bundle.signatures().len(), 2);
+    assert_eq!(bundle.signatures().count(), 2);
     for (public_key, signer) in [("p256.pub.pem", &p256), ("ed25519.pub.pem", &ed25519)] {
-        let verified = verify_bundle(&bundle, &public(public_key)).unwrap();
+        let verified = verify_bundle(bundle.archive(), &public(public_key)).unwrap();
         assert_eq!(verified.name, default_name(&signer.verifying_key()));
     }
-    let err = verify_bundle(&bundle, &public("other_p256.pub.pem")).unwrap_err().to_string();
+    let err = verify_bundle(bundle.archive(), &public("other_p256.pub.pem")).unwrap_err().to_string();
     assert!(err.contains("signed by another key"), "{err}");
 }
 
@@ -90,7 +90,7 @@ fn a_second_key_adds_a_second_signature_and_each_verifies() {
 fn an_unsigned_bundle_does_not_verify() {
     let dir = tempfile::tempdir().unwrap();
     let bundle = Bundle::open(unsigned(dir.path())).unwrap();
-    let err = verify_bundle(&bundle, &public("p256.pub.pem")).unwrap_err();
+    let err = verify_bundle(bundle.archive(), &public("p256.pub.pem")).unwrap_err();
     assert_eq!(err.to_string(), "the bundle has no signatures");
 }
 
@@ -114,7 +114,7 @@ fn a_changed_tensor_with_a_consistent_manifest_is_named() {
         .save_with_signatures(&path, &BTreeMap::from([("release".to_owned(), signature)]), Durability::Unsynced)
         .unwrap();
 
-    let err = verify_bundle(&Bundle::open(&path).unwrap(), &public("p256.pub.pem")).unwrap_err().to_string();
+    let err = verify_bundle(Bundle::open(&path).unwrap().archive(), &public("p256.pub.pem")).unwrap_err().to_string();
     assert!(err.contains("entry `manifest.yaml` changed"), "{err}");
 }
 

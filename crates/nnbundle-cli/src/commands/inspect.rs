@@ -34,7 +34,7 @@ pub(crate) fn inspect(path: &Path, as_json: bool) -> Outcome {
     }
     let total_bytes: u64 = groups.values().map(|g| g.bytes).sum();
     let total_elements: u64 = groups.values().map(|g| g.elements).sum();
-    let signatures = nnbundle_signing::summarize(&bundle);
+    let signatures = nnbundle_signing::summarize(bundle.archive());
     if as_json {
         let tensors: Vec<_> = infos
             .iter()

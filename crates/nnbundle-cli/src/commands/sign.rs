@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use nnbundle_container::{Bundle, Durability, OpenOptions, Verify, write_bytes_atomically};
+use nnbundle_container::{Archive, Bundle, Durability, OpenOptions, Verify, write_bytes_atomically};
 use nnbundle_format::signature_entry_name;
 use nnbundle_signing::{ParsedSignature, SigningKey, VerifyingKey};
 use serde_json::json;
@@ -137,7 +137,7 @@ pub(crate) fn verify(bundle_path: &Path, key_path: &Path, detached: Option<&Path
                 .map_err(|e| e.to_string())
         }
         None => {
-            let bundle = Bundle::open_with(bundle_path, OpenOptions { verify: Verify::Never, mmap: true })?;
+            let bundle = Archive::open(bundle_path)?;
             let spin = spinner("hashing every entry");
             let verified = nnbundle_signing::verify_bundle(&bundle, &key);
             spin.finish_and_clear();
