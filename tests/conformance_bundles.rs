@@ -34,6 +34,71 @@ fn zip_of(entries: &[(&str, Vec<u8>)]) -> Vec<u8> {
     zip.finish().unwrap().into_inner()
 }
 
+fn key(file: &str) -> String {
+    std::fs::read_to_string(dir().join("keys").join(file)).unwrap()
+}
+
+/// `bundle` with `signatures` (name to file bytes) stored as its signature entries.
+fn with_signatures(bundle: &[u8], signatures: &[(&str, Vec<u8>)]) -> Vec<u8> {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("signed.nnb");
+    let map = signatures.iter().map(|(n, b)| ((*n).to_owned(), b.clone())).collect();
+    let bundle = nnbundle::Bundle::from_bytes(bundle.to_vec()).unwrap();
+    bundle.save_with_signatures(&path, &map, nnbundle::container::Durability::Unsynced).unwrap();
+    std::fs::read(path).unwrap()
+}
+
+/// A signature by `spec/conformance/keys/p256.pem` over `bundle`.
+fn p256_signature(bundle: &[u8]) -> Vec<u8> {
+    let key = nnbundle::signing::SigningKey::from_pem(&key("p256.pem")).unwrap();
+    nnbundle::signing::sign_bundle(&nnbundle::Bundle::from_bytes(bundle.to_vec()).unwrap(), &key, "model").unwrap()
+}
+
+/// The signature cases (spec section 10): the bundle, the validator's
+/// verdict, the rule, and what `nnb verify` with `keys/p256.pub.pem` gives.
+fn signature_cases(valid_mlp: &[u8]) -> Vec<(&'static str, Vec<u8>, &'static str, &'static str, &'static str)> {
+    let signed = with_signatures(valid_mlp, &[("release", p256_signature(valid_mlp))]);
+    let mut other = mlp_model().to_writer().unwrap();
+    other.set_metadata("note", "another bundle").unwrap();
+    let other_signature = p256_signature(&other.to_bytes().unwrap());
+    vec![
+        (
+            "valid_signed.nnb",
+            signed,
+            "valid",
+            "format 1.2: a signature entry (ECDSA P-256, deterministic) covering every other entry",
+            "verified",
+        ),
+        (
+            "signature_over_other_content.nnb",
+            with_signatures(valid_mlp, &[("release", other_signature)]),
+            "valid",
+            "a well-formed signature whose statement lists other digests: valid, but it does not verify",
+            "signature",
+        ),
+        (
+            "signature_malformed_json.nnb",
+            with_signatures(
+                valid_mlp,
+                &[("broken", b"{\"mediaType\": \"application/vnd.dev.sigstore.bundle.v0.3+json\",".to_vec())],
+            ),
+            "bad-signature",
+            "a signature entry is a Sigstore bundle's JSON",
+            "signature",
+        ),
+        (
+            "signature_unknown_entry.nnb",
+            zip_of(&[
+                ("manifest.yaml", b"format_version: '1.0'\ntensors: {}\n".to_vec()),
+                ("signatures/notes.txt", b"hi".to_vec()),
+            ]),
+            "bad-entry",
+            "under signatures/ only <name>.sigstore.json entries",
+            "bad-entry",
+        ),
+    ]
+}
+
 fn mlp_graph() -> Graph {
     Graph::from_yaml(include_bytes!("../spec/examples/mlp.yaml")).unwrap()
 }
@@ -273,7 +338,7 @@ fn cases() -> Vec<(&'static str, Vec<u8>, &'static str, &'static str)> {
             "unexpected_entry.nnb",
             zip_of(&[("manifest.yaml", empty.into()), ("notes.txt", b"hi".to_vec())]),
             "bad-entry",
-            "only manifest.yaml, graph.yaml and tensors/<name>.npy",
+            "only manifest.yaml, graph.yaml, tensors/<name>.npy and signatures/<name>.sigstore.json",
         ),
         (
             "path_traversal.nnb",
@@ -516,6 +581,9 @@ fn section(file: &str) -> &'static str {
         "weight_shape_mismatch.nnb" | "missing_parameter.nnb" | "unused_weight.nnb" => "9.7",
         "valid_chunk_digest.nnb" | "chunk_digest_mismatch.nnb" => "5.1.1",
         "chunks_in_format_1_0.nnb" => "1",
+        "valid_signed.nnb" | "signature_over_other_content.nnb" => "10",
+        "signature_malformed_json.nnb" => "10.3",
+        "signature_unknown_entry.nnb" => "2.1, 10.1",
         other => panic!("{other}: give the case the section that states its rule"),
     }
 }
@@ -524,7 +592,11 @@ fn section(file: &str) -> &'static str {
 fn conformance_bundles_are_committed_and_give_their_verdicts() {
     let update = std::env::var_os("NNB_UPDATE_CONFORMANCE").is_some();
     let mut listing = Vec::new();
-    for (file, bytes, verdict, rule) in cases() {
+    let public = nnbundle::signing::VerifyingKey::from_pem(&key("p256.pub.pem")).unwrap();
+    let valid_mlp = mlp_model().to_writer().unwrap().to_bytes().unwrap();
+    let signed = signature_cases(&valid_mlp).into_iter().map(|(f, b, v, r, verify)| (f, b, v, r, Some(verify)));
+    for (file, bytes, verdict, rule, verify) in cases().into_iter().map(|(f, b, v, r)| (f, b, v, r, None)).chain(signed)
+    {
         let path = dir().join(file);
         if update {
             std::fs::write(&path, &bytes).unwrap();
@@ -544,7 +616,20 @@ fn conformance_bundles_are_committed_and_give_their_verdicts() {
                 report.problems.iter().map(|p| format!("{}: {}", p.code, p.message)).collect::<Vec<_>>()
             ),
         }
-        listing.push(serde_json::json!({"file": file, "verdict": verdict, "section": section(file), "rule": rule}));
+        let mut case = serde_json::json!({"file": file, "verdict": verdict, "section": section(file), "rule": rule});
+        if let Some(expected) = verify {
+            // What `nnb verify --key keys/p256.pub.pem` says: `verified`, or the code of its failure.
+            let got = match nnbundle::container::Archive::open(&path) {
+                Err(e) => e.code(),
+                Ok(archive) => match nnbundle::signing::verify_bundle(&archive, &public) {
+                    Ok(_) => "verified",
+                    Err(_) => "signature",
+                },
+            };
+            assert_eq!(got, expected, "{file}: nnb verify");
+            case["verify"] = serde_json::json!({"key": "keys/p256.pub.pem", "verdict": expected});
+        }
+        listing.push(case);
     }
     let json = serde_json::to_string_pretty(&listing).unwrap() + "\n";
     let cases_path = dir().join("cases.json");

@@ -124,9 +124,14 @@ fn a_reader_and_writer_from_the_spec_agree_with_nnb() {
     for (name, bytes) in corpus() {
         std::fs::write(corpus_dir.join(format!("{name}.nnb")), bytes).unwrap();
     }
-    for file in
-        ["valid_tensors_only", "valid_mlp", "valid_mlp_with_sample", "valid_chunk_digest", "valid_names_and_metadata"]
-    {
+    for file in [
+        "valid_tensors_only",
+        "valid_mlp",
+        "valid_mlp_with_sample",
+        "valid_chunk_digest",
+        "valid_names_and_metadata",
+        "valid_signed",
+    ] {
         std::fs::copy(spec(&format!("conformance/{file}.nnb")), corpus_dir.join(format!("{file}.nnb"))).unwrap();
     }
     let variants_dir = dir.path().join("variants");

@@ -14,6 +14,8 @@ and the architecture digest (9.8) from the attributes normalized as 9.4 and
 OPS.md's tables say. Attribute value checks, shape inference and parameter
 dtypes need each op's rules in code and are not here.
 """
+import base64
+import binascii
 import hashlib
 import json
 import math
@@ -28,7 +30,9 @@ import spec_yaml
 MAX_MANIFEST_BYTES = 64 << 20
 MAX_GRAPH_BYTES = 64 << 20
 MAX_TENSORS = 1 << 20
-MAX_ENTRIES = MAX_TENSORS + 2
+MAX_SIGNATURES = 16
+MAX_SIGNATURE_BYTES = 256 << 20
+MAX_ENTRIES = MAX_TENSORS + 2 + MAX_SIGNATURES
 MAX_RANK = 16
 MAX_TENSOR_BYTES = 1 << 48
 MAX_NAME_BYTES = 512
@@ -50,7 +54,8 @@ GROUP = re.compile(r"[A-Za-z0-9_.\-]{1,512}\Z")
 VALUE_NAME = re.compile(r"[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*\Z")
 SYMBOL = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 VERSION = re.compile(r"([0-9]{1,9})\.([0-9]{1,9})\Z")
-SUPPORTED = (1, 1)
+SUPPORTED = (1, 2)
+SIGNATURE_NAME = re.compile(r"(?!\.)[A-Za-z0-9_.\-]{1,64}\Z")
 
 
 class Invalid(Exception):
@@ -124,6 +129,7 @@ def read_zip(data):
             raise Invalid("bad-entry", r[0].decode("utf-8", "replace"), "appears twice")
         seen.add(r[0])
     entries = []
+    signatures = 0
     for name_bytes, made, flags, method, crc, csize, usize, ext, off in records:
         try:
             name = name_bytes.decode("utf-8")
@@ -161,6 +167,12 @@ def read_zip(data):
                 raise bad("above MAX_MANIFEST_BYTES")
             if zlib.crc32(data[start:start + usize]) != crc:
                 raise bad("CRC-32 mismatch")
+        if signature_name(name) is not None:
+            signatures += 1
+            if signatures > MAX_SIGNATURES:
+                raise bad("more than MAX_SIGNATURES signature entries")
+            if usize > MAX_SIGNATURE_BYTES:
+                raise bad("above MAX_SIGNATURE_BYTES")
         entries.append((name, start, start + usize, off))
     spans = sorted((off, end, name) for name, _s, end, off in entries)
     for (_a, end, first), (off, _e, second) in zip(spans, spans[1:]):
@@ -185,9 +197,21 @@ def zip64_sizes(extra, usize, csize, off):
     return usize, csize, off
 
 
+def signature_name(entry):
+    """Section 10.1: the name of a `signatures/<name>.sigstore.json` entry, else None."""
+    if entry.startswith("signatures/") and entry.endswith(".sigstore.json"):
+        return entry[len("signatures/"):-len(".sigstore.json")]
+    return None
+
+
 def check_entry_name(name):
     """Section 2.1 and rule 1."""
     if name in ("manifest.yaml", "graph.yaml"):
+        return
+    signature = signature_name(name)
+    if signature is not None:
+        if not SIGNATURE_NAME.match(signature):
+            raise Invalid("bad-entry", name, "a signature name is 1 to 64 of A-Z a-z 0-9 _ - . not starting with .")
         return
     if name.startswith("tensors/") and name.endswith(".npy"):
         try:
@@ -449,9 +473,14 @@ def read(data, verify=True):
         tensors[name] = data[start + offset:end]
     expected = {"manifest.yaml"} | ({"graph.yaml"} if graph_text is not None else set())
     expected |= {f"tensors/{n}.npy" for n in m["tensors"]}
+    signatures = {}
     for entry in entries:
-        if entry not in expected:
+        if signature_name(entry) is not None:
+            signatures[signature_name(entry)] = data[slice(*entries[entry])]
+        elif entry not in expected:
             raise Invalid("bad-entry", entry, "not listed in the manifest")
+    for name, text in signatures.items():
+        parse_signature(text, f"signatures/{name}.sigstore.json")
     if verify:
         verify_digests(m, tensors)
     if graph_text is not None:
@@ -461,7 +490,7 @@ def read(data, verify=True):
         nodes = check_graph(graph_text, m["graph"], params)
         if m.get("samples"):
             run_samples(m, nodes, tensors)
-    return {"manifest": m, "graph": graph_text, "tensors": tensors}
+    return {"manifest": m, "graph": graph_text, "tensors": tensors, "signatures": signatures}
 
 
 def verify_digests(m, tensors):
@@ -930,14 +959,17 @@ def npy_header(dtype, shape):
     return b"\x93NUMPY\x01\x00" + struct.pack("<H", total - 10) + (text + " " * (total - 11 - len(text)) + "\n").encode()
 
 
-def write(manifest, graph_text, tensor_data):
-    """Section 2.3: the bundle's bytes for its content (`tensor_data`: name -> data bytes)."""
+def write(manifest, graph_text, tensor_data, signatures=None):
+    """Section 2.3: the bundle's bytes for its content (`tensor_data`: name -> data bytes;
+    `signatures`: name -> signature file bytes)."""
     entries = [("manifest.yaml", canonical_manifest(manifest).encode("utf-8"), False)]
     if graph_text is not None:
         entries.append(("graph.yaml", graph_text, False))
     for name in sorted(manifest["tensors"], key=lambda n: n.encode("utf-8")):
         r = manifest["tensors"][name]
         entries.append((f"tensors/{name}.npy", npy_header(r["dtype"], r["shape"]) + tensor_data[name], True))
+    for name in sorted(signatures or {}):
+        entries.append((f"signatures/{name}.sigstore.json", signatures[name], False))
     out, central = bytearray(), bytearray()
     for name, body, aligned in entries:
         raw = name.encode("utf-8")
@@ -957,6 +989,168 @@ def write(manifest, graph_text, tensor_data):
     out += central
     out += struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(entries), len(entries), len(central), cd_offset, 0)
     return bytes(out)
+
+
+# Section 10.
+BUNDLE_MEDIA_TYPE_PREFIX = "application/vnd.dev.sigstore.bundle"
+PAYLOAD_TYPE = "application/vnd.in-toto+json"
+
+
+def strict_json(text, where):
+    """JSON with duplicate keys refused (10.2)."""
+    def pairs(items):
+        keys = [k for k, _ in items]
+        if len(set(keys)) != len(keys):
+            raise Invalid("bad-signature", where, "a duplicate key")
+        return dict(items)
+    try:
+        return json.loads(text.decode("utf-8"), object_pairs_hook=pairs)
+    except (UnicodeDecodeError, ValueError) as e:
+        raise Invalid("bad-signature", where, f"not JSON: {e}")
+
+
+def parse_signature(text, where):
+    """Section 10.2 and 10.3: (Sigstore bundle, payload bytes, statement, signatures) or `Invalid`."""
+    def bad(why):
+        return Invalid("bad-signature", where, why)
+
+    def fields(value, what, required, optional=()):
+        if not isinstance(value, dict):
+            raise bad(f"{what} is not an object")
+        missing = set(required) - set(value)
+        if missing:
+            raise bad(f"{what} lacks {sorted(missing)}")
+        return value
+
+    def closed(value, what, required, optional=()):
+        fields(value, what, required)
+        unknown = set(value) - set(required) - set(optional)
+        if unknown:
+            raise bad(f"{what} has unknown fields {sorted(unknown)}")
+        return value
+
+    def string(value, what):
+        if not isinstance(value, str):
+            raise bad(f"{what} is not a string")
+        return value
+
+    def b64(value, what):
+        try:
+            return base64.b64decode(string(value, what), validate=True)
+        except binascii.Error:
+            raise bad(f"{what} is not standard base64")
+
+    doc = closed(strict_json(text, where), "the file", ["mediaType", "verificationMaterial", "dsseEnvelope"])
+    if not string(doc["mediaType"], "mediaType").startswith(BUNDLE_MEDIA_TYPE_PREFIX):
+        raise bad("not a Sigstore bundle media type")
+    vm = closed(doc["verificationMaterial"], "verificationMaterial", [],
+                ["publicKey", "certificate", "x509CertificateChain", "tlogEntries", "timestampVerificationData"])
+    if "publicKey" in vm:
+        closed(vm["publicKey"], "publicKey", [], ["hint"])
+        if "hint" in vm["publicKey"]:
+            string(vm["publicKey"]["hint"], "hint")
+    if not isinstance(vm.get("tlogEntries", []), list):
+        raise bad("tlogEntries is not a list")
+    env = closed(doc["dsseEnvelope"], "dsseEnvelope", ["payload", "payloadType", "signatures"])
+    if string(env["payloadType"], "payloadType") != PAYLOAD_TYPE:
+        raise bad("payloadType is not the in-toto one")
+    payload = b64(env["payload"], "payload")
+    if not isinstance(env["signatures"], list) or not env["signatures"]:
+        raise bad("no signatures in the envelope")
+    sigs = []
+    for i, sig in enumerate(env["signatures"]):
+        closed(sig, f"signatures[{i}]", ["sig"], ["keyid"])
+        if "keyid" in sig:
+            string(sig["keyid"], "keyid")
+        sigs.append(b64(sig["sig"], f"signatures[{i}].sig"))
+    st = fields(strict_json(payload, where), "the statement", ["_type", "predicate", "predicateType", "subject"])
+    if st["_type"] != "https://in-toto.io/Statement/v1":
+        raise bad("_type is not in-toto Statement v1")
+    if st["predicateType"] != "https://model_signing/signature/v1.0":
+        raise bad("predicateType is not Model Signing v1.0")
+    if not isinstance(st["subject"], list) or len(st["subject"]) != 1:
+        raise bad("not exactly one subject")
+    subject = fields(st["subject"][0], "the subject", ["digest", "name"])
+    string(subject["name"], "subject name")
+    root = string(fields(subject["digest"], "the subject digest", ["sha256"])["sha256"], "sha256")
+    predicate = fields(st["predicate"], "the predicate", ["resources", "serialization"])
+    ser = fields(predicate["serialization"], "serialization", ["hash_type", "method"])
+    if ser["method"] != "files" or ser["hash_type"] != "sha256":
+        raise bad("serialization is not `files` with `sha256`")
+    if not isinstance(ser.get("allow_symlinks", False), bool):
+        raise bad("allow_symlinks is not a boolean")
+    paths = ser.get("ignore_paths", [])
+    if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+        raise bad("ignore_paths is not a list of strings")
+    if "nnbundle" in predicate:
+        claims = closed(predicate["nnbundle"], "nnbundle", ["bundle_digest", "format_version"],
+                        ["architecture_digest"])
+        for k, v in claims.items():
+            string(v, k)
+    resources = predicate["resources"]
+    if not isinstance(resources, list):
+        raise bad("resources is not a list")
+    hasher, names = hashlib.sha256(), set()
+    for r in resources:
+        fields(r, "a resource", ["algorithm", "digest", "name"])
+        name = string(r["name"], "resource name")
+        if string(r["algorithm"], "algorithm") != "sha256":
+            raise bad(f"resource {name}: algorithm is not sha256")
+        if not isinstance(r["digest"], str) or not HEX64.match(r["digest"]):
+            raise bad(f"resource {name}: digest is not 64 lowercase hex digits")
+        if name in names:
+            raise bad(f"resource {name} is listed twice")
+        names.add(name)
+        hasher.update(bytes.fromhex(r["digest"]))
+    if hasher.hexdigest() != root:
+        raise bad("the subject digest is not the resources' root digest")
+    return doc, payload, st, sigs
+
+
+def verify(data, public_pem):
+    """Section 10.5: `verified` when a signature by the key (PEM text) covers
+    exactly the entries' current bytes; `signature` when none does; the code
+    of a container rule the bytes break."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+    key = serialization.load_pem_public_key(public_pem.encode())
+    spki = key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    hint = hashlib.sha256(spki).hexdigest()
+    try:
+        entries = read_zip(data)
+    except Invalid as e:
+        return e.code
+    current = {n: hashlib.sha256(data[s:e]).hexdigest() for n, (s, e) in entries.items() if signature_name(n) is None}
+    for entry, (start, end) in sorted(entries.items()):
+        if signature_name(entry) is None:
+            continue
+        try:
+            doc, payload, st, sigs = parse_signature(data[start:end], entry)
+        except Invalid:
+            continue
+        vm = doc["verificationMaterial"]
+        if "certificate" in vm or "x509CertificateChain" in vm:
+            continue
+        if vm.get("publicKey", {}).get("hint", hint) != hint:
+            continue
+        pae = b"DSSEv1 %d %s %d " % (len(PAYLOAD_TYPE), PAYLOAD_TYPE.encode(), len(payload)) + payload
+
+        def good(sig):
+            try:
+                if isinstance(key, ed25519.Ed25519PublicKey):
+                    key.verify(sig, pae)
+                else:
+                    key.verify(sig, pae, ec.ECDSA(hashes.SHA256()))
+                return True
+            except InvalidSignature:
+                return False
+
+        if any(good(s) for s in sigs):
+            if {r["name"]: r["digest"] for r in st["predicate"]["resources"]} == current:
+                return "verified"
+    return "signature"
 
 
 def verdict(data):

@@ -32,6 +32,13 @@ def main(ops_md, conformance, corpus, variants_json):
         covered += 1
         if got != case["verdict"]:
             failures.append(f"conformance {case['file']}: spec reading gives {got}, cases.json {case['verdict']}")
+        if "verify" in case:
+            with open(os.path.join(conformance, case["file"]), "rb") as f, \
+                    open(os.path.join(conformance, case["verify"]["key"]), encoding="utf-8") as k:
+                checked = nnb_spec.verify(f.read(), k.read())
+            if checked != case["verify"]["verdict"]:
+                failures.append(f"conformance {case['file']}: spec verification gives {checked}, "
+                                f"cases.json {case['verify']['verdict']}")
 
     rewritten = 0
     for name in sorted(os.listdir(corpus)):
@@ -46,7 +53,7 @@ def main(ops_md, conformance, corpus, variants_json):
             graph = nnb_spec.canonical_graph(nnb_spec.spec_yaml.load(content["graph"])).encode("utf-8")
             if graph != content["graph"]:
                 failures.append(f"corpus {name}: graph.yaml re-written differs:\n{graph.decode()}")
-        again = nnb_spec.write(content["manifest"], content["graph"], content["tensors"])
+        again = nnb_spec.write(content["manifest"], content["graph"], content["tensors"], content["signatures"])
         rewritten += 1
         if again != original:
             at = next(i for i, (a, b) in enumerate(zip(again, original + b"\0" * len(again))) if a != b)

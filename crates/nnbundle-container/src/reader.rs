@@ -125,11 +125,12 @@ impl Archive {
     /// reading the manifest.
     pub fn open(path: impl AsRef<Path>) -> Result<Archive> {
         let (source, layout) = load(path.as_ref(), true)?;
-        Ok(Archive::new(source, &layout))
+        Ok(Archive::new(source, layout))
     }
 
-    fn new(source: Arc<dyn ByteOwner>, layout: &Layout) -> Archive {
-        let entries = layout.entries.iter().map(|(name, l)| (name.clone(), (l.header, l.data.clone()))).collect();
+    /// Keeps each entry's place (the names move; the `.npy` heads are dropped).
+    fn new(source: Arc<dyn ByteOwner>, layout: Layout) -> Archive {
+        let entries = layout.entries.into_iter().map(|(name, l)| (name, (l.header, l.data))).collect();
         Archive { source, entries, directory_start: layout.directory_start }
     }
 
@@ -227,7 +228,6 @@ impl Bundle {
     }
 
     fn from_layout(source: Arc<dyn ByteOwner>, entries: Layout, verify: Verify) -> Result<Bundle> {
-        let archive = Archive::new(source.clone(), &entries);
         let layout = &entries.entries;
         let bytes = source.bytes();
         let manifest_range = layout.get(MANIFEST_ENTRY).ok_or_else(|| ContainerError::MissingEntry {
@@ -271,7 +271,7 @@ impl Bundle {
             let data = tensor_data(name, &entry, record, &located.head, &located.data)?;
             slots.insert(name.clone(), Slot { entry, data, verified: OnceLock::new() });
         }
-        let signatures = archive.signatures().count();
+        let signatures = layout.keys().filter(|e| signature_name(e).is_some()).count();
         let expected = slots.len() + 1 + usize::from(graph.is_some()) + signatures;
         if layout.len() != expected {
             let stray = layout
@@ -286,6 +286,7 @@ impl Bundle {
                 .unwrap_or_default();
             return Err(ContainerError::entry(stray, "not listed in the manifest"));
         }
+        let archive = Archive::new(source.clone(), entries);
         let bundle = Bundle { source, archive, manifest, slots, graph, verify };
         if verify == Verify::Eager {
             bundle.verify_all()?;

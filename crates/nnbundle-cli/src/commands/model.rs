@@ -10,7 +10,7 @@ use nnbundle_runtime::{Model, Value};
 use serde_json::json;
 
 use super::RenderFormat;
-use crate::output::{DIM, GOOD, HEAD, done, json as print_json, progress, spinner};
+use crate::output::{DIM, GOOD, HEAD, WARN, done, json as print_json, progress, spinner};
 use crate::{Failure, Outcome, render, weights};
 
 fn inputs(args: &[String]) -> Result<BTreeMap<String, Value>, Failure> {
@@ -219,6 +219,7 @@ pub(crate) fn add_samples(path: &Path, args: &[String], rtol: f64, atol: f64) ->
     let model = Model::from_bundle(&bundle)?;
     let mut writer = BundleWriter::from_bundle(&bundle)?;
     model.add_sample(&mut writer, inputs(args)?, rtol, atol)?;
+    let signatures = bundle.signatures().count();
     let manifest = writer.save(path)?;
     bar.finish_and_clear();
     anstream::println!(
@@ -226,6 +227,12 @@ pub(crate) fn add_samples(path: &Path, args: &[String], rtol: f64, atol: f64) ->
         manifest.samples.len() - 1,
         path.display()
     );
+    if signatures > 0 {
+        // The manifest changed, so no signature would cover the bundle any more.
+        anstream::eprintln!(
+            "{WARN}note{WARN:#}: dropped the bundle's {signatures} signature(s), which covered the old manifest; sign it again with `nnb sign`"
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -6,6 +6,7 @@
 //! DIR/graph.yaml           the graph, byte for byte as stored (absent for tensors-only bundles)
 //! DIR/weights.safetensors  every stored tensor once (aliases are not copies), for any safetensors reader
 //! DIR/manifest.yaml        metadata, groups, aliases, samples, tolerances (digests are re-computed)
+//! DIR/signatures/          the signature entries, as stored (only for a signed bundle)
 //! ```
 
 use std::collections::BTreeMap;
@@ -25,6 +26,8 @@ use crate::{Failure, Outcome, weights};
 
 /// The tensors of an unpacked bundle.
 const WEIGHTS_FILE: &str = "weights.safetensors";
+/// The signature files of an unpacked bundle.
+const SIGNATURES_FOLDER: &str = "signatures";
 
 /// What `nnb pack` was asked to do.
 pub(crate) struct PackArgs<'a> {
@@ -60,6 +63,35 @@ struct Source {
     writer: BundleWriter,
     graph: Option<Graph>,
     params: BTreeMap<String, Tensor>,
+    /// Signature files to store as they are (name to bytes).
+    signatures: BTreeMap<String, Vec<u8>>,
+}
+
+/// The signature files of an unpacked folder: `DIR/signatures/<name>.sigstore.json`.
+fn read_signatures(dir: &Path) -> Result<BTreeMap<String, Vec<u8>>, Failure> {
+    let folder = dir.join(SIGNATURES_FOLDER);
+    let listing = match std::fs::read_dir(&folder) {
+        Ok(listing) => listing,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(e) => return Err(anyhow!(e).context(format!("read `{}`", folder.display())).into()),
+    };
+    let mut signatures = BTreeMap::new();
+    for entry in listing {
+        let path = entry.with_context(|| format!("read `{}`", folder.display()))?.path();
+        let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = nnbundle_format::signature_name(&format!("{SIGNATURES_FOLDER}/{file_name}"))
+            .filter(|n| nnbundle_format::names::check_signature_name(n).is_ok())
+            .ok_or_else(|| {
+                Failure::Bad(anyhow!(
+                    "`{}`: a signature file is named <name>.sigstore.json (name: letters, digits, `_`, `-`, `.`)",
+                    path.display()
+                ))
+            })?
+            .to_owned();
+        let bytes = std::fs::read(&path).with_context(|| format!("read `{}`", path.display()))?;
+        signatures.insert(name, bytes);
+    }
+    Ok(signatures)
 }
 
 /// The content of a folder written by `nnb unpack`.
@@ -123,7 +155,7 @@ fn from_folder(dir: &Path) -> Result<Source, Failure> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && manifest.graph.is_none() => None,
         Err(e) => return Err(anyhow!(e).context(format!("read `{}`", graph_path.display())).into()),
     };
-    Ok(Source { writer, graph, params })
+    Ok(Source { writer, graph, params, signatures: read_signatures(dir)? })
 }
 
 /// A writer with a graph file and a weights file.
@@ -144,7 +176,7 @@ fn from_files(graph_path: &Path, weights_path: &Path, strip_prefix: Option<&str>
     for (name, tensor) in &tensors {
         writer.add_tensor(name.clone(), tensor.clone())?;
     }
-    Ok(Source { writer, graph: Some(graph), params: tensors })
+    Ok(Source { writer, graph: Some(graph), params: tensors, signatures: BTreeMap::new() })
 }
 
 /// The dotted prefix (`model.`) that every weight name has and that, removed,
@@ -164,7 +196,7 @@ fn common_extra_prefix(graph: &Graph, tensors: &BTreeMap<String, Tensor>) -> Opt
 }
 
 pub(crate) fn pack(args: &PackArgs<'_>) -> Outcome {
-    let Source { mut writer, graph, params } = if args.source.is_dir() {
+    let Source { mut writer, graph, params, signatures } = if args.source.is_dir() {
         if let Some(w) = args.weights {
             return Err(Failure::usage(format!(
                 "`{}` is a folder written by `nnb unpack`, which holds its weights: drop `{}`",
@@ -201,12 +233,20 @@ pub(crate) fn pack(args: &PackArgs<'_>) -> Outcome {
     }
     let bar = progress("writing", writer.data_bytes(), true);
     let manifest = writer.save_reporting(args.output, Durability::Synced, &|bytes| bar.inc(bytes))?;
+    if !signatures.is_empty() {
+        // Stored as they are: `nnb verify` tells whether they still cover the (maybe edited) content.
+        Bundle::open(args.output)?.save_with_signatures(args.output, &signatures, Durability::Synced)?;
+    }
     bar.finish_and_clear();
     done(format_args!(
-        "{GOOD}packed{GOOD:#} {} ({} tensors, bundle digest {})",
+        "{GOOD}packed{GOOD:#} {} ({} tensors, bundle digest {}{})",
         args.output.display(),
         manifest.tensors.len(),
-        manifest.bundle_digest()?.short(16)
+        manifest.bundle_digest()?.short(16),
+        match signatures.len() {
+            0 => String::new(),
+            n => format!(", {n} signature(s) carried over as they are: `nnb verify` checks them"),
+        }
     ));
     // What `validate` would warn about (unreachable nodes, ...), without re-hashing.
     let report = nnbundle_runtime::validate(
@@ -241,6 +281,13 @@ pub(crate) fn unpack(bundle_path: &Path, output: &Path) -> Outcome {
     write(MANIFEST_ENTRY, m.to_yaml()?.as_bytes())?;
     if let Some(graph) = bundle.graph_yaml() {
         write(GRAPH_ENTRY, graph)?;
+    }
+    if bundle.signatures().next().is_some() {
+        let folder = output.join(SIGNATURES_FOLDER);
+        std::fs::create_dir_all(&folder).with_context(|| format!("create `{}`", folder.display()))?;
+        for (name, bytes) in bundle.signatures() {
+            write(&format!("{SIGNATURES_FOLDER}/{name}{}", nnbundle_format::SIGNATURE_ENTRY_SUFFIX), bytes)?;
+        }
     }
     bar.finish_and_clear();
     done(format_args!(
