@@ -44,7 +44,7 @@ fn with_signatures(bundle: &[u8], signatures: &[(&str, Vec<u8>)]) -> Vec<u8> {
     let path = tmp.path().join("signed.nnb");
     let map = signatures.iter().map(|(n, b)| ((*n).to_owned(), b.clone())).collect();
     let bundle = nnbundle::Bundle::from_bytes(bundle.to_vec()).unwrap();
-    bundle.save_with_signatures(&path, &map, nnbundle::container::Durability::Unsynced).unwrap();
+    bundle.archive().save_with_signatures(&path, &map, nnbundle::container::Durability::Unsynced).unwrap();
     std::fs::read(path).unwrap()
 }
 

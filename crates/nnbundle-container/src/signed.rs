@@ -9,25 +9,13 @@ use std::path::Path;
 use nnbundle_format::limits::{MAX_SIGNATURE_BYTES, MAX_SIGNATURES};
 use nnbundle_format::{names::check_signature_name, signature_entry_name, signature_name};
 
+use crate::Archive;
 use crate::atomic::{Durability, write_atomically_with};
 use crate::error::{ContainerError, Result};
 use crate::reader::raw_directory;
 use crate::writer::write_failed;
-use crate::{Archive, Bundle};
 
 const U32_SATURATED: u32 = u32::MAX;
-
-impl Bundle {
-    /// Saves this bundle with exactly `signatures` (see [`Archive::save_with_signatures`]).
-    pub fn save_with_signatures(
-        &self,
-        path: impl AsRef<Path>,
-        signatures: &BTreeMap<String, Vec<u8>>,
-        durability: Durability,
-    ) -> Result<()> {
-        self.archive().save_with_signatures(path, signatures, durability)
-    }
-}
 
 impl Archive {
     /// Saves this bundle to `path`, atomically, with exactly `signatures`
@@ -118,45 +106,41 @@ struct NewEntry {
 }
 
 impl NewEntry {
-    /// The local file header (spec 2.3): version 10, no flags, DOS time 0,
-    /// date 0x0021, no extra field.
+    /// The fields a local header and a central record share (spec 2.3):
+    /// version needed 10, no flags, stored, DOS time 0 and date 0x0021, the
+    /// CRC-32, both sizes and the name's length.
+    fn shared_fields(&self, out: &mut Vec<u8>) {
+        for field in [10u16, 0, 0, 0, 0x21] {
+            out.extend_from_slice(&field.to_le_bytes());
+        }
+        out.extend_from_slice(&self.crc.to_le_bytes());
+        out.extend_from_slice(&self.size.to_le_bytes());
+        out.extend_from_slice(&self.size.to_le_bytes());
+        out.extend_from_slice(&(self.name.len() as u16).to_le_bytes());
+    }
+
+    /// The local file header: no extra field.
     fn local_header(&self) -> Vec<u8> {
         let mut h = Vec::with_capacity(30 + self.name.len());
         h.extend_from_slice(b"PK\x03\x04");
-        h.extend_from_slice(&10u16.to_le_bytes());
-        h.extend_from_slice(&0u16.to_le_bytes());
-        h.extend_from_slice(&0u16.to_le_bytes());
-        h.extend_from_slice(&0u16.to_le_bytes());
-        h.extend_from_slice(&0x21u16.to_le_bytes());
-        h.extend_from_slice(&self.crc.to_le_bytes());
-        h.extend_from_slice(&self.size.to_le_bytes());
-        h.extend_from_slice(&self.size.to_le_bytes());
-        h.extend_from_slice(&(self.name.len() as u16).to_le_bytes());
+        self.shared_fields(&mut h);
         h.extend_from_slice(&0u16.to_le_bytes());
         h.extend_from_slice(self.name.as_bytes());
         h
     }
 
-    /// The central-directory record (spec 2.3), with a ZIP64 field holding
-    /// the offset when it does not fit 32 bits.
+    /// The central-directory record: made by Unix 1.0, mode 0o100644, with a
+    /// ZIP64 field holding the offset when it does not fit 32 bits.
     fn central_record(&self) -> Vec<u8> {
         let large = self.offset >= u64::from(U32_SATURATED);
         let mut r = Vec::with_capacity(46 + self.name.len() + 12);
         r.extend_from_slice(b"PK\x01\x02");
         r.extend_from_slice(&0x030au16.to_le_bytes());
-        r.extend_from_slice(&10u16.to_le_bytes());
-        r.extend_from_slice(&0u16.to_le_bytes());
-        r.extend_from_slice(&0u16.to_le_bytes());
-        r.extend_from_slice(&0u16.to_le_bytes());
-        r.extend_from_slice(&0x21u16.to_le_bytes());
-        r.extend_from_slice(&self.crc.to_le_bytes());
-        r.extend_from_slice(&self.size.to_le_bytes());
-        r.extend_from_slice(&self.size.to_le_bytes());
-        r.extend_from_slice(&(self.name.len() as u16).to_le_bytes());
-        r.extend_from_slice(&(if large { 12u16 } else { 0 }).to_le_bytes());
-        r.extend_from_slice(&0u16.to_le_bytes());
-        r.extend_from_slice(&0u16.to_le_bytes());
-        r.extend_from_slice(&0u16.to_le_bytes());
+        self.shared_fields(&mut r);
+        // Extra field length, comment length, disk number, internal attributes.
+        for field in [if large { 12u16 } else { 0 }, 0, 0, 0] {
+            r.extend_from_slice(&field.to_le_bytes());
+        }
         r.extend_from_slice(&0x81a4_0000u32.to_le_bytes());
         r.extend_from_slice(&(if large { U32_SATURATED } else { self.offset as u32 }).to_le_bytes());
         r.extend_from_slice(self.name.as_bytes());

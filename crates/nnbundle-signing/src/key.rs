@@ -43,19 +43,13 @@ impl std::fmt::Debug for SigningKey {
 impl SigningKey {
     /// Reads an unencrypted PKCS#8 PEM private key (`BEGIN PRIVATE KEY`), P-256 or Ed25519.
     pub fn from_pem(text: &str) -> Result<SigningKey, SignatureError> {
-        let label = pem_label(text)?;
-        if label != "PRIVATE KEY" {
-            return Err(SignatureError::Key(format!(
-                "a `BEGIN {label}` PEM block; a private key is an unencrypted PKCS#8 `BEGIN PRIVATE KEY` block \
-                 (convert with `openssl pkcs8 -topk8 -nocrypt`)"
-            )));
-        }
-        if let Ok(key) = p256::ecdsa::SigningKey::from_pkcs8_pem(text) {
-            return Ok(SigningKey::P256(key));
-        }
-        ed25519_dalek::SigningKey::from_pkcs8_pem(text).map(SigningKey::Ed25519).map_err(|_| {
-            SignatureError::Key("not a P-256 or Ed25519 PKCS#8 private key (the two kinds nnbundle signs with)".into())
-        })
+        read_pem(
+            text,
+            "PRIVATE KEY",
+            "a private key is an unencrypted PKCS#8 `BEGIN PRIVATE KEY` block (convert with `openssl pkcs8 -topk8 -nocrypt`)",
+            |t| p256::ecdsa::SigningKey::from_pkcs8_pem(t).ok().map(SigningKey::P256),
+            |t| ed25519_dalek::SigningKey::from_pkcs8_pem(t).ok().map(SigningKey::Ed25519),
+        )
     }
 
     /// The key's algorithm.
@@ -98,19 +92,13 @@ pub enum VerifyingKey {
 impl VerifyingKey {
     /// Reads a SubjectPublicKeyInfo PEM public key (`BEGIN PUBLIC KEY`), P-256 or Ed25519.
     pub fn from_pem(text: &str) -> Result<VerifyingKey, SignatureError> {
-        let label = pem_label(text)?;
-        if label != "PUBLIC KEY" {
-            return Err(SignatureError::Key(format!(
-                "a `BEGIN {label}` PEM block; a public key is a SubjectPublicKeyInfo `BEGIN PUBLIC KEY` block \
-                 (`openssl pkey -pubout` writes one)"
-            )));
-        }
-        if let Ok(key) = p256::ecdsa::VerifyingKey::from_public_key_pem(text) {
-            return Ok(VerifyingKey::P256(key));
-        }
-        ed25519_dalek::VerifyingKey::from_public_key_pem(text).map(VerifyingKey::Ed25519).map_err(|_| {
-            SignatureError::Key("not a P-256 or Ed25519 public key (the two kinds nnbundle verifies)".into())
-        })
+        read_pem(
+            text,
+            "PUBLIC KEY",
+            "a public key is a SubjectPublicKeyInfo `BEGIN PUBLIC KEY` block (`openssl pkey -pubout` writes one)",
+            |t| p256::ecdsa::VerifyingKey::from_public_key_pem(t).ok().map(VerifyingKey::P256),
+            |t| ed25519_dalek::VerifyingKey::from_public_key_pem(t).ok().map(VerifyingKey::Ed25519),
+        )
     }
 
     /// The key's algorithm.
@@ -149,6 +137,26 @@ impl VerifyingKey {
         ok.then_some(())
             .ok_or_else(|| SignatureError::Invalid(format!("the {} signature does not verify", self.algorithm())))
     }
+}
+
+/// Reads a PEM key of the given label as a P-256 key, else an Ed25519 one.
+fn read_pem<K>(
+    text: &str,
+    label: &str,
+    expected: &str,
+    p256: impl Fn(&str) -> Option<K>,
+    ed25519: impl Fn(&str) -> Option<K>,
+) -> Result<K, SignatureError> {
+    let found = pem_label(text)?;
+    if found != label {
+        return Err(SignatureError::Key(format!("a `BEGIN {found}` PEM block; {expected}")));
+    }
+    p256(text).or_else(|| ed25519(text)).ok_or_else(|| {
+        SignatureError::Key(format!(
+            "not a P-256 or Ed25519 {} (the two kinds nnbundle signs and verifies with)",
+            label.to_lowercase()
+        ))
+    })
 }
 
 /// The label of the first PEM block (`PRIVATE KEY`, `PUBLIC KEY`, ...).

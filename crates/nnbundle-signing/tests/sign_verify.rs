@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use nnbundle_container::{Bundle, BundleWriter, Durability};
+use nnbundle_container::{Archive, Bundle, BundleWriter, Durability};
 use nnbundle_format::Tensor;
 use nnbundle_signing::{SigningKey, VerifyingKey, default_name, sign_bundle, sign_file, verify_bundle, verify_file};
 
@@ -20,9 +20,10 @@ fn public(file: &str) -> VerifyingKey {
     VerifyingKey::from_pem(&keys(file)).unwrap()
 }
 
-fn unsigned(dir: &Path) -> PathBuf {
+/// Saves `model.nnb` in `dir`, its last weight `last`.
+fn save_model(dir: &Path, last: f32) -> PathBuf {
     let mut w = BundleWriter::new();
-    w.add_tensor("fc.weight", Tensor::from_vec(vec![2, 3], vec![1f32, 2., 3., 4., 5., 6.]).unwrap()).unwrap();
+    w.add_tensor("fc.weight", Tensor::from_vec(vec![2, 3], vec![1f32, 2., 3., 4., 5., last]).unwrap()).unwrap();
     w.add_tensor("fc.bias", Tensor::from_vec(vec![2], vec![0.5f32, -0.5]).unwrap()).unwrap();
     w.set_metadata("author", "tests").unwrap();
     let path = dir.join("model.nnb");
@@ -30,12 +31,16 @@ fn unsigned(dir: &Path) -> PathBuf {
     path
 }
 
+fn unsigned(dir: &Path) -> PathBuf {
+    save_model(dir, 6.0)
+}
+
 fn sign_in_place(path: &Path, key: &SigningKey, name: &str) {
     let bundle = Bundle::open(path).unwrap();
     let mut signatures: BTreeMap<String, Vec<u8>> =
         bundle.signatures().map(|(n, b)| (n.to_owned(), b.to_vec())).collect();
     signatures.insert(name.to_owned(), sign_bundle(&bundle, key, "model").unwrap());
-    bundle.save_with_signatures(path, &signatures, Durability::Unsynced).unwrap();
+    bundle.archive().save_with_signatures(path, &signatures, Durability::Unsynced).unwrap();
 }
 
 #[test]
@@ -65,7 +70,7 @@ fn signing_adds_one_entry_and_changes_no_other_byte() {
     assert_eq!(std::fs::read(&path).unwrap(), signed);
 
     // Removing every signature gives back the original file, byte for byte.
-    Bundle::open(&path).unwrap().save_with_signatures(&path, &BTreeMap::new(), Durability::Unsynced).unwrap();
+    Bundle::open(&path).unwrap().archive().save_with_signatures(&path, &BTreeMap::new(), Durability::Unsynced).unwrap();
     assert_eq!(std::fs::read(&path).unwrap(), original);
 }
 
@@ -104,13 +109,9 @@ fn a_changed_tensor_with_a_consistent_manifest_is_named() {
     sign_in_place(&path, &private("p256.pem"), "release");
     let signature = Bundle::open(&path).unwrap().signatures().next().unwrap().1.to_vec();
 
-    let mut w = BundleWriter::new();
-    w.add_tensor("fc.weight", Tensor::from_vec(vec![2, 3], vec![1f32, 2., 3., 4., 5., 7.]).unwrap()).unwrap();
-    w.add_tensor("fc.bias", Tensor::from_vec(vec![2], vec![0.5f32, -0.5]).unwrap()).unwrap();
-    w.set_metadata("author", "tests").unwrap();
-    w.save(&path).unwrap();
-    let bundle = Bundle::open(&path).unwrap();
-    bundle
+    save_model(dir.path(), 7.0);
+    Archive::open(&path)
+        .unwrap()
         .save_with_signatures(&path, &BTreeMap::from([("release".to_owned(), signature)]), Durability::Unsynced)
         .unwrap();
 

@@ -235,7 +235,11 @@ pub(crate) fn pack(args: &PackArgs<'_>) -> Outcome {
     let manifest = writer.save_reporting(args.output, Durability::Synced, &|bytes| bar.inc(bytes))?;
     if !signatures.is_empty() {
         // Stored as they are: `nnb verify` tells whether they still cover the (maybe edited) content.
-        Bundle::open(args.output)?.save_with_signatures(args.output, &signatures, Durability::Synced)?;
+        nnbundle_container::Archive::open(args.output)?.save_with_signatures(
+            args.output,
+            &signatures,
+            Durability::Synced,
+        )?;
     }
     bar.finish_and_clear();
     done(format_args!(

@@ -101,7 +101,7 @@ fn store(bundle: &Bundle, path: &Path, name: &str, signature: Vec<u8>) -> Result
     let mut signatures: BTreeMap<String, Vec<u8>> =
         bundle.signatures().map(|(n, bytes)| (n.to_owned(), bytes.to_vec())).collect();
     signatures.insert(name.to_owned(), signature);
-    bundle.save_with_signatures(path, &signatures, Durability::Synced)?;
+    bundle.archive().save_with_signatures(path, &signatures, Durability::Synced)?;
     Ok(())
 }
 
