@@ -62,7 +62,8 @@ fn main() {
         }
         "load" => {
             let t0 = Instant::now();
-            let bundle = Bundle::open_with(arg(1), OpenOptions { verify: Verify::Eager, mmap: true }).unwrap();
+            let bundle =
+                Bundle::open_with(arg(1), OpenOptions { verify: Verify::Eager, ..Default::default() }).unwrap();
             let all = bundle.load_all().unwrap();
             let views = all.values().filter(|t| t.array_view::<f32>().ok().flatten().is_some()).count();
             json!({"op": "load", "seconds": t0.elapsed().as_secs_f64(), "tensors": all.len(), "views": views})
@@ -70,7 +71,7 @@ fn main() {
         op @ ("open1" | "lazy1") => {
             let t0 = Instant::now();
             let verify = if op == "open1" { Verify::Never } else { Verify::OnAccess };
-            let bundle = Bundle::open_with(arg(1), OpenOptions { verify, mmap: true }).unwrap();
+            let bundle = Bundle::open_with(arg(1), OpenOptions { verify, ..Default::default() }).unwrap();
             let t = bundle.tensor(&arg(2)).unwrap();
             let sum: f32 = t.array_view::<f32>().unwrap().unwrap().iter().take(16).sum();
             json!({"op": op, "seconds": t0.elapsed().as_secs_f64(), "check": sum})

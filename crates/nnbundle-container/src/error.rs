@@ -133,13 +133,23 @@ pub enum ContainerError {
         /// What is wrong.
         reason: String,
     },
+    /// The bundle file changed (shrank) while open, found when reading it.
+    #[error("`{}` changed while open, reading {what}: {reason}; reopen it", path.display())]
+    FileChanged {
+        /// The file.
+        path: PathBuf,
+        /// What was being read (a tensor and its entry).
+        what: String,
+        /// How it changed.
+        reason: String,
+    },
 }
 
 impl ContainerError {
     /// A stable, kebab-case code for reports (`hash-mismatch`, `bad-entry`, ...).
     pub fn code(&self) -> &'static str {
         match self {
-            ContainerError::Io { .. } | ContainerError::WriteFailed { .. } => "io",
+            ContainerError::Io { .. } | ContainerError::WriteFailed { .. } | ContainerError::FileChanged { .. } => "io",
             ContainerError::NotAZip { .. } | ContainerError::Zip { .. } => "not-a-zip",
             ContainerError::BadEntry { .. } => "bad-entry",
             ContainerError::MissingEntry { .. } => "missing-entry",
@@ -159,9 +169,9 @@ impl ContainerError {
     /// Where the problem is: the file, entry or tensor it names, when it names one.
     pub fn location(&self) -> Option<String> {
         match self {
-            ContainerError::Io { path, .. } | ContainerError::WriteFailed { path, .. } => {
-                Some(path.display().to_string())
-            }
+            ContainerError::Io { path, .. }
+            | ContainerError::WriteFailed { path, .. }
+            | ContainerError::FileChanged { path, .. } => Some(path.display().to_string()),
             ContainerError::BadEntry { entry, .. }
             | ContainerError::MissingEntry { entry, .. }
             | ContainerError::Document { entry, .. } => Some(entry.clone()),

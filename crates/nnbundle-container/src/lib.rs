@@ -38,11 +38,13 @@ mod mmap;
 pub mod npy;
 mod reader;
 mod signed;
+mod source;
 mod writer;
 
 pub use atomic::{Durability, TEMP_SUFFIX, write_atomically, write_atomically_with, write_bytes_atomically};
 pub use error::{ContainerError, Result};
-pub use reader::{Archive, Bundle, OpenOptions, TensorInfo, Verify};
+pub use reader::{Archive, Bundle, NamedBytes, OpenOptions, TensorInfo, Verify};
+pub use source::Backend;
 pub use writer::{BundleWriter, Chunking};
 
 /// The name [`save_tensor`] stores a lone tensor under.

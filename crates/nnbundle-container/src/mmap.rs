@@ -7,11 +7,14 @@
 //! shrinks, fault on access). nnbundle maps bundles read-only and never writes
 //! through the mapping. Bundles are replaced by atomic rename, never rewritten
 //! in place, so a mapping keeps the old file's contents even when a new
-//! bundle is saved over the same path. What remains is a file truncated or
-//! modified in place by another program while mapped; that is outside what
-//! any memory-mapping reader (safetensors, numpy's `mmap_mode`) can defend
-//! against, and callers who cannot rule it out use [`crate::Bundle::from_bytes`]
-//! or [`crate::OpenOptions::mmap`] set to `false`, which read the file into memory.
+//! bundle is saved over the same path. A file truncated or rewritten in place
+//! by another program is guarded against as far as a mapping allows (see
+//! `source.rs`): a shared advisory lock while open, the file's length checked
+//! before each tensor is handed out (an error instead of SIGBUS), and digests
+//! checked on first access. What remains: a file that shrinks while a tensor
+//! is being read, or that changes after its tensor was verified and handed
+//! out. Callers who cannot rule that out use [`crate::Backend::Pread`], whose
+//! tensors own their bytes.
 #![allow(unsafe_code)]
 
 use std::fs::File;

@@ -2,8 +2,7 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
-use std::fs::File;
-use std::io::{Cursor, Read};
+use std::io::{Cursor, Read, Seek};
 use std::ops::Range;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -19,8 +18,8 @@ use nnbundle_graph::{Analysis, Graph, WeightInfo};
 use rayon::prelude::*;
 
 use crate::error::{ContainerError, Result};
-use crate::mmap::MappedFile;
 use crate::npy;
+use crate::source::{Backend, OwnedBytes, Source};
 
 /// When tensor hashes are checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -35,19 +34,16 @@ pub enum Verify {
 }
 
 /// How to open a bundle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct OpenOptions {
     /// When to check tensor hashes.
     pub verify: Verify,
-    /// Memory-map the file (the default) instead of reading it into memory.
-    pub mmap: bool,
+    /// How to read the file: memory-mapped (the default), positioned reads, or all in memory.
+    pub backend: Backend,
 }
 
-impl Default for OpenOptions {
-    fn default() -> Self {
-        OpenOptions { verify: Verify::OnAccess, mmap: true }
-    }
-}
+/// A named entry's bytes: borrowed when the file is mapped or in memory.
+pub type NamedBytes<'a> = (&'a str, Cow<'a, [u8]>);
 
 /// What a bundle lists about one tensor, available without reading its data.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -79,26 +75,19 @@ struct Slot {
     verified: OnceLock<()>,
 }
 
-struct OwnedBytes(Vec<u8>);
-
-impl ByteOwner for OwnedBytes {
-    fn bytes(&self) -> &[u8] {
-        &self.0
-    }
-}
-
 /// An open bundle: its manifest, its graph document and lazy access to its tensors.
 ///
 /// Opening checks the whole container (entries, names, sizes, the manifest,
 /// every `.npy` header against the manifest) but reads no tensor data.
 /// Tensors handed out share the bundle's bytes (zero-copy when memory-mapped).
 pub struct Bundle {
-    source: Arc<dyn ByteOwner>,
+    source: Arc<Source>,
     /// The entries, as checked by the container rules.
     archive: Archive,
     manifest: Manifest,
     slots: BTreeMap<String, Slot>,
-    graph: Option<Range<usize>>,
+    /// The `graph.yaml` bytes (checked against the manifest at open).
+    graph: Option<Vec<u8>>,
     verify: Verify,
 }
 
@@ -107,7 +96,7 @@ pub struct Bundle {
 /// cover (spec 10) is at this level, so a bundle whose manifest is damaged
 /// can still be checked against a signature.
 pub struct Archive {
-    source: Arc<dyn ByteOwner>,
+    source: Arc<Source>,
     /// Entry name to where its local header starts and its data.
     entries: BTreeMap<String, (usize, Range<usize>)>,
     /// Where the central directory starts.
@@ -124,39 +113,58 @@ impl Archive {
     /// Opens `path`, memory-mapped, and checks its entries (spec 2.2) without
     /// reading the manifest.
     pub fn open(path: impl AsRef<Path>) -> Result<Archive> {
-        let (source, layout) = load(path.as_ref(), true)?;
+        let (source, layout) = load(path.as_ref(), Backend::Mmap)?;
         Ok(Archive::new(source, layout))
     }
 
     /// Keeps each entry's place (the names move; the `.npy` heads are dropped).
-    fn new(source: Arc<dyn ByteOwner>, layout: Layout) -> Archive {
+    fn new(source: Arc<Source>, layout: Layout) -> Archive {
         let entries = layout.entries.into_iter().map(|(name, l)| (name, (l.header, l.data))).collect();
         Archive { source, entries, directory_start: layout.directory_start }
     }
 
-    /// The whole file's bytes.
-    pub fn file_bytes(&self) -> &[u8] {
-        self.source.bytes()
+    /// The whole file's bytes, when it is memory-mapped or in memory (not
+    /// with [`Backend::Pread`]).
+    pub fn file_bytes(&self) -> Option<&[u8]> {
+        self.source.as_slice()
     }
 
-    /// Every entry but the signatures, with its stored bytes (for a tensor,
-    /// the `.npy` header and the data), sorted by entry name: what a
-    /// signature covers (spec section 10).
-    pub fn content_entries(&self) -> Vec<(&str, &[u8])> {
-        let bytes = self.source.bytes();
+    /// Every entry but the signatures, with where its stored bytes are (for a
+    /// tensor, the `.npy` header and the data), sorted by entry name: what a
+    /// signature covers (spec section 10). [`Archive::read`] reads them.
+    pub fn content_entries(&self) -> Vec<(&str, Range<usize>)> {
         self.entries
             .iter()
             .filter(|(name, _)| signature_name(name).is_none())
-            .map(|(name, (_, data))| (name.as_str(), &bytes[data.clone()]))
+            .map(|(name, (_, data))| (name.as_str(), data.clone()))
             .collect()
     }
 
-    /// The signature entries (format 1.2) by name, with their bytes. The
-    /// container checks only their names, sizes and count (spec section 10).
-    pub fn signatures(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        self.entries
-            .iter()
-            .filter_map(|(entry, (_, data))| Some((signature_name(entry)?, &self.source.bytes()[data.clone()])))
+    /// The bytes at `range` of the file: borrowed when mapped or in memory.
+    pub fn read(&self, range: Range<usize>) -> Result<Cow<'_, [u8]>> {
+        self.source.read(range.start, range.len(), "an entry")
+    }
+
+    /// The signature entries (format 1.2) by name, with where their bytes
+    /// are. The container checks only their names, sizes and count (spec
+    /// section 10); [`Archive::read`] reads them.
+    pub fn signature_entries(&self) -> impl Iterator<Item = (&str, Range<usize>)> {
+        self.entries.iter().filter_map(|(entry, (_, data))| Some((signature_name(entry)?, data.clone())))
+    }
+
+    /// The signature entries by name, with their bytes.
+    pub fn signatures(&self) -> Result<Vec<NamedBytes<'_>>> {
+        self.signature_entries().map(|(name, data)| Ok((name, self.read(data)?))).collect()
+    }
+
+    /// The file's length when opened.
+    pub(crate) fn len(&self) -> usize {
+        self.source.len()
+    }
+
+    /// Copies `range` of the file to `out`.
+    pub(crate) fn copy_to(&self, range: Range<usize>, out: &mut dyn std::io::Write, dest: &Path) -> Result<()> {
+        self.source.copy_to(range, out, dest)
     }
 
     /// The byte ranges of every entry but the signatures.
@@ -175,22 +183,11 @@ impl Archive {
     }
 }
 
-/// Reads or maps `path` and checks its entries.
-fn load(path: &Path, mmap: bool) -> Result<(Arc<dyn ByteOwner>, Layout)> {
-    let mut file = File::open(path).map_err(|e| ContainerError::io("open", path, e))?;
-    let len = file.metadata().map_err(|e| ContainerError::io("stat", path, e))?.len();
-    if mmap && len > 0 {
-        let map = MappedFile::map(&file).map_err(|e| ContainerError::io("memory-map", path, e))?;
-        let source: Arc<dyn ByteOwner> = Arc::new(map);
-        let layout = scan_entries(source.bytes(), Headers::file(&file, source.bytes()))?;
-        Ok((source, layout))
-    } else {
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes).map_err(|e| ContainerError::io("read", path, e))?;
-        let source: Arc<dyn ByteOwner> = Arc::new(OwnedBytes(bytes));
-        let layout = scan_entries(source.bytes(), Headers::Bytes(source.bytes()))?;
-        Ok((source, layout))
-    }
+/// Opens `path` with `backend` and checks its entries.
+fn load(path: &Path, backend: Backend) -> Result<(Arc<Source>, Layout)> {
+    let source = Arc::new(Source::open(path, backend)?);
+    let layout = scan_entries(&source)?;
+    Ok((source, layout))
 }
 
 impl std::fmt::Debug for Bundle {
@@ -207,7 +204,7 @@ impl Bundle {
 
     /// Opens `path` with explicit options.
     pub fn open_with(path: impl AsRef<Path>, options: OpenOptions) -> Result<Bundle> {
-        let (source, layout) = load(path.as_ref(), options.mmap)?;
+        let (source, layout) = load(path.as_ref(), options.backend)?;
         Bundle::from_layout(source, layout, options.verify)
     }
 
@@ -222,32 +219,34 @@ impl Bundle {
     }
 
     /// Reads a bundle from bytes owned by `source`, with the given hash policy.
-    pub fn from_owner(source: Arc<dyn ByteOwner>, verify: Verify) -> Result<Bundle> {
-        let layout = scan_entries(source.bytes(), Headers::Bytes(source.bytes()))?;
+    pub fn from_owner(owner: Arc<dyn ByteOwner>, verify: Verify) -> Result<Bundle> {
+        let source = Arc::new(Source::Memory(owner));
+        let layout = scan_entries(&source)?;
         Bundle::from_layout(source, layout, verify)
     }
 
-    fn from_layout(source: Arc<dyn ByteOwner>, entries: Layout, verify: Verify) -> Result<Bundle> {
+    fn from_layout(source: Arc<Source>, entries: Layout, verify: Verify) -> Result<Bundle> {
         let layout = &entries.entries;
-        let bytes = source.bytes();
         let manifest_range = layout.get(MANIFEST_ENTRY).ok_or_else(|| ContainerError::MissingEntry {
             entry: MANIFEST_ENTRY.into(),
             reason: "every bundle has a manifest".into(),
         })?;
-        let manifest = Manifest::parse(&bytes[manifest_range.data.clone()])
+        let manifest_bytes = source.read(manifest_range.data.start, manifest_range.data.len(), MANIFEST_ENTRY)?;
+        let manifest = Manifest::parse(&manifest_bytes)
             .map_err(|source| ContainerError::Document { entry: MANIFEST_ENTRY.into(), source })?;
 
         let graph = match (&manifest.graph, layout.get(GRAPH_ENTRY)) {
             (Some(record), Some(entry)) => {
                 check_size(GRAPH_ENTRY, entry.data.len(), MAX_GRAPH_BYTES)?;
-                let actual = Sha256Digest::of(&bytes[entry.data.clone()]);
+                let text = source.read(entry.data.start, entry.data.len(), GRAPH_ENTRY)?.into_owned();
+                let actual = Sha256Digest::of(&text);
                 if actual != record.sha256 {
                     return Err(ContainerError::entry(
                         GRAPH_ENTRY,
                         format!("SHA-256 mismatch: manifest says {}, entry hashes to {actual}", record.sha256),
                     ));
                 }
-                Some(entry.data.clone())
+                Some(text)
             }
             (Some(_), None) => {
                 return Err(ContainerError::MissingEntry {
@@ -304,20 +303,21 @@ impl Bundle {
         &self.archive
     }
 
-    /// The whole file's bytes.
-    pub fn file_bytes(&self) -> &[u8] {
-        self.source.bytes()
-    }
-
-    /// Every entry but the signatures, with its stored bytes, sorted by
-    /// entry name (see [`Archive::content_entries`]).
-    pub fn content_entries(&self) -> Vec<(&str, &[u8])> {
-        self.archive.content_entries()
+    /// The whole file's bytes, when memory-mapped or in memory (see [`Archive::file_bytes`]).
+    pub fn file_bytes(&self) -> Option<&[u8]> {
+        self.archive.file_bytes()
     }
 
     /// The signature entries by name, with their bytes (see [`Archive::signatures`]).
-    pub fn signatures(&self) -> impl Iterator<Item = (&str, &[u8])> {
+    pub fn signatures(&self) -> Result<Vec<NamedBytes<'_>>> {
         self.archive.signatures()
+    }
+
+    /// Reads the tensors `names` (or aliases) in parallel, checking each
+    /// one's hash as the open options say: reading and hashing overlap, one
+    /// tensor per thread. Each name once in the result.
+    pub fn prefetch(&self, names: &[&str]) -> Result<BTreeMap<String, Tensor>> {
+        names.par_iter().map(|name| Ok(((*name).to_owned(), self.tensor(name)?))).collect()
     }
 
     /// The bundle digest (SHA-256 of the manifest's canonical form).
@@ -328,7 +328,7 @@ impl Bundle {
     /// The `graph.yaml` bytes, when the bundle has a graph (already checked
     /// against the manifest's SHA-256).
     pub fn graph_yaml(&self) -> Option<&[u8]> {
-        self.graph.clone().map(|r| &self.source.bytes()[r])
+        self.graph.as_deref()
     }
 
     /// Parses the graph and checks its opset and architecture digest against
@@ -394,22 +394,30 @@ impl Bundle {
     /// open options. The tensor shares the bundle's bytes.
     pub fn tensor(&self, name: &str) -> Result<Tensor> {
         let (stored, slot, record) = self.slot(name)?;
+        let data = self.data(stored, slot)?;
         if self.verify != Verify::Never {
-            self.verify_slot(stored, slot, record)?;
+            self.verify_slot(stored, slot, record, data.as_bytes())?;
         }
-        self.make_tensor(stored, slot, record)
+        make_tensor(stored, record, data)
     }
 
     /// Reads tensor `name` without checking its hash.
     pub fn tensor_unverified(&self, name: &str) -> Result<Tensor> {
         let (stored, slot, record) = self.slot(name)?;
-        self.make_tensor(stored, slot, record)
+        make_tensor(stored, record, self.data(stored, slot)?)
+    }
+
+    /// Tensor `name`'s data bytes, from the source.
+    fn data(&self, name: &str, slot: &Slot) -> Result<Buffer> {
+        self.source.buffer(slot.data.clone(), &format!("tensor `{name}` (entry `{}`)", slot.entry))
     }
 
     /// Hashes every tensor not yet verified, in parallel, and reports every
     /// mismatch. A tensor with a chunk digest is checked by that digest alone.
     pub fn verify_all(&self) -> Result<()> {
-        self.check_all(|name, slot, record| self.verify_slot(name, slot, record).err().into_iter().collect())
+        self.check_all(|name, slot, record, data| {
+            self.verify_slot(name, slot, record, data).err().into_iter().collect()
+        })
     }
 
     /// Checks every digest of every tensor, the SHA-256 and the chunk digest
@@ -423,10 +431,10 @@ impl Bundle {
     /// [`Bundle::verify_every_digest`], calling `progress` with the byte size of
     /// each tensor once it is checked (from several threads), for a progress bar.
     pub fn verify_every_digest_reporting(&self, progress: &(dyn Fn(u64) + Sync)) -> Result<()> {
-        self.check_all(|name, slot, record| {
-            let chunked = record.chunks.map(|c| self.check_chunk_digest(name, slot, c));
+        self.check_all(|name, slot, record, data| {
+            let chunked = record.chunks.map(|c| check_chunk_digest(name, data, c));
             let errors =
-                [Some(self.check_sha256(name, slot, record)), chunked, Some(self.check_values(name, slot, record))]
+                [Some(check_sha256(name, data, record)), chunked, Some(check_values(name, slot, data, record))]
                     .into_iter()
                     .flatten()
                     .filter_map(Result::err)
@@ -436,10 +444,14 @@ impl Bundle {
         })
     }
 
-    /// Runs `check` on every tensor in parallel, largest first, collecting every error.
-    fn check_all(&self, check: impl Fn(&str, &Slot, &TensorRecord) -> Vec<ContainerError> + Sync) -> Result<()> {
+    /// Reads every tensor and runs `check` on its data, in parallel, largest
+    /// first, collecting every error.
+    fn check_all(&self, check: impl Fn(&str, &Slot, &TensorRecord, &[u8]) -> Vec<ContainerError> + Sync) -> Result<()> {
         let mut errors: Vec<ContainerError> = crate::largest_first(self.slots.iter().collect(), |(_, s)| s.data.len())
-            .flat_map_iter(|(name, slot)| check(name, slot, &self.manifest.tensors[name]))
+            .flat_map_iter(|(name, slot)| match self.data(name, slot) {
+                Ok(data) => check(name, slot, &self.manifest.tensors[name], data.as_bytes()),
+                Err(e) => vec![e],
+            })
             .collect();
         errors.sort_by_cached_key(ToString::to_string);
         match errors.len() {
@@ -472,58 +484,60 @@ impl Bundle {
         Ok((stored, &self.slots[stored], record))
     }
 
-    fn verify_slot(&self, name: &str, slot: &Slot, record: &TensorRecord) -> Result<()> {
-        if slot.verified.get().is_some() {
+    /// Checks `data` against the tensor's digest (the chunk digest when it has
+    /// one) and bool bytes. Shared bytes (mapped or in memory) are checked
+    /// once; bytes read with `pread` are new at every read and checked each time.
+    fn verify_slot(&self, name: &str, slot: &Slot, record: &TensorRecord, data: &[u8]) -> Result<()> {
+        let shared = !matches!(*self.source, Source::Positioned(_));
+        if shared && slot.verified.get().is_some() {
             return Ok(());
         }
         match record.chunks {
-            Some(chunks) => self.check_chunk_digest(name, slot, chunks)?,
-            None => self.check_sha256(name, slot, record)?,
+            Some(chunks) => check_chunk_digest(name, data, chunks)?,
+            None => check_sha256(name, data, record)?,
         }
-        self.check_values(name, slot, record)?;
+        check_values(name, slot, data, record)?;
         let _ = slot.verified.set(());
         Ok(())
     }
+}
 
-    fn check_sha256(&self, name: &str, slot: &Slot, record: &TensorRecord) -> Result<()> {
-        let actual = Sha256Digest::of(&self.source.bytes()[slot.data.clone()]);
-        if actual != record.sha256 {
-            return Err(ContainerError::HashMismatch { tensor: name.to_owned(), expected: record.sha256, actual });
-        }
-        Ok(())
+fn check_sha256(name: &str, data: &[u8], record: &TensorRecord) -> Result<()> {
+    let actual = Sha256Digest::of(data);
+    if actual != record.sha256 {
+        return Err(ContainerError::HashMismatch { tensor: name.to_owned(), expected: record.sha256, actual });
     }
+    Ok(())
+}
 
-    fn check_chunk_digest(&self, name: &str, slot: &Slot, chunks: ChunkDigest) -> Result<()> {
-        let actual = crate::chunk_digest(&self.source.bytes()[slot.data.clone()], chunks.size);
-        if actual != chunks.sha256 {
-            let (tensor, size, expected) = (name.to_owned(), chunks.size, chunks.sha256);
-            return Err(ContainerError::ChunkHashMismatch { tensor, size, expected, actual });
-        }
-        Ok(())
+fn check_chunk_digest(name: &str, data: &[u8], chunks: ChunkDigest) -> Result<()> {
+    let actual = crate::chunk_digest(data, chunks.size);
+    if actual != chunks.sha256 {
+        let (tensor, size, expected) = (name.to_owned(), chunks.size, chunks.sha256);
+        return Err(ContainerError::ChunkHashMismatch { tensor, size, expected, actual });
     }
+    Ok(())
+}
 
-    /// Checks what a digest cannot: every byte of a `bool` tensor is 0 or 1.
-    fn check_values(&self, name: &str, slot: &Slot, record: &TensorRecord) -> Result<()> {
-        if record.dtype != DType::Bool {
-            return Ok(());
-        }
-        let data = &self.source.bytes()[slot.data.clone()];
-        match data.iter().position(|&b| b > 1) {
-            None => Ok(()),
-            Some(at) => Err(ContainerError::BadTensorEntry {
-                tensor: name.to_owned(),
-                entry: slot.entry.clone(),
-                reason: format!("element {at} is the byte {:#04x}; a bool is 0x00 or 0x01", data[at]),
-            }),
-        }
+/// Checks what a digest cannot: every byte of a `bool` tensor is 0 or 1.
+fn check_values(name: &str, slot: &Slot, data: &[u8], record: &TensorRecord) -> Result<()> {
+    if record.dtype != DType::Bool {
+        return Ok(());
     }
+    match data.iter().position(|&b| b > 1) {
+        None => Ok(()),
+        Some(at) => Err(ContainerError::BadTensorEntry {
+            tensor: name.to_owned(),
+            entry: slot.entry.clone(),
+            reason: format!("element {at} is the byte {:#04x}; a bool is 0x00 or 0x01", data[at]),
+        }),
+    }
+}
 
-    fn make_tensor(&self, name: &str, slot: &Slot, record: &TensorRecord) -> Result<Tensor> {
-        let buffer = Buffer::from_owner(self.source.clone(), slot.data.clone()).expect("range checked at open");
-        let shape = record.shape.iter().map(|&d| d as usize).collect();
-        Tensor::from_bytes(record.dtype, shape, buffer)
-            .map_err(|source| ContainerError::InvalidTensor { tensor: name.to_owned(), source })
-    }
+fn make_tensor(name: &str, record: &TensorRecord, data: Buffer) -> Result<Tensor> {
+    let shape = record.shape.iter().map(|&d| d as usize).collect();
+    Tensor::from_bytes(record.dtype, shape, data)
+        .map_err(|source| ContainerError::InvalidTensor { tensor: name.to_owned(), source })
 }
 
 fn check_size(entry: &str, len: usize, max: u64) -> Result<()> {
@@ -578,54 +592,10 @@ struct Located {
 /// Longest `.npy` preamble and header: magic, version, length, header text.
 const NPY_HEAD_BYTES: usize = 12 + MAX_NPY_HEADER_BYTES;
 
-/// Where entry headers are read from: the bundle's bytes, or the file behind
-/// a memory map. Each local header of a large bundle sits on a page (and
-/// page table) of its own; reading it with `pread` costs less than mapping
-/// that page in and out, which was half the time of opening 256 tensors.
-#[derive(Clone, Copy)]
-enum Headers<'a> {
-    Bytes(&'a [u8]),
-    #[cfg(unix)]
-    File {
-        file: &'a File,
-        len: usize,
-    },
-}
-
-impl<'a> Headers<'a> {
-    #[cfg(unix)]
-    fn file(file: &'a File, bytes: &'a [u8]) -> Self {
-        Headers::File { file, len: bytes.len() }
-    }
-
-    #[cfg(not(unix))]
-    fn file(_: &'a File, bytes: &'a [u8]) -> Self {
-        Headers::Bytes(bytes)
-    }
-
-    /// Up to `len` bytes from `start`, fewer at the end of the file.
-    fn read(&self, start: usize, len: usize) -> std::io::Result<Cow<'a, [u8]>> {
-        match *self {
-            Headers::Bytes(bytes) => {
-                let start = start.min(bytes.len());
-                Ok(Cow::Borrowed(&bytes[start..start.saturating_add(len).min(bytes.len())]))
-            }
-            #[cfg(unix)]
-            Headers::File { file, len: file_len } => {
-                use std::os::unix::fs::FileExt;
-                let start = start.min(file_len);
-                let mut buf = vec![0; len.min(file_len - start)];
-                file.read_exact_at(&mut buf, start as u64)?;
-                Ok(Cow::Owned(buf))
-            }
-        }
-    }
-}
-
 /// Reads the central directory and checks every entry against the container
 /// rules; returns entry name to data range.
-fn scan_entries(bytes: &[u8], headers: Headers<'_>) -> Result<Layout> {
-    scan_entries_limited(bytes, headers, MAX_ENTRIES)
+fn scan_entries(source: &Source) -> Result<Layout> {
+    scan_entries_limited(source, MAX_ENTRIES)
 }
 
 /// The entries of an archive and where its central directory starts.
@@ -673,8 +643,9 @@ fn duplicate_name(bytes: &[u8], cd_start: usize) -> Option<String> {
 
 /// The central directory's size as the end record declares it (the ZIP64
 /// end record's when the classic field is saturated); `None` when no end
-/// record that ends the file is found.
-fn declared_directory_size(bytes: &[u8]) -> Option<u64> {
+/// record that ends the file is found. `bytes` is the end of the file,
+/// starting at file offset `base`.
+fn declared_directory_size(bytes: &[u8], base: usize) -> Option<u64> {
     const EOCD: usize = 22;
     let last = bytes.len().checked_sub(EOCD)?;
     let eocd = (last.saturating_sub(u16::MAX as usize)..=last).rev().find(|&at| {
@@ -688,24 +659,24 @@ fn declared_directory_size(bytes: &[u8]) -> Option<u64> {
     if bytes[locator..locator + 4] != *b"PK\x06\x07" {
         return None;
     }
-    let record = usize::try_from(le64(bytes, locator + 8)).ok()?;
+    let record = usize::try_from(le64(bytes, locator + 8)).ok()?.checked_sub(base)?;
     (bytes.get(record..record + 56)?[..4] == *b"PK\x06\x06").then(|| le64(bytes, record + 40))
 }
 
 /// Checks the rules the zip crate does not, before any entry: the first
 /// entry starts the file (no prefix bytes), and the end record's directory
-/// size is the size of the records there.
-fn check_archive_bounds(bytes: &[u8], cd_start: usize) -> Result<()> {
+/// size is the size of the records there. `tail` is the file from the
+/// central directory's start to its end.
+fn check_archive_bounds(tail: &[u8], cd_start: usize) -> Result<()> {
     // Every record there (the zip crate counts an entry with a repeated name once).
-    let records: Vec<RawRecord<'_>> = raw_directory(bytes, cd_start).collect();
+    let records: Vec<RawRecord<'_>> = raw_directory(tail, 0).collect();
     if let Some(first) = records.iter().map(|r| r.local_header).min().filter(|&f| f != 0) {
         return Err(ContainerError::NotAZip {
             reason: format!("{first} bytes precede the first entry; a bundle's archive starts at offset 0"),
         });
     }
-    let end = records.last().map_or(cd_start, |r| r.end);
-    let walked = (end - cd_start) as u64;
-    match declared_directory_size(bytes) {
+    let walked = records.last().map_or(0, |r| r.end) as u64;
+    match declared_directory_size(tail, cd_start) {
         Some(declared) if declared == walked => Ok(()),
         Some(declared) => Err(ContainerError::NotAZip {
             reason: format!(
@@ -717,66 +688,148 @@ fn check_archive_bounds(bytes: &[u8], cd_start: usize) -> Result<()> {
     }
 }
 
-fn scan_entries_limited(bytes: &[u8], headers: Headers<'_>, max_entries: usize) -> Result<Layout> {
-    let archive = zip::ZipArchive::new(Cursor::new(bytes)).map_err(ContainerError::zip)?;
+/// What the zip crate reads of each central-directory record.
+struct EntryMeta {
+    raw_name: Vec<u8>,
+    encrypted: bool,
+    unix_mode: Option<u32>,
+    symlink_or_dir: bool,
+    compression: zip::CompressionMethod,
+    size: u64,
+    compressed_size: u64,
+    header_start: u64,
+    crc32: u32,
+}
+
+/// The archive's records as the zip crate reads them, its entry count, the
+/// offset it finds before the first entry, the central directory's start,
+/// and whether a name repeats.
+struct ZipIndex {
+    entries: Vec<EntryMeta>,
+    offset: u64,
+    directory_start: u64,
+    duplicates: bool,
+}
+
+fn zip_index<R: Read + Seek>(reader: R, max_entries: usize) -> Result<ZipIndex> {
+    let archive = zip::ZipArchive::new(reader).map_err(ContainerError::zip)?;
     if archive.len() > max_entries {
         return Err(ContainerError::NotAZip {
             reason: format!("{} entries, above the limit of {max_entries} (MAX_ENTRIES)", archive.len()),
         });
     }
-    if archive.offset() != 0 {
-        return Err(ContainerError::NotAZip { reason: format!("{} bytes precede the first entry", archive.offset()) });
+    let (offset, directory_start, duplicates) =
+        (archive.offset(), archive.central_directory_start(), archive.has_duplicate_names());
+    let entries = (0..archive.len())
+        .map(|index| {
+            let file = archive.by_index_data(index).map_err(ContainerError::zip)?;
+            Ok(EntryMeta {
+                raw_name: file.name_raw().to_vec(),
+                encrypted: file.encrypted(),
+                unix_mode: file.unix_mode(),
+                symlink_or_dir: file.is_symlink() || file.is_dir(),
+                compression: file.compression(),
+                size: file.size(),
+                compressed_size: file.compressed_size(),
+                header_start: file.header_start(),
+                crc32: file.crc32(),
+            })
+        })
+        .collect::<Result<_>>()?;
+    Ok(ZipIndex { entries, offset, directory_start, duplicates })
+}
+
+fn scan_entries_limited(source: &Source, max_entries: usize) -> Result<Layout> {
+    let index = match source.as_slice() {
+        Some(bytes) => zip_index(Cursor::new(bytes), max_entries)?,
+        None => zip_index(PositionedReader { source, at: 0 }, max_entries)?,
+    };
+    scan_index(source, index)
+}
+
+/// `Read + Seek` over a source, for the zip crate (positioned reads).
+struct PositionedReader<'a> {
+    source: &'a Source,
+    at: u64,
+}
+
+impl Read for PositionedReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let start = usize::try_from(self.at).unwrap_or(usize::MAX);
+        let bytes = self.source.read(start, buf.len(), "the central directory").map_err(std::io::Error::other)?;
+        buf[..bytes.len()].copy_from_slice(&bytes);
+        self.at += bytes.len() as u64;
+        Ok(bytes.len())
     }
-    let cd_start = usize::try_from(archive.central_directory_start()).unwrap_or(usize::MAX);
-    check_archive_bounds(bytes, cd_start)?;
-    if archive.has_duplicate_names() {
+}
+
+impl Seek for PositionedReader<'_> {
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+        let len = self.source.len() as i128;
+        let target = match to {
+            std::io::SeekFrom::Start(n) => i128::from(n),
+            std::io::SeekFrom::End(n) => len + i128::from(n),
+            std::io::SeekFrom::Current(n) => i128::from(self.at) + i128::from(n),
+        };
+        self.at = u64::try_from(target).map_err(|_| std::io::Error::other("seek before the start of the file"))?;
+        Ok(self.at)
+    }
+}
+
+fn scan_index(source: &Source, archive: ZipIndex) -> Result<Layout> {
+    if archive.offset != 0 {
+        return Err(ContainerError::NotAZip { reason: format!("{} bytes precede the first entry", archive.offset) });
+    }
+    let len = source.len();
+    let cd_start = usize::try_from(archive.directory_start).unwrap_or(usize::MAX).min(len);
+    let tail = source.read(cd_start, len - cd_start, "the central directory")?;
+    check_archive_bounds(&tail, cd_start)?;
+    if archive.duplicates {
         // The zip crate keeps one entry per name: find the repeated one in the raw directory.
-        let name = duplicate_name(bytes, cd_start).unwrap_or_else(|| "(unknown)".into());
+        let name = duplicate_name(&tail, 0).unwrap_or_else(|| "(unknown)".into());
         return Err(ContainerError::entry(name, "appears twice in the central directory"));
     }
     let mut out = BTreeMap::new();
-    let mut spans = Vec::with_capacity(archive.len());
+    let mut spans = Vec::with_capacity(archive.entries.len());
     let mut signatures = 0;
-    for index in 0..archive.len() {
-        let file = archive.by_index_data(index).map_err(ContainerError::zip)?;
-        let raw_name = file.name_raw();
+    for file in &archive.entries {
+        let raw_name = file.raw_name.as_slice();
         let name = String::from_utf8_lossy(raw_name).into_owned();
         let Ok(utf8) = std::str::from_utf8(raw_name) else {
             return Err(ContainerError::entry(name, "name is not UTF-8"));
         };
         check_entry_name(utf8)?;
-        if file.encrypted() {
+        if file.encrypted {
             return Err(ContainerError::entry(name, "is encrypted"));
         }
-        let special = file.unix_mode().is_some_and(|m| m & 0o170000 != 0 && m & 0o170000 != 0o100000);
-        if file.is_symlink() || file.is_dir() || special {
+        let special = file.unix_mode.is_some_and(|m| m & 0o170000 != 0 && m & 0o170000 != 0o100000);
+        if file.symlink_or_dir || special {
             return Err(ContainerError::entry(name, "is not a regular file"));
         }
-        if file.compression() != zip::CompressionMethod::Stored {
+        if file.compression != zip::CompressionMethod::Stored {
             return Err(ContainerError::entry(
                 name,
-                format!("is compressed ({}); every entry must be stored", file.compression()),
+                format!("is compressed ({}); every entry must be stored", file.compression),
             ));
         }
-        if file.size() != file.compressed_size() {
+        if file.size != file.compressed_size {
             return Err(ContainerError::entry(
                 name,
-                format!("stored entry declares {} bytes but occupies {}", file.size(), file.compressed_size()),
+                format!("stored entry declares {} bytes but occupies {}", file.size, file.compressed_size),
             ));
         }
-        let header_start = usize::try_from(file.header_start()).unwrap_or(usize::MAX);
-        let (data, head) =
-            local_header(headers, bytes.len(), &name, raw_name, header_start, file.size(), file.crc32())?;
+        let header_start = usize::try_from(file.header_start).unwrap_or(usize::MAX);
+        let (data, head) = local_header(source, &name, raw_name, header_start, file.size, file.crc32)?;
         if data.end > cd_start {
             return Err(ContainerError::entry(name, "data runs into the central directory"));
         }
         if name == MANIFEST_ENTRY {
             check_size(&name, data.len(), MAX_MANIFEST_BYTES)?;
-            let crc = crc32fast::hash(&bytes[data.clone()]);
-            if crc != file.crc32() {
+            let crc = crc32fast::hash(&source.read(data.start, data.len(), MANIFEST_ENTRY)?);
+            if crc != file.crc32 {
                 return Err(ContainerError::entry(
                     name,
-                    format!("CRC-32 mismatch: directory says {:08x}, data gives {crc:08x}", file.crc32()),
+                    format!("CRC-32 mismatch: directory says {:08x}, data gives {crc:08x}", file.crc32),
                 ));
             }
         }
@@ -838,8 +891,7 @@ fn le64(b: &[u8], at: usize) -> u64 {
 /// Checks an entry's local header against the central directory and returns
 /// its data range and the data's first bytes (up to [`NPY_HEAD_BYTES`]).
 fn local_header(
-    headers: Headers<'_>,
-    file_len: usize,
+    source: &Source,
     name: &str,
     raw_name: &[u8],
     start: usize,
@@ -847,11 +899,11 @@ fn local_header(
     crc: u32,
 ) -> Result<(Range<usize>, Vec<u8>)> {
     let bad = |reason: &str| ContainerError::entry(name, format!("local header {reason}"));
-    let unreadable = |e: std::io::Error| ContainerError::entry(name, format!("local header cannot be read: {e}"));
     // One read covers the header, the name, the writer's alignment padding
     // and a `.npy` header as numpy writes it (128 bytes); longer ones take a
     // second read.
-    let block = headers.read(start, 30 + raw_name.len() + 128 + 256).map_err(unreadable)?;
+    let file_len = source.len();
+    let block = source.read(start, 30 + raw_name.len() + 128 + 256, name)?;
     let header = block.get(..30).ok_or_else(|| bad("lies outside the file"))?;
     if le32(header, 0) != 0x0403_4b50 {
         return Err(bad("has a wrong signature"));
@@ -888,7 +940,7 @@ fn local_header(
     let want = data.len().min(NPY_HEAD_BYTES);
     let head = match block.get(offset..offset + want) {
         Some(head) => head.to_vec(),
-        None => headers.read(data_start, want).map_err(unreadable)?.into_owned(),
+        None => source.read(data_start, want, name)?.into_owned(),
     };
     Ok((data, head))
 }
@@ -905,8 +957,9 @@ mod tests {
         w.add_tensor("a", nnbundle_format::Tensor::scalar(1u8)).unwrap();
         w.add_tensor("b", nnbundle_format::Tensor::scalar(2u8)).unwrap();
         let bytes = w.to_bytes().unwrap();
-        let err = scan_entries_limited(&bytes, Headers::Bytes(&bytes), 2).err().unwrap().to_string();
+        let source = Source::Memory(Arc::new(OwnedBytes(bytes)));
+        let err = scan_entries_limited(&source, 2).err().unwrap().to_string();
         assert_eq!(err, "not a bundle: 3 entries, above the limit of 2 (MAX_ENTRIES)");
-        assert!(scan_entries_limited(&bytes, Headers::Bytes(&bytes), 3).is_ok());
+        assert!(scan_entries_limited(&source, 3).is_ok());
     }
 }

@@ -49,7 +49,7 @@ impl Archive {
         }
         let content_end = self.content_end()?;
         write_atomically_with(path, durability, |out| {
-            out.write_all(&self.file_bytes()[..content_end]).map_err(write_failed(path, "(copied entries)"))?;
+            self.copy_to(0..content_end, out, path)?;
             let mut at = content_end as u64;
             let mut records = Vec::with_capacity(signatures.len());
             for (name, bytes) in signatures {
@@ -63,11 +63,11 @@ impl Archive {
             }
             let directory_start = at;
             let mut count = 0u64;
-            for raw in raw_directory(self.file_bytes(), self.directory_start())
+            let tail = self.read(self.directory_start()..self.len())?;
+            for raw in raw_directory(&tail, 0)
                 .filter(|r| !std::str::from_utf8(r.name).is_ok_and(|n| signature_name(n).is_some()))
             {
-                out.write_all(&self.file_bytes()[raw.start..raw.end])
-                    .map_err(write_failed(path, "(central directory)"))?;
+                out.write_all(&tail[raw.start..raw.end]).map_err(write_failed(path, "(central directory)"))?;
                 at += (raw.end - raw.start) as u64;
                 count += 1;
             }

@@ -59,7 +59,7 @@ fn saved_bytes_with_chunk_digests_match_the_in_order_bytes() {
     let w = writer();
     let manifest = w.save(&path).unwrap();
     assert_eq!(std::fs::read(&path).unwrap(), w.to_bytes().unwrap());
-    let bundle = Bundle::open_with(&path, OpenOptions { verify: Verify::Eager, mmap: true }).unwrap();
+    let bundle = Bundle::open_with(&path, OpenOptions { verify: Verify::Eager, ..Default::default() }).unwrap();
     assert_eq!(bundle.manifest(), &manifest);
     bundle.verify_every_digest().unwrap();
     assert_eq!(bundle.tensor("big").unwrap().as_bytes(), big().as_bytes());

@@ -5,7 +5,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use nnbundle_container::{
-    Bundle, BundleWriter, OpenOptions, Verify, load_tensor, load_tensors, save_tensor, save_tensors,
+    Backend, Bundle, BundleWriter, OpenOptions, Verify, load_tensor, load_tensors, save_tensor, save_tensors,
 };
 use nnbundle_format::{DType, MetaValue, Tensor};
 use proptest::prelude::*;
@@ -29,15 +29,22 @@ fn every_dtype_round_trips_bit_for_bit() {
 }
 
 #[test]
-fn files_on_disk_are_memory_mapped_and_aligned() {
+fn files_on_disk_read_the_same_with_every_backend_and_aligned() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("all.nnb");
-    common::writer_with(&common::every_dtype()).save(&path).unwrap();
-    for mmap in [true, false] {
-        let bundle = Bundle::open_with(&path, OpenOptions { verify: Verify::Eager, mmap }).unwrap();
+    let tensors = common::every_dtype();
+    common::writer_with(&tensors).save(&path).unwrap();
+    for backend in [Backend::Mmap, Backend::Pread, Backend::Memory] {
+        let bundle = Bundle::open_with(&path, OpenOptions { verify: Verify::Eager, backend }).unwrap();
         let f64s = bundle.tensor("f64").unwrap();
-        // 64-byte aligned data means a zero-copy typed view is always possible.
-        assert_eq!(f64s.view::<f64>().unwrap().unwrap(), [std::f64::consts::PI, -1e300]);
+        // Aligned data (64 in the file, 8 in a pread buffer) means a typed view is always possible.
+        assert_eq!(f64s.view::<f64>().unwrap().unwrap(), [std::f64::consts::PI, -1e300], "{backend:?}");
+        for (name, tensor) in &tensors {
+            assert_eq!(&bundle.tensor(name).unwrap(), tensor, "{backend:?}: {name}");
+        }
+        let names: Vec<&str> = tensors.iter().map(|(n, _)| n.as_str()).collect();
+        let fetched = bundle.prefetch(&names).unwrap();
+        assert_eq!(fetched.len(), names.len(), "{backend:?}");
     }
 }
 
@@ -121,7 +128,7 @@ fn saved_files_hold_the_in_order_bytes() {
     let path = dir.path().join("b.nnb");
     let manifest = writer.save(&path).unwrap();
     assert_eq!(std::fs::read(&path).unwrap(), writer.to_bytes().unwrap());
-    let bundle = Bundle::open_with(&path, OpenOptions { verify: Verify::Eager, mmap: true }).unwrap();
+    let bundle = Bundle::open_with(&path, OpenOptions { verify: Verify::Eager, ..Default::default() }).unwrap();
     assert_eq!(bundle.manifest(), &manifest);
 }
 

@@ -142,7 +142,7 @@ impl Reader {
 fn open(py: Python<'_>, path: Option<PathBuf>, data: Option<&[u8]>, verify: bool) -> PyResult<Reader> {
     let verify = if verify { Verify::OnAccess } else { Verify::Never };
     let bundle = match (path, data) {
-        (Some(path), None) => py.detach(|| Bundle::open_with(&path, OpenOptions { verify, mmap: true })),
+        (Some(path), None) => py.detach(|| Bundle::open_with(&path, OpenOptions { verify, ..Default::default() })),
         (None, Some(data)) => {
             let bytes = data.to_vec();
             py.detach(|| Bundle::from_bytes_with(bytes, verify))

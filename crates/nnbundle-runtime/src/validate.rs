@@ -198,7 +198,7 @@ pub fn validate_reporting(
         errors: 0,
         warnings: 0,
     };
-    let bundle = match Bundle::open_with(path, OpenOptions { verify: Verify::OnAccess, mmap: true }) {
+    let bundle = match Bundle::open_with(path, OpenOptions { verify: Verify::OnAccess, ..Default::default() }) {
         Ok(b) => b,
         Err(e) => {
             report.problems = container_finding(&e);

@@ -25,7 +25,7 @@
 use std::collections::BTreeMap;
 
 use base64ct::{Base64, Encoding};
-use nnbundle_container::{Archive, Bundle};
+use nnbundle_container::{Archive, Bundle, ContainerError};
 use nnbundle_format::SIGNATURE_ENTRY_PREFIX;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
@@ -94,14 +94,16 @@ pub fn default_name(key: &VerifyingKey) -> String {
 }
 
 /// The SHA-256 of every non-signature entry's stored bytes, hashed in parallel, by entry name.
-pub fn entry_digests(archive: &Archive) -> Vec<Resource> {
+pub fn entry_digests(archive: &Archive) -> Result<Vec<Resource>, ContainerError> {
     archive
         .content_entries()
-        .par_iter()
-        .map(|(name, bytes)| Resource {
-            algorithm: SHA256.into(),
-            digest: hex::encode(Sha256::digest(bytes)),
-            name: (*name).to_owned(),
+        .into_par_iter()
+        .map(|(name, range)| {
+            Ok(Resource {
+                algorithm: SHA256.into(),
+                digest: hex::encode(Sha256::digest(archive.read(range)?)),
+                name: name.to_owned(),
+            })
         })
         .collect()
 }
@@ -118,7 +120,7 @@ pub fn sign_bundle(bundle: &Bundle, key: &SigningKey, subject: &str) -> Result<V
         bundle_digest: bundle.digest().to_hex(),
         format_version: manifest.format_version.to_string(),
     };
-    sign_resources(key, subject, entry_digests(bundle.archive()), vec![IGNORED_FOLDER.into()], Some(claims))
+    sign_resources(key, subject, entry_digests(bundle.archive())?, vec![IGNORED_FOLDER.into()], Some(claims))
 }
 
 /// Signs a whole file as one resource named `.`: the detached form that
@@ -226,10 +228,14 @@ fn compare_resources(signed: &[Resource], current: &[Resource]) -> Result<(), St
 pub fn verify_bundle(bundle: &Archive, key: &VerifyingKey) -> Result<Verified, VerifyFailure> {
     let mut reasons = Vec::new();
     let mut current: Option<Vec<Resource>> = None;
-    for (name, bytes) in bundle.signatures() {
-        let outcome = ParsedSignature::parse(bytes).map_err(|e| e.to_string()).and_then(|signature| {
+    for (name, range) in bundle.signature_entries() {
+        let outcome = bundle.read(range).map_err(|e| e.to_string()).and_then(|bytes| {
+            let signature = ParsedSignature::parse(&bytes).map_err(|e| e.to_string())?;
             let signed = check_envelope(&signature, key)?;
-            let current = current.get_or_insert_with(|| entry_digests(bundle));
+            if current.is_none() {
+                current = Some(entry_digests(bundle).map_err(|e| e.to_string())?);
+            }
+            let current = current.as_deref().unwrap_or_default();
             compare_resources(signed, current)?;
             Ok(current.len())
         });
@@ -255,7 +261,7 @@ pub fn verify_file(file: &[u8], signature: &[u8], key: &VerifyingKey) -> Result<
 /// signature made elsewhere requires.
 pub fn check_names_cover(signature: &ParsedSignature, bundle: &Bundle) -> Result<(), SignatureError> {
     let signed: Vec<&str> = signature.statement.predicate.resources.iter().map(|r| r.name.as_str()).collect();
-    let entries: Vec<&str> = bundle.content_entries().into_iter().map(|(name, _)| name).collect();
+    let entries: Vec<&str> = bundle.archive().content_entries().into_iter().map(|(name, _)| name).collect();
     if let Some(extra) = signed.iter().find(|n| !entries.contains(n)) {
         let hint = if extra.starts_with(SIGNATURE_ENTRY_PREFIX) || *extra == WHOLE_FILE {
             " (sign the unzipped bundle with `--ignore-paths signatures`, or use a detached signature)"
@@ -308,24 +314,26 @@ impl std::fmt::Display for SignatureSummary {
 /// Reads every signature entry of `bundle` and checks its form (spec 10.3).
 pub fn summarize(bundle: &Archive) -> Vec<SignatureSummary> {
     bundle
-        .signatures()
-        .map(|(name, bytes)| match ParsedSignature::parse(bytes) {
-            Ok(s) => SignatureSummary {
-                name: name.to_owned(),
-                signer: Some(if s.is_keyless() { "keyless" } else { "key" }),
-                key_hint: s.hint().map(str::to_owned),
-                subject: s.statement.subject.first().map(|s| s.name.clone()),
-                entries: Some(s.statement.predicate.resources.len()),
-                problem: None,
-            },
-            Err(e) => SignatureSummary {
-                name: name.to_owned(),
-                signer: None,
-                key_hint: None,
-                subject: None,
-                entries: None,
-                problem: Some(e.to_string()),
-            },
+        .signature_entries()
+        .map(|(name, range)| {
+            match bundle.read(range).map_err(SignatureError::from).and_then(|b| ParsedSignature::parse(&b)) {
+                Ok(s) => SignatureSummary {
+                    name: name.to_owned(),
+                    signer: Some(if s.is_keyless() { "keyless" } else { "key" }),
+                    key_hint: s.hint().map(str::to_owned),
+                    subject: s.statement.subject.first().map(|s| s.name.clone()),
+                    entries: Some(s.statement.predicate.resources.len()),
+                    problem: None,
+                },
+                Err(e) => SignatureSummary {
+                    name: name.to_owned(),
+                    signer: None,
+                    key_hint: None,
+                    subject: None,
+                    entries: None,
+                    problem: Some(e.to_string()),
+                },
+            }
         })
         .collect()
 }

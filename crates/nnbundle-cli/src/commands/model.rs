@@ -219,7 +219,7 @@ pub(crate) fn add_samples(path: &Path, args: &[String], rtol: f64, atol: f64) ->
     let model = Model::from_bundle(&bundle)?;
     let mut writer = BundleWriter::from_bundle(&bundle)?;
     model.add_sample(&mut writer, inputs(args)?, rtol, atol)?;
-    let signatures = bundle.signatures().count();
+    let signatures = bundle.archive().signature_entries().count();
     let manifest = writer.save(path)?;
     bar.finish_and_clear();
     anstream::println!(

@@ -286,10 +286,11 @@ pub(crate) fn unpack(bundle_path: &Path, output: &Path) -> Outcome {
     if let Some(graph) = bundle.graph_yaml() {
         write(GRAPH_ENTRY, graph)?;
     }
-    if bundle.signatures().next().is_some() {
+    let signatures = bundle.signatures()?;
+    if !signatures.is_empty() {
         let folder = output.join(SIGNATURES_FOLDER);
         std::fs::create_dir_all(&folder).with_context(|| format!("create `{}`", folder.display()))?;
-        for (name, bytes) in bundle.signatures() {
+        for (name, bytes) in &signatures {
             write(&format!("{SIGNATURES_FOLDER}/{name}{}", nnbundle_format::SIGNATURE_ENTRY_SUFFIX), bytes)?;
         }
     }

@@ -48,7 +48,7 @@ fn subject(path: &Path) -> String {
 }
 
 pub(crate) fn sign(args: &SignArgs<'_>) -> Outcome {
-    let bundle = Bundle::open_with(args.bundle, OpenOptions { verify: Verify::OnAccess, mmap: true })?;
+    let bundle = Bundle::open_with(args.bundle, OpenOptions { verify: Verify::OnAccess, ..Default::default() })?;
     if let Some(file) = args.attach {
         return attach(&bundle, args, file);
     }
@@ -58,7 +58,8 @@ pub(crate) fn sign(args: &SignArgs<'_>) -> Outcome {
     // A signature vouches for the content: refuse to sign a damaged bundle.
     bundle.verify_every_digest().context("the bundle is damaged; it was not signed")?;
     if let Some(sidecar) = args.sidecar {
-        let signature = nnbundle_signing::sign_file(bundle.file_bytes(), &key, &file_name(args.bundle))?;
+        let file = bundle.file_bytes().ok_or_else(|| anyhow::anyhow!("the bundle is not memory-mapped"))?;
+        let signature = nnbundle_signing::sign_file(file, &key, &file_name(args.bundle))?;
         write_bytes_atomically(sidecar, &signature)?;
         spin.finish_and_clear();
         done(format_args!(
@@ -82,7 +83,7 @@ pub(crate) fn sign(args: &SignArgs<'_>) -> Outcome {
         signature_entry_name(&name),
         key.algorithm(),
         &key.verifying_key().hint()[..16],
-        bundle.content_entries().len()
+        bundle.archive().content_entries().len()
     ));
     Ok(ExitCode::SUCCESS)
 }
@@ -99,7 +100,7 @@ fn checked_name(name: &str) -> Result<String, Failure> {
 /// Adds or replaces signature `name`, keeping the others, atomically.
 fn store(bundle: &Bundle, path: &Path, name: &str, signature: Vec<u8>) -> Result<(), Failure> {
     let mut signatures: BTreeMap<String, Vec<u8>> =
-        bundle.signatures().map(|(n, bytes)| (n.to_owned(), bytes.to_vec())).collect();
+        bundle.signatures()?.into_iter().map(|(n, bytes)| (n.to_owned(), bytes.into_owned())).collect();
     signatures.insert(name.to_owned(), signature);
     bundle.archive().save_with_signatures(path, &signatures, Durability::Synced)?;
     Ok(())

@@ -1,0 +1,86 @@
+//! A bundle file truncated or rewritten in place while open (as `cp new.nnb
+//! model.nnb` does) gives an error naming the file and the tensor, for every
+//! backend, instead of killing the process with SIGBUS.
+
+use std::io::Write;
+use std::path::Path;
+
+use nnbundle_container::{Backend, Bundle, BundleWriter, OpenOptions, Verify};
+use nnbundle_format::Tensor;
+
+/// Two 1 MiB tensors, `a` and `b`, filled with `fill`.
+fn save(path: &Path, fill: f32) {
+    let mut w = BundleWriter::new();
+    for name in ["a", "b"] {
+        w.add_tensor(name, Tensor::from_vec(vec![1 << 18], vec![fill; 1 << 18]).unwrap()).unwrap();
+    }
+    w.save(path).unwrap();
+}
+
+/// Overwrites `path` in place: truncate, then write `bytes` (what `cp` does).
+fn overwrite_in_place(path: &Path, bytes: &[u8]) {
+    let mut file = std::fs::OpenOptions::new().write(true).truncate(true).open(path).unwrap();
+    file.write_all(bytes).unwrap();
+}
+
+fn open(path: &Path, backend: Backend) -> Bundle {
+    Bundle::open_with(path, OpenOptions { verify: Verify::OnAccess, backend }).unwrap()
+}
+
+#[test]
+fn a_truncated_file_gives_an_error_naming_the_file_and_tensor() {
+    for backend in [Backend::Mmap, Backend::Pread] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.nnb");
+        save(&path, 1.0);
+        let bundle = open(&path, backend);
+        assert_eq!(bundle.tensor("a").unwrap().to_vec::<f32>().unwrap()[0], 1.0);
+        std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(1000).unwrap();
+        let err = bundle.tensor("b").unwrap_err();
+        let message = err.to_string();
+        assert_eq!(err.code(), "io", "{backend:?}: {message}");
+        assert!(message.contains("model.nnb") && message.contains("changed while open"), "{backend:?}: {message}");
+        assert!(message.contains("tensor `b`"), "{backend:?}: {message}");
+        // Every later read says the same; nothing faults.
+        assert!(bundle.verify_all().is_err(), "{backend:?}");
+    }
+}
+
+#[test]
+fn a_file_rewritten_in_place_fails_its_digest_check() {
+    for backend in [Backend::Mmap, Backend::Pread] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.nnb");
+        save(&path, 1.0);
+        let other = dir.path().join("other.nnb");
+        save(&other, 2.0);
+        let bundle = open(&path, backend);
+        assert_eq!(bundle.tensor("a").unwrap().to_vec::<f32>().unwrap()[0], 1.0);
+        // Same layout and length, other values: only the digest can tell.
+        overwrite_in_place(&path, &std::fs::read(&other).unwrap());
+        let err = bundle.tensor("b").unwrap_err();
+        assert_eq!(err.code(), "hash-mismatch", "{backend:?}: {err}");
+    }
+}
+
+#[test]
+fn a_bundle_read_into_memory_keeps_its_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.nnb");
+    save(&path, 1.0);
+    let bundle = open(&path, Backend::Memory);
+    std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(0).unwrap();
+    assert_eq!(bundle.tensor("b").unwrap().to_vec::<f32>().unwrap()[0], 1.0);
+}
+
+#[test]
+fn replacing_the_file_by_rename_leaves_an_open_bundle_intact() {
+    // nnb's own writers write a new file and rename it over the old one.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.nnb");
+    save(&path, 1.0);
+    let bundle = open(&path, Backend::Mmap);
+    save(&path, 2.0);
+    assert_eq!(bundle.tensor("b").unwrap().to_vec::<f32>().unwrap()[0], 1.0);
+    assert_eq!(open(&path, Backend::Mmap).tensor("b").unwrap().to_vec::<f32>().unwrap()[0], 2.0);
+}
