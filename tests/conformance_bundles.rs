@@ -298,10 +298,40 @@ fn cases() -> Vec<(&'static str, Vec<u8>, &'static str, &'static str)> {
     ramp[marker_at..].copy_from_slice(b"ENDCHUNK");
     let chunked_tensor = Tensor::from_vec(vec![ramp.len()], ramp).unwrap();
     let mut chunked = BundleWriter::new();
-    chunked.set_chunking(Chunking { from_bytes: 1 << 20, chunk_bytes: 1 << 20 });
+    chunked.set_chunking(Chunking { from_bytes: 1 << 20, chunk_bytes: 1 << 20, with_sha256: true });
     chunked.add_tensor("weight", chunked_tensor.clone()).unwrap();
     let valid_chunked = chunked.to_bytes().unwrap();
     let chunked_manifest = chunked.manifest().unwrap().to_yaml().unwrap();
+    // Format 1.2: the same tensor with its chunk digest alone.
+    let mut chunks_only = BundleWriter::new();
+    chunks_only.set_chunking(Chunking { from_bytes: 1 << 20, chunk_bytes: 1 << 20, with_sha256: false });
+    chunks_only.add_tensor("weight", chunked_tensor.clone()).unwrap();
+    let valid_chunks_only = chunks_only.to_bytes().unwrap();
+    let chunks_only_manifest = chunks_only.manifest().unwrap().to_yaml().unwrap();
+    let with_manifest = |manifest: String| {
+        zip_of(&[("manifest.yaml", manifest.into_bytes()), ("tensors/weight.npy", npy::to_npy(&chunked_tensor))])
+    };
+    let chunks_only_in_1_1 =
+        with_manifest(chunks_only_manifest.replace("format_version: \"1.2\"", "format_version: \"1.1\""));
+    let no_digest = {
+        // The record without its `chunks` block (the key line and the lines indented below it).
+        let mut lines = Vec::new();
+        let mut skipping = None;
+        for line in chunks_only_manifest.lines() {
+            let indent = line.len() - line.trim_start().len();
+            match skipping {
+                Some(level) if indent > level => continue,
+                _ => skipping = None,
+            }
+            if line.trim_start().starts_with("chunks:") {
+                skipping = Some(indent);
+                continue;
+            }
+            lines.push(line);
+        }
+        assert!(lines.len() < chunks_only_manifest.lines().count(), "{chunks_only_manifest}");
+        with_manifest(lines.join("\n") + "\n")
+    };
     let chunks_in_1_0 = zip_of(&[
         ("manifest.yaml", chunked_manifest.replace("format_version: \"1.1\"", "format_version: \"1.0\"").into_bytes()),
         ("tensors/weight.npy", npy::to_npy(&chunked_tensor)),
@@ -503,6 +533,25 @@ fn cases() -> Vec<(&'static str, Vec<u8>, &'static str, &'static str)> {
         ),
         ("chunks_in_format_1_0.nnb", chunks_in_1_0, "invalid-manifest", "chunk digests need format_version 1.1"),
         (
+            "valid_chunks_only.nnb",
+            valid_chunks_only.clone(),
+            "valid",
+            "format 1.2: a tensor whose one digest is its chunk digest (no sha256)",
+        ),
+        (
+            "chunks_only_mismatch.nnb",
+            patch(valid_chunks_only, b"ENDCHUNK", b"ENDCHUNX"),
+            "hash-mismatch",
+            "a chunk digest that is a tensor's only digest is verified",
+        ),
+        (
+            "chunks_only_in_format_1_1.nnb",
+            chunks_only_in_1_1,
+            "invalid-manifest",
+            "a record without sha256 needs format_version 1.2",
+        ),
+        ("tensor_without_digest.nnb", no_digest, "invalid-manifest", "a tensor record has sha256, chunks or both"),
+        (
             "valid_names_and_metadata.nnb",
             names_and_metadata(),
             "valid",
@@ -580,7 +629,9 @@ fn section(file: &str) -> &'static str {
         "graph_unknown_op.nnb" | "graph_cycle.nnb" => "9.5",
         "weight_shape_mismatch.nnb" | "missing_parameter.nnb" | "unused_weight.nnb" => "9.7",
         "valid_chunk_digest.nnb" | "chunk_digest_mismatch.nnb" => "5.1.1",
-        "chunks_in_format_1_0.nnb" => "1",
+        "chunks_in_format_1_0.nnb" | "chunks_only_in_format_1_1.nnb" => "1",
+        "valid_chunks_only.nnb" | "chunks_only_mismatch.nnb" => "5.1.1",
+        "tensor_without_digest.nnb" => "3.2",
         "valid_signed.nnb" | "signature_over_other_content.nnb" => "10",
         "signature_malformed_json.nnb" => "10.3",
         "signature_unknown_entry.nnb" => "2.1, 10.1",

@@ -52,7 +52,7 @@ fn numpy_reads_every_tensor_and_python_recomputes_every_hash() {
     }
     // Read by numpy too, but checked here only by its digests: a chunk
     // digest in 1 MiB chunks over 2.5 MiB, the last chunk shorter.
-    w.set_chunking(Chunking { from_bytes: 1 << 20, chunk_bytes: 1 << 20 });
+    w.set_chunking(Chunking { from_bytes: 1 << 20, chunk_bytes: 1 << 20, with_sha256: true });
     let ramp: Vec<u8> = (0..5 << 19).map(|i: u32| (i % 253) as u8).collect();
     w.add_tensor("chunked", Tensor::from_vec(vec![ramp.len()], ramp).unwrap()).unwrap();
     w.add_alias("decoder.weight", "f32").unwrap();

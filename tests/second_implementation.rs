@@ -80,11 +80,17 @@ fn corpus() -> Vec<(String, Vec<u8>)> {
     out.push(("every_dtype".to_owned(), w.to_bytes().unwrap()));
 
     let mut w = BundleWriter::new();
-    w.set_chunking(Chunking { from_bytes: 1 << 20, chunk_bytes: 1 << 20 });
+    w.set_chunking(Chunking { from_bytes: 1 << 20, chunk_bytes: 1 << 20, with_sha256: true });
     w.add_tensor("big", Tensor::from_vec(vec![3 << 19], (0..3u32 << 19).map(|i| (i % 253) as u8).collect()).unwrap())
         .unwrap();
     w.add_tensor("small", Tensor::scalar(1u8)).unwrap();
     out.push(("chunked".to_owned(), w.to_bytes().unwrap()));
+    // The default: tensors of 2 MiB and more hashed once, in chunks (format 1.2).
+    let mut w = BundleWriter::new();
+    w.add_tensor("big", Tensor::from_vec(vec![5 << 19], (0..5u32 << 19).map(|i| (i % 241) as u8).collect()).unwrap())
+        .unwrap();
+    w.add_tensor("small", Tensor::scalar(1u8)).unwrap();
+    out.push(("chunks_only".to_owned(), w.to_bytes().unwrap()));
     out
 }
 

@@ -303,18 +303,23 @@ def parse_manifest(text):
         if not is_str(name):
             raise manifest_error(where, "name is not a string")
         check_tensor_name(name)
-        expect_map(r, where, ("dtype", "shape", "sha256", "group", "chunks"), ("dtype", "shape", "sha256"))
+        expect_map(r, where, ("dtype", "shape", "sha256", "group", "chunks"), ("dtype", "shape"))
         if not is_str(r["dtype"]) or r["dtype"] not in DTYPES:
             raise manifest_error(f"{where}.dtype", "unknown dtype")
         shape = r["shape"]
         if not isinstance(shape, list) or not all(is_int(d) and 0 <= d < 2**64 for d in shape):
             raise manifest_error(f"{where}.shape", "not a list of non-negative integers")
-        if not is_str(r["sha256"]) or not HEX64.match(r["sha256"]):
+        if "sha256" in r and (not is_str(r["sha256"]) or not HEX64.match(r["sha256"])):
             raise manifest_error(f"{where}.sha256", "not 64 lowercase hex digits")
         r.setdefault("group", "params")
         if not is_str(r["group"]) or not GROUP.match(r["group"]):
             raise manifest_error(f"{where}.group", "not a group name")
         byte_size(r["dtype"], shape, where)
+        if "sha256" not in r:  # 3.2: sha256, chunks or both; chunks alone from format 1.2
+            if "chunks" not in r:
+                raise manifest_error(where, "has no digest")
+            if (major, minor) < (1, 2):
+                raise manifest_error(f"{where}.sha256", "chunks alone need format 1.2")
         if "chunks" in r:
             c = r["chunks"]
             expect_map(c, f"{where}.chunks", ("size", "sha256"), ("size", "sha256"))
@@ -497,7 +502,7 @@ def verify_digests(m, tensors):
     """Sections 5.1 and 5.1.1, as a validator: every digest present, and bool bytes."""
     for name in sorted(tensors):
         r, data = m["tensors"][name], tensors[name]
-        if hashlib.sha256(data).hexdigest() != r["sha256"]:
+        if "sha256" in r and hashlib.sha256(data).hexdigest() != r["sha256"]:
             raise Invalid("hash-mismatch", f"tensors.{name}", "SHA-256 mismatch")
         if "chunks" in r:
             size = r["chunks"]["size"]
@@ -911,12 +916,17 @@ def emit(value, indent=0):
 
 def canonical_manifest(m):
     """Section 3.8's key order and defaults, then its text."""
-    out = {"format_version": "1.1" if any("chunks" in r for r in m["tensors"].values()) else "1.0"}
+    records = m["tensors"].values()
+    out = {"format_version": "1.2" if any("sha256" not in r for r in records)
+           else "1.1" if any("chunks" in r for r in records) else "1.0"}
     if "graph" in m:
         out["graph"] = {k: m["graph"][k] for k in ("opset", "sha256", "architecture_digest")}
     tensors = {}
     for name, r in utf8_sorted(m["tensors"]).items():
-        rec = {"dtype": r["dtype"], "shape": r["shape"], "sha256": r["sha256"], "group": r.get("group", "params")}
+        rec = {"dtype": r["dtype"], "shape": r["shape"]}
+        if "sha256" in r:
+            rec["sha256"] = r["sha256"]
+        rec["group"] = r.get("group", "params")
         if "chunks" in r:
             rec["chunks"] = {"size": r["chunks"]["size"], "sha256": r["chunks"]["sha256"]}
         tensors[name] = rec

@@ -70,7 +70,7 @@ fn written_by_nnbundle() -> Vec<(String, Vec<u8>)> {
     w.add_alias("b.weight", "a.weight").unwrap();
     w.add_tensor_to_group("optimizer", "step", Tensor::scalar(12i64)).unwrap();
     w.add_tensor_to_group("optimizer", "big", Tensor::from_vec(vec![1 << 19], vec![0.5f32; 1 << 19]).unwrap()).unwrap();
-    w.set_chunking(Chunking { from_bytes: 1 << 21, chunk_bytes: 1 << 20 });
+    w.set_chunking(Chunking { from_bytes: 1 << 21, chunk_bytes: 1 << 20, with_sha256: true });
     w.set_metadata("epochs", 10i64).unwrap();
     w.set_metadata("lr", 0.001).unwrap();
     w.set_metadata("name", "tied: \"quoted\" 1e400").unwrap();

@@ -433,12 +433,12 @@ impl Bundle {
     pub fn verify_every_digest_reporting(&self, progress: &(dyn Fn(u64) + Sync)) -> Result<()> {
         self.check_all(|name, slot, record, data| {
             let chunked = record.chunks.map(|c| check_chunk_digest(name, data, c));
-            let errors =
-                [Some(check_sha256(name, data, record)), chunked, Some(check_values(name, slot, data, record))]
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Result::err)
-                    .collect();
+            let whole = record.sha256.map(|d| check_sha256(name, data, d));
+            let errors = [whole, chunked, Some(check_values(name, slot, data, record))]
+                .into_iter()
+                .flatten()
+                .filter_map(Result::err)
+                .collect();
             progress(slot.data.len() as u64);
             errors
         })
@@ -492,9 +492,12 @@ impl Bundle {
         if shared && slot.verified.get().is_some() {
             return Ok(());
         }
-        match record.chunks {
-            Some(chunks) => check_chunk_digest(name, data, chunks)?,
-            None => check_sha256(name, data, record)?,
+        match (record.chunks, record.sha256) {
+            (Some(chunks), _) => check_chunk_digest(name, data, chunks)?,
+            (None, Some(sha256)) => check_sha256(name, data, sha256)?,
+            (None, None) => {
+                return Err(ContainerError::InvalidContent { reason: format!("tensor `{name}` has no digest") });
+            }
         }
         check_values(name, slot, data, record)?;
         let _ = slot.verified.set(());
@@ -502,10 +505,10 @@ impl Bundle {
     }
 }
 
-fn check_sha256(name: &str, data: &[u8], record: &TensorRecord) -> Result<()> {
+fn check_sha256(name: &str, data: &[u8], expected: Sha256Digest) -> Result<()> {
     let actual = Sha256Digest::of(data);
-    if actual != record.sha256 {
-        return Err(ContainerError::HashMismatch { tensor: name.to_owned(), expected: record.sha256, actual });
+    if actual != expected {
+        return Err(ContainerError::HashMismatch { tensor: name.to_owned(), expected, actual });
     }
     Ok(())
 }

@@ -19,19 +19,24 @@ use crate::atomic::{Durability, write_atomically_with};
 use crate::error::{ContainerError, Result};
 use crate::npy;
 
-/// Which tensors get a chunk digest beside their SHA-256 (format 1.1, spec
-/// section 5.1.1), so that a reader can verify one large tensor on every core.
+/// Which tensors get a chunk digest (spec section 5.1.1), so that a reader
+/// can verify one large tensor on every core, and whether they also get a
+/// whole SHA-256.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Chunking {
     /// Tensors of at least this many bytes get a chunk digest.
     pub from_bytes: u64,
     /// Bytes per chunk: a power of two from 1 MiB to 1 GiB.
     pub chunk_bytes: u64,
+    /// Also write a chunked tensor's whole SHA-256 (format 1.1: its data is
+    /// hashed twice). `false`, the default, writes the chunk digest alone
+    /// (format 1.2: every byte is hashed once).
+    pub with_sha256: bool,
 }
 
 impl Chunking {
     /// No chunk digests: the bundle stays format 1.0, for readers older than 1.1.
-    pub const NONE: Chunking = Chunking { from_bytes: u64::MAX, chunk_bytes: 4 << 20 };
+    pub const NONE: Chunking = Chunking { from_bytes: u64::MAX, chunk_bytes: 1 << 20, with_sha256: true };
 
     /// The chunk size for a tensor of `nbytes`, if it gets a chunk digest.
     fn for_tensor(&self, nbytes: usize) -> Option<u64> {
@@ -39,17 +44,25 @@ impl Chunking {
     }
 }
 
-/// Tensors of 16 MiB and more, in 4 MiB chunks: hashing one such tensor on a
-/// single core (about 1 GB/s with SHA-NI) is what dominates reading it lazily,
-/// while the smaller ones hash in parallel with each other.
+/// Tensors of 2 MiB and more get a chunk digest alone, in 1 MiB chunks: a
+/// tensor then hashes on every core (SHA-256 runs at about 1 GB/s on one
+/// core with SHA-NI), and a save hashes each byte once; smaller tensors get
+/// a SHA-256 and hash in parallel with each other.
 impl Default for Chunking {
     fn default() -> Self {
-        Chunking { from_bytes: 16 << 20, chunk_bytes: 4 << 20 }
+        Chunking { from_bytes: 2 << 20, chunk_bytes: 1 << 20, with_sha256: false }
     }
 }
 
-/// A tensor's digests: SHA-256, and the chunk digest when it gets one.
-type Digests = (Sha256Digest, Option<ChunkDigest>);
+/// A tensor's digests: the SHA-256, the chunk digest, or both.
+type Digests = (Option<Sha256Digest>, Option<ChunkDigest>);
+
+/// Which digests one tensor gets: a chunk size, and whether it gets a SHA-256.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct DigestKinds {
+    chunks: Option<u64>,
+    sha256: bool,
+}
 
 /// Collects tensors, aliases, metadata and an optional graph, then writes
 /// them as one bundle.
@@ -66,8 +79,8 @@ pub struct BundleWriter {
     chunking: Chunking,
     /// The graph's text as given, stored verbatim instead of the canonical form.
     graph_text: Option<String>,
-    /// Per-tensor chunk sizes (`None`: no chunk digest) that override `chunking`.
-    chunk_sizes: BTreeMap<String, Option<u64>>,
+    /// Per-tensor digest kinds that override `chunking`.
+    digest_kinds: BTreeMap<String, DigestKinds>,
     /// The lowest format version to declare.
     min_version: Option<FormatVersion>,
 }
@@ -141,7 +154,11 @@ impl BundleWriter {
     /// that rewriting a bundle changes neither its bundle digest nor its bytes.
     pub fn keep_layout_of(&mut self, manifest: &Manifest) -> &mut Self {
         self.min_version = Some(manifest.format_version);
-        self.chunk_sizes = manifest.tensors.iter().map(|(n, r)| (n.clone(), r.chunks.map(|c| c.size))).collect();
+        self.digest_kinds = manifest
+            .tensors
+            .iter()
+            .map(|(n, r)| (n.clone(), DigestKinds { chunks: r.chunks.map(|c| c.size), sha256: r.sha256.is_some() }))
+            .collect();
         self
     }
 
@@ -154,11 +171,14 @@ impl BundleWriter {
         Ok(self)
     }
 
-    /// The chunk size of tensor `name` of `nbytes`, if it gets a chunk digest.
-    fn chunk_size(&self, name: &str, nbytes: usize) -> Option<u64> {
-        match self.chunk_sizes.get(name) {
+    /// The digests tensor `name` of `nbytes` gets.
+    fn digest_kinds(&self, name: &str, nbytes: usize) -> DigestKinds {
+        match self.digest_kinds.get(name) {
             Some(&kept) => kept,
-            None => self.chunking.for_tensor(nbytes),
+            None => {
+                let chunks = self.chunking.for_tensor(nbytes);
+                DigestKinds { chunks, sha256: chunks.is_none() || self.chunking.with_sha256 }
+            }
         }
     }
 
@@ -242,15 +262,12 @@ impl BundleWriter {
         crate::largest_first(self.tensors.iter().collect(), |(_, (t, _))| t.nbytes())
             .map(|(name, (t, _))| {
                 let bytes = t.as_bytes();
-                let digests = match self.chunk_size(name, bytes.len()) {
-                    Some(size) => {
-                        let (sha256, chunked) =
-                            rayon::join(|| Sha256Digest::of(bytes), || crate::chunk_digest(bytes, size));
-                        (sha256, Some(ChunkDigest { size, sha256: chunked }))
-                    }
-                    None => (Sha256Digest::of(bytes), None),
-                };
-                (name.as_str(), digests)
+                let kinds = self.digest_kinds(name, bytes.len());
+                let (sha256, chunks) = rayon::join(
+                    || kinds.sha256.then(|| Sha256Digest::of(bytes)),
+                    || kinds.chunks.map(|size| ChunkDigest { size, sha256: crate::chunk_digest(bytes, size) }),
+                );
+                (name.as_str(), (sha256, chunks))
             })
             .collect()
     }
@@ -258,8 +275,8 @@ impl BundleWriter {
     /// `digest` in place of every digest, as a manifest draft holds them.
     fn stand_ins(&self, digest: Sha256Digest) -> BTreeMap<&str, Digests> {
         let stand_in = |name: &str, t: &Tensor| {
-            let chunks = self.chunk_size(name, t.nbytes()).map(|size| ChunkDigest { size, sha256: digest });
-            (digest, chunks)
+            let kinds = self.digest_kinds(name, t.nbytes());
+            (kinds.sha256.then_some(digest), kinds.chunks.map(|size| ChunkDigest { size, sha256: digest }))
         };
         self.tensors.iter().map(|(name, (t, _))| (name.as_str(), stand_in(name, t))).collect()
     }

@@ -15,10 +15,11 @@ fn big() -> Tensor {
     Tensor::from_vec(vec![values.len()], values).unwrap()
 }
 
-/// A writer that gives tensors of 1 MiB and more a digest in 1 MiB chunks.
+/// A writer that gives tensors of 1 MiB and more a digest in 1 MiB chunks
+/// beside their SHA-256 (the format 1.1 layout).
 fn writer() -> BundleWriter {
     let mut w = BundleWriter::new();
-    w.set_chunking(Chunking { from_bytes: MIB as u64, chunk_bytes: MIB as u64 });
+    w.set_chunking(Chunking { from_bytes: MIB as u64, chunk_bytes: MIB as u64, with_sha256: true });
     w.add_tensor("big", big()).unwrap();
     w.add_tensor("small", Tensor::from_vec(vec![3], vec![1.0f32, 2.0, 3.0]).unwrap()).unwrap();
     w
@@ -38,18 +39,55 @@ fn large_tensors_get_a_chunk_digest_computed_as_the_spec_says() {
         root.update(Sha256::digest(piece));
     }
     assert_eq!(chunks.sha256.0, <[u8; 32]>::from(root.finalize()));
-    assert_eq!(manifest.tensors["big"].sha256.0, <[u8; 32]>::from(Sha256::digest(data.as_bytes())));
+    assert_eq!(manifest.tensors["big"].sha256.unwrap().0, <[u8; 32]>::from(Sha256::digest(data.as_bytes())));
 }
 
 #[test]
-fn default_chunking_leaves_small_bundles_at_format_1_0() {
+fn default_chunking_hashes_tensors_from_2_mib_once_in_1_mib_chunks() {
     let mut w = BundleWriter::new();
     w.add_tensor("x", big()).unwrap();
+    w.add_tensor("small", Tensor::from_vec(vec![MIB], vec![7u8; MIB]).unwrap()).unwrap();
+    let manifest = w.manifest().unwrap();
+    assert_eq!(manifest.format_version.to_string(), "1.2", "a record with chunks alone");
+    let x = &manifest.tensors["x"];
+    assert!(x.sha256.is_none());
+    assert_eq!(x.chunks.unwrap().size, MIB as u64);
+    assert!(manifest.tensors["small"].chunks.is_none() && manifest.tensors["small"].sha256.is_some());
+    w.set_chunking(Chunking::NONE);
     let manifest = w.manifest().unwrap();
     assert_eq!(manifest.format_version.to_string(), "1.0");
-    assert!(manifest.tensors["x"].chunks.is_none());
-    w.set_chunking(Chunking::NONE);
-    assert!(w.manifest().unwrap().tensors["x"].chunks.is_none());
+    assert!(manifest.tensors["x"].chunks.is_none() && manifest.tensors["x"].sha256.is_some());
+}
+
+#[test]
+fn a_chunk_digest_alone_is_checked_on_read_and_by_the_validator() {
+    let mut w = BundleWriter::new();
+    w.add_tensor("x", big()).unwrap();
+    let bytes = w.to_bytes().unwrap();
+    let bundle = Bundle::from_bytes(bytes.clone()).unwrap();
+    assert_eq!(bundle.tensor("x").unwrap(), big());
+    bundle.verify_every_digest().unwrap();
+    // One byte of the last chunk changed: both the lazy read and the validator name the tensor.
+    let mut flipped = bytes;
+    let at = flipped.len() - 200;
+    flipped[at] ^= 1;
+    let bundle = Bundle::from_bytes(flipped).unwrap();
+    let err = bundle.tensor("x").unwrap_err();
+    assert!(matches!(err, ContainerError::ChunkHashMismatch { ref tensor, .. } if tensor == "x"), "{err}");
+    assert!(bundle.verify_every_digest().is_err());
+}
+
+#[test]
+fn a_record_needs_a_digest_and_chunks_alone_need_format_1_2() {
+    let record = |version: &str, digests: &str| {
+        format!("format_version: '{version}'\ntensors:\n  x:\n    dtype: u8\n    shape: [1]\n{digests}")
+    };
+    let chunks = "    chunks:\n      size: 1048576\n      sha256: 'ab00000000000000000000000000000000000000000000000000000000000000'\n";
+    assert!(Manifest::parse(record("1.2", chunks).as_bytes()).is_ok());
+    let err = Manifest::parse(record("1.1", chunks).as_bytes()).unwrap_err().to_string();
+    assert!(err.contains("tensors.x.sha256") && err.contains("needs format_version 1.2"), "{err}");
+    let err = Manifest::parse(record("1.2", "").as_bytes()).unwrap_err().to_string();
+    assert!(err.contains("tensors.x") && err.contains("has no digest"), "{err}");
 }
 
 #[test]
@@ -121,7 +159,7 @@ fn a_validator_catches_a_sha256_that_disagrees_with_the_chunk_digest() {
     let bytes = writer().to_bytes().unwrap();
     let manifest = Bundle::from_bytes(bytes.clone()).unwrap().manifest().clone();
     let wrong = "0".repeat(63) + "a";
-    let real = manifest.tensors["big"].sha256.to_hex();
+    let real = manifest.tensors["big"].sha256.unwrap().to_hex();
     let bundle = Bundle::from_bytes(rezip(&bytes, |m| m.replace(&real, &wrong))).unwrap();
     // A reader checks the chunk digest alone, and it holds...
     bundle.tensor("big").unwrap();
@@ -150,7 +188,7 @@ fn chunk_digests_need_format_1_1_and_a_valid_size() {
 #[test]
 fn a_writer_with_a_bad_chunk_size_refuses_to_write() {
     let mut w = writer();
-    w.set_chunking(Chunking { from_bytes: MIB as u64, chunk_bytes: 3 * MIB as u64 });
+    w.set_chunking(Chunking { from_bytes: MIB as u64, chunk_bytes: 3 * MIB as u64, with_sha256: true });
     let err = w.to_bytes().unwrap_err().to_string();
     assert!(err.contains("tensors.big.chunks.size") && err.contains("3145728 is not a power of two"), "{err}");
 }

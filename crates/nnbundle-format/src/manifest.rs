@@ -121,14 +121,18 @@ pub struct TensorRecord {
     /// Dimensions, outermost first; `[]` for a scalar.
     pub shape: Vec<u64>,
     /// SHA-256 of the tensor's data bytes (little-endian, C order, no header).
-    pub sha256: Sha256Digest,
+    /// A record has this, `chunks`, or both; without it (format 1.2) the chunk
+    /// digest is the tensor's one digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Sha256Digest")]
+    pub sha256: Option<Sha256Digest>,
     /// The group the tensor belongs to: `params` (the model's parameters,
     /// owned by the graph when there is one) or any other group name, such as
     /// `optimizer` or `buffers`, for tensors that sit beside the model.
     #[serde(default = "default_group")]
     pub group: String,
-    /// A second digest of the same bytes, taken in chunks so that it can be
-    /// checked on many cores at once (format 1.1).
+    /// A digest of the same bytes taken in chunks, so that it can be checked
+    /// on many cores at once (format 1.1; the only digest from format 1.2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(with = "ChunkDigest")]
     pub chunks: Option<ChunkDigest>,
@@ -155,6 +159,58 @@ impl TensorRecord {
     /// Bytes of data the record declares, overflow-checked.
     pub fn byte_size(&self) -> Result<u64, FormatError> {
         byte_size(self.dtype, &self.shape)
+    }
+
+    /// The digest that names the data, for display: the SHA-256 when there
+    /// is one, else the chunk digest (`None` only for a record that fails
+    /// [`Manifest::check`]).
+    pub fn digest(&self) -> Option<TensorDigest> {
+        match (self.sha256, self.chunks) {
+            (Some(sha256), _) => Some(TensorDigest::Sha256(sha256)),
+            (None, Some(chunks)) => Some(TensorDigest::Chunks(chunks)),
+            (None, None) => None,
+        }
+    }
+
+    /// Whether two records' digests show equal data without reading it:
+    /// `Some(true)` or `Some(false)` when they share a digest kind (the same
+    /// chunk size, for chunk digests), `None` when only the data can tell.
+    pub fn same_data(&self, other: &TensorRecord) -> Option<bool> {
+        if let (Some(a), Some(b)) = (self.sha256, other.sha256) {
+            return Some(a == b);
+        }
+        match (self.chunks, other.chunks) {
+            (Some(a), Some(b)) if a.size == b.size => Some(a.sha256 == b.sha256),
+            _ => None,
+        }
+    }
+}
+
+/// The digest that names a tensor's data (see [`TensorRecord::digest`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TensorDigest {
+    /// SHA-256 of the data.
+    Sha256(Sha256Digest),
+    /// The chunk digest.
+    Chunks(ChunkDigest),
+}
+
+impl TensorDigest {
+    /// The first `n` hex digits, `chunks:` first for a chunk digest.
+    pub fn short(&self, n: usize) -> String {
+        match self {
+            TensorDigest::Sha256(d) => d.short(n),
+            TensorDigest::Chunks(c) => format!("chunks:{}", c.sha256.short(n)),
+        }
+    }
+}
+
+impl std::fmt::Display for TensorDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TensorDigest::Sha256(d) => write!(f, "{d}"),
+            TensorDigest::Chunks(c) => write!(f, "chunks({} bytes):{}", c.size, c.sha256),
+        }
     }
 }
 
@@ -294,6 +350,24 @@ impl Manifest {
                 field: format!("{}.shape", crate::names::keyed("tensors", name)),
                 reason: e.to_string(),
             })?;
+            if record.sha256.is_none() {
+                let field = crate::names::keyed("tensors", name);
+                if record.chunks.is_none() {
+                    return Err(FormatError::Manifest {
+                        field,
+                        reason: "has no digest: a tensor record has `sha256`, `chunks` or both".into(),
+                    });
+                }
+                if self.format_version < FormatVersion::V1_2 {
+                    return Err(FormatError::Manifest {
+                        field: format!("{field}.sha256"),
+                        reason: format!(
+                            "missing: a record with `chunks` alone needs format_version 1.2 or later; the manifest declares {}",
+                            self.format_version
+                        ),
+                    });
+                }
+            }
             if let Some(chunks) = &record.chunks {
                 let field = || format!("{}.chunks", crate::names::keyed("tensors", name));
                 if self.format_version < FormatVersion::V1_1 {
@@ -362,12 +436,16 @@ impl Manifest {
         Ok(())
     }
 
-    /// The lowest format version whose features the manifest uses: 1.1 when
-    /// a tensor has a chunk digest, 1.0 otherwise (writers must write it).
+    /// The lowest format version whose features the manifest uses: 1.2 when
+    /// a tensor has a chunk digest alone, 1.1 when one has both digests, 1.0
+    /// otherwise (writers must write it).
     pub fn required_version(&self) -> FormatVersion {
-        match self.tensors.values().any(|r| r.chunks.is_some()) {
-            true => FormatVersion::V1_1,
-            false => FormatVersion::V1_0,
+        if self.tensors.values().any(|r| r.sha256.is_none()) {
+            FormatVersion::V1_2
+        } else if self.tensors.values().any(|r| r.chunks.is_some()) {
+            FormatVersion::V1_1
+        } else {
+            FormatVersion::V1_0
         }
     }
 

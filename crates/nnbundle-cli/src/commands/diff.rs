@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use nnbundle_container::{Bundle, TensorInfo};
-use nnbundle_format::{DType, MetaValue, Tensor, bf16, f16};
+use nnbundle_format::{DType, MetaValue, Tensor, TensorRecord, bf16, f16};
 use nnbundle_graph::{AttrValue, Graph, group_digits};
 use serde::Serialize;
 use serde_json::{Value as Json, json};
@@ -45,7 +45,15 @@ struct TensorSide {
     dtype: DType,
     shape: Vec<u64>,
     group: String,
-    sha256: String,
+    /// SHA-256 of the data, when the record has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sha256: Option<String>,
+    /// The chunk digest, when the record has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    chunks: Option<nnbundle_format::ChunkDigest>,
+    /// The digest as the human report shows it.
+    #[serde(skip)]
+    short: String,
     /// The stored tensor, when this name is an alias.
     #[serde(skip_serializing_if = "Option::is_none")]
     alias_of: Option<String>,
@@ -57,7 +65,9 @@ impl TensorSide {
             dtype: info.record.dtype,
             shape: info.record.shape.clone(),
             group: info.record.group.clone(),
-            sha256: info.record.sha256.to_string(),
+            sha256: info.record.sha256.map(|d| d.to_string()),
+            chunks: info.record.chunks,
+            short: info.record.digest().map(|d| d.short(12)).unwrap_or_default(),
             alias_of: (info.stored_as != info.name).then(|| info.stored_as.to_owned()),
         }
     }
@@ -233,7 +243,7 @@ fn tensor_changes(a: &Bundle, b: &Bundle) -> anyhow::Result<Vec<TensorChange>> {
         };
         if x.record.dtype != y.record.dtype || x.record.shape != y.record.shape {
             out.push(change(Kind::Changed, Some("dtype-or-shape")));
-        } else if x.record.sha256 != y.record.sha256 {
+        } else if !same_data(a, b, name, x.record, y.record)? {
             let mut c = change(Kind::Changed, Some("values"));
             c.values = value_change(&a.tensor(name)?, &b.tensor(name)?);
             out.push(c);
@@ -244,6 +254,15 @@ fn tensor_changes(a: &Bundle, b: &Bundle) -> anyhow::Result<Vec<TensorChange>> {
         }
     }
     Ok(out)
+}
+
+/// Whether two tensors hold the same bytes: by their digests when they share
+/// a kind, else (a SHA-256 against a chunk digest) by reading both.
+fn same_data(a: &Bundle, b: &Bundle, name: &str, x: &TensorRecord, y: &TensorRecord) -> anyhow::Result<bool> {
+    match x.same_data(y) {
+        Some(same) => Ok(same),
+        None => Ok(a.tensor(name)?.as_bytes() == b.tensor(name)?.as_bytes()),
+    }
 }
 
 fn metadata_changes(a: &Bundle, b: &Bundle) -> Vec<MetaChange> {
@@ -315,11 +334,7 @@ fn print_human(report: &DiffReport) {
                 (Kind::Removed, _) => describe(a),
                 (_, Some("dtype-or-shape")) => format!("reshaped {} -> {}", describe(a), describe(b)),
                 (_, Some("values")) => {
-                    let digests = format!(
-                        "sha256 {} -> {}",
-                        a.map_or("", |s| &s.sha256[..12]),
-                        b.map_or("", |s| &s.sha256[..12])
-                    );
+                    let digests = format!("digest {} -> {}", a.map_or("", |s| &s.short), b.map_or("", |s| &s.short));
                     match &c.values {
                         Some(v) => format!(
                             "values changed: {} of {} elements, max abs diff {}, max rel diff {} ({digests})",

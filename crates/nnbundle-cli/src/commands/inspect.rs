@@ -47,6 +47,7 @@ pub(crate) fn inspect(path: &Path, as_json: bool) -> Outcome {
                     "shape": i.record.shape,
                     "bytes": i.nbytes(),
                     "sha256": i.record.sha256,
+                    "chunks": i.record.chunks,
                 })
             })
             .collect();
@@ -93,7 +94,11 @@ pub(crate) fn inspect(path: &Path, as_json: bool) -> Outcome {
         "bytes"
     );
     for i in &infos {
-        let digest = if i.stored_as == i.name { i.record.sha256.short(12) } else { format!("= {}", i.stored_as) };
+        let digest = if i.stored_as == i.name {
+            i.record.digest().map(|d| d.short(12)).unwrap_or_default()
+        } else {
+            format!("= {}", i.stored_as)
+        };
         anstream::println!(
             "  {:<width$}  {:<8}  {:<5}  {:<16}  {:>10}  {digest}",
             i.name,
