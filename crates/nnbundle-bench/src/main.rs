@@ -7,7 +7,8 @@
 //!   f32; `mix`: 12 x 4096x4096 + 60 x 1024x1024 + 1000 vectors; `small`: 64 MiB;
 //!   `tiny`: 256 x 32x32, 1 MiB: as many tensors as `uniform`, 1/1024 of the bytes)
 //!   and save them as a bundle (hashing included; fsynced unless `unsynced`);
-//! - `load PATH`: open, verify every SHA-256, view every tensor as an ndarray;
+//! - `load PATH [pread]`: open (memory-mapped, or with positioned reads), verify every
+//!   digest, view every tensor as an ndarray;
 //! - `open1 PATH NAME`: trusted open and one tensor view (no hashing);
 //! - `lazy1 PATH NAME`: open and read one tensor, its hash checked;
 //! - `sha BYTES`: SHA-256 of BYTES in memory on every core (the floor for `load`);
@@ -61,9 +62,12 @@ fn main() {
             json!({"op": "save", "seconds": t0.elapsed().as_secs_f64(), "bytes": bytes})
         }
         "load" => {
+            let backend = match args.get(2).map(String::as_str) {
+                Some("pread") => nnbundle_container::Backend::Pread,
+                _ => nnbundle_container::Backend::Mmap,
+            };
             let t0 = Instant::now();
-            let bundle =
-                Bundle::open_with(arg(1), OpenOptions { verify: Verify::Eager, ..Default::default() }).unwrap();
+            let bundle = Bundle::open_with(arg(1), OpenOptions { verify: Verify::Eager, backend }).unwrap();
             let all = bundle.load_all().unwrap();
             let views = all.values().filter(|t| t.array_view::<f32>().ok().flatten().is_some()).count();
             json!({"op": "load", "seconds": t0.elapsed().as_secs_f64(), "tensors": all.len(), "views": views})

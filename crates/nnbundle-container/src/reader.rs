@@ -447,11 +447,13 @@ impl Bundle {
     /// Reads every tensor and runs `check` on its data, in parallel, largest
     /// first, collecting every error.
     fn check_all(&self, check: impl Fn(&str, &Slot, &TensorRecord, &[u8]) -> Vec<ContainerError> + Sync) -> Result<()> {
-        let mut errors: Vec<ContainerError> = crate::largest_first(self.slots.iter().collect(), |(_, s)| s.data.len())
-            .flat_map_iter(|(name, slot)| match self.data(name, slot) {
+        let mut errors: Vec<ContainerError> = self
+            .each_tensor(|name, slot, data| match data {
                 Ok(data) => check(name, slot, &self.manifest.tensors[name], data.as_bytes()),
                 Err(e) => vec![e],
             })
+            .into_iter()
+            .flatten()
             .collect();
         errors.sort_by_cached_key(ToString::to_string);
         match errors.len() {
@@ -461,9 +463,50 @@ impl Bundle {
         }
     }
 
+    /// Reads every stored tensor's data and calls `f` on it, in parallel:
+    /// largest first from shared bytes; with positioned reads, one thread
+    /// reads in file order (at most four tensors ahead) while the others
+    /// hash, so reading and hashing overlap.
+    fn each_tensor<T: Send>(&self, f: impl Fn(&str, &Slot, Result<Buffer>) -> T + Sync) -> Vec<T> {
+        if !matches!(*self.source, Source::Positioned(_)) {
+            return crate::largest_first(self.slots.iter().collect(), |(_, s)| s.data.len())
+                .map(|(name, slot)| f(name, slot, self.data(name, slot)))
+                .collect();
+        }
+        let mut in_file_order: Vec<(&String, &Slot)> = self.slots.iter().collect();
+        in_file_order.sort_by_key(|(_, slot)| slot.data.start);
+        let (sender, receiver) = std::sync::mpsc::sync_channel(4);
+        std::thread::scope(|scope| {
+            scope.spawn(move || {
+                for (name, slot) in in_file_order {
+                    if sender.send((name, slot, self.data(name, slot))).is_err() {
+                        break;
+                    }
+                }
+            });
+            receiver.into_iter().par_bridge().map(|(name, slot, data)| f(name, slot, data)).collect()
+        })
+    }
+
     /// Every tensor and alias by name, all hashes checked (in parallel) unless
-    /// the bundle was opened with [`Verify::Never`].
+    /// the bundle was opened with [`Verify::Never`]. Each tensor's bytes are
+    /// read once.
     pub fn load_all(&self) -> Result<BTreeMap<String, Tensor>> {
+        if matches!(*self.source, Source::Positioned(_)) {
+            let read = self.each_tensor(|name, slot, data| {
+                let data = data?;
+                let record = &self.manifest.tensors[name];
+                if self.verify != Verify::Never {
+                    self.verify_slot(name, slot, record, data.as_bytes())?;
+                }
+                Ok((name.to_owned(), make_tensor(name, record, data)?))
+            });
+            let stored: BTreeMap<String, Tensor> = read.into_iter().collect::<Result<_>>()?;
+            let aliases = self.manifest.aliases.iter().map(|(alias, target)| (alias.clone(), stored[target].clone()));
+            let mut all: BTreeMap<String, Tensor> = aliases.collect();
+            all.extend(stored);
+            return Ok(all);
+        }
         if self.verify != Verify::Never {
             self.verify_all()?;
         }
