@@ -270,10 +270,11 @@ pub fn validate_reporting(
             .map(|e| container_finding(&e))
             .unwrap_or_default();
         hashes_ok = findings.is_empty();
+        let whole = manifest.tensors.values().filter(|r| r.sha256.is_some()).count();
         let chunked = manifest.tensors.values().filter(|r| r.chunks.is_some()).count();
         let verified = match chunked {
-            0 => format!("{} SHA-256 digests verified", manifest.tensors.len()),
-            n => format!("{} SHA-256 digests and {n} chunk digests verified", manifest.tensors.len()),
+            0 => format!("{whole} SHA-256 digests verified"),
+            n => format!("{whole} SHA-256 digests and {n} chunk digests verified"),
         };
         report.checks.push(check("hashes", &findings, verified));
         report.problems.extend(findings);
