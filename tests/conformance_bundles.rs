@@ -99,6 +99,71 @@ fn signature_cases(valid_mlp: &[u8]) -> Vec<(&'static str, Vec<u8>, &'static str
     ]
 }
 
+/// The sharded cases (section 11): a folder per case, its index `model.nnb`
+/// beside its shards, with the validator's verdict and the rule.
+/// A case's files: name and bytes.
+type Files = Vec<(String, Vec<u8>)>;
+
+fn shard_cases(valid_mlp: &[u8]) -> Vec<(&'static str, Files, &'static str, &'static str)> {
+    // The MLP in 16 KiB shards: its four tensors in three shards.
+    let tmp = tempfile::tempdir().unwrap();
+    let source = tmp.path().join("model.nnb");
+    std::fs::write(&source, valid_mlp).unwrap();
+    let out = tmp.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let bundle = nnbundle::Bundle::open(&source).unwrap();
+    nnbundle::container::write_sharded(&bundle, 16 << 10, &out, "model.nnb", nnbundle::container::Durability::Unsynced)
+        .unwrap();
+    let mut files: Files = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (e.file_name().into_string().unwrap(), std::fs::read(e.path()).unwrap())
+        })
+        .collect();
+    files.sort();
+    let shard_names: Vec<String> = files.iter().map(|(n, _)| n.clone()).filter(|n| n != "model.nnb").collect();
+    assert!(shard_names.len() >= 2, "{shard_names:?}");
+    let index_manifest = nnbundle::Bundle::open(out.join("model.nnb")).unwrap().manifest().to_yaml().unwrap();
+    let without = |name: &str| files.iter().filter(|(n, _)| n != name).cloned().collect::<Vec<_>>();
+    let truncated = files
+        .iter()
+        .map(|(n, b)| (n.clone(), if *n == shard_names[0] { b[..b.len() - 1].to_vec() } else { b.clone() }))
+        .collect();
+    // Another shard's bytes under the first shard's name, cut or padded to its
+    // size: the size matches, the bundle is not the one the index names.
+    let (first_len, other) = (files.iter().find(|(n, _)| *n == shard_names[0]).unwrap().1.len(), &shard_names[1]);
+    let swapped = files
+        .iter()
+        .map(|(n, b)| {
+            if *n == shard_names[0] {
+                let mut bytes = files.iter().find(|(m, _)| m == other).unwrap().1.clone();
+                bytes.resize(first_len, 0);
+                (n.clone(), bytes)
+            } else {
+                (n.clone(), b.clone())
+            }
+        })
+        .collect();
+    let index_only =
+        |manifest: String| vec![("model.nnb".to_owned(), zip_of(&[("manifest.yaml", manifest.into_bytes())]))];
+    let escaping =
+        index_manifest.replacen(&format!("file: {}", shard_names[0]), "file: ../model-00001-of-00003.nnb", 1);
+    assert_ne!(escaping, index_manifest);
+    vec![
+        ("shards_valid", files.clone(), "valid", "an index and its shards open like the bundle they came from"),
+        ("shards_missing", without(&shard_names[0]), "bad-shard", "every shard the index lists is in its folder"),
+        ("shards_truncated", truncated, "bad-shard", "a shard has the size the index gives"),
+        ("shards_swapped", swapped, "bad-shard", "a shard has the bundle digest the index gives"),
+        (
+            "shards_path_escape",
+            index_only(escaping),
+            "invalid-manifest",
+            "a shard file is a name in the index's folder, never a path",
+        ),
+    ]
+}
+
 fn mlp_graph() -> Graph {
     Graph::from_yaml(include_bytes!("../spec/examples/mlp.yaml")).unwrap()
 }
@@ -632,10 +697,26 @@ fn section(file: &str) -> &'static str {
         "chunks_in_format_1_0.nnb" | "chunks_only_in_format_1_1.nnb" => "1",
         "valid_chunks_only.nnb" | "chunks_only_mismatch.nnb" => "5.1.1",
         "tensor_without_digest.nnb" => "3.2",
+        "shards_valid/model.nnb" => "11",
+        "shards_missing/model.nnb" | "shards_truncated/model.nnb" | "shards_swapped/model.nnb" => "11.3",
+        "shards_path_escape/model.nnb" => "11.2",
         "valid_signed.nnb" | "signature_over_other_content.nnb" => "10",
         "signature_malformed_json.nnb" => "10.3",
         "signature_unknown_entry.nnb" => "2.1, 10.1",
         other => panic!("{other}: give the case the section that states its rule"),
+    }
+}
+
+/// Validates the bundle at `path` and checks the verdict: `valid`, or an error of that code.
+fn assert_verdict(file: &str, path: &std::path::Path, verdict: &str) {
+    let report = nnbundle::runtime::validate(path, Default::default());
+    match verdict {
+        "valid" => assert!(report.valid, "{file}: {:?}", report.problems),
+        code => assert!(
+            !report.valid && report.problems.iter().any(|p| p.code == code),
+            "{file}: expected error `{code}`, got {:?}",
+            report.problems.iter().map(|p| format!("{}: {}", p.code, p.message)).collect::<Vec<_>>()
+        ),
     }
 }
 
@@ -658,15 +739,7 @@ fn conformance_bundles_are_committed_and_give_their_verdicts() {
                 "{file} differs from what the generator makes; run NNB_UPDATE_CONFORMANCE=1 cargo test --test conformance_bundles"
             );
         }
-        let report = nnbundle::runtime::validate(&path, Default::default());
-        match verdict {
-            "valid" => assert!(report.valid, "{file}: {:?}", report.problems),
-            code => assert!(
-                !report.valid && report.problems.iter().any(|p| p.code == code),
-                "{file}: expected error `{code}`, got {:?}",
-                report.problems.iter().map(|p| format!("{}: {}", p.code, p.message)).collect::<Vec<_>>()
-            ),
-        }
+        assert_verdict(file, &path, verdict);
         let mut case = serde_json::json!({"file": file, "verdict": verdict, "section": section(file), "rule": rule});
         if let Some(expected) = verify {
             // What `nnb verify --key keys/p256.pub.pem` says: `verified`, or the code of its failure.
@@ -681,6 +754,27 @@ fn conformance_bundles_are_committed_and_give_their_verdicts() {
             case["verify"] = serde_json::json!({"key": "keys/p256.pub.pem", "verdict": expected});
         }
         listing.push(case);
+    }
+    for (case, files, verdict, rule) in shard_cases(&valid_mlp) {
+        let folder = dir().join(case);
+        if update {
+            let _ = std::fs::remove_dir_all(&folder);
+            std::fs::create_dir_all(&folder).unwrap();
+            for (name, bytes) in &files {
+                std::fs::write(folder.join(name), bytes).unwrap();
+            }
+        }
+        let mut committed: Vec<String> =
+            std::fs::read_dir(&folder).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        committed.sort();
+        assert_eq!(committed, files.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(), "{case}: stale files");
+        for (name, bytes) in &files {
+            assert!(std::fs::read(folder.join(name)).unwrap() == *bytes, "{case}/{name} differs from the generator's");
+        }
+        let file = format!("{case}/model.nnb");
+        assert_verdict(&file, &folder.join("model.nnb"), verdict);
+        let section = section(&file);
+        listing.push(serde_json::json!({"file": file, "verdict": verdict, "section": section, "rule": rule}));
     }
     let json = serde_json::to_string_pretty(&listing).unwrap() + "\n";
     let cases_path = dir().join("cases.json");

@@ -281,7 +281,8 @@ def parse_manifest(text):
     major, minor = int(match.group(1)), int(match.group(2))
     if major != SUPPORTED[0]:
         raise Invalid("unsupported-version", "format_version", f"{version}")
-    expect_map(m, "manifest", ("format_version", "graph", "tensors", "aliases", "metadata", "samples"), ("tensors",))
+    expect_map(m, "manifest", ("format_version", "graph", "tensors", "aliases", "metadata", "samples", "shards"),
+               ("tensors",))
     graph = m.get("graph")
     if "graph" in m:
         expect_map(graph, "graph", ("opset", "sha256", "architecture_digest"), ("opset", "sha256", "architecture_digest"))
@@ -330,6 +331,7 @@ def parse_manifest(text):
                 raise manifest_error(f"{where}.chunks.size", "not a power of two from 2^20 to 2^30")
             if not is_str(c["sha256"]) or not HEX64.match(c["sha256"]):
                 raise manifest_error(f"{where}.chunks.sha256", "not 64 lowercase hex digits")
+    check_shard_table(m, (major, minor))
     for alias, target in aliases.items():
         if not is_str(alias) or not is_str(target):
             raise manifest_error(f"aliases.{alias}", "not a string")
@@ -444,7 +446,7 @@ def parse_npy_header(data, where, tensor):
 # ---------------------------------------------------------------- reading
 
 
-def read(data, verify=True):
+def read(data, verify=True, folder=None):
     """Steps 1 to 5 of section 6 and the graph checks described above: the
     content (manifest, graph text, tensor data by name) or `Invalid`."""
     entries = read_zip(data)
@@ -462,8 +464,10 @@ def read(data, verify=True):
             raise Invalid("bad-entry", "graph.yaml", "SHA-256 mismatch")
     elif "graph.yaml" in entries:
         raise Invalid("bad-entry", "graph.yaml", "no graph record")
-    tensors = {}
+    tensors = read_shards(m, folder, verify) if m.get("shards") else {}
     for name in sorted(m["tensors"], key=lambda n: n.encode("utf-8")):
+        if name in tensors:
+            continue
         r = m["tensors"][name]
         entry = f"tensors/{name}.npy"
         if entry not in entries:
@@ -477,7 +481,7 @@ def read(data, verify=True):
             raise Invalid("bad-tensor-entry", entry, "data length disagrees")
         tensors[name] = data[start + offset:end]
     expected = {"manifest.yaml"} | ({"graph.yaml"} if graph_text is not None else set())
-    expected |= {f"tensors/{n}.npy" for n in m["tensors"]}
+    expected |= {f"tensors/{n}.npy" for n in m["tensors"] if not m.get("shards")}
     signatures = {}
     for entry in entries:
         if signature_name(entry) is not None:
@@ -496,6 +500,94 @@ def read(data, verify=True):
         if m.get("samples"):
             run_samples(m, nodes, tensors)
     return {"manifest": m, "graph": graph_text, "tensors": tensors, "signatures": signatures}
+
+
+SHARD_FILE = re.compile(r"(?!\.)[A-Za-z0-9_.\-]{0,251}\.nnb\Z")
+MAX_SHARDS = 1 << 16
+
+
+def check_shard_table(m, version):
+    """Section 11.2."""
+    shards = m.get("shards", [])
+    if not shards:
+        return
+    if not isinstance(shards, list):
+        raise manifest_error("shards", "not a list")
+    if version < (1, 2):
+        raise manifest_error("shards", "shards need format 1.2")
+    if len(shards) > MAX_SHARDS:
+        raise manifest_error("shards", "above MAX_SHARDS")
+    files, holder = set(), {}
+    for i, shard in enumerate(shards):
+        where = f"shards[{i}]"
+        expect_map(shard, where, ("file", "size", "bundle_digest", "tensors"), ("file", "size", "bundle_digest", "tensors"))
+        if not is_str(shard["file"]) or not SHARD_FILE.match(shard["file"]) or shard["file"] == ".nnb":
+            raise manifest_error(f"{where}.file", "not a file name in the index's folder")
+        if shard["file"] in files:
+            raise manifest_error(f"{where}.file", "listed twice")
+        files.add(shard["file"])
+        if not is_int(shard["size"]) or shard["size"] < 0:
+            raise manifest_error(f"{where}.size", "not a size")
+        if not is_str(shard["bundle_digest"]) or not HEX64.match(shard["bundle_digest"]):
+            raise manifest_error(f"{where}.bundle_digest", "not 64 lowercase hex digits")
+        names = shard["tensors"]
+        if not isinstance(names, list) or not all(is_str(n) for n in names):
+            raise manifest_error(f"{where}.tensors", "not a list of names")
+        if any(a.encode("utf-8") >= b.encode("utf-8") for a, b in zip(names, names[1:])):
+            raise manifest_error(f"{where}.tensors", "not sorted, or a name repeats")
+        for name in names:
+            if name not in m["tensors"]:
+                raise manifest_error(f"{where}.tensors", f"{name} is not a stored tensor")
+            if name in holder:
+                raise manifest_error(f"{where}.tensors", f"{name} is in two shards")
+            holder[name] = i
+    for name in m["tensors"]:
+        if name not in holder:
+            raise manifest_error(f"tensors.{name}", "in no shard")
+
+
+def bundle_digest(m):
+    """Section 5.4: the canonical JSON of the parsed manifest, empty optional maps and lists left out."""
+    doc = {k: v for k, v in m.items() if not (k in ("aliases", "metadata", "samples", "shards") and not v)}
+    return hashlib.sha256(canonical_json(doc).encode("utf-8")).hexdigest()
+
+
+def read_shards(m, folder, verify):
+    """Section 11.3: each shard's tensors (name -> data), or `Invalid` with code `bad-shard`."""
+    import os
+    import stat
+    if folder is None:
+        raise Invalid("bad-shard", "shards", "an index needs its folder")
+    tensors = {}
+    for shard in m["shards"]:
+        path = os.path.join(folder, shard["file"])
+        bad = lambda why: Invalid("bad-shard", shard["file"], why)  # noqa: E731
+        try:
+            info = os.lstat(path)
+        except FileNotFoundError:
+            raise bad("missing")
+        if not stat.S_ISREG(info.st_mode):
+            raise bad("not a regular file")
+        if info.st_size != shard["size"]:
+            raise bad("another size than the index gives")
+        with open(path, "rb") as f:
+            data = f.read()
+        try:
+            part = read(data, verify)
+        except Invalid as e:
+            raise bad(f"not a valid bundle: {e}")
+        pm = part["manifest"]
+        if pm.get("shards"):
+            raise bad("an index itself")
+        if bundle_digest(pm) != shard["bundle_digest"]:
+            raise bad("another bundle digest than the index gives")
+        if sorted(pm["tensors"], key=lambda n: n.encode("utf-8")) != shard["tensors"]:
+            raise bad("other tensors than the index lists")
+        for name in shard["tensors"]:
+            if pm["tensors"][name] != m["tensors"][name]:
+                raise bad(f"its record of {name} differs from the index's")
+        tensors.update(part["tensors"])
+    return tensors
 
 
 def verify_digests(m, tensors):
@@ -1163,10 +1255,10 @@ def verify(data, public_pem):
     return "signature"
 
 
-def verdict(data):
-    """`valid` or the code of the first rule the bytes break."""
+def verdict(data, folder=None):
+    """`valid` or the code of the first rule the bytes break (`folder`: where an index's shards are)."""
     try:
-        read(data)
+        read(data, folder=folder)
         return "valid"
     except Invalid as e:
         return e.code

@@ -25,8 +25,9 @@ def main(ops_md, conformance, corpus, variants_json):
         cases = json.load(f)
     covered = 0
     for case in cases:
-        with open(os.path.join(conformance, case["file"]), "rb") as f:
-            got = nnb_spec.verdict(f.read())
+        path = os.path.join(conformance, case["file"])
+        with open(path, "rb") as f:
+            got = nnb_spec.verdict(f.read(), folder=os.path.dirname(path))
         if case["verdict"] in NOT_COVERED:
             continue
         covered += 1

@@ -133,6 +133,14 @@ pub enum ContainerError {
         /// What is wrong.
         reason: String,
     },
+    /// A shard of an index bundle is missing, truncated, swapped or otherwise wrong.
+    #[error("shard `{}`: {reason}", file.display())]
+    Shard {
+        /// The shard file.
+        file: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The bundle file changed (shrank) while open, found when reading it.
     #[error("`{}` changed while open, reading {what}: {reason}; reopen it", path.display())]
     FileChanged {
@@ -163,6 +171,7 @@ impl ContainerError {
             ContainerError::Graph { .. } => "invalid-graph",
             ContainerError::InvalidTensor { .. } => "invalid-tensor",
             ContainerError::InvalidContent { .. } => "invalid-content",
+            ContainerError::Shard { .. } => "bad-shard",
         }
     }
 
@@ -171,7 +180,8 @@ impl ContainerError {
         match self {
             ContainerError::Io { path, .. }
             | ContainerError::WriteFailed { path, .. }
-            | ContainerError::FileChanged { path, .. } => Some(path.display().to_string()),
+            | ContainerError::FileChanged { path, .. }
+            | ContainerError::Shard { file: path, .. } => Some(path.display().to_string()),
             ContainerError::BadEntry { entry, .. }
             | ContainerError::MissingEntry { entry, .. }
             | ContainerError::Document { entry, .. } => Some(entry.clone()),

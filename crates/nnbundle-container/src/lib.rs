@@ -37,6 +37,7 @@ mod error;
 mod mmap;
 pub mod npy;
 mod reader;
+mod shard;
 mod signed;
 mod source;
 mod writer;
@@ -44,6 +45,7 @@ mod writer;
 pub use atomic::{Durability, TEMP_SUFFIX, write_atomically, write_atomically_with, write_bytes_atomically};
 pub use error::{ContainerError, Result};
 pub use reader::{Archive, Bundle, NamedBytes, OpenOptions, TensorInfo, Verify};
+pub use shard::{plan_shards, shard_file_name, write_sharded};
 pub use source::Backend;
 pub use writer::{BundleWriter, Chunking};
 

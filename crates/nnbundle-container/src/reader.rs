@@ -89,6 +89,10 @@ pub struct Bundle {
     /// The `graph.yaml` bytes (checked against the manifest at open).
     graph: Option<Vec<u8>>,
     verify: Verify,
+    /// An index bundle's shards (format 1.2), opened and checked with it.
+    parts: Vec<Bundle>,
+    /// Which shard holds each stored tensor of an index.
+    part_of: BTreeMap<String, usize>,
 }
 
 /// A bundle's zip archive after the container's entry rules (spec 2.2), before
@@ -204,8 +208,9 @@ impl Bundle {
 
     /// Opens `path` with explicit options.
     pub fn open_with(path: impl AsRef<Path>, options: OpenOptions) -> Result<Bundle> {
-        let (source, layout) = load(path.as_ref(), options.backend)?;
-        Bundle::from_layout(source, layout, options.verify)
+        let path = path.as_ref();
+        let (source, layout) = load(path, options.backend)?;
+        Bundle::from_layout(source, layout, options, Some(path))
     }
 
     /// Reads a bundle held in memory.
@@ -222,10 +227,13 @@ impl Bundle {
     pub fn from_owner(owner: Arc<dyn ByteOwner>, verify: Verify) -> Result<Bundle> {
         let source = Arc::new(Source::Memory(owner));
         let layout = scan_entries(&source)?;
-        Bundle::from_layout(source, layout, verify)
+        Bundle::from_layout(source, layout, OpenOptions { verify, backend: Backend::Memory }, None)
     }
 
-    fn from_layout(source: Arc<Source>, entries: Layout, verify: Verify) -> Result<Bundle> {
+    /// Checks the manifest, graph and tensor entries of a scanned archive;
+    /// `path` is where it was opened from (an index finds its shards beside it).
+    fn from_layout(source: Arc<Source>, entries: Layout, options: OpenOptions, path: Option<&Path>) -> Result<Bundle> {
+        let verify = options.verify;
         let layout = &entries.entries;
         let manifest_range = layout.get(MANIFEST_ENTRY).ok_or_else(|| ContainerError::MissingEntry {
             entry: MANIFEST_ENTRY.into(),
@@ -260,8 +268,12 @@ impl Bundle {
             (None, None) => None,
         };
 
+        let (parts, part_of) = match manifest.shards.is_empty() {
+            true => (Vec::new(), BTreeMap::new()),
+            false => open_shards(&manifest, path, options)?,
+        };
         let mut slots = BTreeMap::new();
-        for (name, record) in &manifest.tensors {
+        for (name, record) in manifest.tensors.iter().filter(|(name, _)| !part_of.contains_key(*name)) {
             let entry = nnbundle_format::tensor_entry_name(name);
             let located = layout.get(&entry).ok_or_else(|| ContainerError::MissingEntry {
                 entry: entry.clone(),
@@ -286,7 +298,7 @@ impl Bundle {
             return Err(ContainerError::entry(stray, "not listed in the manifest"));
         }
         let archive = Archive::new(source.clone(), entries);
-        let bundle = Bundle { source, archive, manifest, slots, graph, verify };
+        let bundle = Bundle { source, archive, manifest, slots, graph, verify, parts, part_of };
         if verify == Verify::Eager {
             bundle.verify_all()?;
         }
@@ -393,6 +405,9 @@ impl Bundle {
     /// Reads tensor `name` (or an alias), checking its hash according to the
     /// open options. The tensor shares the bundle's bytes.
     pub fn tensor(&self, name: &str) -> Result<Tensor> {
+        if let Some((part, stored)) = self.in_part(name) {
+            return part.tensor(stored);
+        }
         let (stored, slot, record) = self.slot(name)?;
         let data = self.data(stored, slot)?;
         if self.verify != Verify::Never {
@@ -403,8 +418,41 @@ impl Bundle {
 
     /// Reads tensor `name` without checking its hash.
     pub fn tensor_unverified(&self, name: &str) -> Result<Tensor> {
+        if let Some((part, stored)) = self.in_part(name) {
+            return part.tensor_unverified(stored);
+        }
         let (stored, slot, record) = self.slot(name)?;
         make_tensor(stored, record, self.data(stored, slot)?)
+    }
+
+    /// The shard holding tensor (or alias) `name`, and its stored name, for an index.
+    fn in_part<'a>(&'a self, name: &'a str) -> Option<(&'a Bundle, &'a str)> {
+        let (stored, _) = self.manifest.resolve(name)?;
+        self.part_of.get(stored).map(|&i| (&self.parts[i], stored))
+    }
+
+    /// Whether this is an index bundle whose tensors are in shard files.
+    pub fn is_index(&self) -> bool {
+        !self.parts.is_empty()
+    }
+
+    /// Runs `check` on every shard, collecting their errors (an index's own
+    /// entries hold no tensors).
+    fn check_parts(&self, check: impl Fn(&Bundle) -> Result<()>) -> Result<()> {
+        let mut errors: Vec<ContainerError> = self
+            .parts
+            .iter()
+            .filter_map(|part| check(part).err())
+            .flat_map(|e| match e {
+                ContainerError::Verification(all) => all,
+                other => vec![other],
+            })
+            .collect();
+        match errors.len() {
+            0 => Ok(()),
+            1 => Err(errors.remove(0)),
+            _ => Err(ContainerError::Verification(errors)),
+        }
     }
 
     /// Tensor `name`'s data bytes, from the source.
@@ -415,6 +463,9 @@ impl Bundle {
     /// Hashes every tensor not yet verified, in parallel, and reports every
     /// mismatch. A tensor with a chunk digest is checked by that digest alone.
     pub fn verify_all(&self) -> Result<()> {
+        if self.is_index() {
+            return self.check_parts(Bundle::verify_all);
+        }
         self.check_all(|name, slot, record, data| {
             self.verify_slot(name, slot, record, data).err().into_iter().collect()
         })
@@ -431,6 +482,9 @@ impl Bundle {
     /// [`Bundle::verify_every_digest`], calling `progress` with the byte size of
     /// each tensor once it is checked (from several threads), for a progress bar.
     pub fn verify_every_digest_reporting(&self, progress: &(dyn Fn(u64) + Sync)) -> Result<()> {
+        if self.is_index() {
+            return self.check_parts(|part| part.verify_every_digest_reporting(progress));
+        }
         self.check_all(|name, slot, record, data| {
             let chunked = record.chunks.map(|c| check_chunk_digest(name, data, c));
             let whole = record.sha256.map(|d| check_sha256(name, data, d));
@@ -492,6 +546,16 @@ impl Bundle {
     /// the bundle was opened with [`Verify::Never`]. Each tensor's bytes are
     /// read once.
     pub fn load_all(&self) -> Result<BTreeMap<String, Tensor>> {
+        if self.is_index() {
+            let mut all = BTreeMap::new();
+            for part in &self.parts {
+                all.extend(part.load_all()?);
+            }
+            for (alias, target) in &self.manifest.aliases {
+                all.insert(alias.clone(), all[target].clone());
+            }
+            return Ok(all);
+        }
         if matches!(*self.source, Source::Positioned(_)) {
             let read = self.each_tensor(|name, slot, data| {
                 let data = data?;
@@ -584,6 +648,68 @@ fn make_tensor(name: &str, record: &TensorRecord, data: Buffer) -> Result<Tensor
     let shape = record.shape.iter().map(|&d| d as usize).collect();
     Tensor::from_bytes(record.dtype, shape, data)
         .map_err(|source| ContainerError::InvalidTensor { tensor: name.to_owned(), source })
+}
+
+/// Opens and checks an index's shards, in the index's folder: each file is
+/// there, a regular file (symbolic links are not followed), of the size the
+/// index gives, a valid bundle that is not itself an index, with the bundle
+/// digest the index gives, holding exactly the tensors listed, with the
+/// index's records for them. Every failure names the shard file.
+fn open_shards(
+    manifest: &Manifest,
+    path: Option<&Path>,
+    options: OpenOptions,
+) -> Result<(Vec<Bundle>, BTreeMap<String, usize>)> {
+    let Some(path) = path else {
+        return Err(ContainerError::InvalidContent {
+            reason: "an index bundle (it has shards) must be opened from its file, beside its shards".into(),
+        });
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut parts = Vec::with_capacity(manifest.shards.len());
+    let mut part_of = BTreeMap::new();
+    for (i, shard) in manifest.shards.iter().enumerate() {
+        let bad = |reason: String| ContainerError::Shard { file: dir.join(&shard.file), reason };
+        let file = dir.join(&shard.file);
+        let meta = std::fs::symlink_metadata(&file).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => bad("missing: the index lists it, the folder does not hold it".into()),
+            _ => bad(format!("cannot be read: {e}")),
+        })?;
+        if !meta.file_type().is_file() {
+            return Err(bad("is not a regular file (symbolic links are not followed)".into()));
+        }
+        if meta.len() != shard.size {
+            return Err(bad(format!(
+                "is {} bytes, the index says {} (truncated, or another file)",
+                meta.len(),
+                shard.size
+            )));
+        }
+        let part = Bundle::open_with(&file, options).map_err(|e| bad(e.to_string()))?;
+        if part.is_index() || !part.manifest.shards.is_empty() {
+            return Err(bad("is itself an index; shards hold tensors".into()));
+        }
+        let digest = part.digest();
+        if digest != shard.bundle_digest {
+            return Err(bad(format!(
+                "has bundle digest {}, the index says {} (another shard, or swapped)",
+                digest.short(16),
+                shard.bundle_digest.short(16)
+            )));
+        }
+        let held: Vec<&String> = part.manifest.tensors.keys().collect();
+        if held.len() != shard.tensors.len() || held.iter().zip(&shard.tensors).any(|(a, b)| *a != b) {
+            return Err(bad(format!("holds other tensors than the {} the index lists", shard.tensors.len())));
+        }
+        for name in &shard.tensors {
+            if part.manifest.tensors[name] != manifest.tensors[name] {
+                return Err(bad(format!("its record of tensor `{name}` differs from the index's")));
+            }
+            part_of.insert(name.clone(), i);
+        }
+        parts.push(part);
+    }
+    Ok((parts, part_of))
 }
 
 fn check_size(entry: &str, len: usize, max: u64) -> Result<()> {

@@ -9,7 +9,7 @@ use nnbundle_format::limits::DATA_ALIGNMENT;
 use nnbundle_format::names::{PARAMS_GROUP, SAMPLES_GROUP, check_group_name, check_metadata_key, check_tensor_name};
 use nnbundle_format::{
     ChunkDigest, FormatVersion, GRAPH_ENTRY, GraphRecord, MANIFEST_ENTRY, Manifest, MetaValue, SampleRecord,
-    Sha256Digest, Tensor, TensorRecord, tensor_entry_name,
+    Sha256Digest, ShardRecord, Tensor, TensorRecord, tensor_entry_name,
 };
 use nnbundle_graph::{Graph, WeightInfo};
 use rayon::prelude::*;
@@ -83,6 +83,10 @@ pub struct BundleWriter {
     digest_kinds: BTreeMap<String, DigestKinds>,
     /// The lowest format version to declare.
     min_version: Option<FormatVersion>,
+    /// For an index bundle: the records of the tensors its shards hold.
+    external: BTreeMap<String, TensorRecord>,
+    /// For an index bundle: the shard table.
+    shards: Vec<ShardRecord>,
 }
 
 impl BundleWriter {
@@ -103,7 +107,7 @@ impl BundleWriter {
         let invalid = |source| ContainerError::InvalidTensor { tensor: name.clone(), source };
         check_tensor_name(&name).map_err(invalid)?;
         check_group_name(group).map_err(invalid)?;
-        if self.tensors.contains_key(&name) || self.aliases.contains_key(&name) {
+        if self.tensors.contains_key(&name) || self.aliases.contains_key(&name) || self.external.contains_key(&name) {
             return Err(ContainerError::InvalidContent { reason: format!("tensor `{name}` is added twice") });
         }
         self.tensors.insert(name, (tensor, group.to_owned()));
@@ -146,6 +150,10 @@ impl BundleWriter {
         w.graph = bundle.graph()?;
         w.graph_text = bundle.graph_yaml().map(|text| String::from_utf8_lossy(text).into_owned());
         w.keep_layout_of(manifest);
+        if bundle.is_index() {
+            // Merging shards: the version the content needs, not the index's 1.2.
+            w.min_version = None;
+        }
         Ok(w)
     }
 
@@ -223,6 +231,14 @@ impl BundleWriter {
         self
     }
 
+    /// Makes this an index bundle (format 1.2): `records` are the tensors the
+    /// `shards` hold, listed in the manifest but stored in the shard files.
+    pub fn set_shards(&mut self, records: BTreeMap<String, TensorRecord>, shards: Vec<ShardRecord>) -> &mut Self {
+        self.external = records;
+        self.shards = shards;
+        self
+    }
+
     /// Sets which tensors get a chunk digest ([`Chunking::default`]: 16 MiB and more).
     pub fn set_chunking(&mut self, chunking: Chunking) -> &mut Self {
         self.chunking = chunking;
@@ -242,11 +258,18 @@ impl BundleWriter {
             .filter(|(_, (_, g))| g == PARAMS_GROUP)
             .map(|(n, (t, _))| (n.clone(), WeightInfo::from(t)))
             .collect();
+        let external = |r: &TensorRecord| WeightInfo { dtype: r.dtype, shape: r.shape.clone() };
+        table.extend(
+            self.external.iter().filter(|(_, r)| r.group == PARAMS_GROUP).map(|(n, r)| (n.clone(), external(r))),
+        );
         for (alias, target) in &self.aliases {
             if let Some((t, g)) = self.tensors.get(target)
                 && g == PARAMS_GROUP
             {
                 table.insert(alias.clone(), WeightInfo::from(t));
+            }
+            if let Some(r) = self.external.get(target).filter(|r| r.group == PARAMS_GROUP) {
+                table.insert(alias.clone(), external(r));
             }
         }
         table
@@ -295,6 +318,8 @@ impl BundleWriter {
             };
             manifest.tensors.insert(name.clone(), record);
         }
+        manifest.tensors.extend(self.external.clone());
+        manifest.shards = self.shards.clone();
         manifest.format_version = manifest.required_version().max(self.min_version.unwrap_or(FormatVersion::V1_0));
         manifest.aliases = self.aliases.clone();
         manifest.metadata = self.metadata.clone();
@@ -356,7 +381,9 @@ impl BundleWriter {
         written?;
         // The real manifest is the draft with the digests filled in.
         for (name, record) in &mut manifest.tensors {
-            (record.sha256, record.chunks) = digests[name.as_str()];
+            if let Some(&digests) = digests.get(name.as_str()) {
+                (record.sha256, record.chunks) = digests;
+            }
         }
         let yaml = manifest.to_yaml().map_err(invalid)?;
         if yaml.len() == draft.len() {

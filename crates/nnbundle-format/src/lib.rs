@@ -36,8 +36,8 @@ pub use error::FormatError;
 pub use half::{bf16, f16};
 pub use manifest::{
     ChunkDigest, FormatVersion, GRAPH_ENTRY, GraphRecord, MANIFEST_ENTRY, Manifest, SIGNATURE_ENTRY_PREFIX,
-    SIGNATURE_ENTRY_SUFFIX, SampleRecord, TENSOR_ENTRY_PREFIX, TENSOR_ENTRY_SUFFIX, TensorDigest, TensorRecord,
-    manifest_schema, signature_entry_name, signature_name, tensor_entry_name,
+    SIGNATURE_ENTRY_SUFFIX, SampleRecord, ShardRecord, TENSOR_ENTRY_PREFIX, TENSOR_ENTRY_SUFFIX, TensorDigest,
+    TensorRecord, check_shard_file_name, manifest_schema, signature_entry_name, signature_name, tensor_entry_name,
 };
 pub use metadata::MetaValue;
 pub use tensor::{Tensor, byte_size};

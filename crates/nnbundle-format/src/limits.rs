@@ -16,6 +16,8 @@ pub const MAX_ENTRIES: usize = MAX_TENSORS + 2 + MAX_SIGNATURES;
 pub const MAX_SIGNATURES: usize = 16;
 /// Largest signature entry, in bytes (its statement lists every other entry).
 pub const MAX_SIGNATURE_BYTES: u64 = 256 << 20;
+/// Most shards of one index bundle (format 1.2).
+pub const MAX_SHARDS: usize = 1 << 16;
 /// Longest signature name, in bytes.
 pub const MAX_SIGNATURE_NAME_BYTES: usize = 64;
 /// Highest tensor rank.

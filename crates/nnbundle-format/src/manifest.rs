@@ -264,6 +264,40 @@ pub struct Manifest {
     /// Sample inputs with expected outputs, for self-checking bundles.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub samples: Vec<SampleRecord>,
+    /// For an index bundle (format 1.2): the shard files that hold every
+    /// tensor, in order. An index stores no tensor entries itself.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<ShardRecord>,
+}
+
+/// One shard of an index bundle: a standalone bundle in the index's folder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShardRecord {
+    /// The shard's file name, in the index's folder (no folders, no `..`).
+    pub file: String,
+    /// The shard file's size in bytes.
+    pub size: u64,
+    /// The shard's bundle digest.
+    pub bundle_digest: Sha256Digest,
+    /// The stored tensors it holds, sorted.
+    pub tensors: Vec<String>,
+}
+
+/// Checks a shard file name: 1 to 255 bytes of ASCII letters, digits, `_`,
+/// `-` and `.`, not starting with `.`, ending in `.nnb`: a name in the
+/// index's own folder, never a path.
+pub fn check_shard_file_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 255 {
+        return Err("must be 1 to 255 bytes long".into());
+    }
+    if name.starts_with('.') || !name.ends_with(".nnb") || name.len() == 4 {
+        return Err("must not start with `.` and must end in `.nnb`".into());
+    }
+    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')) {
+        return Err("only ASCII letters, digits, `_`, `-` and `.`: a file in the index's folder, not a path".into());
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -281,6 +315,7 @@ impl Manifest {
             aliases: BTreeMap::new(),
             metadata: BTreeMap::new(),
             samples: Vec::new(),
+            shards: Vec::new(),
         }
     }
 
@@ -388,6 +423,7 @@ impl Manifest {
                 }
             }
         }
+        self.check_shards()?;
         for (alias, target) in &self.aliases {
             check_tensor_name(alias)?;
             if self.tensors.contains_key(alias) {
@@ -436,11 +472,67 @@ impl Manifest {
         Ok(())
     }
 
+    /// The shard table's rules: format 1.2, at most `MAX_SHARDS` shards, file
+    /// names in the index's folder and each once, and every stored tensor in
+    /// exactly one shard.
+    fn check_shards(&self) -> Result<(), FormatError> {
+        if self.shards.is_empty() {
+            return Ok(());
+        }
+        let bad = |field: String, reason: String| Err(FormatError::Manifest { field, reason });
+        if self.format_version < FormatVersion::V1_2 {
+            return bad(
+                "shards".into(),
+                format!("shards need format_version 1.2; the manifest declares {}", self.format_version),
+            );
+        }
+        if self.shards.len() > crate::limits::MAX_SHARDS {
+            return bad(
+                "shards".into(),
+                format!("{} shards, above the limit of {} (MAX_SHARDS)", self.shards.len(), crate::limits::MAX_SHARDS),
+            );
+        }
+        let mut files = std::collections::BTreeSet::new();
+        let mut holder: BTreeMap<&str, usize> = BTreeMap::new();
+        for (i, shard) in self.shards.iter().enumerate() {
+            if let Err(reason) = check_shard_file_name(&shard.file) {
+                return bad(format!("shards[{i}].file"), format!("`{}`: {reason}", shard.file));
+            }
+            if !files.insert(shard.file.as_str()) {
+                return bad(format!("shards[{i}].file"), format!("`{}` is listed twice", shard.file));
+            }
+            if !shard.tensors.windows(2).all(|w| w[0] < w[1]) {
+                return bad(format!("shards[{i}].tensors"), "not sorted, or a name repeats".into());
+            }
+            for name in &shard.tensors {
+                if !self.tensors.contains_key(name) {
+                    return bad(
+                        format!("shards[{i}].tensors"),
+                        format!("`{name}` is not a stored tensor of the manifest"),
+                    );
+                }
+                if let Some(other) = holder.insert(name, i) {
+                    return bad(
+                        format!("shards[{i}].tensors"),
+                        format!("`{name}` is also in shards[{other}]: a tensor is in exactly one shard"),
+                    );
+                }
+            }
+        }
+        if let Some(name) = self.tensors.keys().find(|n| !holder.contains_key(n.as_str())) {
+            return bad(
+                crate::names::keyed("tensors", name),
+                "in no shard: an index stores no tensor data itself".into(),
+            );
+        }
+        Ok(())
+    }
+
     /// The lowest format version whose features the manifest uses: 1.2 when
     /// a tensor has a chunk digest alone, 1.1 when one has both digests, 1.0
     /// otherwise (writers must write it).
     pub fn required_version(&self) -> FormatVersion {
-        if self.tensors.values().any(|r| r.sha256.is_none()) {
+        if !self.shards.is_empty() || self.tensors.values().any(|r| r.sha256.is_none()) {
             FormatVersion::V1_2
         } else if self.tensors.values().any(|r| r.chunks.is_some()) {
             FormatVersion::V1_1

@@ -59,6 +59,7 @@ pub(crate) fn inspect(path: &Path, as_json: bool) -> Outcome {
             "metadata": manifest.metadata,
             "samples": manifest.samples.len(),
             "signatures": signatures,
+            "shards": manifest.shards,
             "summary": summary,
             "tensors": tensors,
             "totals": {"tensors": manifest.tensors.len(), "aliases": manifest.aliases.len(), "elements": total_elements, "bytes": total_bytes, "groups": groups},
@@ -70,6 +71,16 @@ pub(crate) fn inspect(path: &Path, as_json: bool) -> Outcome {
     match &manifest.graph {
         Some(g) => anstream::println!("  opset {}   architecture digest {}", g.opset, g.architecture_digest),
         None => anstream::println!("  no graph: tensors only"),
+    }
+    if !manifest.shards.is_empty() {
+        let bytes: u64 = manifest.shards.iter().map(|s| s.size).sum();
+        anstream::println!(
+            "  index of {} shards ({}), each checked: {} .. {}",
+            manifest.shards.len(),
+            human_bytes(bytes),
+            manifest.shards[0].file,
+            manifest.shards[manifest.shards.len() - 1].file
+        );
     }
     if !manifest.metadata.is_empty() {
         anstream::println!("\n{HEAD}metadata{HEAD:#}");

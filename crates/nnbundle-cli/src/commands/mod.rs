@@ -5,6 +5,7 @@ mod inspect;
 mod interop;
 mod model;
 mod pack;
+mod shard;
 mod sign;
 mod validate;
 
@@ -125,6 +126,33 @@ pub(crate) enum Command {
         /// Store this signature file (made by `model_signing sign`) as given; takes no key.
         #[arg(long, value_name = "FILE", conflicts_with = "key")]
         attach: Option<PathBuf>,
+    },
+    /// Split a bundle into standalone shard bundles plus an index that opens like the original.
+    #[command(after_help = "Writes DIR/<bundle's file name>, the index (graph, metadata, every tensor's record and\n\
+                      the shard table: each shard's file, size and bundle digest), and the shards\n\
+                      DIR/<stem>-00001-of-0000N.nnb, each a valid bundle of at most the size asked plus\n\
+                      about 1 MiB of headers (a tensor larger than that gets a shard of its own; tensors are\n\
+                      never split). Every command opens the index like the original bundle, and checks each\n\
+                      shard's size and digest at open. The same bundle and size give the same files.\n\n\
+                      Example:\n  nnb shard model.nnb --max-shard-size 2GiB -o sharded/\n  nnb merge sharded/model.nnb -o model.nnb")]
+    Shard {
+        /// The bundle.
+        bundle: PathBuf,
+        /// Largest shard: bytes, or with KiB, MiB, GiB, TiB (1024s) or KB, MB, GB, TB (1000s).
+        #[arg(long, value_name = "SIZE")]
+        max_shard_size: String,
+        /// The folder to write (created; it must hold nothing else).
+        #[arg(short, long, value_name = "DIR")]
+        output: PathBuf,
+    },
+    /// Merge an index bundle and its shards back into one bundle (the original bytes).
+    #[command(after_help = "Example:\n  nnb merge sharded/model.nnb -o model.nnb")]
+    Merge {
+        /// The index bundle.
+        index: PathBuf,
+        /// The bundle to write.
+        #[arg(short, long)]
+        output: PathBuf,
     },
     /// Check that a signature by a public key covers exactly the bundle's current entries.
     #[command(after_help = "Exit codes: 0 when one signature by the key covers every entry with matching SHA-256
@@ -369,6 +397,8 @@ pub(crate) fn run(command: Command) -> Outcome {
             attach: attach.as_deref(),
         }),
         Command::Verify { bundle, key, signature, json } => sign::verify(&bundle, &key, signature.as_deref(), json),
+        Command::Shard { bundle, max_shard_size, output } => shard::shard(&bundle, &max_shard_size, &output),
+        Command::Merge { index, output } => shard::merge(&index, &output),
         Command::Run { bundle, input, output, json, repeat, threads } => model::run(&model::RunArgs {
             bundle: &bundle,
             inputs: &input,
