@@ -210,7 +210,7 @@ impl Bundle {
     pub fn open_with(path: impl AsRef<Path>, options: OpenOptions) -> Result<Bundle> {
         let path = path.as_ref();
         let (source, layout) = load(path, options.backend)?;
-        Bundle::from_layout(source, layout, options, Some(path))
+        Bundle::from_layout(source, layout, options, Some(Shards::Beside(path)))
     }
 
     /// Reads a bundle held in memory.
@@ -232,7 +232,12 @@ impl Bundle {
 
     /// Checks the manifest, graph and tensor entries of a scanned archive;
     /// `path` is where it was opened from (an index finds its shards beside it).
-    fn from_layout(source: Arc<Source>, entries: Layout, options: OpenOptions, path: Option<&Path>) -> Result<Bundle> {
+    fn from_layout(
+        source: Arc<Source>,
+        entries: Layout,
+        options: OpenOptions,
+        shards: Option<Shards<'_>>,
+    ) -> Result<Bundle> {
         let verify = options.verify;
         let layout = &entries.entries;
         let manifest_range = layout.get(MANIFEST_ENTRY).ok_or_else(|| ContainerError::MissingEntry {
@@ -270,7 +275,20 @@ impl Bundle {
 
         let (parts, part_of) = match manifest.shards.is_empty() {
             true => (Vec::new(), BTreeMap::new()),
-            false => open_shards(&manifest, path, options)?,
+            false => match shards {
+                Some(Shards::Beside(path)) => open_shards(&manifest, path, options)?,
+                Some(Shards::Refused) => {
+                    return Err(ContainerError::InvalidContent {
+                        reason: "a shard is itself an index (it has shards); shards hold tensors".into(),
+                    });
+                }
+                None => {
+                    return Err(ContainerError::InvalidContent {
+                        reason: "an index bundle (it has shards) must be opened from its file, beside its shards"
+                            .into(),
+                    });
+                }
+            },
         };
         let mut slots = BTreeMap::new();
         for (name, record) in manifest.tensors.iter().filter(|(name, _)| !part_of.contains_key(*name)) {
@@ -655,16 +673,20 @@ fn make_tensor(name: &str, record: &TensorRecord, data: Buffer) -> Result<Tensor
 /// index gives, a valid bundle that is not itself an index, with the bundle
 /// digest the index gives, holding exactly the tensors listed, with the
 /// index's records for them. Every failure names the shard file.
+/// Where an opened bundle's shards may come from.
+#[derive(Clone, Copy)]
+enum Shards<'a> {
+    /// Beside the index at this path.
+    Beside(&'a Path),
+    /// Nowhere: this bundle is itself a shard.
+    Refused,
+}
+
 fn open_shards(
     manifest: &Manifest,
-    path: Option<&Path>,
+    path: &Path,
     options: OpenOptions,
 ) -> Result<(Vec<Bundle>, BTreeMap<String, usize>)> {
-    let Some(path) = path else {
-        return Err(ContainerError::InvalidContent {
-            reason: "an index bundle (it has shards) must be opened from its file, beside its shards".into(),
-        });
-    };
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut parts = Vec::with_capacity(manifest.shards.len());
     let mut part_of = BTreeMap::new();
@@ -685,7 +707,11 @@ fn open_shards(
                 shard.size
             )));
         }
-        let part = Bundle::open_with(&file, options).map_err(|e| bad(e.to_string()))?;
+        // A shard that is an index is refused before its own shards are opened
+        // (an index naming itself would otherwise open itself without end).
+        let part = load(&file, options.backend)
+            .and_then(|(source, layout)| Bundle::from_layout(source, layout, options, Some(Shards::Refused)))
+            .map_err(|e| bad(e.to_string()))?;
         if part.is_index() || !part.manifest.shards.is_empty() {
             return Err(bad("is itself an index; shards hold tensors".into()));
         }

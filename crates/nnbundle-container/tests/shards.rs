@@ -135,6 +135,33 @@ fn a_missing_truncated_swapped_or_linked_shard_is_named_at_open() {
 }
 
 #[test]
+fn an_index_that_names_itself_or_another_index_as_a_shard_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = shard(dir.path(), 2 * MIB as u64 + 4096);
+    let folder = index.parent().unwrap();
+    // An index whose one shard is the index itself: refused, not opened without end.
+    let mut own = Bundle::open(&index).unwrap().manifest().clone();
+    own.shards.truncate(1);
+    own.shards[0].file = "model.nnb".into();
+    own.shards[0].tensors = own.tensors.keys().cloned().collect();
+    let save = |manifest: &nnbundle_format::Manifest| {
+        let mut w = BundleWriter::new();
+        w.set_shards(manifest.tensors.clone(), manifest.shards.clone());
+        w.save(&index).unwrap();
+    };
+    // Saved until the size it records is its own (a fixed point within a few saves).
+    for _ in 0..5 {
+        save(&own);
+        own.shards[0].size = std::fs::metadata(&index).unwrap().len();
+    }
+    save(&own);
+    assert_eq!(std::fs::metadata(&index).unwrap().len(), own.shards[0].size);
+    let err = open_err(&index);
+    assert!(err.contains("model.nnb") && err.contains("itself an index"), "{err}");
+    assert!(folder.join("model-00001-of-00004.nnb").exists());
+}
+
+#[test]
 fn shard_tables_that_break_the_rules_are_refused() {
     let table = |shards: &str| {
         format!(
