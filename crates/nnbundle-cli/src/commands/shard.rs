@@ -52,6 +52,13 @@ pub(crate) fn shard(bundle_path: &Path, max: &str, dir: &Path) -> Outcome {
         .chain([index_name.clone()])
         .collect();
     std::fs::create_dir_all(dir).with_context(|| format!("create `{}`", dir.display()))?;
+    let same_file = |a: &Path, b: &Path| matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b);
+    if same_file(&dir.join(&index_name), bundle_path) {
+        return Err(Failure::usage(format!(
+            "the index `{}` would replace the bundle being sharded: choose another folder",
+            dir.join(&index_name).display()
+        )));
+    }
     // The folder holds the index and its shards, nothing else.
     for entry in std::fs::read_dir(dir).with_context(|| format!("read `{}`", dir.display()))? {
         let name = entry.with_context(|| format!("read `{}`", dir.display()))?.file_name();
