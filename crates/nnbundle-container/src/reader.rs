@@ -398,7 +398,7 @@ impl Bundle {
         self.tensor_infos()
             .into_iter()
             .filter(|i| i.record.group == nnbundle_format::names::PARAMS_GROUP)
-            .map(|i| (i.name.to_owned(), WeightInfo { dtype: i.record.dtype, shape: i.record.shape.clone() }))
+            .map(|i| (i.name.to_owned(), WeightInfo::from(i.record)))
             .collect()
     }
 
@@ -457,7 +457,7 @@ impl Bundle {
     /// Runs `check` on every shard, collecting their errors (an index's own
     /// entries hold no tensors).
     fn check_parts(&self, check: impl Fn(&Bundle) -> Result<()>) -> Result<()> {
-        let mut errors: Vec<ContainerError> = self
+        let errors = self
             .parts
             .iter()
             .filter_map(|part| check(part).err())
@@ -466,11 +466,7 @@ impl Bundle {
                 other => vec![other],
             })
             .collect();
-        match errors.len() {
-            0 => Ok(()),
-            1 => Err(errors.remove(0)),
-            _ => Err(ContainerError::Verification(errors)),
-        }
+        all_of(errors)
     }
 
     /// Tensor `name`'s data bytes, from the source.
@@ -528,11 +524,7 @@ impl Bundle {
             .flatten()
             .collect();
         errors.sort_by_cached_key(ToString::to_string);
-        match errors.len() {
-            0 => Ok(()),
-            1 => Err(errors.remove(0)),
-            _ => Err(ContainerError::Verification(errors)),
-        }
+        all_of(errors)
     }
 
     /// Reads every stored tensor's data and calls `f` on it, in parallel:
@@ -565,14 +557,11 @@ impl Bundle {
     /// read once.
     pub fn load_all(&self) -> Result<BTreeMap<String, Tensor>> {
         if self.is_index() {
-            let mut all = BTreeMap::new();
+            let mut stored = BTreeMap::new();
             for part in &self.parts {
-                all.extend(part.load_all()?);
+                stored.extend(part.load_all()?);
             }
-            for (alias, target) in &self.manifest.aliases {
-                all.insert(alias.clone(), all[target].clone());
-            }
-            return Ok(all);
+            return Ok(self.with_aliases(stored));
         }
         if matches!(*self.source, Source::Positioned(_)) {
             let read = self.each_tensor(|name, slot, data| {
@@ -583,11 +572,7 @@ impl Bundle {
                 }
                 Ok((name.to_owned(), make_tensor(name, record, data)?))
             });
-            let stored: BTreeMap<String, Tensor> = read.into_iter().collect::<Result<_>>()?;
-            let aliases = self.manifest.aliases.iter().map(|(alias, target)| (alias.clone(), stored[target].clone()));
-            let mut all: BTreeMap<String, Tensor> = aliases.collect();
-            all.extend(stored);
-            return Ok(all);
+            return Ok(self.with_aliases(read.into_iter().collect::<Result<_>>()?));
         }
         if self.verify != Verify::Never {
             self.verify_all()?;
@@ -596,6 +581,15 @@ impl Bundle {
             .into_iter()
             .map(|info| Ok((info.name.to_owned(), self.tensor_unverified(info.name)?)))
             .collect()
+    }
+
+    /// `stored` (every stored tensor by name) with each alias added, sharing its target's data.
+    fn with_aliases(&self, mut stored: BTreeMap<String, Tensor>) -> BTreeMap<String, Tensor> {
+        for (alias, target) in &self.manifest.aliases {
+            let tied = stored[target].clone();
+            stored.insert(alias.clone(), tied);
+        }
+        stored
     }
 
     /// Names of tensors in `group`, in name order.
@@ -627,6 +621,15 @@ impl Bundle {
         check_values(name, slot, data, record)?;
         let _ = slot.verified.set(());
         Ok(())
+    }
+}
+
+/// No error, the one error, or all of them.
+fn all_of(mut errors: Vec<ContainerError>) -> Result<()> {
+    match errors.len() {
+        0 => Ok(()),
+        1 => Err(errors.remove(0)),
+        _ => Err(ContainerError::Verification(errors)),
     }
 }
 
@@ -668,11 +671,6 @@ fn make_tensor(name: &str, record: &TensorRecord, data: Buffer) -> Result<Tensor
         .map_err(|source| ContainerError::InvalidTensor { tensor: name.to_owned(), source })
 }
 
-/// Opens and checks an index's shards, in the index's folder: each file is
-/// there, a regular file (symbolic links are not followed), of the size the
-/// index gives, a valid bundle that is not itself an index, with the bundle
-/// digest the index gives, holding exactly the tensors listed, with the
-/// index's records for them. Every failure names the shard file.
 /// Where an opened bundle's shards may come from.
 #[derive(Clone, Copy)]
 enum Shards<'a> {
@@ -682,6 +680,11 @@ enum Shards<'a> {
     Refused,
 }
 
+/// Opens and checks an index's shards, in the index's folder: each file is
+/// there, a regular file (symbolic links are not followed), of the size the
+/// index gives, a valid bundle that is not itself an index, with the bundle
+/// digest the index gives, holding exactly the tensors listed, with the
+/// index's records for them. Every failure names the shard file.
 fn open_shards(
     manifest: &Manifest,
     path: &Path,
@@ -712,9 +715,6 @@ fn open_shards(
         let part = load(&file, options.backend)
             .and_then(|(source, layout)| Bundle::from_layout(source, layout, options, Some(Shards::Refused)))
             .map_err(|e| bad(e.to_string()))?;
-        if part.is_index() || !part.manifest.shards.is_empty() {
-            return Err(bad("is itself an index; shards hold tensors".into()));
-        }
         let digest = part.digest();
         if digest != shard.bundle_digest {
             return Err(bad(format!(

@@ -2,7 +2,6 @@
 //! bundles plus an index bundle that holds the graph, the metadata, every
 //! tensor's record and the shard table, and no tensor data.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use nnbundle_format::{Manifest, ShardRecord};
@@ -86,19 +85,10 @@ pub fn write_sharded(
         });
         paths.push(path);
     }
-    let mut index = BundleWriter::new();
-    if let Some(text) = bundle.graph_yaml() {
-        index.set_graph_yaml(String::from_utf8_lossy(text).into_owned())?;
-    }
-    for (key, value) in &manifest.metadata {
-        index.set_metadata(key.clone(), value.clone())?;
-    }
-    index.set_samples(manifest.samples.clone());
-    let externals: BTreeMap<_, _> = manifest.tensors.clone();
-    index.set_shards(externals, records);
-    for (alias, target) in &manifest.aliases {
-        index.add_alias(alias.clone(), target.clone())?;
-    }
+    // The index: the bundle's graph, aliases, metadata and samples, every
+    // tensor's record, and the shard table.
+    let mut index = BundleWriter::with_model_of(bundle)?;
+    index.set_shards(manifest.tensors.clone(), records);
     let index_manifest = index.save_with(dir.join(index_name), durability)?;
     Ok((index_manifest, paths))
 }

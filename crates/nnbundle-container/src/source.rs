@@ -69,6 +69,13 @@ impl OpenFile {
         Ok(())
     }
 
+    /// The bytes of `range`, read into a new buffer.
+    fn read_vec(&self, range: Range<usize>, what: &str) -> Result<Vec<u8>> {
+        let mut buf = vec![0; range.len()];
+        self.read_at(range, &mut buf, what)?;
+        Ok(buf)
+    }
+
     fn read_at(&self, range: Range<usize>, out: &mut [u8], what: &str) -> Result<()> {
         read_exact_at(&self.file, out, range.start as u64).map_err(|e| match e.kind() {
             std::io::ErrorKind::UnexpectedEof => ContainerError::FileChanged {
@@ -175,17 +182,8 @@ impl Source {
             #[cfg(not(unix))]
             Source::Mapped(map, _) => Ok(Cow::Borrowed(&map.bytes()[range])),
             #[cfg(unix)]
-            Source::Mapped(_, file) | Source::Positioned(file) => {
-                let mut buf = vec![0; range.len()];
-                file.read_at(range, &mut buf, what)?;
-                Ok(Cow::Owned(buf))
-            }
-            #[cfg(not(unix))]
-            Source::Positioned(file) => {
-                let mut buf = vec![0; range.len()];
-                file.read_at(range, &mut buf, what)?;
-                Ok(Cow::Owned(buf))
-            }
+            Source::Mapped(_, file) => file.read_vec(range, what).map(Cow::Owned),
+            Source::Positioned(file) => file.read_vec(range, what).map(Cow::Owned),
         }
     }
 

@@ -136,19 +136,28 @@ impl BundleWriter {
         Ok(self)
     }
 
+    /// A writer holding what `bundle` holds beside its tensors: the graph (its
+    /// text as stored), aliases, metadata and samples.
+    pub(crate) fn with_model_of(bundle: &crate::Bundle) -> Result<BundleWriter> {
+        let manifest = bundle.manifest();
+        Ok(BundleWriter {
+            aliases: manifest.aliases.clone(),
+            metadata: manifest.metadata.clone(),
+            samples: manifest.samples.clone(),
+            graph: bundle.graph()?,
+            graph_text: bundle.graph_yaml().map(|text| String::from_utf8_lossy(text).into_owned()),
+            ..BundleWriter::new()
+        })
+    }
+
     /// A writer holding everything `bundle` holds (tensors shared, not copied),
     /// to save it again with changes.
     pub fn from_bundle(bundle: &crate::Bundle) -> Result<BundleWriter> {
-        let mut w = BundleWriter::new();
+        let mut w = BundleWriter::with_model_of(bundle)?;
         let manifest = bundle.manifest();
         for (name, record) in &manifest.tensors {
             w.add_tensor_to_group(&record.group, name.clone(), bundle.tensor(name)?)?;
         }
-        w.aliases = manifest.aliases.clone();
-        w.metadata = manifest.metadata.clone();
-        w.samples = manifest.samples.clone();
-        w.graph = bundle.graph()?;
-        w.graph_text = bundle.graph_yaml().map(|text| String::from_utf8_lossy(text).into_owned());
         w.keep_layout_of(manifest);
         if bundle.is_index() {
             // Merging shards: the version the content needs, not the index's 1.2.
@@ -239,7 +248,7 @@ impl BundleWriter {
         self
     }
 
-    /// Sets which tensors get a chunk digest ([`Chunking::default`]: 16 MiB and more).
+    /// Sets which tensors get a chunk digest ([`Chunking::default`]: 2 MiB and more, alone).
     pub fn set_chunking(&mut self, chunking: Chunking) -> &mut Self {
         self.chunking = chunking;
         self
@@ -258,9 +267,11 @@ impl BundleWriter {
             .filter(|(_, (_, g))| g == PARAMS_GROUP)
             .map(|(n, (t, _))| (n.clone(), WeightInfo::from(t)))
             .collect();
-        let external = |r: &TensorRecord| WeightInfo { dtype: r.dtype, shape: r.shape.clone() };
         table.extend(
-            self.external.iter().filter(|(_, r)| r.group == PARAMS_GROUP).map(|(n, r)| (n.clone(), external(r))),
+            self.external
+                .iter()
+                .filter(|(_, r)| r.group == PARAMS_GROUP)
+                .map(|(n, r)| (n.clone(), WeightInfo::from(r))),
         );
         for (alias, target) in &self.aliases {
             if let Some((t, g)) = self.tensors.get(target)
@@ -269,7 +280,7 @@ impl BundleWriter {
                 table.insert(alias.clone(), WeightInfo::from(t));
             }
             if let Some(r) = self.external.get(target).filter(|r| r.group == PARAMS_GROUP) {
-                table.insert(alias.clone(), external(r));
+                table.insert(alias.clone(), WeightInfo::from(r));
             }
         }
         table

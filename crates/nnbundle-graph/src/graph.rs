@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use nnbundle_format::{DType, FormatError, Sha256Digest, Tensor, canonical, yaml};
+use nnbundle_format::{DType, FormatError, Sha256Digest, Tensor, TensorRecord, canonical, yaml};
 use serde::Serialize;
 
 use crate::attr::{AttrValue, Attrs, NodeAttrs};
@@ -144,6 +144,12 @@ pub struct WeightInfo {
 impl From<&Tensor> for WeightInfo {
     fn from(t: &Tensor) -> Self {
         WeightInfo { dtype: t.dtype(), shape: t.shape().iter().map(|&d| d as u64).collect() }
+    }
+}
+
+impl From<&TensorRecord> for WeightInfo {
+    fn from(r: &TensorRecord) -> Self {
+        WeightInfo { dtype: r.dtype, shape: r.shape.clone() }
     }
 }
 

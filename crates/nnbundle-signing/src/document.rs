@@ -163,6 +163,13 @@ pub struct Resource {
     pub name: String,
 }
 
+impl Resource {
+    /// The resource `name` for `bytes`: their SHA-256.
+    pub fn sha256_of(name: &str, bytes: &[u8]) -> Resource {
+        Resource { algorithm: SHA256.into(), digest: hex::encode(Sha256::digest(bytes)), name: name.to_owned() }
+    }
+}
+
 /// How the model was serialized into resources.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Serialization {

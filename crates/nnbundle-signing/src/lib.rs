@@ -22,13 +22,12 @@
 //! ```
 #![deny(missing_docs)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use base64ct::{Base64, Encoding};
 use nnbundle_container::{Archive, Bundle, ContainerError};
 use nnbundle_format::SIGNATURE_ENTRY_PREFIX;
 use rayon::prelude::*;
-use sha2::{Digest, Sha256};
 
 pub mod document;
 mod key;
@@ -98,13 +97,7 @@ pub fn entry_digests(archive: &Archive) -> Result<Vec<Resource>, ContainerError>
     archive
         .content_entries()
         .into_par_iter()
-        .map(|(name, range)| {
-            Ok(Resource {
-                algorithm: SHA256.into(),
-                digest: hex::encode(Sha256::digest(archive.read(range)?)),
-                name: name.to_owned(),
-            })
-        })
+        .map(|(name, range)| Ok(Resource::sha256_of(name, &archive.read(range)?)))
         .collect()
 }
 
@@ -126,9 +119,7 @@ pub fn sign_bundle(bundle: &Bundle, key: &SigningKey, subject: &str) -> Result<V
 /// Signs a whole file as one resource named `.`: the detached form that
 /// `model_signing verify key FILE --signature SIG` accepts.
 pub fn sign_file(file: &[u8], key: &SigningKey, subject: &str) -> Result<Vec<u8>, SignatureError> {
-    let resource =
-        Resource { algorithm: SHA256.into(), digest: hex::encode(Sha256::digest(file)), name: WHOLE_FILE.into() };
-    sign_resources(key, subject, vec![resource], Vec::new(), None)
+    sign_resources(key, subject, vec![Resource::sha256_of(WHOLE_FILE, file)], Vec::new(), None)
 }
 
 fn sign_resources(
@@ -187,10 +178,11 @@ fn check_envelope<'a>(signature: &'a ParsedSignature, key: &VerifyingKey) -> Res
                     only; use `model_signing verify sigstore` on the unzipped bundle"
             .into());
     }
+    let own = key.hint();
     if let Some(hint) = signature.hint()
-        && hint != key.hint()
+        && hint != own
     {
-        return Err(format!("signed by another key (hint {hint}, this key's is {})", key.hint()));
+        return Err(format!("signed by another key (hint {hint}, this key's is {own})"));
     }
     let message = document::pae(&signature.payload);
     if !signature.signatures.iter().any(|s| key.verify(&message, s).is_ok()) {
@@ -212,7 +204,8 @@ fn compare_resources(signed: &[Resource], current: &[Resource]) -> Result<(), St
             Some(_) => {}
         }
     }
-    if let Some(missing) = signed.keys().find(|name| !current.iter().any(|r| r.name == **name)) {
+    let present: BTreeSet<&str> = current.iter().map(|r| r.name.as_str()).collect();
+    if let Some(missing) = signed.keys().find(|name| !present.contains(*name)) {
         return Err(format!("signed entry `{missing}` is missing from the bundle"));
     }
     Ok(())
@@ -251,9 +244,7 @@ pub fn verify_bundle(bundle: &Archive, key: &VerifyingKey) -> Result<Verified, V
 pub fn verify_file(file: &[u8], signature: &[u8], key: &VerifyingKey) -> Result<(), SignatureError> {
     let signature = ParsedSignature::parse(signature)?;
     let signed = check_envelope(&signature, key).map_err(SignatureError::Invalid)?;
-    let current =
-        [Resource { algorithm: SHA256.into(), digest: hex::encode(Sha256::digest(file)), name: WHOLE_FILE.into() }];
-    compare_resources(signed, &current).map_err(SignatureError::Invalid)
+    compare_resources(signed, &[Resource::sha256_of(WHOLE_FILE, file)]).map_err(SignatureError::Invalid)
 }
 
 /// Checks that a well-formed signature's resources name exactly `bundle`'s
@@ -262,7 +253,9 @@ pub fn verify_file(file: &[u8], signature: &[u8], key: &VerifyingKey) -> Result<
 pub fn check_names_cover(signature: &ParsedSignature, bundle: &Bundle) -> Result<(), SignatureError> {
     let signed: Vec<&str> = signature.statement.predicate.resources.iter().map(|r| r.name.as_str()).collect();
     let entries: Vec<&str> = bundle.archive().content_entries().into_iter().map(|(name, _)| name).collect();
-    if let Some(extra) = signed.iter().find(|n| !entries.contains(n)) {
+    let (signed_set, entry_set): (BTreeSet<&str>, BTreeSet<&str>) =
+        (signed.iter().copied().collect(), entries.iter().copied().collect());
+    if let Some(extra) = signed.iter().find(|n| !entry_set.contains(*n)) {
         let hint = if extra.starts_with(SIGNATURE_ENTRY_PREFIX) || *extra == WHOLE_FILE {
             " (sign the unzipped bundle with `--ignore-paths signatures`, or use a detached signature)"
         } else {
@@ -272,7 +265,7 @@ pub fn check_names_cover(signature: &ParsedSignature, bundle: &Bundle) -> Result
             "the signature lists `{extra}`, which is not an entry of the bundle{hint}"
         )));
     }
-    if let Some(missing) = entries.iter().find(|n| !signed.contains(n)) {
+    if let Some(missing) = entries.iter().find(|n| !signed_set.contains(*n)) {
         return Err(SignatureError::Invalid(format!("the signature does not list entry `{missing}`")));
     }
     Ok(())

@@ -386,7 +386,7 @@ pub(crate) fn run(command: Command) -> Outcome {
         Command::Unpack { bundle, output } => pack::unpack(&bundle, &output),
         Command::Inspect { bundle, json } => inspect::inspect(&bundle, json),
         Command::Validate { bundle, json, no_hash, key } => {
-            let key = key.as_deref().map(sign::public_key).transpose()?;
+            let key = key.as_deref().map(sign::verifying_key).transpose()?;
             validate::validate(&bundle, json, no_hash, key)
         }
         Command::Sign { bundle, key, name, sidecar, attach } => sign::sign(&sign::SignArgs {

@@ -32,14 +32,10 @@ fn signing_key(path: &Path) -> Result<SigningKey, Failure> {
         .map_err(|e| Failure::usage(format!("`{}`: {e}", path.display())))
 }
 
-fn verifying_key(path: &Path) -> Result<VerifyingKey, Failure> {
+/// Reads a public key file (`verify --key`, `validate --key`).
+pub(crate) fn verifying_key(path: &Path) -> Result<VerifyingKey, Failure> {
     VerifyingKey::from_pem(&read_text(path, "public key")?)
         .map_err(|e| Failure::usage(format!("`{}`: {e}", path.display())))
-}
-
-/// Reads a public key file for `validate --key`.
-pub(crate) fn public_key(path: &Path) -> Result<VerifyingKey, Failure> {
-    verifying_key(path)
 }
 
 /// The model's name in a statement: the file stem (`model` for `model.nnb`).
