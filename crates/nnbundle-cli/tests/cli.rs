@@ -597,3 +597,13 @@ fn onnx_names_that_are_not_graph_names_are_reported_kept_and_restored() {
     assert_eq!(graph.node[0].input, ["input:0"]);
     assert_eq!(graph.node[0].output, ["out/prob"]);
 }
+
+#[test]
+fn sign_refuses_a_name_that_is_not_one_and_leaves_the_bundle() {
+    let dir = fixture();
+    let before = std::fs::read(dir.path().join("mlp.nnb")).unwrap();
+    let key = format!("{}/../../spec/conformance/keys/p256.pem", env!("CARGO_MANIFEST_DIR"));
+    let out = nnb(dir.path(), &["sign", "mlp.nnb", "--key", &key, "--name", "../x"]);
+    assert!(out.starts_with("exit: 2") && out.contains("--name") && out.contains("../x"), "{out}");
+    assert_eq!(std::fs::read(dir.path().join("mlp.nnb")).unwrap(), before);
+}

@@ -125,6 +125,11 @@ fn sharding_refuses_a_folder_with_other_files_and_bad_sizes() {
     let out = nnb(d, &["shard", "model.nnb", "--max-shard-size", "16 parsecs", "-o", "x"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown unit"));
+    // An index is not sharded again.
+    assert!(nnb(d, &["shard", "model.nnb", "--max-shard-size", "16KiB", "-o", "out"]).status.success());
+    let out = nnb(d, &["shard", "out/model.nnb", "--max-shard-size", "16KiB", "-o", "again"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already an index"));
     // The index would be written over the bundle itself.
     let out = nnb(d, &["shard", "model.nnb", "--max-shard-size", "16KiB", "-o", "."]);
     assert_eq!(out.status.code(), Some(2));

@@ -185,3 +185,33 @@ fn shard_tables_that_break_the_rules_are_refused() {
     let err = parse(table(&shard("m-1.nnb", "a")).replace("'1.2'", "'1.1'")).unwrap_err();
     assert!(err.contains("shards need format_version 1.2"), "{err}");
 }
+
+#[test]
+fn an_index_whose_table_disagrees_with_its_shards_names_the_shard() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = shard(dir.path(), 2 * MIB as u64 + 4096);
+    let good = Bundle::open(&index).unwrap().manifest().clone();
+    let rewrite = |manifest: &nnbundle_format::Manifest| {
+        let mut w = BundleWriter::new();
+        w.set_shards(manifest.tensors.clone(), manifest.shards.clone());
+        w.save(&index).unwrap();
+    };
+    // Shards 1 and 3 listed with each other's tensors (sizes and digests right).
+    let mut swapped = good.clone();
+    let (first, third) = (swapped.shards[0].tensors.clone(), swapped.shards[2].tensors.clone());
+    swapped.shards[0].tensors = third;
+    swapped.shards[2].tensors = first;
+    rewrite(&swapped);
+    let err = open_err(&index);
+    assert!(err.contains("model-00001-of-00004.nnb") && err.contains("holds other tensors"), "{err}");
+    // A record the shard does not have (another group).
+    let mut regrouped = good.clone();
+    regrouped.tensors.get_mut("layer0.weight").unwrap().group = "buffers".into();
+    rewrite(&regrouped);
+    let err = open_err(&index);
+    assert!(err.contains("model-00001-of-00004.nnb") && err.contains("record of tensor `layer0.weight`"), "{err}");
+    // An index held in memory has no folder to find its shards in.
+    rewrite(&good);
+    let err = Bundle::from_bytes(std::fs::read(&index).unwrap()).unwrap_err().to_string();
+    assert!(err.contains("must be opened from its file"), "{err}");
+}
