@@ -151,6 +151,17 @@ pub enum ContainerError {
         /// How it changed.
         reason: String,
     },
+    /// Reading a remote object failed: it is missing, the store refused,
+    /// the network failed, or it changed while open.
+    #[error("`{url}`: {reason}")]
+    Remote {
+        /// The object's URL.
+        url: String,
+        /// What failed.
+        reason: String,
+        /// Whether the store says the object does not exist.
+        not_found: bool,
+    },
 }
 
 impl ContainerError {
@@ -158,6 +169,7 @@ impl ContainerError {
     pub fn code(&self) -> &'static str {
         match self {
             ContainerError::Io { .. } | ContainerError::WriteFailed { .. } | ContainerError::FileChanged { .. } => "io",
+            ContainerError::Remote { .. } => "io",
             ContainerError::NotAZip { .. } | ContainerError::Zip { .. } => "not-a-zip",
             ContainerError::BadEntry { .. } => "bad-entry",
             ContainerError::MissingEntry { .. } => "missing-entry",
@@ -182,6 +194,7 @@ impl ContainerError {
             | ContainerError::WriteFailed { path, .. }
             | ContainerError::FileChanged { path, .. }
             | ContainerError::Shard { file: path, .. } => Some(path.display().to_string()),
+            ContainerError::Remote { url, .. } => Some(url.clone()),
             ContainerError::BadEntry { entry, .. }
             | ContainerError::MissingEntry { entry, .. }
             | ContainerError::Document { entry, .. } => Some(entry.clone()),

@@ -37,6 +37,8 @@ mod error;
 mod mmap;
 pub mod npy;
 mod reader;
+#[cfg(feature = "remote")]
+mod remote;
 mod shard;
 mod signed;
 mod source;
@@ -45,6 +47,8 @@ mod writer;
 pub use atomic::{Durability, TEMP_SUFFIX, write_atomically, write_atomically_with, write_bytes_atomically};
 pub use error::{ContainerError, Result};
 pub use reader::{Archive, Bundle, NamedBytes, OpenOptions, TensorInfo, Verify};
+#[cfg(feature = "remote")]
+pub use remote::{TAIL_BYTES, is_url};
 pub use shard::{plan_shards, shard_file_name, write_sharded};
 pub use source::Backend;
 pub use writer::{BundleWriter, Chunking};

@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::io::{Cursor, Read, Seek};
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use nnbundle_format::limits::{
@@ -70,9 +70,22 @@ impl TensorInfo<'_> {
 
 struct Slot {
     entry: String,
-    /// The tensor's data.
+    /// The tensor's data; for an entry whose headers are not read yet, the
+    /// span from its local header to the next entry.
     data: Range<usize>,
+    /// Set when the entry's local and `.npy` headers are checked only when
+    /// the tensor is read (remote bundles, spec section 6 step 4).
+    unread: Option<Unread>,
     verified: OnceLock<()>,
+}
+
+/// What the central directory says of an entry whose local header is read
+/// only with its data.
+#[derive(Debug, Clone)]
+struct Unread {
+    raw_name: Vec<u8>,
+    size: u64,
+    crc: u32,
 }
 
 /// An open bundle: its manifest, its graph document and lazy access to its tensors.
@@ -101,8 +114,9 @@ pub struct Bundle {
 /// can still be checked against a signature.
 pub struct Archive {
     source: Arc<Source>,
-    /// Entry name to where its local header starts and its data.
-    entries: BTreeMap<String, (usize, Range<usize>)>,
+    /// Entry name to where its local header starts, its data (or, when
+    /// its headers are not read yet, its span) and whether they are read.
+    entries: BTreeMap<String, (usize, Range<usize>, Option<Unread>)>,
     /// Where the central directory starts.
     directory_start: usize,
 }
@@ -123,7 +137,7 @@ impl Archive {
 
     /// Keeps each entry's place (the names move; the `.npy` heads are dropped).
     fn new(source: Arc<Source>, layout: Layout) -> Archive {
-        let entries = layout.entries.into_iter().map(|(name, l)| (name, (l.header, l.data))).collect();
+        let entries = layout.entries.into_iter().map(|(name, l)| (name, (l.header, l.data, l.unread))).collect();
         Archive { source, entries, directory_start: layout.directory_start }
     }
 
@@ -133,15 +147,29 @@ impl Archive {
         self.source.as_slice()
     }
 
-    /// Every entry but the signatures, with where its stored bytes are (for a
-    /// tensor, the `.npy` header and the data), sorted by entry name: what a
-    /// signature covers (spec section 10). [`Archive::read`] reads them.
-    pub fn content_entries(&self) -> Vec<(&str, Range<usize>)> {
-        self.entries
-            .iter()
-            .filter(|(name, _)| signature_name(name).is_none())
-            .map(|(name, (_, data))| (name.as_str(), data.clone()))
-            .collect()
+    /// The name of every entry but the signatures, sorted: what a signature
+    /// covers (spec section 10). [`Archive::read_entry`] reads them.
+    pub fn content_entries(&self) -> Vec<&str> {
+        self.entries.keys().filter(|name| signature_name(name).is_none()).map(String::as_str).collect()
+    }
+
+    /// The stored bytes of entry `name` (for a tensor, the `.npy` header and
+    /// the data): borrowed when mapped or in memory. An entry of a remote
+    /// bundle is read whole, its local header checked.
+    pub fn read_entry(&self, name: &str) -> Result<Cow<'_, [u8]>> {
+        let (_, data, unread) = self.entries.get(name).ok_or_else(|| ContainerError::MissingEntry {
+            entry: name.to_owned(),
+            reason: "asked for by name".into(),
+        })?;
+        match unread {
+            None => self.source.read(data.start, data.len(), name),
+            Some(unread) => {
+                let span = unread.span(data);
+                let bytes = self.source.read(span.start, span.len(), name)?;
+                let data = unread.data_in(&bytes, name)?;
+                Ok(Cow::Owned(bytes[data].to_vec()))
+            }
+        }
     }
 
     /// The bytes at `range` of the file: borrowed when mapped or in memory.
@@ -153,7 +181,7 @@ impl Archive {
     /// are. The container checks only their names, sizes and count (spec
     /// section 10); [`Archive::read`] reads them.
     pub fn signature_entries(&self) -> impl Iterator<Item = (&str, Range<usize>)> {
-        self.entries.iter().filter_map(|(entry, (_, data))| Some((signature_name(entry)?, data.clone())))
+        self.entries.iter().filter_map(|(entry, (_, data, _))| Some((signature_name(entry)?, data.clone())))
     }
 
     /// The signature entries by name, with their bytes.
@@ -173,12 +201,12 @@ impl Archive {
 
     /// The byte ranges of every entry but the signatures.
     pub(crate) fn content_entry_ranges(&self) -> impl Iterator<Item = Range<usize>> + '_ {
-        self.entries.iter().filter(|(name, _)| signature_name(name).is_none()).map(|(_, (_, data))| data.clone())
+        self.entries.iter().filter(|(name, _)| signature_name(name).is_none()).map(|(_, (_, data, _))| data.clone())
     }
 
     /// Each signature's name and the offset of its local header.
     pub(crate) fn signature_headers(&self) -> impl Iterator<Item = (&str, usize)> {
-        self.entries.iter().filter_map(|(entry, (header, _))| Some((signature_name(entry)?, *header)))
+        self.entries.iter().filter_map(|(entry, (header, _, _))| Some((signature_name(entry)?, *header)))
     }
 
     /// Where the central directory starts.
@@ -211,6 +239,33 @@ impl Bundle {
         let path = path.as_ref();
         let (source, layout) = load(path, options.backend)?;
         Bundle::from_layout(source, layout, options, Some(Shards::Beside(path)))
+    }
+
+    /// Opens a bundle or an index from a URL (`http(s)://`, `s3://`,
+    /// `gs://`, `az://`), verifying each tensor's hash on first access.
+    /// Credentials and endpoints come from the environment (object_store's
+    /// builders' `from_env`: `AWS_*`, `GOOGLE_*`, `AZURE_*`).
+    ///
+    /// Opening reads the object's last [`crate::TAIL_BYTES`] and the entries
+    /// before the first tensor: two range requests. Each tensor is one
+    /// range request; its local and `.npy` headers are checked when it is
+    /// read, and it is hashed before it is handed out. An index's shards are
+    /// found beside it (relative to its URL).
+    #[cfg(feature = "remote")]
+    pub fn open_url(url: &str) -> Result<Bundle> {
+        Bundle::open_url_with(url, Verify::OnAccess)
+    }
+
+    /// [`Bundle::open_url`] with the given hash policy.
+    #[cfg(feature = "remote")]
+    pub fn open_url_with(url: &str, verify: Verify) -> Result<Bundle> {
+        let file = crate::remote::RemoteFile::open(url)?;
+        let source = Arc::new(Source::Remote(file));
+        let layout = scan_entries(&source)?;
+        let options = OpenOptions { verify, backend: Backend::Pread };
+        let index = source.clone();
+        let place = Shards::BesideUrl(index.remote().expect("a remote source"));
+        Bundle::from_layout(source, layout, options, Some(place))
     }
 
     /// Reads a bundle held in memory.
@@ -276,12 +331,12 @@ impl Bundle {
         let (parts, part_of) = match manifest.shards.is_empty() {
             true => (Vec::new(), BTreeMap::new()),
             false => match shards {
-                Some(Shards::Beside(path)) => open_shards(&manifest, path, options)?,
                 Some(Shards::Refused) => {
                     return Err(ContainerError::InvalidContent {
                         reason: "a shard is itself an index (it has shards); shards hold tensors".into(),
                     });
                 }
+                Some(place) => open_shards(&manifest, place, options)?,
                 None => {
                     return Err(ContainerError::InvalidContent {
                         reason: "an index bundle (it has shards) must be opened from its file, beside its shards"
@@ -297,8 +352,12 @@ impl Bundle {
                 entry: entry.clone(),
                 reason: format!("the manifest lists tensor `{name}`"),
             })?;
-            let data = tensor_data(name, &entry, record, &located.head, &located.data)?;
-            slots.insert(name.clone(), Slot { entry, data, verified: OnceLock::new() });
+            let data = match located.unread {
+                Some(_) => located.data.clone(),
+                None => tensor_data(name, &entry, record, &located.head, &located.data)?,
+            };
+            let unread = located.unread.clone();
+            slots.insert(name.clone(), Slot { entry, data, unread, verified: OnceLock::new() });
         }
         let signatures = layout.keys().filter(|e| signature_name(e).is_some()).count();
         let expected = slots.len() + 1 + usize::from(graph.is_some()) + signatures;
@@ -345,9 +404,39 @@ impl Bundle {
 
     /// Reads the tensors `names` (or aliases) in parallel, checking each
     /// one's hash as the open options say: reading and hashing overlap, one
-    /// tensor per thread. Each name once in the result.
+    /// tensor per thread. With positioned or remote reads each stored tensor
+    /// is read once, in file order (remote: neighbouring tensors in one
+    /// request). Each name once in the result.
     pub fn prefetch(&self, names: &[&str]) -> Result<BTreeMap<String, Tensor>> {
-        names.par_iter().map(|name| Ok(((*name).to_owned(), self.tensor(name)?))).collect()
+        if self.is_index() || self.source.is_shared() {
+            return names.par_iter().map(|name| Ok(((*name).to_owned(), self.tensor(name)?))).collect();
+        }
+        let mut wanted: BTreeMap<&String, Vec<&str>> = BTreeMap::new();
+        for name in names {
+            let (stored, _, _) = self.slot(name)?;
+            let (key, _) = self.slots.get_key_value(stored).expect("a resolved tensor has a slot");
+            wanted.entry(key).or_default().push(name);
+        }
+        let slots = wanted.keys().map(|key| (*key, &self.slots[*key])).collect();
+        let read = self.each_slot(slots, |name, slot, data| self.checked_tensor(name, slot, data?));
+        let mut out = BTreeMap::new();
+        for tensor in read {
+            let (stored, tensor) = tensor?;
+            for name in &wanted[&stored] {
+                out.insert((*name).to_owned(), tensor.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    /// `data` of stored tensor `name` as a tensor, its hash checked unless
+    /// the bundle was opened with [`Verify::Never`].
+    fn checked_tensor(&self, name: &str, slot: &Slot, data: Buffer) -> Result<(String, Tensor)> {
+        let record = &self.manifest.tensors[name];
+        if self.verify != Verify::Never {
+            self.verify_slot(name, slot, record, data.as_bytes())?;
+        }
+        Ok((name.to_owned(), make_tensor(name, record, data)?))
     }
 
     /// The bundle digest (SHA-256 of the manifest's canonical form).
@@ -469,9 +558,26 @@ impl Bundle {
         all_of(errors)
     }
 
-    /// Tensor `name`'s data bytes, from the source.
+    /// Tensor `name`'s data bytes, from the source; for an entry not read
+    /// before, the whole entry with one read, its headers checked.
     fn data(&self, name: &str, slot: &Slot) -> Result<Buffer> {
-        self.source.buffer(slot.data.clone(), &format!("tensor `{name}` (entry `{}`)", slot.entry))
+        let what = format!("tensor `{name}` (entry `{}`)", slot.entry);
+        match &slot.unread {
+            None => self.source.buffer(slot.data.clone(), &what),
+            Some(unread) => {
+                let span = unread.span(&slot.data);
+                self.resolve(name, slot, unread, &self.source.read(span.start, span.len(), &what)?)
+            }
+        }
+    }
+
+    /// Checks the local and `.npy` headers of an entry read whole (from its
+    /// local header on) and copies out the tensor's data.
+    fn resolve(&self, name: &str, slot: &Slot, unread: &Unread, entry: &[u8]) -> Result<Buffer> {
+        let data = unread.data_in(entry, &slot.entry)?;
+        let head = &entry[data.start..data.start + data.len().min(NPY_HEAD_BYTES)];
+        let tensor = tensor_data(name, &slot.entry, &self.manifest.tensors[name], head, &data)?;
+        Ok(crate::source::Aligned::copy_of(&entry[tensor]))
     }
 
     /// Hashes every tensor not yet verified, in parallel, and reports every
@@ -532,16 +638,29 @@ impl Bundle {
     /// reads in file order (at most four tensors ahead) while the others
     /// hash, so reading and hashing overlap.
     fn each_tensor<T: Send>(&self, f: impl Fn(&str, &Slot, Result<Buffer>) -> T + Sync) -> Vec<T> {
-        if !matches!(*self.source, Source::Positioned(_)) {
-            return crate::largest_first(self.slots.iter().collect(), |(_, s)| s.data.len())
+        self.each_slot(self.slots.iter().collect(), f)
+    }
+
+    /// [`Bundle::each_tensor`] for the tensors of `slots`.
+    fn each_slot<'a, T: Send>(
+        &'a self,
+        slots: Vec<(&'a String, &'a Slot)>,
+        f: impl Fn(&str, &Slot, Result<Buffer>) -> T + Sync,
+    ) -> Vec<T> {
+        if self.source.is_shared() {
+            return crate::largest_first(slots, |(_, s)| s.data.len())
                 .map(|(name, slot)| f(name, slot, self.data(name, slot)))
                 .collect();
         }
-        let mut in_file_order: Vec<(&String, &Slot)> = self.slots.iter().collect();
+        let mut in_file_order = slots;
         in_file_order.sort_by_key(|(_, slot)| slot.data.start);
         let (sender, receiver) = std::sync::mpsc::sync_channel(4);
         std::thread::scope(|scope| {
             scope.spawn(move || {
+                #[cfg(feature = "remote")]
+                if let Some(remote) = self.source.remote() {
+                    return self.read_remote(remote, in_file_order, &sender);
+                }
                 for (name, slot) in in_file_order {
                     if sender.send((name, slot, self.data(name, slot))).is_err() {
                         break;
@@ -550,6 +669,31 @@ impl Bundle {
             });
             receiver.into_iter().par_bridge().map(|(name, slot, data)| f(name, slot, data)).collect()
         })
+    }
+
+    /// Reads the entries of `slots` (in file order) from a remote object in
+    /// batches (object_store merges neighbouring ranges into one request and
+    /// runs several at once), sending each tensor's checked data.
+    #[cfg(feature = "remote")]
+    #[allow(clippy::type_complexity)]
+    fn read_remote<'a>(
+        &'a self,
+        remote: &crate::remote::RemoteFile,
+        slots: Vec<(&'a String, &'a Slot)>,
+        sender: &std::sync::mpsc::SyncSender<(&'a String, &'a Slot, Result<Buffer>)>,
+    ) {
+        let spans: Vec<Range<usize>> = slots
+            .iter()
+            .map(|(_, slot)| slot.unread.as_ref().map_or(slot.data.clone(), |unread| unread.span(&slot.data)))
+            .collect();
+        remote.read_batched(&spans, "tensor entries", |i, bytes| {
+            let (name, slot) = slots[i];
+            let data = bytes.and_then(|bytes| match &slot.unread {
+                Some(unread) => self.resolve(name, slot, unread, &bytes),
+                None => Ok(crate::source::Aligned::copy_of(&bytes)),
+            });
+            sender.send((name, slot, data)).is_ok()
+        });
     }
 
     /// Every tensor and alias by name, all hashes checked (in parallel) unless
@@ -563,15 +707,8 @@ impl Bundle {
             }
             return Ok(self.with_aliases(stored));
         }
-        if matches!(*self.source, Source::Positioned(_)) {
-            let read = self.each_tensor(|name, slot, data| {
-                let data = data?;
-                let record = &self.manifest.tensors[name];
-                if self.verify != Verify::Never {
-                    self.verify_slot(name, slot, record, data.as_bytes())?;
-                }
-                Ok((name.to_owned(), make_tensor(name, record, data)?))
-            });
+        if !self.source.is_shared() {
+            let read = self.each_tensor(|name, slot, data| self.checked_tensor(name, slot, data?));
             return Ok(self.with_aliases(read.into_iter().collect::<Result<_>>()?));
         }
         if self.verify != Verify::Never {
@@ -607,8 +744,7 @@ impl Bundle {
     /// one) and bool bytes. Shared bytes (mapped or in memory) are checked
     /// once; bytes read with `pread` are new at every read and checked each time.
     fn verify_slot(&self, name: &str, slot: &Slot, record: &TensorRecord, data: &[u8]) -> Result<()> {
-        let shared = !matches!(*self.source, Source::Positioned(_));
-        if shared && slot.verified.get().is_some() {
+        if self.source.is_shared() && slot.verified.get().is_some() {
             return Ok(());
         }
         match (record.chunks, record.sha256) {
@@ -676,8 +812,57 @@ fn make_tensor(name: &str, record: &TensorRecord, data: Buffer) -> Result<Tensor
 enum Shards<'a> {
     /// Beside the index at this path.
     Beside(&'a Path),
+    /// Beside the index at this URL, in the same store.
+    #[cfg(feature = "remote")]
+    BesideUrl(&'a crate::remote::RemoteFile),
     /// Nowhere: this bundle is itself a shard.
     Refused,
+}
+
+impl Shards<'_> {
+    /// Opens the shard `name` after the checks its place allows before
+    /// reading it (a regular file, of the size the index gives); returns
+    /// what errors call it and its source.
+    fn open(self, name: &str, size: u64, backend: Backend) -> Result<(PathBuf, Arc<Source>)> {
+        let (label, source) = match self {
+            Shards::Beside(index) => {
+                let file = index.parent().unwrap_or(Path::new(".")).join(name);
+                let bad = |reason: String| ContainerError::Shard { file: file.clone(), reason };
+                let meta = std::fs::symlink_metadata(&file).map_err(|e| match e.kind() {
+                    std::io::ErrorKind::NotFound => bad(MISSING_SHARD.into()),
+                    _ => bad(format!("cannot be read: {e}")),
+                })?;
+                if !meta.file_type().is_file() {
+                    return Err(bad("is not a regular file (symbolic links are not followed)".into()));
+                }
+                check_shard_size(meta.len(), size).map_err(bad)?;
+                let source = Source::open(&file, backend).map_err(|e| bad(e.to_string()))?;
+                (file, source)
+            }
+            #[cfg(feature = "remote")]
+            Shards::BesideUrl(index) => {
+                let file = PathBuf::from(index.sibling_url(name));
+                let bad = |reason: String| ContainerError::Shard { file: file.clone(), reason };
+                let remote = index.open_sibling(name).map_err(|e| match e {
+                    ContainerError::Remote { not_found: true, .. } => bad(MISSING_SHARD.into()),
+                    e => bad(e.to_string()),
+                })?;
+                check_shard_size(remote.len() as u64, size).map_err(bad)?;
+                (file, Source::Remote(remote))
+            }
+            Shards::Refused => unreachable!("a shard's shards are refused before they are opened"),
+        };
+        Ok((label, Arc::new(source)))
+    }
+}
+
+const MISSING_SHARD: &str = "missing: the index lists it, the folder does not hold it";
+
+fn check_shard_size(actual: u64, listed: u64) -> std::result::Result<(), String> {
+    match actual == listed {
+        true => Ok(()),
+        false => Err(format!("is {actual} bytes, the index says {listed} (truncated, or another file)")),
+    }
 }
 
 /// Opens and checks an index's shards, in the index's folder: each file is
@@ -687,33 +872,18 @@ enum Shards<'a> {
 /// index's records for them. Every failure names the shard file.
 fn open_shards(
     manifest: &Manifest,
-    path: &Path,
+    place: Shards<'_>,
     options: OpenOptions,
 ) -> Result<(Vec<Bundle>, BTreeMap<String, usize>)> {
-    let dir = path.parent().unwrap_or(Path::new("."));
     let mut parts = Vec::with_capacity(manifest.shards.len());
     let mut part_of = BTreeMap::new();
     for (i, shard) in manifest.shards.iter().enumerate() {
-        let bad = |reason: String| ContainerError::Shard { file: dir.join(&shard.file), reason };
-        let file = dir.join(&shard.file);
-        let meta = std::fs::symlink_metadata(&file).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => bad("missing: the index lists it, the folder does not hold it".into()),
-            _ => bad(format!("cannot be read: {e}")),
-        })?;
-        if !meta.file_type().is_file() {
-            return Err(bad("is not a regular file (symbolic links are not followed)".into()));
-        }
-        if meta.len() != shard.size {
-            return Err(bad(format!(
-                "is {} bytes, the index says {} (truncated, or another file)",
-                meta.len(),
-                shard.size
-            )));
-        }
+        let (file, source) = place.open(&shard.file, shard.size, options.backend)?;
+        let bad = |reason: String| ContainerError::Shard { file: file.clone(), reason };
         // A shard that is an index is refused before its own shards are opened
         // (an index naming itself would otherwise open itself without end).
-        let part = load(&file, options.backend)
-            .and_then(|(source, layout)| Bundle::from_layout(source, layout, options, Some(Shards::Refused)))
+        let part = scan_entries(&source)
+            .and_then(|layout| Bundle::from_layout(source, layout, options, Some(Shards::Refused)))
             .map_err(|e| bad(e.to_string()))?;
         let digest = part.digest();
         if digest != shard.bundle_digest {
@@ -782,9 +952,38 @@ fn tensor_data(
 struct Located {
     /// Where its local header starts.
     header: usize,
+    /// Its data; for an entry not read at open, the span from its local
+    /// header to the next entry.
     data: Range<usize>,
     /// The first bytes of the data, enough for a `.npy` header.
     head: Vec<u8>,
+    /// Set when its local header is read only with its data.
+    unread: Option<Unread>,
+}
+
+impl Unread {
+    /// The bytes to read for the entry at `span` holding a tensor of
+    /// `record`: from its local header, at most up to the next entry, and no
+    /// more than the headers and data can take.
+    /// Checks the local header at the start of `entry_bytes` (the entry
+    /// `name` read from its header on); returns where its data is in them.
+    fn data_in(&self, entry_bytes: &[u8], name: &str) -> Result<Range<usize>> {
+        let offset = check_local_header(entry_bytes, name, &self.raw_name, self.size, self.crc)?;
+        let data = offset..offset.saturating_add(usize::try_from(self.size).unwrap_or(usize::MAX));
+        if data.end > entry_bytes.len() {
+            return Err(ContainerError::entry(
+                name,
+                format!("declares {} bytes, which run into the next entry", self.size),
+            ));
+        }
+        Ok(data)
+    }
+
+    fn span(&self, span: &Range<usize>) -> Range<usize> {
+        let most = 30 + self.raw_name.len() + usize::from(u16::MAX);
+        let size = usize::try_from(self.size).unwrap_or(usize::MAX);
+        span.start..span.end.min(span.start.saturating_add(most).saturating_add(size))
+    }
 }
 
 /// Longest `.npy` preamble and header: magic, version, length, header text.
@@ -987,6 +1186,16 @@ fn scan_index(source: &Source, archive: ZipIndex) -> Result<Layout> {
         let name = duplicate_name(&tail, 0).unwrap_or_else(|| "(unknown)".into());
         return Err(ContainerError::entry(name, "appears twice in the central directory"));
     }
+    let mut starts: Vec<usize> =
+        archive.entries.iter().map(|f| usize::try_from(f.header_start).unwrap_or(usize::MAX)).collect();
+    starts.sort_unstable();
+    // Where the entry whose local header is at `start` must end: the next
+    // entry's header, or the central directory.
+    let next_start = |start: usize| starts.get(starts.partition_point(|&s| s <= start)).copied().unwrap_or(cd_start);
+    let defer = defers_headers(source);
+    if defer {
+        read_documents_ahead(source, &archive.entries, &next_start)?;
+    }
     let mut out = BTreeMap::new();
     let mut spans = Vec::with_capacity(archive.entries.len());
     let mut signatures = 0;
@@ -1017,6 +1226,21 @@ fn scan_index(source: &Source, archive: ZipIndex) -> Result<Layout> {
             ));
         }
         let header_start = usize::try_from(file.header_start).unwrap_or(usize::MAX);
+        if defer && is_tensor_entry(&name) {
+            // The local and `.npy` headers are read with the data (spec 6 step 4).
+            let span = header_start..next_start(header_start).max(header_start);
+            let fits = (30 + raw_name.len()).checked_add(usize::try_from(file.size).unwrap_or(usize::MAX));
+            if fits.is_none_or(|need| need > span.len()) {
+                return Err(ContainerError::entry(
+                    name,
+                    format!("declares {} bytes, which run into the next entry or the central directory", file.size),
+                ));
+            }
+            spans.push((header_start, span.end, name.clone()));
+            let unread = Some(Unread { raw_name: raw_name.to_vec(), size: file.size, crc: file.crc32 });
+            out.insert(name, Located { header: header_start, data: span, head: Vec::new(), unread });
+            continue;
+        }
         let (data, head) = local_header(source, &name, raw_name, header_start, file.size, file.crc32)?;
         if data.end > cd_start {
             return Err(ContainerError::entry(name, "data runs into the central directory"));
@@ -1042,7 +1266,7 @@ fn scan_index(source: &Source, archive: ZipIndex) -> Result<Layout> {
             check_size(&name, data.len(), MAX_SIGNATURE_BYTES)?;
         }
         spans.push((header_start, data.end, name.clone()));
-        out.insert(name, Located { header: header_start, data, head });
+        out.insert(name, Located { header: header_start, data, head, unread: None });
     }
     spans.sort();
     for pair in spans.windows(2) {
@@ -1051,6 +1275,61 @@ fn scan_index(source: &Source, archive: ZipIndex) -> Result<Layout> {
         }
     }
     Ok(Layout { entries: out, directory_start: cd_start })
+}
+
+/// Whether headers are read with each tensor's data rather than at open:
+/// for remote sources, where each read is a request.
+fn defers_headers(source: &Source) -> bool {
+    #[cfg(feature = "remote")]
+    return source.remote().is_some();
+    #[cfg(not(feature = "remote"))]
+    {
+        let _ = source;
+        false
+    }
+}
+
+/// Whether `name` is a tensor entry's name (`tensors/....npy`).
+fn is_tensor_entry(name: &str) -> bool {
+    name.starts_with(TENSOR_ENTRY_PREFIX) && name.ends_with(TENSOR_ENTRY_SUFFIX)
+}
+
+/// Reads the entries an open needs (all but the tensors) ahead, each run of
+/// them less than 1 MiB apart with one request, so that checking them costs
+/// no request each. Entries larger than their limits are left to the checks.
+#[cfg_attr(not(feature = "remote"), allow(unused_variables))]
+fn read_documents_ahead(source: &Source, entries: &[EntryMeta], next_start: &dyn Fn(usize) -> usize) -> Result<()> {
+    #[cfg(feature = "remote")]
+    if let Some(remote) = source.remote() {
+        const GAP: usize = 1 << 20;
+        let mut spans: Vec<Range<usize>> = entries
+            .iter()
+            .filter_map(|f| {
+                let limit = match f.raw_name.as_slice() {
+                    name if name == MANIFEST_ENTRY.as_bytes() => MAX_MANIFEST_BYTES,
+                    name if name == GRAPH_ENTRY.as_bytes() => MAX_GRAPH_BYTES,
+                    name if is_tensor_entry(&String::from_utf8_lossy(name)) => return None,
+                    // Signatures: read ahead when small, as they are.
+                    _ => 1 << 20,
+                };
+                let start = usize::try_from(f.header_start).ok()?;
+                let span = start..next_start(start).max(start);
+                (span.len() as u64 <= limit + 30 + 2 * u64::from(u16::MAX)).then_some(span)
+            })
+            .collect();
+        spans.sort_by_key(|s| s.start);
+        let mut runs: Vec<Range<usize>> = Vec::new();
+        for span in spans {
+            match runs.last_mut() {
+                Some(run) if span.start <= run.end.saturating_add(GAP) => run.end = run.end.max(span.end),
+                _ => runs.push(span),
+            }
+        }
+        for run in runs {
+            remote.keep(run)?;
+        }
+    }
+    Ok(())
 }
 
 /// Entry names allowed by the spec: the manifest, the graph, tensors and
@@ -1096,12 +1375,29 @@ fn local_header(
     size: u64,
     crc: u32,
 ) -> Result<(Range<usize>, Vec<u8>)> {
-    let bad = |reason: &str| ContainerError::entry(name, format!("local header {reason}"));
     // One read covers the header, the name, the writer's alignment padding
     // and a `.npy` header as numpy writes it (128 bytes); longer ones take a
     // second read.
     let file_len = source.len();
     let block = source.read(start, 30 + raw_name.len() + 128 + 256, name)?;
+    let offset = check_local_header(&block, name, raw_name, size, crc)?;
+    let data_start = start + offset;
+    let data = match usize::try_from(size).ok().and_then(|s| data_start.checked_add(s)) {
+        Some(end) if end <= file_len => data_start..end,
+        _ => return Err(ContainerError::entry(name, format!("declares {size} bytes, past the end of the file"))),
+    };
+    let want = data.len().min(NPY_HEAD_BYTES);
+    let head = match block.get(offset..offset + want) {
+        Some(head) => head.to_vec(),
+        None => source.read(data_start, want, name)?.into_owned(),
+    };
+    Ok((data, head))
+}
+
+/// Checks the local header at the start of `block` against the central
+/// directory's record of the entry; returns where the data starts.
+fn check_local_header(block: &[u8], name: &str, raw_name: &[u8], size: u64, crc: u32) -> Result<usize> {
+    let bad = |reason: &str| ContainerError::entry(name, format!("local header {reason}"));
     let header = block.get(..30).ok_or_else(|| bad("lies outside the file"))?;
     if le32(header, 0) != 0x0403_4b50 {
         return Err(bad("has a wrong signature"));
@@ -1128,19 +1424,7 @@ fn local_header(
     if block.get(30..30 + name_len) != Some(raw_name) {
         return Err(bad("names a different entry"));
     }
-    // Where the data starts, from the header's start.
-    let offset = 30 + name_len + extra_len;
-    let data_start = start + offset;
-    let data = match usize::try_from(size).ok().and_then(|s| data_start.checked_add(s)) {
-        Some(end) if end <= file_len => data_start..end,
-        _ => return Err(ContainerError::entry(name, format!("declares {size} bytes, past the end of the file"))),
-    };
-    let want = data.len().min(NPY_HEAD_BYTES);
-    let head = match block.get(offset..offset + want) {
-        Some(head) => head.to_vec(),
-        None => source.read(data_start, want, name)?.into_owned(),
-    };
-    Ok((data, head))
+    Ok(30 + name_len + extra_len)
 }
 
 #[cfg(test)]

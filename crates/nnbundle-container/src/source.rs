@@ -112,9 +112,24 @@ fn read_exact_at(file: &File, mut out: &mut [u8], mut offset: u64) -> std::io::R
 
 /// Bytes owned with 8-byte alignment, for tensors read with `pread` (every
 /// dtype's elements can be used in place).
-struct Aligned {
+pub(crate) struct Aligned {
     words: Vec<u64>,
     len: usize,
+}
+
+impl Aligned {
+    /// The first `len` bytes of `words` as a buffer.
+    fn buffer(words: Vec<u64>, len: usize) -> Buffer {
+        let owner: Arc<dyn ByteOwner> = Arc::new(Aligned { words, len });
+        Buffer::from_owner(owner, 0..len).expect("the range is the whole buffer")
+    }
+
+    /// `bytes`, copied to an aligned buffer.
+    pub(crate) fn copy_of(bytes: &[u8]) -> Buffer {
+        let mut words = vec![0u64; bytes.len().div_ceil(8)];
+        bytemuck::cast_slice_mut(&mut words)[..bytes.len()].copy_from_slice(bytes);
+        Aligned::buffer(words, bytes.len())
+    }
 }
 
 impl ByteOwner for Aligned {
@@ -131,6 +146,9 @@ pub(crate) enum Source {
     Mapped(Arc<MappedFile>, OpenFile),
     /// Read with positioned reads.
     Positioned(OpenFile),
+    /// An object in a store, read with range requests.
+    #[cfg(feature = "remote")]
+    Remote(crate::remote::RemoteFile),
 }
 
 impl Source {
@@ -157,6 +175,8 @@ impl Source {
             Source::Memory(owner) => owner.bytes().len(),
             Source::Mapped(map, _) => map.bytes().len(),
             Source::Positioned(file) => file.len as usize,
+            #[cfg(feature = "remote")]
+            Source::Remote(file) => file.len(),
         }
     }
 
@@ -165,7 +185,23 @@ impl Source {
         match self {
             Source::Memory(owner) => Some(owner.bytes()),
             Source::Mapped(map, _) => Some(map.bytes()),
-            Source::Positioned(_) => None,
+            _ => None,
+        }
+    }
+
+    /// Whether tensors share the source's bytes (mapped or in memory), so a
+    /// tensor checked once stays checked; bytes read anew at every read are
+    /// checked at every read.
+    pub(crate) fn is_shared(&self) -> bool {
+        matches!(self, Source::Memory(_) | Source::Mapped(..))
+    }
+
+    /// The remote object, when the source is one.
+    #[cfg(feature = "remote")]
+    pub(crate) fn remote(&self) -> Option<&crate::remote::RemoteFile> {
+        match self {
+            Source::Remote(file) => Some(file),
+            _ => None,
         }
     }
 
@@ -184,6 +220,8 @@ impl Source {
             #[cfg(unix)]
             Source::Mapped(_, file) => file.read_vec(range, what).map(Cow::Owned),
             Source::Positioned(file) => file.read_vec(range, what).map(Cow::Owned),
+            #[cfg(feature = "remote")]
+            Source::Remote(file) => Ok(Cow::Owned(file.read(range, what)?.to_vec())),
         }
     }
 
@@ -201,9 +239,10 @@ impl Source {
                 let mut words = vec![0u64; range.len().div_ceil(8)];
                 let len = range.len();
                 file.read_at(range, &mut bytemuck::cast_slice_mut(&mut words)[..len], what)?;
-                let owner: Arc<dyn ByteOwner> = Arc::new(Aligned { words, len });
-                return Ok(Buffer::from_owner(owner, 0..len).expect("the range is the whole buffer"));
+                return Ok(Aligned::buffer(words, len));
             }
+            #[cfg(feature = "remote")]
+            Source::Remote(file) => return Ok(Aligned::copy_of(&file.read(range, what)?)),
         };
         Buffer::from_owner(owner, range)
             .ok_or_else(|| ContainerError::InvalidContent { reason: format!("{what}: a range outside the file") })

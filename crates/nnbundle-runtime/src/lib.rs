@@ -49,6 +49,7 @@ pub use model::Model;
 pub use ops::supports;
 pub use reuse::{LoadOptions, LoadReport, Mismatch, extract};
 pub use validate::{
-    Check, Finding, FindingCode, Status, ValidateOptions, ValidationReport, report_schema, validate, validate_reporting,
+    Check, Finding, FindingCode, Status, ValidateOptions, ValidationReport, report_schema, validate, validate_opened,
+    validate_reporting,
 };
 pub use value::Value;

@@ -58,13 +58,12 @@ impl Model {
     /// open options say (by default, every weight before it is used).
     pub fn from_bundle(bundle: &Bundle) -> Result<Model> {
         let graph = bundle.graph()?.ok_or(RuntimeError::NoGraph)?;
-        bundle.verify_all()?;
-        let mut weights = BTreeMap::new();
-        for p in graph.parameters() {
-            if bundle.tensor_info(&p.name).is_some() {
-                weights.insert(p.name.clone(), bundle.tensor_unverified(&p.name)?);
-            }
-        }
+        // Each weight read once and checked before use; only the graph's
+        // parameters are read (a remote bundle's samples stay where they are).
+        let parameters = graph.parameters();
+        let names: Vec<&str> =
+            parameters.iter().map(|p| p.name.as_str()).filter(|n| bundle.tensor_info(n).is_some()).collect();
+        let weights = bundle.prefetch(&names)?;
         let mut model = Model::new(graph, weights)?;
         model.metadata = bundle.manifest().metadata.clone();
         Ok(model)

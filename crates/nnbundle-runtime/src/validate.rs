@@ -187,8 +187,21 @@ pub fn validate_reporting(
     options: ValidateOptions,
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> ValidationReport {
+    let opened = Bundle::open_with(path, OpenOptions { verify: Verify::OnAccess, ..Default::default() });
+    validate_opened(&path.display().to_string(), opened, options, progress)
+}
+
+/// [`validate_reporting`] of a bundle already opened (or that failed to
+/// open) from `file`, a path or a URL: what validating a remote bundle
+/// uses.
+pub fn validate_opened(
+    file: &str,
+    opened: Result<Bundle, nnbundle_container::ContainerError>,
+    options: ValidateOptions,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> ValidationReport {
     let mut report = ValidationReport {
-        file: path.display().to_string(),
+        file: file.to_owned(),
         valid: false,
         format_version: None,
         bundle_digest: None,
@@ -198,7 +211,7 @@ pub fn validate_reporting(
         errors: 0,
         warnings: 0,
     };
-    let bundle = match Bundle::open_with(path, OpenOptions { verify: Verify::OnAccess, ..Default::default() }) {
+    let bundle = match opened {
         Ok(b) => b,
         Err(e) => {
             report.problems = container_finding(&e);

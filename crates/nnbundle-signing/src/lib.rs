@@ -97,7 +97,7 @@ pub fn entry_digests(archive: &Archive) -> Result<Vec<Resource>, ContainerError>
     archive
         .content_entries()
         .into_par_iter()
-        .map(|(name, range)| Ok(Resource::sha256_of(name, &archive.read(range)?)))
+        .map(|name| Ok(Resource::sha256_of(name, &archive.read_entry(name)?)))
         .collect()
 }
 
@@ -252,7 +252,7 @@ pub fn verify_file(file: &[u8], signature: &[u8], key: &VerifyingKey) -> Result<
 /// signature made elsewhere requires.
 pub fn check_names_cover(signature: &ParsedSignature, bundle: &Bundle) -> Result<(), SignatureError> {
     let signed: Vec<&str> = signature.statement.predicate.resources.iter().map(|r| r.name.as_str()).collect();
-    let entries: Vec<&str> = bundle.archive().content_entries().into_iter().map(|(name, _)| name).collect();
+    let entries: Vec<&str> = bundle.archive().content_entries();
     let (signed_set, entry_set): (BTreeSet<&str>, BTreeSet<&str>) =
         (signed.iter().copied().collect(), entries.iter().copied().collect());
     if let Some(extra) = signed.iter().find(|n| !entry_set.contains(*n)) {

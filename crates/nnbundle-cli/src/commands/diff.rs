@@ -381,7 +381,7 @@ fn print_human(report: &DiffReport) {
 }
 
 pub(crate) fn diff(a_path: &Path, b_path: &Path, as_json: bool) -> Outcome {
-    let (a, b) = (Bundle::open(a_path)?, Bundle::open(b_path)?);
+    let (a, b) = (super::open_bundle(a_path)?, super::open_bundle(b_path)?);
     let (ga, gb) = (a.graph()?, b.graph()?);
     let graph = graph_changes(ga.as_ref(), gb.as_ref());
     let tensors = tensor_changes(&a, &b)?;

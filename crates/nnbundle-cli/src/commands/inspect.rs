@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::ExitCode;
 
-use nnbundle_container::Bundle;
 use nnbundle_graph::{group_digits, human_bytes};
 use serde_json::json;
 
@@ -20,7 +19,7 @@ struct GroupTotals {
 }
 
 pub(crate) fn inspect(path: &Path, as_json: bool) -> Outcome {
-    let bundle = Bundle::open(path)?;
+    let bundle = super::open_bundle(path)?;
     let manifest = bundle.manifest();
     let graph = bundle.graph()?;
     let infos = bundle.tensor_infos();

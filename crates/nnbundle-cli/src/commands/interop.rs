@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, anyhow};
-use nnbundle_container::{Bundle, Durability};
+use nnbundle_container::Durability;
 use nnbundle_onnx::{ImportOptions, Imported};
 
 use crate::output::{GOOD, done, progress, spinner};
@@ -87,7 +87,7 @@ fn print_renamed(imported: &Imported) {
 }
 
 pub(crate) fn export(bundle_path: &Path, output: &Path) -> Outcome {
-    let bundle = Bundle::open(bundle_path)?;
+    let bundle = super::open_bundle(bundle_path)?;
     let model = nnbundle_onnx::export_bundle(&bundle).map_err(|e| match e {
         nnbundle_onnx::BundleExportError::Container(e) => anyhow!(e),
         other => anyhow!("`{}`: {other}", bundle_path.display()),

@@ -62,9 +62,11 @@ pub(crate) enum Command {
         output: PathBuf,
     },
     /// Show a bundle's versions, digests, metadata, layers and tensors, without reading tensor data.
-    #[command(after_help = "Example:\n  nnb inspect mlp.nnb\n  nnb inspect mlp.nnb --json")]
+    #[command(
+        after_help = "Example:\n  nnb inspect mlp.nnb\n  nnb inspect mlp.nnb --json\n  nnb inspect https://example.com/models/mlp.nnb"
+    )]
     Inspect {
-        /// The bundle.
+        /// The bundle: a file, or a URL (http(s)://, s3://, gs://, az://; credentials from the environment).
         bundle: PathBuf,
         /// Print JSON instead.
         #[arg(long)]
@@ -75,7 +77,7 @@ pub(crate) enum Command {
         after_help = "Exit codes: 0 valid, 1 invalid, 2 unreadable (I/O).\n\nExample:\n  nnb validate mlp.nnb\n  nnb validate mlp.nnb --json > report.json"
     )]
     Validate {
-        /// The bundle.
+        /// The bundle: a file, or a URL (http(s)://, s3://, gs://, az://; credentials from the environment).
         bundle: PathBuf,
         /// Print the JSON report (its schema: `nnb schema report`).
         #[arg(long)]
@@ -182,7 +184,7 @@ pub(crate) enum Command {
                       Examples:\n  nnb run mlp.nnb --input X=x.npy -o out/\n  \
                       nnb run resnet.nnb --input input=x.npy --repeat 50 --threads 1")]
     Run {
-        /// The bundle.
+        /// The bundle: a file, or a URL (http(s)://, s3://, gs://, az://; credentials from the environment).
         bundle: PathBuf,
         /// An input NAME=FILE.npy (repeat for each graph input).
         #[arg(short, long = "input", value_name = "NAME=FILE.npy", required = true)]
@@ -214,7 +216,7 @@ pub(crate) enum Command {
     /// Write the part of a bundle's graph that computes the given nodes, with only the weights it needs.
     #[command(after_help = "Example:\n  nnb extract mlp.nnb --until relu -o first-layers.nnb")]
     Extract {
-        /// The bundle.
+        /// The bundle: a file, or a URL (http(s)://, s3://, gs://, az://; credentials from the environment).
         bundle: PathBuf,
         /// The nodes to keep as outputs (comma-separated).
         #[arg(long, value_delimiter = ',', required = true)]
@@ -276,7 +278,7 @@ pub(crate) enum Command {
     /// Export a bundle's model to another format (ONNX, opset 17).
     #[command(after_help = "Example:\n  nnb export model.nnb --to onnx -o model.onnx")]
     Export {
-        /// The bundle.
+        /// The bundle: a file, or a URL (http(s)://, s3://, gs://, az://; credentials from the environment).
         bundle: PathBuf,
         /// The target format.
         #[arg(long, value_enum, default_value_t = ExportFormat::Onnx)]
@@ -358,6 +360,15 @@ impl Command {
 }
 
 /// The error for a graph file that does not parse or check: names the file, lists every problem.
+/// Opens a bundle from a local path or from a URL (`http(s)://`, `s3://`,
+/// `gs://`, `az://`, credentials from the environment).
+pub(crate) fn open_bundle(location: &Path) -> Result<nnbundle_container::Bundle, nnbundle_container::ContainerError> {
+    match location.to_str().filter(|s| nnbundle_container::is_url(s)) {
+        Some(url) => nnbundle_container::Bundle::open_url(url),
+        None => nnbundle_container::Bundle::open(location),
+    }
+}
+
 pub(crate) fn invalid_graph(path: &Path, report: impl std::fmt::Display) -> Failure {
     Failure::Bad(anyhow::anyhow!("`{}` is not a valid graph:\n{report}", path.display()))
 }

@@ -98,7 +98,7 @@ pub(crate) fn run(args: &RunArgs<'_>) -> Outcome {
 }
 
 fn run_here(args: &RunArgs<'_>) -> Outcome {
-    let model = Model::load(args.bundle)?;
+    let model = Model::from_bundle(&super::open_bundle(args.bundle)?)?;
     let inputs = inputs(args.inputs)?;
     let outputs = model.run(inputs.clone())?;
     let timing = match args.repeat {
@@ -159,7 +159,7 @@ fn run_here(args: &RunArgs<'_>) -> Outcome {
 }
 
 pub(crate) fn extract(path: &Path, until: &[String], output: &Path) -> Outcome {
-    let bundle = Bundle::open(path)?;
+    let bundle = super::open_bundle(path)?;
     let names: Vec<&str> = until.iter().map(String::as_str).collect();
     let manifest = nnbundle_runtime::extract(&bundle, &names)?.save(output)?;
     anstream::println!(
@@ -178,7 +178,7 @@ pub(crate) fn render(path: &Path, output: Option<&Path>, format: Option<RenderFo
         let values = graph.check(None).values;
         (graph, values, None)
     } else {
-        let bundle = Bundle::open(path)?;
+        let bundle = super::open_bundle(path)?;
         let graph = bundle.graph()?.ok_or_else(|| anyhow!("`{}` has no graph to render", path.display()))?;
         let weights = bundle.params_table();
         let values = graph.check(Some(&weights)).values;

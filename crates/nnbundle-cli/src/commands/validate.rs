@@ -12,8 +12,9 @@ use crate::output::{BAD, DIM, GOOD, WARN, json, progress};
 
 pub(crate) fn validate(path: &Path, as_json: bool, no_hash: bool, key: Option<VerifyingKey>) -> Outcome {
     let bar = progress("hashing", 0, true);
-    let report = nnbundle_runtime::validate_reporting(
-        path,
+    let report = nnbundle_runtime::validate_opened(
+        &path.display().to_string(),
+        super::open_bundle(path),
         ValidateOptions { verify_hashes: !no_hash, run_samples: true, key },
         &|bytes, total| {
             bar.set_length(total);
