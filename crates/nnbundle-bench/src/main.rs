@@ -75,8 +75,11 @@ fn main() {
         op @ ("open1" | "lazy1") => {
             let t0 = Instant::now();
             let verify = if op == "open1" { Verify::Never } else { Verify::OnAccess };
-            let bundle = Bundle::open_with(arg(1), OpenOptions { verify, ..Default::default() }).unwrap();
-            let t = bundle.tensor(&arg(2)).unwrap();
+            let bundle = match nnbundle_container::is_url(&arg(1)) {
+                true => Bundle::open_url_with(&arg(1), verify),
+                false => Bundle::open_with(arg(1), OpenOptions { verify, ..Default::default() }),
+            };
+            let t = bundle.unwrap().tensor(&arg(2)).unwrap();
             let sum: f32 = t.array_view::<f32>().unwrap().unwrap().iter().take(16).sum();
             json!({"op": op, "seconds": t0.elapsed().as_secs_f64(), "check": sum})
         }

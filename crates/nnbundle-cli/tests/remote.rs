@@ -154,6 +154,24 @@ fn opening_costs_two_requests_and_a_tensor_one() {
 }
 
 #[test]
+fn a_directory_larger_than_the_tail_costs_one_more_request() {
+    let dir = tempfile::tempdir().unwrap();
+    // 20,000 entries: a central directory of about 1.3 MiB, more than the tail.
+    let mut w = BundleWriter::new();
+    for i in 0..20_000i32 {
+        w.add_tensor(format!("t{i:05}"), Tensor::scalar(i)).unwrap();
+    }
+    let path = dir.path().join("many.nnb");
+    w.save(&path).unwrap();
+    let Some(server) = Server::http(dir.path()) else { return };
+    let bundle = Bundle::open_url(&server.url("many.nnb")).unwrap();
+    let stats = server.take_stats();
+    assert_eq!(stats.requests, 3, "tail, the rest of the directory, the manifest: {stats:?}");
+    assert_eq!(bundle.tensor("t00007").unwrap().to_vec::<i32>().unwrap(), [7]);
+    assert_eq!(server.take_stats().requests, 1);
+}
+
+#[test]
 fn inspect_validate_and_damage_in_transit() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
@@ -190,6 +208,17 @@ fn inspect_validate_and_damage_in_transit() {
     let problems = report["problems"].as_array().unwrap();
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert_eq!(problems[0]["code"], "hash-mismatch");
+
+    // A local header damaged in transit (checked when the tensor is read, not at open): named too.
+    let entry = b"tensors/layer03.weight.npy";
+    let name_at = std::fs::read(&path).unwrap().windows(entry.len()).position(|w| w == entry).unwrap() + 9;
+    server.control(&format!("/__corrupt?file=big.nnb&offset={name_at}"));
+    let out = nnb(d, &["validate", &url, "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let problem = &report["problems"][0];
+    assert_eq!(problem["code"], "bad-entry", "{report}");
+    assert_eq!(problem["location"], "tensors/layer03.weight.npy", "{report}");
     server.control("/__corrupt");
 }
 

@@ -1038,26 +1038,46 @@ fn duplicate_name(bytes: &[u8], cd_start: usize) -> Option<String> {
     raw_directory(bytes, cd_start).find(|r| !seen.insert(r.name)).map(|r| String::from_utf8_lossy(r.name).into_owned())
 }
 
-/// The central directory's size as the end record declares it (the ZIP64
-/// end record's when the classic field is saturated); `None` when no end
-/// record that ends the file is found. `bytes` is the end of the file,
-/// starting at file offset `base`.
-fn declared_directory_size(bytes: &[u8], base: usize) -> Option<u64> {
+/// The central directory's size and offset as the end record declares them
+/// (the ZIP64 end record's when the classic field is saturated); `None` when
+/// no end record that ends the file is found. `bytes` is the end of the
+/// file, starting at file offset `base`.
+fn declared_directory(bytes: &[u8], base: usize) -> Option<(u64, u64)> {
     const EOCD: usize = 22;
     let last = bytes.len().checked_sub(EOCD)?;
     let eocd = (last.saturating_sub(u16::MAX as usize)..=last).rev().find(|&at| {
         bytes[at..at + 4] == *b"PK\x05\x06" && at + EOCD + usize::from(le16(bytes, at + 20)) == bytes.len()
     })?;
-    let size = le32(bytes, eocd + 12);
-    if size != u32::MAX {
-        return Some(size.into());
+    let (size, offset) = (le32(bytes, eocd + 12), le32(bytes, eocd + 16));
+    if size != u32::MAX && offset != u32::MAX {
+        return Some((size.into(), offset.into()));
     }
-    let locator = eocd.checked_sub(20)?;
-    if bytes[locator..locator + 4] != *b"PK\x06\x07" {
-        return None;
-    }
+    let classic = (size != u32::MAX).then_some((size.into(), offset.into()));
+    let Some(locator) = eocd.checked_sub(20).filter(|&l| bytes[l..l + 4] == *b"PK\x06\x07") else { return classic };
     let record = usize::try_from(le64(bytes, locator + 8)).ok()?.checked_sub(base)?;
-    (bytes.get(record..record + 56)?[..4] == *b"PK\x06\x06").then(|| le64(bytes, record + 40))
+    let record = bytes.get(record..record + 56)?;
+    (record[..4] == *b"PK\x06\x06").then(|| {
+        let size = if size == u32::MAX { le64(record, 40) } else { size.into() };
+        let offset = if offset == u32::MAX { le64(record, 48) } else { offset.into() };
+        (size, offset)
+    })
+}
+
+/// Reads a remote bundle's central directory with one request when it
+/// starts before the tail the opening request read (more than about 10,000
+/// entries), rather than record by record.
+#[cfg(feature = "remote")]
+fn read_directory_ahead(remote: &crate::remote::RemoteFile) -> Result<()> {
+    /// Past this, the directory is left to the entry limits' checks.
+    const MOST: usize = 256 << 20;
+    let len = remote.len();
+    let tail_start = len.saturating_sub(crate::remote::TAIL_BYTES as usize);
+    let tail = remote.read(tail_start..len, "the end of the file")?;
+    let Some((_, offset)) = declared_directory(&tail, tail_start) else { return Ok(()) };
+    match usize::try_from(offset) {
+        Ok(start) if start < tail_start && tail_start - start <= MOST => remote.keep(start..tail_start),
+        _ => Ok(()),
+    }
 }
 
 /// Checks the rules the zip crate does not, before any entry: the first
@@ -1073,7 +1093,7 @@ fn check_archive_bounds(tail: &[u8], cd_start: usize) -> Result<()> {
         });
     }
     let walked = records.last().map_or(0, |r| r.end) as u64;
-    match declared_directory_size(tail, cd_start) {
+    match declared_directory(tail, cd_start).map(|(size, _)| size) {
         Some(declared) if declared == walked => Ok(()),
         Some(declared) => Err(ContainerError::NotAZip {
             reason: format!(
@@ -1137,6 +1157,10 @@ fn zip_index<R: Read + Seek>(reader: R, max_entries: usize) -> Result<ZipIndex> 
 }
 
 fn scan_entries_limited(source: &Source, max_entries: usize) -> Result<Layout> {
+    #[cfg(feature = "remote")]
+    if let Some(remote) = source.remote() {
+        read_directory_ahead(remote)?;
+    }
     let index = match source.as_slice() {
         Some(bytes) => zip_index(Cursor::new(bytes), max_entries)?,
         None => zip_index(PositionedReader { source, at: 0 }, max_entries)?,

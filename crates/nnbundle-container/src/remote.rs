@@ -149,11 +149,27 @@ impl RemoteFile {
 
     /// Reads `range` with one request and keeps it for later reads (the
     /// entries an open needs).
+    /// A piece that ends where another starts is joined to it, so that reads
+    /// across the seam are served too.
     pub(crate) fn keep(&self, range: Range<usize>) -> Result<()> {
-        if self.cached(&range).is_none() {
-            let bytes = self.read(range.clone(), "the bundle's documents")?;
-            self.cached.write().unwrap_or_else(|e| e.into_inner()).push((range.start, bytes));
+        if self.cached(&range).is_some() {
+            return Ok(());
         }
+        let bytes = self.read(range.clone(), "the bundle's directory and documents")?;
+        let mut cached = self.cached.write().unwrap_or_else(|e| e.into_inner());
+        let (mut start, mut joined) = (range.start, bytes.to_vec());
+        cached.retain(|(at, piece)| {
+            if *at == start + joined.len() {
+                joined.extend_from_slice(piece);
+            } else if at + piece.len() == start {
+                joined.splice(0..0, piece.iter().copied());
+                start = *at;
+            } else {
+                return true;
+            }
+            false
+        });
+        cached.push((start, Bytes::from(joined)));
         Ok(())
     }
 
