@@ -245,7 +245,10 @@ fn run_over_http_is_bit_identical_and_small_bundles_take_one_request() {
     assert_eq!(stats.requests, 1, "a bundle under 1 MiB is read whole by the first request: {stats:?}");
 
     ok(d, &["run", "model.nnb", "--input", "X=x.npy", "-o", "local"]);
+    server.take_stats();
     ok(d, &["run", &url, "--input", "X=x.npy", "-o", "remote"]);
+    let stats = server.take_stats();
+    assert_eq!(stats.requests, 1, "run: the weights came with the first request: {stats:?}");
     assert_eq!(std::fs::read(d.join("local/output.npy")).unwrap(), std::fs::read(d.join("remote/output.npy")).unwrap());
     let out = ok(d, &["validate", &url]);
     assert!(out.contains("valid (0 errors") && out.contains("sample"), "{out}");
@@ -265,6 +268,8 @@ fn shards_resolve_relative_to_the_index_url() {
     let local: serde_json::Value = serde_json::from_str(&ok(d, &["inspect", "big.nnb", "--json"])).unwrap();
     assert_eq!(remote["tensors"], local["tensors"]);
     let stats = server.take_stats();
+    let shards = std::fs::read_dir(d.join("out")).unwrap().count() as u64 - 1;
+    assert!(stats.requests <= 1 + 2 * shards, "the index, then at most 2 per shard: {stats:?}");
     assert_eq!(stats.heads, 0, "no HEAD, no listing: {stats:?}");
     assert!(!stats.log.contains("\"out/\"") && !stats.log.contains("\"out\""), "no directory listing: {}", stats.log);
     assert!(ok(d, &["validate", &url]).contains("valid (0 errors"));
@@ -298,6 +303,9 @@ fn an_object_replaced_while_open_is_an_error_not_a_mix() {
     std::fs::write(&path, &bytes).unwrap();
     let err = bundle.tensor("layer01.weight").unwrap_err().to_string();
     assert!(err.contains("changed while open") && err.contains("big.nnb"), "{err}");
+    // Many tensors at once (merged requests) carry the ETag too.
+    let err = bundle.prefetch(&["layer02.weight", "layer03.weight"]).unwrap_err().to_string();
+    assert!(err.contains("changed while open"), "{err}");
 }
 
 #[test]

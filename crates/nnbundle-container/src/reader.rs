@@ -875,16 +875,27 @@ fn open_shards(
     place: Shards<'_>,
     options: OpenOptions,
 ) -> Result<(Vec<Bundle>, BTreeMap<String, usize>)> {
+    // Opened in parallel (over a network each open waits for two round
+    // trips), checked in order (the first failing shard is the one reported).
+    let opened: Vec<Result<(PathBuf, Bundle)>> = manifest
+        .shards
+        .par_iter()
+        .map(|shard| {
+            let (file, source) = place.open(&shard.file, shard.size, options.backend)?;
+            // A shard that is an index is refused before its own shards are
+            // opened (an index naming itself would otherwise open itself
+            // without end).
+            let part = scan_entries(&source)
+                .and_then(|layout| Bundle::from_layout(source, layout, options, Some(Shards::Refused)))
+                .map_err(|e| ContainerError::Shard { file: file.clone(), reason: e.to_string() })?;
+            Ok((file, part))
+        })
+        .collect();
     let mut parts = Vec::with_capacity(manifest.shards.len());
     let mut part_of = BTreeMap::new();
-    for (i, shard) in manifest.shards.iter().enumerate() {
-        let (file, source) = place.open(&shard.file, shard.size, options.backend)?;
+    for (i, (shard, opened)) in manifest.shards.iter().zip(opened).enumerate() {
+        let (file, part) = opened?;
         let bad = |reason: String| ContainerError::Shard { file: file.clone(), reason };
-        // A shard that is an index is refused before its own shards are opened
-        // (an index naming itself would otherwise open itself without end).
-        let part = scan_entries(&source)
-            .and_then(|layout| Bundle::from_layout(source, layout, options, Some(Shards::Refused)))
-            .map_err(|e| bad(e.to_string()))?;
         let digest = part.digest();
         if digest != shard.bundle_digest {
             return Err(bad(format!(

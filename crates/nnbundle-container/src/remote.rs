@@ -173,32 +173,38 @@ impl RemoteFile {
         Ok(())
     }
 
-    /// Reads each of `ranges` (inside the object): object_store merges
-    /// ranges less than 1 MiB apart into one request and runs up to ten at a
-    /// time. Each response is checked to be the bytes asked for.
+    /// Reads each of `ranges` (inside the object): those an earlier request
+    /// brought from memory, the others with object_store's `coalesce_ranges`
+    /// (ranges less than 1 MiB apart merged into one request, up to ten
+    /// requests at a time), each request carrying the ETag. Each response is
+    /// checked to be the bytes asked for.
     pub(crate) fn read_many(&self, ranges: &[Range<usize>], what: &str) -> Result<Vec<Bytes>> {
-        let wanted: Vec<Range<u64>> = ranges.iter().map(|r| r.start as u64..r.end as u64).collect();
-        let runtime = runtime()?;
-        let read = match (&self.etag, wanted.as_slice()) {
-            // One range: a plain GET, with the ETag when there is one.
-            (etag, [one]) => runtime.block_on(async {
-                let options = GetOptions {
-                    range: Some(GetRange::Bounded(one.clone())),
-                    if_match: etag.clone(),
-                    ..GetOptions::default()
-                };
-                let result = self.store.get_opts(&self.path, options).await?;
-                Ok(vec![result.bytes().await?])
-            }),
-            (_, many) => runtime.block_on(self.store.get_ranges(&self.path, many)),
+        let cached: Vec<Option<Bytes>> = ranges.iter().map(|r| self.cached(r)).collect();
+        let missing: Vec<Range<u64>> = ranges
+            .iter()
+            .zip(&cached)
+            .filter(|(_, hit)| hit.is_none())
+            .map(|(r, _)| r.start as u64..r.end as u64)
+            .collect();
+        let fetched = match missing.is_empty() {
+            true => Vec::new(),
+            false => runtime()?
+                .block_on(object_store::coalesce_ranges(
+                    &missing,
+                    |range| self.get(range),
+                    object_store::OBJECT_STORE_COALESCE_DEFAULT,
+                ))
+                .map_err(|e| match e {
+                    object_store::Error::Precondition { .. } => self.error(format!(
+                        "changed while open (its ETag is no longer {}) before reading {what}",
+                        self.etag.as_deref().unwrap_or("?")
+                    )),
+                    e => failed(&self.url, &format!("read {what} from"), e),
+                })?,
         };
-        let read = read.map_err(|e| match e {
-            object_store::Error::Precondition { .. } => self.error(format!(
-                "changed while open (its ETag is no longer {}) before reading {what}",
-                self.etag.as_deref().unwrap_or("?")
-            )),
-            e => failed(&self.url, &format!("read {what} from"), e),
-        })?;
+        let mut fetched = fetched.into_iter();
+        let read: Vec<Bytes> =
+            cached.into_iter().map(|hit| hit.or_else(|| fetched.next()).unwrap_or_default()).collect();
         for (bytes, range) in read.iter().zip(ranges) {
             if bytes.len() != range.len() {
                 return Err(self.error(format!(
@@ -211,6 +217,13 @@ impl RemoteFile {
             }
         }
         Ok(read)
+    }
+
+    /// One range request, with the object's ETag when it has one.
+    async fn get(&self, range: Range<u64>) -> object_store::Result<Bytes> {
+        let options =
+            GetOptions { range: Some(GetRange::Bounded(range)), if_match: self.etag.clone(), ..GetOptions::default() };
+        self.store.get_opts(&self.path, options).await?.bytes().await
     }
 
     /// Reads `ranges` in batches of about 64 MiB, in order, calling `each`
