@@ -291,6 +291,31 @@ fn shards_resolve_relative_to_the_index_url() {
 }
 
 #[test]
+fn a_signature_verifies_over_http_and_damage_in_transit_fails_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let path = write_big(d);
+    let keys = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../spec/conformance/keys");
+    let (private, public) = (keys.join("p256.pem"), keys.join("p256.pub.pem"));
+    ok(d, &["sign", "big.nnb", "--key", private.to_str().unwrap()]);
+    ok(d, &["sign", "big.nnb", "--key", private.to_str().unwrap(), "--sidecar", "big.sig"]);
+    let Some(server) = Server::http(d) else { return };
+    let url = server.url("big.nnb");
+    let public = public.to_str().unwrap();
+    assert!(ok(d, &["verify", &url, "--key", public]).contains("verified"));
+    assert!(ok(d, &["verify", &url, "--key", public, "--signature", "big.sig"]).contains("verified"));
+    assert!(ok(d, &["validate", &url, "--key", public]).contains("valid (0 errors"));
+    // One byte of one tensor flipped on the way: the entry is named.
+    let offset = locate_entry(&std::fs::read(&path).unwrap(), "layer09.weight") + 1000;
+    server.control(&format!("/__corrupt?file=big.nnb&offset={offset}"));
+    let out = nnb(d, &["verify", &url, "--key", public]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("tensors/layer09.weight.npy"), "{}", text(&out));
+    let out = nnb(d, &["verify", &url, "--key", public, "--signature", "big.sig"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+}
+
+#[test]
 fn an_object_replaced_while_open_is_an_error_not_a_mix() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_big(dir.path());

@@ -135,6 +135,16 @@ impl Archive {
         Ok(Archive::new(source, layout))
     }
 
+    /// Opens the bundle at `url` (see [`Bundle::open_url`]) and checks its
+    /// entries without reading the manifest; tensor entries' local headers
+    /// are checked when [`Archive::read_entry`] reads them.
+    #[cfg(feature = "remote")]
+    pub fn open_url(url: &str) -> Result<Archive> {
+        let source = Arc::new(Source::Remote(crate::remote::RemoteFile::open(url)?));
+        let layout = scan_entries(&source)?;
+        Ok(Archive::new(source, layout))
+    }
+
     /// Keeps each entry's place (the names move; the `.npy` heads are dropped).
     fn new(source: Arc<Source>, layout: Layout) -> Archive {
         let entries = layout.entries.into_iter().map(|(name, l)| (name, (l.header, l.data, l.unread))).collect();

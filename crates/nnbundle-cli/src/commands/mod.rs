@@ -165,7 +165,7 @@ pub(crate) enum Command {
   nnb verify model.nnb --key pub.pem
   nnb verify model.nnb --key pub.pem --signature model.nnb.sig")]
     Verify {
-        /// The bundle.
+        /// The bundle: a file, or a URL (http(s)://, s3://, gs://, az://; credentials from the environment).
         bundle: PathBuf,
         /// The public key (SubjectPublicKeyInfo PEM, P-256 or Ed25519).
         #[arg(long, value_name = "PUB.pem")]
@@ -363,10 +363,15 @@ impl Command {
 /// Opens a bundle from a local path or from a URL (`http(s)://`, `s3://`,
 /// `gs://`, `az://`, credentials from the environment).
 pub(crate) fn open_bundle(location: &Path) -> Result<nnbundle_container::Bundle, nnbundle_container::ContainerError> {
-    match location.to_str().filter(|s| nnbundle_container::is_url(s)) {
+    match url_of(location) {
         Some(url) => nnbundle_container::Bundle::open_url(url),
         None => nnbundle_container::Bundle::open(location),
     }
+}
+
+/// `location` as a URL, when it is one (`scheme://...` of a store).
+pub(crate) fn url_of(location: &Path) -> Option<&str> {
+    location.to_str().filter(|s| nnbundle_container::is_url(s))
 }
 
 pub(crate) fn invalid_graph(path: &Path, report: impl std::fmt::Display) -> Failure {

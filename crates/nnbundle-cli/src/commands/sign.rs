@@ -128,13 +128,20 @@ pub(crate) fn verify(bundle_path: &Path, key_path: &Path, detached: Option<&Path
         Some(signature_path) => {
             let signature =
                 std::fs::read(signature_path).with_context(|| format!("read `{}`", signature_path.display()))?;
-            let file = std::fs::read(bundle_path).with_context(|| format!("read `{}`", bundle_path.display()))?;
+            let file = match super::url_of(bundle_path) {
+                // A URL: the whole object, in one request.
+                Some(url) => Archive::open_url(url)?.read(0..usize::MAX)?.into_owned(),
+                None => std::fs::read(bundle_path).with_context(|| format!("read `{}`", bundle_path.display()))?,
+            };
             nnbundle_signing::verify_file(&file, &signature, &key)
                 .map(|()| (signature_path.display().to_string(), 1))
                 .map_err(|e| e.to_string())
         }
         None => {
-            let bundle = Archive::open(bundle_path)?;
+            let bundle = match super::url_of(bundle_path) {
+                Some(url) => Archive::open_url(url)?,
+                None => Archive::open(bundle_path)?,
+            };
             let spin = spinner("hashing every entry");
             let verified = nnbundle_signing::verify_bundle(&bundle, &key);
             spin.finish_and_clear();
