@@ -49,6 +49,22 @@ pub fn encode_header(dtype: DType, shape: &[usize]) -> Vec<u8> {
     out
 }
 
+/// How many bytes from the start of an entry [`decode_header`] needs, told
+/// from its first bytes: the preamble and header length when they are
+/// there, all of `bytes` when they cannot be an `.npy` preamble (decoding
+/// fails on them anyway), `None` when there are too few to tell.
+pub(crate) fn header_extent(bytes: &[u8]) -> Option<usize> {
+    let preamble = bytes.get(..PREAMBLE + 2)?;
+    match (&preamble[..6] == MAGIC, preamble[6], preamble[7]) {
+        (true, 1, 0) => Some(PREAMBLE + usize::from(u16::from_le_bytes([preamble[8], preamble[9]]))),
+        (true, 2, 0) => {
+            let len = u32::from_le_bytes([preamble[8], preamble[9], preamble[10], preamble[11]]);
+            Some((PREAMBLE + 2).saturating_add(usize::try_from(len).unwrap_or(usize::MAX)))
+        }
+        _ => Some(bytes.len()),
+    }
+}
+
 /// Parses the header at the start of `bytes`. Accepts numpy format versions
 /// 1.0 and 2.0 with an ASCII header of at most [`MAX_NPY_HEADER_BYTES`].
 pub fn decode_header(bytes: &[u8]) -> Result<NpyHeader, String> {
@@ -236,6 +252,24 @@ pub fn from_npy(bytes: &[u8]) -> Result<nnbundle_format::Tensor, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_extent_is_what_decoding_needs() {
+        let header = encode_header(DType::F32, &[2, 3]);
+        assert_eq!(header.len(), 128);
+        // Told from the first 12 bytes, and equal to where the data starts.
+        assert_eq!(header_extent(&header[..12]), Some(128));
+        assert_eq!(decode_header(&header).unwrap().data_offset, 128);
+        // Version 2.0: a u32 length after the version.
+        let mut v2 = b"\x93NUMPY\x02\x00".to_vec();
+        v2.extend_from_slice(&300u32.to_le_bytes());
+        assert_eq!(header_extent(&v2), Some(312));
+        // Not `.npy` (a YAML document): nothing more to read, decoding fails on what is there.
+        let yaml = b"format_version: \"1.2\"\n";
+        assert_eq!(header_extent(yaml), Some(yaml.len()));
+        // Too few bytes to tell.
+        assert_eq!(header_extent(&header[..11]), None);
+    }
 
     #[test]
     fn encoded_headers_are_aligned_and_parse_back() {

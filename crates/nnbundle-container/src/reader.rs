@@ -1431,7 +1431,10 @@ fn local_header(
         Some(end) if end <= file_len => data_start..end,
         _ => return Err(ContainerError::entry(name, format!("declares {size} bytes, past the end of the file"))),
     };
-    let want = data.len().min(NPY_HEAD_BYTES);
+    // As much of the data as an `.npy` header needs (nothing more to read
+    // for a numpy-sized header, or for an entry that is not `.npy`).
+    let need = npy::header_extent(block.get(offset..).unwrap_or_default()).unwrap_or(NPY_HEAD_BYTES);
+    let want = data.len().min(need.min(NPY_HEAD_BYTES));
     let head = match block.get(offset..offset + want) {
         Some(head) => head.to_vec(),
         None => source.read(data_start, want, name)?.into_owned(),
