@@ -221,7 +221,8 @@ impl Source {
             Source::Mapped(_, file) => file.read_vec(range, what).map(Cow::Owned),
             Source::Positioned(file) => file.read_vec(range, what).map(Cow::Owned),
             #[cfg(feature = "remote")]
-            Source::Remote(file) => Ok(Cow::Owned(file.read(range, what)?.to_vec())),
+            // Zero-copy when the response is the only owner of its buffer.
+            Source::Remote(file) => Ok(Cow::Owned(Vec::from(file.read(range, what)?))),
         }
     }
 
