@@ -8,12 +8,14 @@
 //! scalars whose type is plain to see. For anything else it returns `None` and
 //! the caller parses with serde_yaml, which also writes every error message.
 //!
-//! Where it returns a value, that value equals the one serde_yaml parses from
-//! the same text. The unit tests and the `manifest` and `graph` fuzz targets
-//! check this property ([`super::check_fast_path`]).
+//! Where it returns a tree, the tree equals the value serde_yaml parses from
+//! the same text and decodes to the same typed values. The unit tests and the
+//! `manifest` and `graph` fuzz targets check this property
+//! ([`super::check_fast_path`], [`super::check_fast_decode`]).
 
-use serde_yaml::{Mapping, Number, Value};
+use std::borrow::Cow;
 
+use super::node::Node;
 use super::scalar::{Plain, read_double_quoted, resolve};
 
 /// Deepest nesting accepted; serde_yaml's own limit (128) is higher, so a
@@ -24,7 +26,7 @@ const MAX_DEPTH: usize = 64;
 const MAX_KEY_BYTES: usize = 512;
 
 /// Parses `text` if it lies in the subset, `None` otherwise.
-pub(super) fn parse(text: &str) -> Option<Value> {
+pub(super) fn parse(text: &str) -> Option<Node<'_>> {
     if !text.ends_with('\n') {
         return None; // serde_yaml writes a final line break; "" is null
     }
@@ -92,9 +94,9 @@ impl<'a> Reader<'a> {
     }
 
     /// A block mapping whose keys sit at `indent`, starting at the current line.
-    fn mapping(&mut self, indent: usize) -> Option<Value> {
+    fn mapping(&mut self, indent: usize) -> Option<Node<'a>> {
         self.enter()?;
-        let mut map = Mapping::new();
+        let mut map = Vec::new();
         while let Some(line) = self.peek() {
             if line.indent < indent {
                 break;
@@ -103,23 +105,19 @@ impl<'a> Reader<'a> {
                 return None;
             }
             let (key, rest) = split_key(line.content)?;
-            let key = match scalar(key)? {
-                key @ Value::String(_) => key,
-                _ => return None,
-            };
+            let Node::Str(key) = scalar(key)? else { return None };
             self.advance();
             let value = if rest.is_empty() { self.nested(indent)? } else { inline(rest)? };
-            if map.insert(key, value).is_some() {
-                return None;
-            }
+            map.push((key, value));
         }
         self.depth -= 1;
-        Some(Value::Mapping(map))
+        // A repeated key is left to serde_yaml, which reports it.
+        (!has_duplicate_key(&map)).then_some(Node::Map(map))
     }
 
     /// The value of a `key:` whose value starts on the next line: a sequence
     /// at the key's indent (serde_yaml's style), or any node indented further.
-    fn nested(&mut self, indent: usize) -> Option<Value> {
+    fn nested(&mut self, indent: usize) -> Option<Node<'a>> {
         let next = self.peek()?;
         match next.indent {
             i if i == indent && is_item(next.content) => self.sequence(indent),
@@ -130,7 +128,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A block sequence whose `- ` sit at `indent`, starting at the current line.
-    fn sequence(&mut self, indent: usize) -> Option<Value> {
+    fn sequence(&mut self, indent: usize) -> Option<Node<'a>> {
         self.enter()?;
         let mut items = Vec::new();
         while let Some(line) = self.peek() {
@@ -156,8 +154,19 @@ impl<'a> Reader<'a> {
             items.push(item);
         }
         self.depth -= 1;
-        Some(Value::Sequence(items))
+        Some(Node::Seq(items))
     }
+}
+
+/// Whether a key repeats (sorted when there are many, as in a manifest's
+/// tensor table).
+fn has_duplicate_key(map: &[(Cow<'_, str>, Node<'_>)]) -> bool {
+    if map.len() <= 8 {
+        return map.iter().enumerate().any(|(i, (k, _))| map[..i].iter().any(|(other, _)| other == k));
+    }
+    let mut keys: Vec<&str> = map.iter().map(|(k, _)| k.as_ref()).collect();
+    keys.sort_unstable();
+    keys.windows(2).any(|pair| pair[0] == pair[1])
 }
 
 fn is_item(content: &str) -> bool {
@@ -216,10 +225,10 @@ fn double_quoted_len(s: &str) -> Option<usize> {
 }
 
 /// A value written on its key's line: a scalar, `[]` or `{}`.
-fn inline(s: &str) -> Option<Value> {
+fn inline(s: &str) -> Option<Node<'_>> {
     match s {
-        "[]" => Some(Value::Sequence(Vec::new())),
-        "{}" => Some(Value::Mapping(Mapping::new())),
+        "[]" => Some(Node::Seq(Vec::new())),
+        "{}" => Some(Node::Map(Vec::new())),
         _ => scalar(s),
     }
 }
@@ -227,26 +236,26 @@ fn inline(s: &str) -> Option<Value> {
 /// A scalar read by the spec's table (which serde_yaml agrees with wherever
 /// the table does not refuse a spelling), or `None` where the type is not
 /// plain to see or the table refuses the spelling (the slow path says why).
-fn scalar(s: &str) -> Option<Value> {
+fn scalar(s: &str) -> Option<Node<'_>> {
     if s.starts_with('\'') {
-        return (quoted_len(s)? == s.len()).then(|| single_quoted(s)).flatten().map(Value::String);
+        return (quoted_len(s)? == s.len()).then(|| single_quoted(s)).flatten().map(Node::Str);
     }
     if s.starts_with('"') {
-        return read_double_quoted(s).map(Value::String);
+        return read_double_quoted(s).map(|s| Node::Str(Cow::Owned(s)));
     }
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b'+')) {
         return None;
     }
     match resolve(s) {
-        Plain::Null => Some(Value::Null),
-        Plain::Bool(b) => Some(Value::Bool(b)),
-        Plain::Int(n) => Some(Value::Number(match u64::try_from(n) {
-            Ok(u) => Number::from(u),
-            Err(_) => Number::from(i64::try_from(n).ok()?),
-        })),
-        Plain::Float(x) => Some(Value::Number(Number::from(x))),
+        Plain::Null => Some(Node::Null),
+        Plain::Bool(b) => Some(Node::Bool(b)),
+        Plain::Int(n) => Some(match u64::try_from(n) {
+            Ok(u) => Node::UInt(u),
+            Err(_) => Node::Int(i64::try_from(n).ok()?),
+        }),
+        Plain::Float(x) => Some(Node::Float(x)),
         // A `-` first could start a sequence item in other contexts; leave it to serde_yaml.
-        Plain::Str => (!s.starts_with('-')).then(|| Value::String(s.to_owned())),
+        Plain::Str => (!s.starts_with('-')).then_some(Node::Str(Cow::Borrowed(s))),
         Plain::Refused(_) => None,
     }
 }
@@ -254,7 +263,7 @@ fn scalar(s: &str) -> Option<Value> {
 /// The text of a single-quoted scalar (`''` stands for `'`), limited to
 /// characters libyaml takes without question: printable ASCII, and non-ASCII
 /// outside the C1 controls, the line and paragraph separators and the BOM.
-fn single_quoted(s: &str) -> Option<String> {
+fn single_quoted(s: &str) -> Option<Cow<'_, str>> {
     let inner = &s[1..s.len() - 1];
     let printable = |c: char| match c {
         ' '..='~' => true,
@@ -262,15 +271,23 @@ fn single_quoted(s: &str) -> Option<String> {
         '\u{e000}'..='\u{fffd}' => c != '\u{feff}',
         _ => c >= '\u{10000}',
     };
-    inner.chars().all(printable).then(|| inner.replace("''", "'"))
+    inner.chars().all(printable).then(|| match inner.contains("''") {
+        true => Cow::Owned(inner.replace("''", "'")),
+        false => Cow::Borrowed(inner),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
+    use serde_yaml::{Mapping, Value};
 
     use super::*;
-    use crate::yaml::check_fast_path;
+    use crate::yaml::{check_fast_decode, check_fast_path};
+
+    fn parse(text: &str) -> Option<Value> {
+        super::parse(text).map(|node| node.to_value())
+    }
 
     /// Scalars whose type turns on a detail of YAML 1.2 or of serde_yaml.
     const TRICKY: &[&str] = &[
@@ -397,7 +414,65 @@ mod tests {
         ] {
             let fast = parse(text).expect("the fast reader takes the writers' output");
             assert_eq!(fast, serde_yaml::from_str::<Value>(text).unwrap());
+            check_fast_decode::<serde_json::Value>(text.as_bytes());
         }
+        let manifest = include_str!("../../../../fuzz/seeds/manifest/canonical_mlp_with_sample.yaml");
+        check_fast_decode::<crate::Manifest>(manifest.as_bytes());
+        let decoded: crate::Manifest = crate::yaml::from_str("manifest.yaml", manifest).unwrap();
+        assert!(!decoded.tensors.is_empty());
+    }
+
+    /// A record with the shapes serde derives: decoded from the fast tree as
+    /// serde_yaml's value decodes, field by field, in success and in failure.
+    #[derive(Debug, PartialEq, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Record {
+        name: String,
+        #[serde(default)]
+        shape: Vec<u64>,
+        scale: Option<f32>,
+        kind: Option<Kind>,
+        #[serde(default)]
+        extra: std::collections::BTreeMap<String, i64>,
+        flag: Option<bool>,
+        pair: Option<(u8, i8)>,
+    }
+
+    #[derive(Debug, PartialEq, serde::Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    enum Kind {
+        Dense,
+        Sparse,
+    }
+
+    #[test]
+    fn decodes_typed_values_as_serde_yaml_does() {
+        let cases = [
+            "name: a\nshape:\n- 1\n- 2\nscale: 1\nkind: dense\nflag: true\npair:\n- 255\n- -128\n",
+            "name: a\nshape: []\nextra: {}\nscale: 1.5e-3\n",
+            "name: a\nshape: null\nextra: null\nscale: null\n", // null as an empty sequence and mapping
+            "name: a\nextra:\n  x: -3\n  y: 18446744073709551615\n", // out of i64
+            "name: 12\n",                                       // a number where a string belongs
+            "name: a\nkind: other\n",                           // no such variant
+            "name: a\nkind:\n  dense: 1\n",                     // a mapping for a unit variant
+            "name: a\nshape:\n- -1\n",                          // negative into u64
+            "name: a\nscale: x\n",                              // a string where a number belongs
+            "name: a\npair:\n- 1\n",                            // too short a tuple
+            "name: a\npair:\n- 1\n- 2\n- 3\n",                  // too long a tuple
+            "name: a\nflag: 'true'\n",                          // a quoted bool
+            "name: a\nmore: 1\n",                               // an unknown field
+            "name: a\nname: b\n",                               // a repeated key: left to serde_yaml
+        ];
+        for text in cases {
+            check_fast_decode::<Record>(text.as_bytes());
+            check_fast_decode::<serde_json::Value>(text.as_bytes());
+        }
+        let ok: Record = crate::yaml::from_str("r.yaml", cases[0]).unwrap();
+        assert_eq!(
+            (ok.shape, ok.scale, ok.kind, ok.pair),
+            (vec![1, 2], Some(1.0), Some(Kind::Dense), Some((255, -128)))
+        );
+        assert!(crate::yaml::from_str::<Record>("r.yaml", cases[4]).is_err());
     }
 
     #[test]
@@ -465,6 +540,7 @@ mod tests {
             let text = crate::yaml::emit::to_string(&root).unwrap();
             prop_assert_eq!(parse(&text), Some(root), "{}", text);
             check_fast_path(text.as_bytes());
+            check_fast_decode::<serde_json::Value>(text.as_bytes());
         }
 
         /// Edits of a written document: the fast reader declines, or agrees.

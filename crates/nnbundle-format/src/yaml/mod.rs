@@ -9,7 +9,8 @@
 //! recursion and alias-expansion limits apply.
 //!
 //! Documents in the canonical block style are read by a fast reader of that
-//! subset (the private `block` module), which gives the same values;
+//! subset (the private `block` module) into a borrowed tree decoded without
+//! serde_yaml (the private `node` module), which gives the same values;
 //! anything else goes to serde_yaml, after a pass over saphyr-parser's
 //! events has checked every plain scalar and tag (serde_yaml resolves plain
 //! scalars by rules of its own and does not say which scalars were plain).
@@ -17,6 +18,7 @@
 
 mod block;
 mod emit;
+mod node;
 mod scalar;
 
 use serde::Serialize;
@@ -44,7 +46,13 @@ pub fn from_str<T: DeserializeOwned>(document: &str, text: &str) -> Result<T, Fo
 pub struct Document<'a> {
     name: &'a str,
     text: &'a str,
-    value: serde_yaml::Value,
+    tree: Tree<'a>,
+}
+
+/// A parsed document: by the fast reader, or by serde_yaml.
+enum Tree<'a> {
+    Fast(node::Node<'a>),
+    Slow(serde_yaml::Value),
 }
 
 impl<'a> Document<'a> {
@@ -52,30 +60,38 @@ impl<'a> Document<'a> {
     /// deserialization into maps would keep the last of duplicate keys without a
     /// word; this untyped parse refuses them.
     pub fn parse(name: &'a str, text: &'a str) -> Result<Self, FormatError> {
-        let value = match block::parse(text) {
-            Some(value) => value,
+        let tree = match block::parse(text) {
+            Some(node) => Tree::Fast(node),
             None => {
                 let value = serde_yaml::from_str::<serde_yaml::Value>(text).map_err(|e| yaml_error(name, e))?;
                 check_scalars(name, text)?;
-                value
+                Tree::Slow(value)
             }
         };
-        Ok(Document { name, text, value })
+        Ok(Document { name, text, tree })
     }
 
     /// Decodes a typed value. On failure the text is parsed again, typed, so
     /// the error carries the field path and line of the problem.
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T, FormatError> {
-        match T::deserialize(&self.value) {
-            Ok(v) => Ok(v),
+        let decoded = match &self.tree {
+            Tree::Fast(node) => T::deserialize(node).ok(),
+            Tree::Slow(value) => T::deserialize(value).ok(),
+        };
+        match decoded {
+            Some(v) => Ok(v),
             // Parsed again, typed, the error gets a line and column. When
             // that parse succeeds (serde_yaml gives a plain scalar's text to
             // a string field, where the table reads a number), the error
             // names the path to the field instead.
-            Err(_) => match serde_yaml::from_str::<T>(self.text) {
+            None => match serde_yaml::from_str::<T>(self.text) {
                 Err(e) => Err(yaml_error(self.name, e)),
                 Ok(_) => {
-                    let e = serde_path_to_error::deserialize::<_, T>(&self.value).err().map_or_else(
+                    let value = match &self.tree {
+                        Tree::Fast(node) => node.to_value(),
+                        Tree::Slow(value) => value.clone(),
+                    };
+                    let e = serde_path_to_error::deserialize::<_, T>(&value).err().map_or_else(
                         || "the document does not decode".to_owned(),
                         |e| format!("{}: {}", e.path(), e.inner()),
                     );
@@ -89,15 +105,28 @@ impl<'a> Document<'a> {
     /// holding the scalar's text (so `format_version: 1.10` is "1.10", not
     /// the float 1.1).
     pub fn read_as_text(&mut self, key: &str) {
-        let Some(field) = self.value.get(key) else { return };
-        if matches!(
-            field,
-            serde_yaml::Value::String(_) | serde_yaml::Value::Mapping(_) | serde_yaml::Value::Sequence(_)
-        ) {
-            return;
-        }
-        if let Some(text) = top_level_plain_text(self.text, key) {
-            self.value[key] = serde_yaml::Value::String(text);
+        use node::Node;
+        let scalar = match &self.tree {
+            Tree::Fast(Node::Map(pairs)) => {
+                pairs.iter().any(|(k, v)| k == key && !matches!(v, Node::Str(_) | Node::Seq(_) | Node::Map(_)))
+            }
+            Tree::Fast(_) => false,
+            Tree::Slow(value) => value.get(key).is_some_and(|field| {
+                !matches!(
+                    field,
+                    serde_yaml::Value::String(_) | serde_yaml::Value::Mapping(_) | serde_yaml::Value::Sequence(_)
+                )
+            }),
+        };
+        let Some(text) = scalar.then(|| top_level_plain_text(self.text, key)).flatten() else { return };
+        match &mut self.tree {
+            Tree::Fast(Node::Map(pairs)) => {
+                if let Some((_, v)) = pairs.iter_mut().find(|(k, _)| k == key) {
+                    *v = Node::Str(text.into());
+                }
+            }
+            Tree::Fast(_) => {}
+            Tree::Slow(value) => value[key] = serde_yaml::Value::String(text),
         }
     }
 }
@@ -182,12 +211,25 @@ fn check_scalars(name: &str, text: &str) -> Result<(), FormatError> {
 #[doc(hidden)]
 pub fn check_fast_path(bytes: &[u8]) {
     let Ok(text) = std::str::from_utf8(bytes) else { return };
-    if let Some(fast) = block::parse(text) {
+    if let Some(fast) = block::parse(text).map(|node| node.to_value()) {
         match serde_yaml::from_str::<serde_yaml::Value>(text) {
             Ok(slow) => assert!(slow == fast, "fast reader disagrees on {text:?}: {fast:?} vs serde_yaml's {slow:?}"),
             Err(e) => panic!("fast reader accepts {text:?}, serde_yaml refuses it: {e}"),
         }
     }
+}
+
+/// Panics if the fast reader accepts `bytes` but its tree decodes as `T`
+/// otherwise than serde_yaml's value does (both must fail, or give equal
+/// values). For the fuzz targets and tests; not part of the API.
+#[doc(hidden)]
+pub fn check_fast_decode<T: DeserializeOwned + PartialEq + std::fmt::Debug>(bytes: &[u8]) {
+    let Ok(text) = std::str::from_utf8(bytes) else { return };
+    let Some(node) = block::parse(text) else { return };
+    let Ok(value) = serde_yaml::from_str::<serde_yaml::Value>(text) else { return };
+    let fast = T::deserialize(&node).ok();
+    let slow = T::deserialize(&value).ok();
+    assert!(fast == slow, "fast decoding disagrees on {text:?}: {fast:?} vs serde_yaml's {slow:?}");
 }
 
 fn yaml_error(document: &str, e: serde_yaml::Error) -> FormatError {
