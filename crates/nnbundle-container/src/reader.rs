@@ -70,12 +70,14 @@ impl TensorInfo<'_> {
 
 struct Slot {
     entry: String,
-    /// The tensor's data; for an entry whose headers are not read yet, the
-    /// span from its local header to the next entry.
-    data: Range<usize>,
-    /// Set when the entry's local and `.npy` headers are checked only when
-    /// the tensor is read (remote bundles, spec section 6 step 4).
-    unread: Option<Unread>,
+    /// The span from the entry's local header to the next entry (or the
+    /// central directory): what holds the headers and the data.
+    span: Range<usize>,
+    /// What the central directory says of the entry; its local and `.npy`
+    /// headers are checked when the tensor is first read (spec section 6).
+    unread: Unread,
+    /// The tensor's data, once its headers are checked (local sources).
+    data: OnceLock<Range<usize>>,
     verified: OnceLock<()>,
 }
 
@@ -90,8 +92,10 @@ struct Unread {
 
 /// An open bundle: its manifest, its graph document and lazy access to its tensors.
 ///
-/// Opening checks the whole container (entries, names, sizes, the manifest,
-/// every `.npy` header against the manifest) but reads no tensor data.
+/// Opening checks the container (entries, names, sizes, the manifest and
+/// graph) from the central directory and the documents; each tensor entry's
+/// local and `.npy` headers are checked when the tensor is first read, before
+/// its data is handed out (spec section 6, step 4). No tensor data is read.
 /// Tensors handed out share the bundle's bytes (zero-copy when memory-mapped).
 pub struct Bundle {
     source: Arc<Source>,
@@ -164,8 +168,8 @@ impl Archive {
     }
 
     /// The stored bytes of entry `name` (for a tensor, the `.npy` header and
-    /// the data): borrowed when mapped or in memory. An entry of a remote
-    /// bundle is read whole, its local header checked.
+    /// the data): borrowed when in memory. A tensor entry is read whole from
+    /// its local header on, which is checked.
     pub fn read_entry(&self, name: &str) -> Result<Cow<'_, [u8]>> {
         let (_, data, unread) = self.entries.get(name).ok_or_else(|| ContainerError::MissingEntry {
             entry: name.to_owned(),
@@ -177,7 +181,14 @@ impl Archive {
                 let span = unread.span(data);
                 let bytes = self.source.read(span.start, span.len(), name)?;
                 let data = unread.data_in(&bytes, name)?;
-                Ok(Cow::Owned(bytes[data].to_vec()))
+                Ok(match bytes {
+                    Cow::Borrowed(bytes) => Cow::Borrowed(&bytes[data]),
+                    Cow::Owned(mut bytes) => {
+                        bytes.truncate(data.end);
+                        bytes.drain(..data.start);
+                        Cow::Owned(bytes)
+                    }
+                })
             }
         }
     }
@@ -356,18 +367,17 @@ impl Bundle {
             },
         };
         let mut slots = BTreeMap::new();
-        for (name, record) in manifest.tensors.iter().filter(|(name, _)| !part_of.contains_key(*name)) {
+        for name in manifest.tensors.keys().filter(|name| !part_of.contains_key(*name)) {
             let entry = nnbundle_format::tensor_entry_name(name);
-            let located = layout.get(&entry).ok_or_else(|| ContainerError::MissingEntry {
-                entry: entry.clone(),
-                reason: format!("the manifest lists tensor `{name}`"),
+            let located = layout.get(&entry).ok_or_else(|| {
+                header_error(&source, layout).unwrap_or_else(|| ContainerError::MissingEntry {
+                    entry: entry.clone(),
+                    reason: format!("the manifest lists tensor `{name}`"),
+                })
             })?;
-            let data = match located.unread {
-                Some(_) => located.data.clone(),
-                None => tensor_data(name, &entry, record, &located.head, &located.data)?,
-            };
-            let unread = located.unread.clone();
-            slots.insert(name.clone(), Slot { entry, data, unread, verified: OnceLock::new() });
+            let unread = located.unread.clone().expect("tensor entries are read with their data");
+            let span = located.data.clone();
+            slots.insert(name.clone(), Slot { entry, span, unread, data: OnceLock::new(), verified: OnceLock::new() });
         }
         let signatures = layout.keys().filter(|e| signature_name(e).is_some()).count();
         let expected = slots.len() + 1 + usize::from(graph.is_some()) + signatures;
@@ -382,7 +392,8 @@ impl Bundle {
                 })
                 .cloned()
                 .unwrap_or_default();
-            return Err(ContainerError::entry(stray, "not listed in the manifest"));
+            return Err(header_error(&source, layout)
+                .unwrap_or_else(|| ContainerError::entry(stray, "not listed in the manifest")));
         }
         let archive = Archive::new(source.clone(), entries);
         let bundle = Bundle { source, archive, manifest, slots, graph, verify, parts, part_of };
@@ -568,23 +579,49 @@ impl Bundle {
         all_of(errors)
     }
 
-    /// Tensor `name`'s data bytes, from the source; for an entry not read
-    /// before, the whole entry with one read, its headers checked.
+    /// Tensor `name`'s data bytes, its headers checked. From a local source:
+    /// the headers are read (once) with a small read, then the data is shared
+    /// (mapped, in memory) or read into a buffer of its own (`pread`). From a
+    /// remote one: the whole entry with one request.
     fn data(&self, name: &str, slot: &Slot) -> Result<Buffer> {
         let what = format!("tensor `{name}` (entry `{}`)", slot.entry);
-        match &slot.unread {
-            None => self.source.buffer(slot.data.clone(), &what),
-            Some(unread) => {
-                let span = unread.span(&slot.data);
-                self.resolve(name, slot, unread, &self.source.read(span.start, span.len(), &what)?)
-            }
+        #[cfg(feature = "remote")]
+        if self.source.remote().is_some() {
+            let span = slot.unread.span(&slot.span);
+            return self.resolve(name, slot, &self.source.read(span.start, span.len(), &what)?);
         }
+        let data = match slot.data.get() {
+            Some(data) => data.clone(),
+            None => {
+                let data = self.locate(name, slot)?;
+                slot.data.get_or_init(|| data).clone()
+            }
+        };
+        self.source.buffer(data, &what)
+    }
+
+    /// Reads and checks the local and `.npy` headers of tensor `name`'s
+    /// entry; returns where its data is.
+    fn locate(&self, name: &str, slot: &Slot) -> Result<Range<usize>> {
+        let Unread { raw_name, size, crc } = &slot.unread;
+        let what = format!("tensor `{name}` (entry `{}`)", slot.entry);
+        let (data, first) = local_header(&self.source, (&slot.entry, &what), raw_name, slot.span.start, *size, *crc)?;
+        if data.end > slot.span.end {
+            return Err(runs_into_next(&slot.entry, *size));
+        }
+        let need = npy::header_extent(&first).unwrap_or(NPY_HEAD_BYTES).min(NPY_HEAD_BYTES).min(data.len());
+        let head = match first.get(..need) {
+            Some(head) => Cow::Borrowed(head),
+            None => self.source.read(data.start, need, &what)?,
+        };
+        tensor_data(name, &slot.entry, &self.manifest.tensors[name], &head, &data)
     }
 
     /// Checks the local and `.npy` headers of an entry read whole (from its
     /// local header on) and copies out the tensor's data.
-    fn resolve(&self, name: &str, slot: &Slot, unread: &Unread, entry: &[u8]) -> Result<Buffer> {
-        let data = unread.data_in(entry, &slot.entry)?;
+    #[cfg(feature = "remote")]
+    fn resolve(&self, name: &str, slot: &Slot, entry: &[u8]) -> Result<Buffer> {
+        let data = slot.unread.data_in(entry, &slot.entry)?;
         let head = &entry[data.start..data.start + data.len().min(NPY_HEAD_BYTES)];
         let tensor = tensor_data(name, &slot.entry, &self.manifest.tensors[name], head, &data)?;
         Ok(crate::source::Aligned::copy_of(&entry[tensor]))
@@ -623,7 +660,7 @@ impl Bundle {
                 .flatten()
                 .filter_map(Result::err)
                 .collect();
-            progress(slot.data.len() as u64);
+            progress(data.len() as u64);
             errors
         })
     }
@@ -658,12 +695,12 @@ impl Bundle {
         f: impl Fn(&str, &Slot, Result<Buffer>) -> T + Sync,
     ) -> Vec<T> {
         if self.source.is_shared() {
-            return crate::largest_first(slots, |(_, s)| s.data.len())
+            return crate::largest_first(slots, |(_, s)| s.span.len())
                 .map(|(name, slot)| f(name, slot, self.data(name, slot)))
                 .collect();
         }
         let mut in_file_order = slots;
-        in_file_order.sort_by_key(|(_, slot)| slot.data.start);
+        in_file_order.sort_by_key(|(_, slot)| slot.span.start);
         let (sender, receiver) = std::sync::mpsc::sync_channel(4);
         std::thread::scope(|scope| {
             scope.spawn(move || {
@@ -692,16 +729,10 @@ impl Bundle {
         slots: Vec<(&'a String, &'a Slot)>,
         sender: &std::sync::mpsc::SyncSender<(&'a String, &'a Slot, Result<Buffer>)>,
     ) {
-        let spans: Vec<Range<usize>> = slots
-            .iter()
-            .map(|(_, slot)| slot.unread.as_ref().map_or(slot.data.clone(), |unread| unread.span(&slot.data)))
-            .collect();
+        let spans: Vec<Range<usize>> = slots.iter().map(|(_, slot)| slot.unread.span(&slot.span)).collect();
         remote.read_batched(&spans, "tensor entries", |i, bytes| {
             let (name, slot) = slots[i];
-            let data = bytes.and_then(|bytes| match &slot.unread {
-                Some(unread) => self.resolve(name, slot, unread, &bytes),
-                None => Ok(crate::source::Aligned::copy_of(&bytes)),
-            });
+            let data = bytes.and_then(|bytes| self.resolve(name, slot, &bytes));
             sender.send((name, slot, data)).is_ok()
         });
     }
@@ -768,6 +799,29 @@ impl Bundle {
         let _ = slot.verified.set(());
         Ok(())
     }
+}
+
+/// The first tensor entry (in file order) whose local header disagrees with
+/// the central directory, for an archive whose entries and manifest
+/// disagree: a damaged directory name explains both, and the reader that
+/// checks local headers at open (spec 6, step 1) reports it. Not for remote
+/// sources, where each header would cost a request.
+fn header_error(source: &Source, layout: &BTreeMap<String, Located>) -> Option<ContainerError> {
+    #[cfg(feature = "remote")]
+    if source.remote().is_some() {
+        return None;
+    }
+    let mut tensors: Vec<(&String, &Located)> = layout.iter().filter(|(_, l)| l.unread.is_some()).collect();
+    tensors.sort_by_key(|(_, l)| l.header);
+    tensors.into_iter().find_map(|(entry, located)| {
+        let Unread { raw_name, size, crc } = located.unread.as_ref()?;
+        let checked = local_header(source, (entry, entry), raw_name, located.header, *size, *crc);
+        match checked {
+            Ok((data, _)) if data.end > located.data.end => Some(runs_into_next(entry, *size)),
+            Ok(_) => None,
+            Err(e) => Some(e),
+        }
+    })
 }
 
 /// No error, the one error, or all of them.
@@ -973,12 +1027,10 @@ fn tensor_data(
 struct Located {
     /// Where its local header starts.
     header: usize,
-    /// Its data; for an entry not read at open, the span from its local
-    /// header to the next entry.
+    /// Its data; for a tensor entry (not read at open), the span from its
+    /// local header to the next entry.
     data: Range<usize>,
-    /// The first bytes of the data, enough for a `.npy` header.
-    head: Vec<u8>,
-    /// Set when its local header is read only with its data.
+    /// Set for a tensor entry, whose local header is read only with its data.
     unread: Option<Unread>,
 }
 
@@ -992,10 +1044,7 @@ impl Unread {
         let offset = check_local_header(entry_bytes, name, &self.raw_name, self.size, self.crc)?;
         let data = offset..offset.saturating_add(usize::try_from(self.size).unwrap_or(usize::MAX));
         if data.end > entry_bytes.len() {
-            return Err(ContainerError::entry(
-                name,
-                format!("declares {} bytes, which run into the next entry", self.size),
-            ));
+            return Err(runs_into_next(name, self.size));
         }
         Ok(data)
     }
@@ -1005,6 +1054,11 @@ impl Unread {
         let size = usize::try_from(self.size).unwrap_or(usize::MAX);
         span.start..span.end.min(span.start.saturating_add(most).saturating_add(size))
     }
+}
+
+/// The error for an entry whose declared size overruns its span.
+fn runs_into_next(entry: &str, size: u64) -> ContainerError {
+    ContainerError::entry(entry, format!("declares {size} bytes, which run into the next entry"))
 }
 
 /// Longest `.npy` preamble and header: magic, version, length, header text.
@@ -1237,10 +1291,7 @@ fn scan_index(source: &Source, archive: ZipIndex) -> Result<Layout> {
     // Where the entry whose local header is at `start` must end: the next
     // entry's header, or the central directory.
     let next_start = |start: usize| starts.get(starts.partition_point(|&s| s <= start)).copied().unwrap_or(cd_start);
-    let defer = defers_headers(source);
-    if defer {
-        read_documents_ahead(source, &archive.entries, &next_start)?;
-    }
+    read_documents_ahead(source, &archive.entries, &next_start)?;
     let mut out = BTreeMap::new();
     let mut spans = Vec::with_capacity(archive.entries.len());
     let mut signatures = 0;
@@ -1271,9 +1322,12 @@ fn scan_index(source: &Source, archive: ZipIndex) -> Result<Layout> {
             ));
         }
         let header_start = usize::try_from(file.header_start).unwrap_or(usize::MAX);
-        if defer && is_tensor_entry(&name) {
+        if is_tensor_entry(&name) {
             // The local and `.npy` headers are read with the data (spec 6 step 4).
             let span = header_start..next_start(header_start).max(header_start);
+            if header_start.saturating_add(30) > len {
+                return Err(ContainerError::entry(name, "local header lies outside the file"));
+            }
             let fits = (30 + raw_name.len()).checked_add(usize::try_from(file.size).unwrap_or(usize::MAX));
             if fits.is_none_or(|need| need > span.len()) {
                 return Err(ContainerError::entry(
@@ -1283,10 +1337,10 @@ fn scan_index(source: &Source, archive: ZipIndex) -> Result<Layout> {
             }
             spans.push((header_start, span.end, name.clone()));
             let unread = Some(Unread { raw_name: raw_name.to_vec(), size: file.size, crc: file.crc32 });
-            out.insert(name, Located { header: header_start, data: span, head: Vec::new(), unread });
+            out.insert(name, Located { header: header_start, data: span, unread });
             continue;
         }
-        let (data, head) = local_header(source, &name, raw_name, header_start, file.size, file.crc32)?;
+        let (data, _) = local_header(source, (&name, &name), raw_name, header_start, file.size, file.crc32)?;
         if data.end > cd_start {
             return Err(ContainerError::entry(name, "data runs into the central directory"));
         }
@@ -1311,7 +1365,7 @@ fn scan_index(source: &Source, archive: ZipIndex) -> Result<Layout> {
             check_size(&name, data.len(), MAX_SIGNATURE_BYTES)?;
         }
         spans.push((header_start, data.end, name.clone()));
-        out.insert(name, Located { header: header_start, data, head, unread: None });
+        out.insert(name, Located { header: header_start, data, unread: None });
     }
     spans.sort();
     for pair in spans.windows(2) {
@@ -1320,18 +1374,6 @@ fn scan_index(source: &Source, archive: ZipIndex) -> Result<Layout> {
         }
     }
     Ok(Layout { entries: out, directory_start: cd_start })
-}
-
-/// Whether headers are read with each tensor's data rather than at open:
-/// for remote sources, where each read is a request.
-fn defers_headers(source: &Source) -> bool {
-    #[cfg(feature = "remote")]
-    return source.remote().is_some();
-    #[cfg(not(feature = "remote"))]
-    {
-        let _ = source;
-        false
-    }
 }
 
 /// Whether `name` is a tensor entry's name (`tensors/....npy`).
@@ -1410,36 +1452,30 @@ fn le64(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
 }
 
-/// Checks an entry's local header against the central directory and returns
-/// its data range and the data's first bytes (up to [`NPY_HEAD_BYTES`]).
+/// Checks the local header of entry `name` (`what` in read errors) against
+/// the central directory; returns the entry's data range and the first bytes
+/// of the data read with the header (enough for a `.npy` header as numpy
+/// writes it).
 fn local_header(
     source: &Source,
-    name: &str,
+    (name, what): (&str, &str),
     raw_name: &[u8],
     start: usize,
     size: u64,
     crc: u32,
 ) -> Result<(Range<usize>, Vec<u8>)> {
     // One read covers the header, the name, the writer's alignment padding
-    // and a `.npy` header as numpy writes it (128 bytes); longer ones take a
-    // second read.
+    // and a `.npy` header as numpy writes it (128 bytes).
     let file_len = source.len();
-    let block = source.read(start, 30 + raw_name.len() + 128 + 256, name)?;
+    let block = source.read(start, 30 + raw_name.len() + 128 + 256, what)?;
     let offset = check_local_header(&block, name, raw_name, size, crc)?;
     let data_start = start + offset;
     let data = match usize::try_from(size).ok().and_then(|s| data_start.checked_add(s)) {
         Some(end) if end <= file_len => data_start..end,
         _ => return Err(ContainerError::entry(name, format!("declares {size} bytes, past the end of the file"))),
     };
-    // As much of the data as an `.npy` header needs (nothing more to read
-    // for a numpy-sized header, or for an entry that is not `.npy`).
-    let need = npy::header_extent(block.get(offset..).unwrap_or_default()).unwrap_or(NPY_HEAD_BYTES);
-    let want = data.len().min(need.min(NPY_HEAD_BYTES));
-    let head = match block.get(offset..offset + want) {
-        Some(head) => head.to_vec(),
-        None => source.read(data_start, want, name)?.into_owned(),
-    };
-    Ok((data, head))
+    let first = block.get(offset..).unwrap_or_default();
+    Ok((data.clone(), first[..first.len().min(data.len())].to_vec()))
 }
 
 /// Checks the local header at the start of `block` against the central

@@ -125,6 +125,7 @@ impl Aligned {
     }
 
     /// `bytes`, copied to an aligned buffer.
+    #[cfg(feature = "remote")]
     pub(crate) fn copy_of(bytes: &[u8]) -> Buffer {
         let mut words = vec![0u64; bytes.len().div_ceil(8)];
         bytemuck::cast_slice_mut(&mut words)[..bytes.len()].copy_from_slice(bytes);

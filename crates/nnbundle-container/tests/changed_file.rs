@@ -56,10 +56,35 @@ fn a_file_rewritten_in_place_fails_its_digest_check() {
         save(&other, 2.0);
         let bundle = open(&path, backend);
         assert_eq!(bundle.tensor("a").unwrap().to_vec::<f32>().unwrap()[0], 1.0);
+        // `b`'s headers are checked (read unverified) before the rewrite.
+        bundle.tensor_unverified("b").unwrap();
         // Same layout and length, other values: only the digest can tell.
         overwrite_in_place(&path, &std::fs::read(&other).unwrap());
         let err = bundle.tensor("b").unwrap_err();
         assert_eq!(err.code(), "hash-mismatch", "{backend:?}: {err}");
+        // `a` again: shared bytes checked once stay checked, which mapped
+        // pages that changed under the reader break; positioned reads hash again.
+        if backend == Backend::Pread {
+            assert_eq!(bundle.tensor("a").unwrap_err().code(), "hash-mismatch");
+        }
+    }
+}
+
+#[test]
+fn a_tensor_first_read_after_a_rewrite_fails_its_local_header_check() {
+    for backend in [Backend::Mmap, Backend::Pread] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.nnb");
+        save(&path, 1.0);
+        let other = dir.path().join("other.nnb");
+        save(&other, 2.0);
+        let bundle = open(&path, backend);
+        // Headers are checked at first use: `b`'s local header now carries the
+        // other file's CRC-32, which differs from the central directory read at open.
+        overwrite_in_place(&path, &std::fs::read(&other).unwrap());
+        let err = bundle.tensor("b").unwrap_err();
+        assert_eq!((err.code(), err.location().as_deref()), ("bad-entry", Some("tensors/b.npy")), "{backend:?}: {err}");
+        assert!(err.to_string().contains("CRC-32 differs"), "{backend:?}: {err}");
     }
 }
 

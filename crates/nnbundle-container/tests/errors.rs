@@ -4,19 +4,32 @@ mod common;
 
 use std::io::{Cursor, Seek, SeekFrom, Write};
 
-use nnbundle_container::{Bundle, BundleWriter, ContainerError, Durability, write_atomically, write_atomically_with};
+use nnbundle_container::{
+    Backend, Bundle, BundleWriter, ContainerError, Durability, OpenOptions, write_atomically, write_atomically_with,
+};
 use nnbundle_format::Tensor;
 use zip::write::SimpleFileOptions;
 
-/// Opens `bytes` from memory and as a memory-mapped file, whose headers are
-/// read with `pread`: both must give the same verdict.
+/// Opens `bytes` from memory, as a memory-mapped file (whose headers are
+/// read with `pread`) and with positioned reads, then reads every tensor
+/// without its hash (headers are checked at first use): all must give the
+/// same verdict.
 fn open(bytes: Vec<u8>) -> Result<Bundle, ContainerError> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("case.nnb");
     std::fs::write(&path, &bytes).unwrap();
-    let mapped = Bundle::open(&path).map(|_| ()).map_err(|e| e.to_string());
-    let in_memory = Bundle::from_bytes(bytes);
-    assert_eq!(mapped, in_memory.as_ref().map(|_| ()).map_err(ToString::to_string), "mapped file vs bytes");
+    let used = |bundle: Result<Bundle, ContainerError>| {
+        bundle.and_then(|b| {
+            let names: Vec<String> = b.tensor_infos().iter().map(|i| i.name.to_owned()).collect();
+            names.iter().try_for_each(|name| b.tensor_unverified(name).map(drop)).map(|()| b)
+        })
+    };
+    let verdict = |r: &Result<Bundle, ContainerError>| r.as_ref().map(|_| ()).map_err(ToString::to_string);
+    let in_memory = used(Bundle::from_bytes(bytes));
+    for backend in [Backend::Mmap, Backend::Pread] {
+        let from_file = used(Bundle::open_with(&path, OpenOptions { backend, ..Default::default() }));
+        assert_eq!(verdict(&from_file), verdict(&in_memory), "{backend:?} vs bytes");
+    }
     in_memory
 }
 
@@ -227,6 +240,16 @@ fn npy_header_must_agree_with_manifest() {
     let mut bytes = good.clone();
     let at = find(&bytes, b"'shape': (10, 100)");
     bytes[at..at + 18].copy_from_slice(b"'shape': (10, 10) ");
+    // Opening reads no tensor entry: the header is checked when the tensor
+    // is first read, and other tensors stay readable (spec 6, step 4).
+    let bundle = Bundle::from_bytes(bytes.clone()).unwrap();
+    assert!(bundle.tensor("hidden.bias").is_ok());
+    let err = bundle.tensor_unverified("hidden.weight").unwrap_err();
+    assert_eq!(
+        (err.code(), err.location().as_deref()),
+        ("bad-tensor-entry", Some("tensors/hidden.weight.npy")),
+        "{err}"
+    );
     let err = err_text(bytes);
     assert!(err.contains("tensor `hidden.weight`") && err.contains("shape [10, 10] differs"), "{err}");
     // Change the descr.
@@ -423,4 +446,17 @@ fn samples_without_a_graph_and_yaml_anchors_are_refused() {
     let manifest = b"format_version: '1.0'\ntensors: {}\nmetadata:\n  a: &x 1\n  b: *x\n";
     let err = rejected(zip_with(&[("manifest.yaml", manifest, stored())]), "invalid-manifest", Some("manifest.yaml"));
     assert!(err.contains("anchors and aliases are not allowed") && err.contains("line 4"), "{err}");
+}
+
+#[test]
+fn a_damaged_directory_name_is_reported_as_its_local_header_mismatch() {
+    // A flipped byte in a tensor's central-directory name makes the manifest's
+    // entry missing and the renamed entry unlisted; the local header, which
+    // still has the old name, says which of the two is at fault.
+    let mut bytes = common::sample_bundle();
+    let cd = bytes.windows(4).position(|w| w == b"PK\x01\x02").unwrap();
+    let at = cd + find(&bytes[cd..], b"tensors/hidden.weight.npy") + "tensors/hidden.weigh".len();
+    bytes[at] = b'T';
+    let err = rejected(bytes, "bad-entry", Some("tensors/hidden.weighT.npy"));
+    assert!(err.contains("local header names a different entry"), "{err}");
 }
