@@ -11,7 +11,11 @@ prints `port <n>` once listening on 127.0.0.1. Besides the files:
 - `GET /__reset` zeroes them;
 - `GET /__corrupt?file=F&offset=N` makes every later response that covers
   byte N of F carry it with its low bit flipped (damage in transit; the file
-  on disk is untouched); `GET /__corrupt` with no query ends that.
+  on disk is untouched); `GET /__corrupt` with no query ends that;
+- `GET /__lie?mode=M` makes every later range response lie: `short` sends
+  one byte less than asked (headers agreeing with the body), `range` sends
+  the bytes asked for under a `Content-Range` naming the next byte on;
+  `GET /__lie` with no query ends that.
 
 Only the standard library: the tests need nothing else to run it.
 """
@@ -28,6 +32,7 @@ ROOT = os.path.realpath(sys.argv[1])
 LOCK = threading.Lock()
 STATS = {"requests": 0, "heads": 0, "bytes": 0, "log": []}
 CORRUPT = {}
+LIE = {}
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -63,6 +68,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 if "file" in query:
                     CORRUPT[query["file"][0]] = int(query["offset"][0])
             return self.reply(200, b"{}")
+        if url.path == "/__lie":
+            with LOCK:
+                LIE.clear()
+                LIE.update(mode=query["mode"][0]) if "mode" in query else None
+            return self.reply(200, b"{}")
         return self.reply(404)
 
     def serve(self):
@@ -97,7 +107,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if start >= size or start >= end:
                 return self.reply(416, b"", common + [("Content-Range", f"bytes */{size}")])
             status = 206
-            common.append(("Content-Range", f"bytes {start}-{end - 1}/{size}"))
+        with LOCK:
+            lie = LIE.get("mode") if wanted else None
+        if lie == "short" and end - start > 1:
+            end -= 1
+        shown = (start + 1, end + 1) if lie == "range" else (start, end)
+        if status == 206:
+            common.append(("Content-Range", f"bytes {shown[0]}-{shown[1] - 1}/{size}"))
         with open(path, "rb") as f:
             f.seek(start)
             body = bytearray(f.read(end - start))

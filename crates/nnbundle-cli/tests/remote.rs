@@ -414,3 +414,27 @@ fn s3_urls_read_through_moto() {
     let out = s3(&["inspect", "s3://models/nets/absent.nnb"]);
     assert!(!out.status.success() && text(&out).contains("not found"), "{}", text(&out));
 }
+
+#[test]
+fn a_server_that_answers_other_bytes_than_asked_is_an_error_naming_the_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_big(d);
+    let Some(server) = Server::http(d) else { return };
+    let url = server.url("big.nnb");
+    for mode in ["short", "range"] {
+        // At open: the tail's answer is checked against what was asked.
+        server.control(&format!("/__lie?mode={mode}"));
+        let out = nnb(d, &["inspect", &url]);
+        assert_eq!(out.status.code(), Some(2), "{mode}: {}", text(&out));
+        assert!(text(&out).contains("big.nnb") && text(&out).contains("the end of"), "{mode}: {}", text(&out));
+        // After open: a tensor's answer is checked before any of it is used.
+        server.control("/__lie");
+        let bundle = Bundle::open_url(&url).unwrap();
+        server.control(&format!("/__lie?mode={mode}"));
+        let err = bundle.tensor("layer05.weight").unwrap_err();
+        assert_eq!(err.code(), "io", "{mode}: {err}");
+        assert!(err.to_string().contains("big.nnb") && err.to_string().contains("layer05.weight"), "{mode}: {err}");
+        server.control("/__lie");
+    }
+}
