@@ -75,8 +75,14 @@ where
         .tempfile_in(dir)
         .map_err(|e| ContainerError::io("create a temporary file in", dir, e))?;
     let (file, temp_path) = temp.into_parts();
+    let flusher = match durability {
+        Durability::Synced => file.try_clone().ok().map(WriteBehind::start),
+        Durability::Unsynced => None,
+    };
     let mut out = BufWriter::with_capacity(1 << 20, file);
-    write(&mut out)?;
+    let written = write(&mut out);
+    drop(flusher);
+    written?;
     let file = out.into_inner().map_err(|e| ContainerError::io("write", &*temp_path, e.into_error()))?;
     if durability == Durability::Synced {
         file.sync_all().map_err(|e| ContainerError::io("sync", &*temp_path, e))?;
@@ -88,6 +94,43 @@ where
         sync_dir(dir);
     }
     Ok(())
+}
+
+/// Writes a file's data back to the device while it is being written, so
+/// that the final fsync has little left to wait for: a thread syncs the
+/// file's data every [`WriteBehind::EVERY`] until dropped. A save shorter than
+/// that costs nothing more; a long one overlaps producing the bytes (hashing,
+/// copying) with writing them back instead of doing one after the other.
+struct WriteBehind {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl WriteBehind {
+    const EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
+    fn start(file: File) -> WriteBehind {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("nnb-write-behind".into())
+            .spawn(move || {
+                // Errors are left to the final fsync, which reports them.
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(Self::EVERY) {
+                    let _ = file.sync_data();
+                }
+            })
+            .ok();
+        WriteBehind { stop: Some(stop), thread }
+    }
+}
+
+impl Drop for WriteBehind {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// Removes temporary files of earlier saves to `dir/file` whose process has exited.
