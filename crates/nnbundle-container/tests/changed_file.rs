@@ -23,6 +23,17 @@ fn overwrite_in_place(path: &Path, bytes: &[u8]) {
     file.write_all(bytes).unwrap();
 }
 
+/// `model.nnb` filled with 1.0 in a new folder, and the bytes of the same
+/// layout filled with 2.0.
+fn two_files() -> (tempfile::TempDir, std::path::PathBuf, Vec<u8>) {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, other) = (dir.path().join("model.nnb"), dir.path().join("other.nnb"));
+    save(&path, 1.0);
+    save(&other, 2.0);
+    let bytes = std::fs::read(&other).unwrap();
+    (dir, path, bytes)
+}
+
 fn open(path: &Path, backend: Backend) -> Bundle {
     Bundle::open_with(path, OpenOptions { verify: Verify::OnAccess, backend }).unwrap()
 }
@@ -49,17 +60,13 @@ fn a_truncated_file_gives_an_error_naming_the_file_and_tensor() {
 #[test]
 fn a_file_rewritten_in_place_fails_its_digest_check() {
     for backend in [Backend::Mmap, Backend::Pread] {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("model.nnb");
-        save(&path, 1.0);
-        let other = dir.path().join("other.nnb");
-        save(&other, 2.0);
+        let (_dir, path, other) = two_files();
         let bundle = open(&path, backend);
         assert_eq!(bundle.tensor("a").unwrap().to_vec::<f32>().unwrap()[0], 1.0);
         // `b`'s headers are checked (read unverified) before the rewrite.
         bundle.tensor_unverified("b").unwrap();
         // Same layout and length, other values: only the digest can tell.
-        overwrite_in_place(&path, &std::fs::read(&other).unwrap());
+        overwrite_in_place(&path, &other);
         let err = bundle.tensor("b").unwrap_err();
         assert_eq!(err.code(), "hash-mismatch", "{backend:?}: {err}");
         // `a` again: shared bytes checked once stay checked, which mapped
@@ -73,15 +80,11 @@ fn a_file_rewritten_in_place_fails_its_digest_check() {
 #[test]
 fn a_tensor_first_read_after_a_rewrite_fails_its_local_header_check() {
     for backend in [Backend::Mmap, Backend::Pread] {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("model.nnb");
-        save(&path, 1.0);
-        let other = dir.path().join("other.nnb");
-        save(&other, 2.0);
+        let (_dir, path, other) = two_files();
         let bundle = open(&path, backend);
         // Headers are checked at first use: `b`'s local header now carries the
         // other file's CRC-32, which differs from the central directory read at open.
-        overwrite_in_place(&path, &std::fs::read(&other).unwrap());
+        overwrite_in_place(&path, &other);
         let err = bundle.tensor("b").unwrap_err();
         assert_eq!((err.code(), err.location().as_deref()), ("bad-entry", Some("tensors/b.npy")), "{backend:?}: {err}");
         assert!(err.to_string().contains("CRC-32 differs"), "{backend:?}: {err}");
