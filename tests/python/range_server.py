@@ -6,8 +6,9 @@ byte ranges (RFC 9110: `bytes=a-b`, `bytes=a-`, `bytes=-n`), ETags and
 
 prints `port <n>` once listening on 127.0.0.1. Besides the files:
 
-- `GET /__stats` gives `{"requests": n, "heads": n, "bytes": n, "log": [...]}`
-  since the last reset, `log` holding each request's method, path and range;
+- `GET /__stats` gives `{"requests": n, "heads": n, "bytes": n, "log": [...],
+  "most_at_once": n}` since the last reset, `log` holding each request's
+  method, path and range, `most_at_once` the most requests served at once;
 - `GET /__reset` zeroes them;
 - `GET /__corrupt?file=F&offset=N` makes every later response that covers
   byte N of F carry it with its low bit flipped (damage in transit; the file
@@ -15,7 +16,9 @@ prints `port <n>` once listening on 127.0.0.1. Besides the files:
 - `GET /__lie?mode=M` makes every later range response lie: `short` sends
   one byte less than asked (headers agreeing with the body), `range` sends
   the bytes asked for under a `Content-Range` naming the next byte on;
-  `GET /__lie` with no query ends that.
+  `GET /__lie` with no query ends that;
+- `GET /__delay?ms=N` holds every later file response N ms before it is
+  sent (a distant store), so that requests made at once overlap.
 
 Only the standard library: the tests need nothing else to run it.
 """
@@ -26,11 +29,14 @@ import os
 import re
 import sys
 import threading
+import time
 import urllib.parse
 
 ROOT = os.path.realpath(sys.argv[1])
 LOCK = threading.Lock()
-STATS = {"requests": 0, "heads": 0, "bytes": 0, "log": []}
+STATS = {"requests": 0, "heads": 0, "bytes": 0, "log": [], "most_at_once": 0}
+IN_FLIGHT = [0]
+DELAY = [0.0]
 CORRUPT = {}
 LIE = {}
 
@@ -60,13 +66,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return self.reply(200, json.dumps(STATS).encode(), [("Content-Type", "application/json")])
         if url.path == "/__reset":
             with LOCK:
-                STATS.update(requests=0, heads=0, bytes=0, log=[])
+                STATS.update(requests=0, heads=0, bytes=0, log=[], most_at_once=0)
             return self.reply(200, b"{}")
         if url.path == "/__corrupt":
             with LOCK:
                 CORRUPT.clear()
                 if "file" in query:
                     CORRUPT[query["file"][0]] = int(query["offset"][0])
+            return self.reply(200, b"{}")
+        if url.path == "/__delay":
+            DELAY[0] = int(query.get("ms", ["0"])[0]) / 1000
             return self.reply(200, b"{}")
         if url.path == "/__lie":
             with LOCK:
@@ -79,6 +88,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
         url = urllib.parse.urlsplit(self.path)
         if url.path.startswith("/__"):
             return self.control(url)
+        with LOCK:
+            IN_FLIGHT[0] += 1
+            STATS["most_at_once"] = max(STATS["most_at_once"], IN_FLIGHT[0])
+        try:
+            time.sleep(DELAY[0])
+            self.serve_file(url)
+        finally:
+            with LOCK:
+                IN_FLIGHT[0] -= 1
+
+    def serve_file(self, url):
         name = urllib.parse.unquote(url.path).lstrip("/")
         path = os.path.realpath(os.path.join(ROOT, name))
         wanted = self.headers.get("Range")

@@ -66,6 +66,7 @@ impl Server {
             heads: stats["heads"].as_u64().unwrap(),
             bytes: stats["bytes"].as_u64().unwrap(),
             log: stats["log"].to_string(),
+            most_at_once: stats["most_at_once"].as_u64().unwrap(),
         }
     }
 }
@@ -83,6 +84,7 @@ struct Stats {
     heads: u64,
     bytes: u64,
     log: String,
+    most_at_once: u64,
 }
 
 fn nnb(dir: &Path, args: &[&str]) -> Output {
@@ -273,6 +275,15 @@ fn shards_resolve_relative_to_the_index_url() {
     assert_eq!(stats.heads, 0, "no HEAD, no listing: {stats:?}");
     assert!(!stats.log.contains("\"out/\"") && !stats.log.contains("\"out\""), "no directory listing: {}", stats.log);
     assert!(ok(d, &["validate", &url]).contains("valid (0 errors"));
+
+    // From a distant store (every response held 200 ms), the shards are
+    // opened at once, not one per core at a time.
+    server.control("/__delay?ms=200");
+    server.take_stats();
+    Bundle::open_url(&url).unwrap();
+    server.control("/__delay?ms=0");
+    let stats = server.take_stats();
+    assert!(stats.most_at_once >= 3.min(shards), "{shards} shards opened {} at a time", stats.most_at_once);
 
     // A missing shard: exit 1 (invalid), naming the shard's URL.
     let shard = std::fs::read_dir(d.join("out"))

@@ -940,21 +940,32 @@ fn open_shards(
     options: OpenOptions,
 ) -> Result<(Vec<Bundle>, BTreeMap<String, usize>)> {
     // Opened in parallel (over a network each open waits for two round
-    // trips), checked in order (the first failing shard is the one reported).
-    let opened: Vec<Result<(PathBuf, Bundle)>> = manifest
-        .shards
-        .par_iter()
-        .map(|shard| {
-            let (file, source) = place.open(&shard.file, shard.size, options.backend)?;
-            // A shard that is an index is refused before its own shards are
-            // opened (an index naming itself would otherwise open itself
-            // without end).
-            let part = scan_entries(&source)
-                .and_then(|layout| Bundle::from_layout(source, layout, options, Some(Shards::Refused)))
-                .map_err(|e| ContainerError::Shard { file: file.clone(), reason: e.to_string() })?;
-            Ok((file, part))
-        })
-        .collect();
+    // trips, so remote shards get threads of their own rather than one per
+    // core), checked in order (the first failing shard is the one reported).
+    let open_all = || -> Vec<Result<(PathBuf, Bundle)>> {
+        manifest
+            .shards
+            .par_iter()
+            .map(|shard| {
+                let (file, source) = place.open(&shard.file, shard.size, options.backend)?;
+                // A shard that is an index is refused before its own shards are
+                // opened (an index naming itself would otherwise open itself
+                // without end).
+                let part = scan_entries(&source)
+                    .and_then(|layout| Bundle::from_layout(source, layout, options, Some(Shards::Refused)))
+                    .map_err(|e| ContainerError::Shard { file: file.clone(), reason: e.to_string() })?;
+                Ok((file, part))
+            })
+            .collect()
+    };
+    let opened = match place {
+        #[cfg(feature = "remote")]
+        Shards::BesideUrl(_) => match crate::remote::waiting_pool() {
+            Some(pool) => pool.install(open_all),
+            None => open_all(),
+        },
+        _ => open_all(),
+    };
     let mut parts = Vec::with_capacity(manifest.shards.len());
     let mut part_of = BTreeMap::new();
     for (i, (shard, opened)) in manifest.shards.iter().zip(opened).enumerate() {

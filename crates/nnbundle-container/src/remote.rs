@@ -25,6 +25,17 @@ pub const TAIL_BYTES: u64 = 1 << 20;
 /// `get_ranges` also merges ranges less than 1 MiB apart).
 const BATCH_BYTES: u64 = 64 << 20;
 
+/// Threads for blocking work that mostly waits on the network, such as
+/// opening an index's shards (each two round trips): 16 of them, whatever
+/// the number of cores. `None` if the threads cannot be started.
+pub(crate) fn waiting_pool() -> Option<&'static rayon::ThreadPool> {
+    static POOL: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
+    POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new().num_threads(16).thread_name(|i| format!("nnb-remote-open-{i}")).build().ok()
+    })
+    .as_ref()
+}
+
 /// One runtime for every remote read of the process: the reader's API is
 /// blocking, object_store's is async.
 fn runtime() -> Result<&'static tokio::runtime::Runtime> {
