@@ -243,9 +243,9 @@ class TensorSlice:
 class safe_open:
     """A bundle opened for lazy reads, as a context manager.
 
-    Opening checks the whole container (entries, manifest, every ``.npy``
-    header) but reads no tensor data; ``get_tensor`` reads one tensor and checks
-    its hash on first access (unless ``verify=False``)::
+    Opening checks the container (entries, manifest, graph) but reads no
+    tensor entry; ``get_tensor`` reads one tensor, checking its ``.npy`` header
+    and, on first access, its hash (unless ``verify=False``)::
 
         with nnbundle.safe_open("model.nnb") as f:
             for name in f.keys():
