@@ -593,7 +593,7 @@ impl Bundle {
         let data = match slot.data.get() {
             Some(data) => data.clone(),
             None => {
-                let data = self.locate(name, slot)?;
+                let data = self.locate(name, slot, &what)?;
                 slot.data.get_or_init(|| data).clone()
             }
         };
@@ -601,18 +601,13 @@ impl Bundle {
     }
 
     /// Reads and checks the local and `.npy` headers of tensor `name`'s
-    /// entry; returns where its data is.
-    fn locate(&self, name: &str, slot: &Slot) -> Result<Range<usize>> {
-        let Unread { raw_name, size, crc } = &slot.unread;
-        let what = format!("tensor `{name}` (entry `{}`)", slot.entry);
-        let (data, first) = local_header(&self.source, (&slot.entry, &what), raw_name, slot.span.start, *size, *crc)?;
-        if data.end > slot.span.end {
-            return Err(runs_into_next(&slot.entry, *size));
-        }
+    /// entry (`what` in read errors); returns where its data is.
+    fn locate(&self, name: &str, slot: &Slot, what: &str) -> Result<Range<usize>> {
+        let (data, first) = slot.unread.local_header(&self.source, (&slot.entry, what), &slot.span)?;
         let need = npy::header_extent(&first).unwrap_or(NPY_HEAD_BYTES).min(NPY_HEAD_BYTES).min(data.len());
         let head = match first.get(..need) {
             Some(head) => Cow::Borrowed(head),
-            None => self.source.read(data.start, need, &what)?,
+            None => self.source.read(data.start, need, what)?,
         };
         tensor_data(name, &slot.entry, &self.manifest.tensors[name], &head, &data)
     }
@@ -813,15 +808,9 @@ fn header_error(source: &Source, layout: &BTreeMap<String, Located>) -> Option<C
     }
     let mut tensors: Vec<(&String, &Located)> = layout.iter().filter(|(_, l)| l.unread.is_some()).collect();
     tensors.sort_by_key(|(_, l)| l.header);
-    tensors.into_iter().find_map(|(entry, located)| {
-        let Unread { raw_name, size, crc } = located.unread.as_ref()?;
-        let checked = local_header(source, (entry, entry), raw_name, located.header, *size, *crc);
-        match checked {
-            Ok((data, _)) if data.end > located.data.end => Some(runs_into_next(entry, *size)),
-            Ok(_) => None,
-            Err(e) => Some(e),
-        }
-    })
+    tensors
+        .into_iter()
+        .find_map(|(entry, located)| located.unread.as_ref()?.local_header(source, (entry, entry), &located.data).err())
 }
 
 /// No error, the one error, or all of them.
@@ -1046,9 +1035,6 @@ struct Located {
 }
 
 impl Unread {
-    /// The bytes to read for the entry at `span` holding a tensor of
-    /// `record`: from its local header, at most up to the next entry, and no
-    /// more than the headers and data can take.
     /// Checks the local header at the start of `entry_bytes` (the entry
     /// `name` read from its header on); returns where its data is in them.
     fn data_in(&self, entry_bytes: &[u8], name: &str) -> Result<Range<usize>> {
@@ -1060,6 +1046,24 @@ impl Unread {
         Ok(data)
     }
 
+    /// Reads and checks the local header of the entry `name` (`what` in read
+    /// errors) at the start of `span`: [`local_header`], and the data must
+    /// end within the span.
+    fn local_header(
+        &self,
+        source: &Source,
+        (name, what): (&str, &str),
+        span: &Range<usize>,
+    ) -> Result<(Range<usize>, Vec<u8>)> {
+        let (data, first) = local_header(source, (name, what), &self.raw_name, span.start, self.size, self.crc)?;
+        if data.end > span.end {
+            return Err(runs_into_next(name, self.size));
+        }
+        Ok((data, first))
+    }
+
+    /// The bytes to read for the entry at `span`: from its local header, at
+    /// most up to the next entry, and no more than the headers and data can take.
     fn span(&self, span: &Range<usize>) -> Range<usize> {
         let most = 30 + self.raw_name.len() + usize::from(u16::MAX);
         let size = usize::try_from(self.size).unwrap_or(usize::MAX);
