@@ -106,27 +106,28 @@ impl<'a> Document<'a> {
     /// the float 1.1).
     pub fn read_as_text(&mut self, key: &str) {
         use node::Node;
-        let scalar = match &self.tree {
-            Tree::Fast(Node::Map(pairs)) => {
-                pairs.iter().any(|(k, v)| k == key && !matches!(v, Node::Str(_) | Node::Seq(_) | Node::Map(_)))
-            }
-            Tree::Fast(_) => false,
-            Tree::Slow(value) => value.get(key).is_some_and(|field| {
-                !matches!(
-                    field,
-                    serde_yaml::Value::String(_) | serde_yaml::Value::Mapping(_) | serde_yaml::Value::Sequence(_)
-                )
-            }),
-        };
-        let Some(text) = scalar.then(|| top_level_plain_text(self.text, key)).flatten() else { return };
+        let plain_text = || top_level_plain_text(self.text, key);
         match &mut self.tree {
             Tree::Fast(Node::Map(pairs)) => {
-                if let Some((_, v)) = pairs.iter_mut().find(|(k, _)| k == key) {
-                    *v = Node::Str(text.into());
+                if let Some((_, field)) = pairs.iter_mut().find(|(k, _)| k == key)
+                    && !matches!(field, Node::Str(_) | Node::Seq(_) | Node::Map(_))
+                    && let Some(text) = plain_text()
+                {
+                    *field = Node::Str(text.into());
                 }
             }
             Tree::Fast(_) => {}
-            Tree::Slow(value) => value[key] = serde_yaml::Value::String(text),
+            Tree::Slow(value) => {
+                if let Some(field) = value.get_mut(key)
+                    && !matches!(
+                        field,
+                        serde_yaml::Value::String(_) | serde_yaml::Value::Mapping(_) | serde_yaml::Value::Sequence(_)
+                    )
+                    && let Some(text) = plain_text()
+                {
+                    *field = serde_yaml::Value::String(text);
+                }
+            }
         }
     }
 }
@@ -306,6 +307,12 @@ mod tests {
         doc.read_as_text("w");
         let v: serde_json::Value = doc.decode().unwrap();
         assert_eq!(v, serde_json::json!({"v": "1.10", "w": {"x": 1}}));
+        // The same on the fast reader's tree (block style only).
+        let mut doc = Document::parse("m.yaml", "v: 1.10\nw: 2\n").unwrap();
+        assert!(matches!(doc.tree, Tree::Fast(_)));
+        doc.read_as_text("v");
+        let v: serde_json::Value = doc.decode().unwrap();
+        assert_eq!(v, serde_json::json!({"v": "1.10", "w": 2}));
     }
 
     #[test]
