@@ -460,3 +460,29 @@ fn a_damaged_directory_name_is_reported_as_its_local_header_mismatch() {
     let err = rejected(bytes, "bad-entry", Some("tensors/hidden.weighT.npy"));
     assert!(err.contains("local header names a different entry"), "{err}");
 }
+
+#[test]
+fn a_tensor_whose_data_overruns_its_entry_is_named_at_open_or_first_read() {
+    let original = common::sample_bundle();
+    let name = b"tensors/hidden.weight.npy";
+    // The local header's extra field grown by 64 bytes: the directory still
+    // fits the entry, so open succeeds; the first read finds the data
+    // running past the next entry's header.
+    let mut bytes = original.clone();
+    let local = find(&bytes, name) - 30;
+    assert_eq!(&bytes[local..local + 4], b"PK\x03\x04");
+    let extra = u16::from_le_bytes([bytes[local + 28], bytes[local + 29]]) + 64;
+    bytes[local + 28..local + 30].copy_from_slice(&extra.to_le_bytes());
+    assert!(Bundle::from_bytes(bytes.clone()).is_ok(), "open reads no tensor entry");
+    let err = rejected(bytes, "bad-entry", Some("tensors/hidden.weight.npy"));
+    assert!(err.contains("which run into the next entry"), "{err}");
+    // The directory's sizes grown past the next entry: refused at open.
+    let mut bytes = original;
+    let cd = bytes.windows(4).position(|w| w == b"PK\x01\x02").unwrap();
+    let record = cd + find(&bytes[cd..], name) - 46;
+    let size = u32::from_le_bytes(bytes[record + 24..record + 28].try_into().unwrap()) + 100_000;
+    bytes[record + 20..record + 24].copy_from_slice(&size.to_le_bytes());
+    bytes[record + 24..record + 28].copy_from_slice(&size.to_le_bytes());
+    let err = rejected(bytes, "bad-entry", Some("tensors/hidden.weight.npy"));
+    assert!(err.contains("run into the next entry or the central directory"), "{err}");
+}
